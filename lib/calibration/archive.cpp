@@ -1,0 +1,55 @@
+#include <caffe2/serialize/inline_container.h>
+#include <sys/stat.h>
+#include <torch/csrc/jit/serialization/import_read.h>
+
+#include <cstdio>
+
+#include "calibration/calibration.h"
+#include "common/errors.h"
+
+namespace qreport::calibration {
+namespace {
+
+// The first bytes tell a zip archive (torch.save since PyTorch 1.6) from the legacy pickle format.
+std::string read_magic(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return {};
+  char buf[4] = {0, 0, 0, 0};
+  size_t n = std::fread(buf, 1, 4, f);
+  std::fclose(f);
+  return std::string(buf, n);
+}
+
+}  // namespace
+
+Archive Archive::open(const std::string& path, const Options& options) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) throw InputError("calibration archive '" + path + "' does not exist");
+  if (S_ISDIR(st.st_mode)) throw InputError("calibration archive '" + path + "' is a directory, not a file");
+  if (st.st_size == 0) throw InputError("calibration archive '" + path + "' is empty");
+  std::string magic = read_magic(path);
+  if (magic.empty()) throw InputError("calibration archive '" + path + "' cannot be read");
+  if (magic.size() >= 2 && static_cast<unsigned char>(magic[0]) == 0x80)
+    throw InputError("calibration archive '" + path +
+                     "' is in the legacy (pre-1.6) torch.save format; re-save it with torch.save(obj, path) "
+                     "without _use_new_zipfile_serialization=False");
+  if (magic.rfind("PK", 0) != 0)
+    throw InputError("calibration archive '" + path + "' is not a torch.save archive (not a zip file)");
+  c10::IValue root;
+  try {
+    caffe2::serialize::PyTorchStreamReader reader(path);
+    if (!reader.hasRecord("data.pkl")) {
+      bool is_model = reader.hasRecord("constants.pkl") || reader.hasRecord("code/__torch__.py");
+      throw InputError("calibration archive '" + path + "' is not a torch.save archive" +
+                       (is_model ? " (it looks like a TorchScript model)" : ""));
+    }
+    root = torch::jit::readArchiveAndTensors("data", "", "", c10::nullopt, c10::nullopt, c10::nullopt, reader);
+  } catch (const InputError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw InputError("cannot read calibration archive '" + path + "': " + first_line(e.what()));
+  }
+  return from_ivalue(root, options, path);
+}
+
+}  // namespace qreport::calibration

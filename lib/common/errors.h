@@ -1,0 +1,30 @@
+// Error kinds shared by every stage. The CLI maps each kind to one exit code (docs/usage.md).
+#pragma once
+#include <stdexcept>
+#include <string>
+
+namespace qreport {
+
+// Exit codes, documented in `qreport --help` and docs/usage.md.
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitFindings = 1,      // reserved for a future --fail-on gate
+  kExitUsage = 2,         // bad usage or bad input
+  kExitModelFailed = 3,   // the model's forward raised during calibration
+  kExitInternal = 70,     // a bug in qreport
+};
+
+// Bad command line or option value.
+struct UsageError : std::runtime_error { using std::runtime_error::runtime_error; };
+// Unreadable or invalid model or archive, or data that does not fit the model's forward.
+struct InputError : std::runtime_error { using std::runtime_error::runtime_error; };
+// The user's model raised while running calibration batches.
+struct ModelError : std::runtime_error { using std::runtime_error::runtime_error; };
+// A broken invariant inside qreport.
+struct InternalError : std::runtime_error { using std::runtime_error::runtime_error; };
+
+// First line of an exception message with LibTorch's C++ backtrace and source context removed,
+// so that errors read as one line.
+std::string first_line(const std::string& message);
+
+}  // namespace qreport

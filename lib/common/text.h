@@ -1,0 +1,14 @@
+// Small text helpers with no LibTorch dependency.
+#pragma once
+#include <string>
+
+namespace qreport {
+
+// Python's repr() of a float: the shortest string that round-trips, "9.0", "2.549999952316284",
+// "328000000.0", "1e+16", "inf", "nan". PyTorch's report strings format values this way.
+std::string python_float_repr(double value);
+
+// Hex SHA-256 of a file's bytes; throws InputError when the file cannot be read.
+std::string sha256_file(const std::string& path);
+
+}  // namespace qreport

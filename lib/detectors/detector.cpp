@@ -1,0 +1,42 @@
+#include "detectors/detectors.h"
+
+namespace qreport::detectors {
+
+const std::vector<std::string>& all_detector_names() {
+  static const std::vector<std::string> names = {"per_channel_detector", "dynamic_vs_static_detector",
+                                                 "input_weight_equalization_detector", "outlier_detector"};
+  return names;
+}
+
+std::optional<std::string> canonical_detector_name(const std::string& name) {
+  static const std::vector<std::pair<std::string, std::string>> aliases = {
+      {"per_channel", "per_channel_detector"},
+      {"dynamic_static", "dynamic_vs_static_detector"},
+      {"dynamic_vs_static", "dynamic_vs_static_detector"},
+      {"equalization", "input_weight_equalization_detector"},
+      {"input_weight_equalization", "input_weight_equalization_detector"},
+      {"outlier", "outlier_detector"},
+      {"outliers", "outlier_detector"},
+  };
+  for (const auto& n : all_detector_names())
+    if (n == name) return n;
+  for (const auto& [alias, n] : aliases)
+    if (alias == name) return n;
+  return std::nullopt;
+}
+
+Value float_list(const std::vector<float>& v) {
+  return Value::list_of(v, [](float x) { return Value::number(x); });
+}
+Value int_list(const std::vector<int32_t>& v) {
+  return Value::list_of(v, [](int32_t x) { return Value::integer(x); });
+}
+Value bool_list(const std::vector<bool>& v) {
+  Value x;
+  x.type = Value::Type::List;
+  for (bool b : v) x.list.push_back(Value::boolean(b));
+  return x;
+}
+Value float_or_null(std::optional<float> v) { return v ? Value::number(*v) : Value::null(); }
+
+}  // namespace qreport::detectors

@@ -1,0 +1,137 @@
+// Stage 5: PyTorch ModelReport's four detectors (reference spec §4). Each detector says which values it
+// wants observed (requests) and turns the finished statistics into a typed result (report). JSON keys
+// and strings are PyTorch's; only lib/report turns results into JSON or text.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "instrumentation/instrumentation.h"
+#include "observers/observers.h"
+
+namespace qreport::model { class Model; }
+
+namespace qreport::detectors {
+
+using instrumentation::Side;
+
+// A statistic value: null, bool, integer, float (a float32 widened to double), string or list.
+struct Value {
+  enum class Type { Null, Bool, Int, Float, String, List };
+  Type type = Type::Null;
+  bool b = false;
+  int64_t i = 0;
+  double f = 0.0;
+  std::string s;
+  std::vector<Value> list;
+
+  static Value null() { return {}; }
+  static Value boolean(bool v) { Value x; x.type = Type::Bool; x.b = v; return x; }
+  static Value integer(int64_t v) { Value x; x.type = Type::Int; x.i = v; return x; }
+  static Value number(double v) { Value x; x.type = Type::Float; x.f = v; return x; }
+  static Value string(std::string v) { Value x; x.type = Type::String; x.s = std::move(v); return x; }
+  template <class T, class F>
+  static Value list_of(const std::vector<T>& items, F make) {
+    Value x;
+    x.type = Type::List;
+    for (const auto& it : items) x.list.push_back(make(it));
+    return x;
+  }
+};
+
+using Fields = std::vector<std::pair<std::string, Value>>;  // ordered as PyTorch's dicts
+
+struct ModuleFindings {
+  std::string fqn;
+  Fields fields;
+};
+
+// DetectorQConfigInfo (spec §2.3), merged across detectors into the qconfig and equalization mappings.
+struct QConfigInfo {
+  std::string fqn;
+  bool is_activation_dynamic = false;
+  bool is_weight_per_channel = false;
+  bool is_equalization_recommended = false;
+};
+
+struct DetectorResult {
+  std::string name;             // PyTorch's detector name, e.g. "outlier_detector"
+  Fields options;
+  std::string text;             // PyTorch's report string
+  std::vector<ModuleFindings> modules;
+  std::vector<QConfigInfo> qconfig_info;
+  std::vector<std::string> warnings;
+};
+
+// One value a detector wants observed, and the statistics it wants of it.
+struct ObservationRequest {
+  std::string fqn;
+  Side side = Side::Input;
+  bool range = false;
+  std::optional<int> minmax_axis;
+  std::optional<std::pair<int, float>> percentile;  // (ch_axis, q)
+};
+
+// Finished statistics of the value observed for (fqn, side); nullptr when it was never observed.
+class StatsLookup {
+ public:
+  virtual ~StatsLookup() = default;
+  virtual const observers::ObservationPoint* find(const std::string& fqn, Side side) const = 0;
+};
+
+class Detector {
+ public:
+  virtual ~Detector() = default;
+  virtual std::string name() const = 0;
+  virtual std::vector<ObservationRequest> requests(const model::Model& model) const = 0;
+  virtual DetectorResult report(const model::Model& model, const StatsLookup& stats) const = 0;
+};
+
+struct PerChannelOptions {
+  std::string backend = "x86";
+  bool weight_per_channel = false;  // the qconfig assumed for float modules (default_qconfig: per-tensor)
+};
+struct DynamicStaticOptions {
+  double tolerance = 0.5;
+};
+struct EqualizationOptions {
+  double ratio_threshold = 0.5;
+  int ch_axis = 1;
+};
+struct OutlierOptions {
+  double ratio_threshold = 3.5;
+  double reference_percentile = 0.975;
+  double fraction_batches_used_threshold = 0.95;
+  int ch_axis = 1;
+};
+
+// Throw UsageError for out-of-range options, with the option's command-line name.
+std::unique_ptr<Detector> make_per_channel(const PerChannelOptions& options);
+std::unique_ptr<Detector> make_dynamic_static(const DynamicStaticOptions& options);
+std::unique_ptr<Detector> make_equalization(const EqualizationOptions& options);
+std::unique_ptr<Detector> make_outlier(const OutlierOptions& options);
+
+// "per_channel" or "per_channel_detector" -> "per_channel_detector"; nullopt for an unknown name.
+std::optional<std::string> canonical_detector_name(const std::string& name);
+// PyTorch's names of all four detectors, in the order qreport runs and reports them.
+const std::vector<std::string>& all_detector_names();
+
+// Float helpers shared by detectors: float32 vectors to Values, non-finite values as null in JSON.
+Value float_list(const std::vector<float>& v);
+Value int_list(const std::vector<int32_t>& v);
+Value bool_list(const std::vector<bool>& v);
+Value float_or_null(std::optional<float> v);
+
+// generate_qconfig_mapping / generate_equalization_mapping (spec §3.5): per fqn, in module order.
+struct QConfigEntry {
+  std::string fqn;
+  std::string activation;  // "default_observer" or "default_dynamic_quant_observer"
+  std::string weight;      // "default_weight_observer" or "default_per_channel_weight_observer"
+  bool equalization_recommended = false;
+};
+std::vector<QConfigEntry> merge_qconfig_info(const model::Model& model, const std::vector<DetectorResult>& results);
+
+}  // namespace qreport::detectors

@@ -1,0 +1,50 @@
+#include <torch/csrc/jit/api/function_impl.h>
+#include <torch/csrc/jit/passes/inliner.h>
+
+#include "instrumentation/graph_passes.h"
+#include "model/model.h"
+
+namespace qreport::instrumentation {
+
+bool is_leaf_module_class(const c10::ClassTypePtr& cls) {
+  auto kind = model::classify(model::demangle_type_name(cls->name()->qualifiedName()));
+  if (kind.is_fused || kind.is_qat || kind.is_observer) return true;
+  for (size_t i = 0; i < cls->numAttributes(); ++i) {
+    auto sub = cls->getAttribute(i)->cast<c10::ClassType>();
+    if (!sub || !sub->is_module()) continue;
+    auto sub_kind = model::classify(model::demangle_type_name(sub->name()->qualifiedName()));
+    if (!sub_kind.is_observer) return false;
+  }
+  return true;
+}
+
+namespace {
+
+bool inline_in_block(torch::jit::Block* block) {
+  bool changed = false;
+  for (auto it = block->nodes().begin(); it != block->nodes().end();) {
+    torch::jit::Node* n = *it;
+    ++it;  // inlineCallTo destroys n
+    for (torch::jit::Block* b : n->blocks()) changed |= inline_in_block(b);
+    if (n->kind() != c10::prim::CallMethod) continue;
+    auto cls = n->input(0)->type()->cast<c10::ClassType>();
+    if (!cls || !cls->is_module() || is_leaf_module_class(cls)) continue;
+    torch::jit::GraphFunction* fn = torch::jit::tryToGraphFunction(n);
+    if (!fn) continue;
+    // use_graph=false: inline the callee's unoptimized graph, whose own method calls are still calls.
+    torch::jit::inlineCallTo(n, fn, /*use_graph=*/false);
+    changed = true;
+  }
+  return changed;
+}
+
+}  // namespace
+
+int inline_non_leaf_calls(torch::jit::Graph& graph) {
+  int passes = 0;
+  // Inlined nodes land before the iterator, so one walk misses calls they contain: iterate to a fixpoint.
+  while (inline_in_block(graph.block())) ++passes;
+  return passes;
+}
+
+}  // namespace qreport::instrumentation

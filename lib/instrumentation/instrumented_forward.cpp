@@ -1,0 +1,115 @@
+#include <torch/csrc/jit/api/function_impl.h>
+
+#include <algorithm>
+#include <sstream>
+
+#include "common/errors.h"
+#include "instrumentation/graph_passes.h"
+#include "instrumentation/instrumentation.h"
+#include "model/model.h"
+
+namespace qreport::instrumentation {
+
+const char* side_name(Side side) { return side == Side::Input ? "input" : "output"; }
+
+struct Instrumenter::Impl {
+  const model::Model* model;
+  std::shared_ptr<torch::jit::Graph> graph;
+  std::vector<LeafCall> calls;
+  std::vector<std::string> sites;
+  bool root_is_leaf = false;
+  std::vector<std::string> warnings;
+  std::unique_ptr<torch::jit::GraphFunction> function;
+};
+
+Instrumenter::Instrumenter(const model::Model& model) : impl_(std::make_unique<Impl>()) {
+  impl_->model = &model;
+  // A copy: instances of one class share one method graph, and the executor caches plans of the original.
+  impl_->graph = model.module().get_method("forward").graph()->copy();
+  auto root_cls = impl_->graph->inputs().at(0)->type()->cast<c10::ClassType>();
+  impl_->root_is_leaf = root_cls && is_leaf_module_class(root_cls);
+  if (!impl_->root_is_leaf) inline_non_leaf_calls(*impl_->graph);
+  impl_->calls = collect_leaf_calls(*impl_->graph, &impl_->warnings);
+  for (const auto& c : impl_->calls) impl_->sites.push_back(c.fqn);
+  // A model that is itself a leaf (a bare Linear, say): its forward is the one call site, named "".
+  if (impl_->root_is_leaf) impl_->sites.insert(impl_->sites.begin(), "");
+}
+
+Instrumenter::~Instrumenter() = default;
+
+const std::vector<std::string>& Instrumenter::call_sites() const { return impl_->sites; }
+
+bool Instrumenter::has_call_site(const std::string& fqn) const {
+  return std::find(impl_->sites.begin(), impl_->sites.end(), fqn) != impl_->sites.end();
+}
+
+std::optional<std::string> Instrumenter::resolve(const std::string& fqn) const {
+  std::string f = fqn;
+  while (true) {
+    if (has_call_site(f)) return f;
+    if (f.empty()) return std::nullopt;
+    f = model::parent_fqn(f);
+  }
+}
+
+namespace {
+
+bool is_tensor(const torch::jit::Value* v) { return v->type()->isSubtypeOf(*c10::TensorType::get()); }
+
+void insert_observe(torch::jit::Graph& g, torch::jit::Node* before, torch::jit::Value* value, int64_t id) {
+  torch::jit::WithInsertPoint guard(before);
+  torch::jit::Value* id_value = g.insertConstant(id);
+  g.insertNode(g.create(observe_symbol(), {value, id_value}, /*num_outputs=*/0));
+}
+
+}  // namespace
+
+int Instrumenter::observe(const std::string& site_fqn, Side side, int64_t id) {
+  auto& g = *impl_->graph;
+  int count = 0;
+  auto observe_value = [&](torch::jit::Node* before, torch::jit::Value* v, const std::string& what) {
+    if (!v || !is_tensor(v)) {
+      impl_->warnings.push_back("the " + what + " of '" + site_fqn + "' is " +
+                                (v ? v->type()->repr_str() : std::string("missing")) + ", not a Tensor; not observed");
+      return;
+    }
+    insert_observe(g, before, v, id);
+    ++count;
+  };
+  if (site_fqn.empty() && impl_->root_is_leaf) {
+    torch::jit::Value* in = g.inputs().size() > 1 ? g.inputs()[1] : nullptr;
+    if (side == Side::Input) observe_value(g.inputs().size() > 1 ? g.block()->nodes().front() : nullptr, in, "input");
+    else observe_value(g.return_node(), g.outputs().at(0), "output");
+    return count;
+  }
+  for (const auto& call : impl_->calls) {
+    if (call.fqn != site_fqn) continue;
+    if (side == Side::Input) {
+      observe_value(call.node, call.node->inputs().size() > 1 ? call.node->input(1) : nullptr, "input");
+    } else {
+      observe_value(call.node->next(), call.node->output(), "output");
+    }
+  }
+  return count;
+}
+
+std::string Instrumenter::graph_text() const {
+  std::ostringstream os;
+  os << *impl_->graph;
+  return os.str();
+}
+
+const std::vector<std::string>& Instrumenter::warnings() const { return impl_->warnings; }
+
+void Instrumenter::run(std::vector<c10::IValue> args, const ObserveSink& sink) {
+  if (!impl_->function)
+    impl_->function = std::make_unique<torch::jit::GraphFunction>("qreport.observed_forward", impl_->graph, nullptr);
+  torch::jit::Stack stack;
+  stack.reserve(args.size() + 1);
+  stack.emplace_back(impl_->model->module()._ivalue());
+  for (auto& a : args) stack.emplace_back(std::move(a));
+  SinkGuard guard(&sink);
+  impl_->function->run(stack);
+}
+
+}  // namespace qreport::instrumentation

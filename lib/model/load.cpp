@@ -1,0 +1,108 @@
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include "common/errors.h"
+#include "model/model.h"
+
+namespace qreport::model {
+
+Model::~Model() = default;
+Model::Model(Model&&) noexcept = default;
+Model& Model::operator=(Model&&) noexcept = default;
+
+namespace {
+
+void check_readable_file(const std::string& path, const char* what) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) throw InputError(std::string(what) + " '" + path + "' does not exist");
+  if (S_ISDIR(st.st_mode)) throw InputError(std::string(what) + " '" + path + "' is a directory, not a file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(std::string(what) + " '" + path + "' cannot be read");
+  if (st.st_size == 0) throw InputError(std::string(what) + " '" + path + "' is empty");
+}
+
+std::vector<ModuleNode> build_nodes(const torch::jit::Module& root) {
+  std::vector<ModuleNode> nodes;
+  for (const auto& nm : root.named_modules()) {
+    ModuleNode n;
+    n.fqn = nm.name;
+    n.type_name = demangle_type_name(nm.value.type()->name()->qualifiedName());
+    n.kind = classify(n.type_name);
+    nodes.push_back(std::move(n));
+  }
+  for (size_t i = 1; i < nodes.size(); ++i) {
+    std::string parent = parent_fqn(nodes[i].fqn);
+    for (size_t j = 0; j < nodes.size(); ++j) {
+      if (nodes[j].fqn == parent && j != i) {
+        nodes[i].parent = static_cast<int>(j);
+        nodes[j].children.push_back(static_cast<int>(i));
+        break;
+      }
+    }
+  }
+  return nodes;
+}
+
+std::optional<torch::jit::Module> find_module(const torch::jit::Module& root, const std::string& fqn) {
+  for (const auto& nm : root.named_modules())
+    if (nm.name == fqn) return nm.value;
+  return std::nullopt;
+}
+
+}  // namespace
+
+Model Model::load(const std::string& path) {
+  check_readable_file(path, "model");
+  Model m;
+  try {
+    m.module_ = std::make_unique<torch::jit::Module>(torch::jit::load(path));
+  } catch (const std::exception& e) {
+    throw InputError("cannot load model '" + path + "' as TorchScript (save it with torch.jit.save): " +
+                     first_line(e.what()));
+  }
+  m.module_->eval();
+  if (!m.module_->find_method("forward"))
+    throw InputError("model '" + path + "' has no forward method");
+  m.tree_ = std::make_unique<ModuleTree>(build_nodes(*m.module_));
+  const auto& schema = m.module_->get_method("forward").function().getSchema();
+  for (size_t i = 1; i < schema.arguments().size(); ++i) {
+    const auto& arg = schema.arguments()[i];
+    m.arg_names_.push_back(arg.name());
+    if (!arg.default_value()) m.required_args_ = i;
+  }
+  return m;
+}
+
+std::optional<std::pair<std::vector<float>, std::vector<float>>> Model::weight_channel_min_max(const std::string& fqn,
+                                                                                               int ch_axis) const {
+  auto mod = find_module(*module_, fqn);
+  if (!mod || !mod->hasattr("weight")) return std::nullopt;
+  auto w = mod->attr("weight");
+  if (!w.isTensor()) return std::nullopt;
+  at::Tensor t = w.toTensor().detach().to(at::kCPU, at::kFloat);
+  if (ch_axis < 0 || ch_axis >= t.dim()) return std::nullopt;
+  t = t.transpose(0, ch_axis).flatten(1);
+  auto [mn, mx] = t.aminmax(1);
+  mn = mn.contiguous();
+  mx = mx.contiguous();
+  return std::make_pair(std::vector<float>(mn.data_ptr<float>(), mn.data_ptr<float>() + mn.numel()),
+                        std::vector<float>(mx.data_ptr<float>(), mx.data_ptr<float>() + mx.numel()));
+}
+
+std::optional<bool> Model::qat_weight_per_channel(const std::string& fqn) const {
+  const ModuleNode* node = tree_->find(fqn);
+  if (!node || !node->kind.is_qat) return std::nullopt;
+  auto mod = find_module(*module_, fqn);
+  if (!mod || !mod->hasattr("weight_fake_quant")) return std::nullopt;
+  auto fq = mod->attr("weight_fake_quant");
+  if (!fq.isObject()) return std::nullopt;
+  torch::jit::Module fq_mod(fq.toObject());
+  if (fq_mod.hasattr("is_per_channel") && fq_mod.attr("is_per_channel").isBool())
+    return fq_mod.attr("is_per_channel").toBool();
+  return fq_mod.hasattr("ch_axis");
+}
+
+}  // namespace qreport::model
+
+

@@ -1,0 +1,172 @@
+#include "pipeline/analyze.h"
+
+#include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
+
+#include <map>
+#include <set>
+#include <thread>
+
+#include "common/errors.h"
+#include "common/text.h"
+#include "instrumentation/instrumentation.h"
+#include "model/model.h"
+#include "observers/observers.h"
+
+namespace qreport::pipeline {
+namespace {
+
+using detectors::Side;
+
+c10::Device parse_device(const std::string& name) {
+  if (name == "cpu") return c10::Device(c10::kCPU);
+  if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
+    c10::Device dev(c10::kCPU);
+    try {
+      dev = c10::Device(name);
+    } catch (const std::exception&) {
+      throw UsageError("--device must be cpu, cuda or cuda:N (got '" + name + "')");
+    }
+    if (!at::hasCUDA()) throw UsageError("--device " + name + ": this qreport was built with a LibTorch without CUDA");
+    return dev;
+  }
+  throw UsageError("--device must be cpu, cuda or cuda:N (got '" + name + "')");
+}
+
+// Observation points keyed by the observed value: (call-site fqn, side). Requests of several detectors
+// for the same value share one point; each statistic inside it keeps the settings it was asked with.
+class Plan : public detectors::StatsLookup {
+ public:
+  int point_for(const std::string& site, Side side) {
+    auto key = std::make_pair(site, side);
+    auto it = index_.find(key);
+    if (it != index_.end()) return it->second;
+    int id = static_cast<int>(points_.size());
+    points_.emplace_back();
+    keys_.push_back(key);
+    index_[key] = id;
+    return id;
+  }
+  void route(const std::string& fqn, Side side, int id) { routes_[{fqn, side}] = id; }
+  const observers::ObservationPoint* find(const std::string& fqn, Side side) const override {
+    auto it = routes_.find({fqn, side});
+    return it == routes_.end() ? nullptr : &points_[it->second];
+  }
+  std::vector<observers::ObservationPoint>& points() { return points_; }
+  const std::vector<std::pair<std::string, Side>>& keys() const { return keys_; }
+
+ private:
+  std::vector<observers::ObservationPoint> points_;
+  std::vector<std::pair<std::string, Side>> keys_;
+  std::map<std::pair<std::string, Side>, int> index_;
+  std::map<std::pair<std::string, Side>, int> routes_;
+};
+
+// Forward's arguments for one batch, checked against forward's schema (arity, names, defaults).
+std::vector<c10::IValue> normalized_args(const model::Model& model, const calibration::Batch& batch, size_t index) {
+  const c10::FunctionSchema& schema = model.module().get_method("forward").function().getSchema();
+  std::vector<c10::IValue> stack;
+  stack.emplace_back(model.module()._ivalue());
+  for (const auto& t : batch.positional) stack.emplace_back(t);
+  std::unordered_map<std::string, c10::IValue> kwargs;
+  for (const auto& [name, t] : batch.named) kwargs.emplace(name, t);
+  try {
+    schema.checkAndNormalizeInputs(stack, kwargs);
+  } catch (const std::exception& e) {
+    std::string expected;
+    for (const auto& n : model.forward_arg_names()) expected += (expected.empty() ? "" : ", ") + n;
+    throw InputError("calibration batch " + std::to_string(index) + " does not fit forward(" + expected +
+                     "): " + first_line(e.what()));
+  }
+  stack.erase(stack.begin());
+  return stack;
+}
+
+}  // namespace
+
+std::vector<std::unique_ptr<detectors::Detector>> make_detectors(const AnalyzeOptions& o) {
+  std::vector<std::string> wanted = o.detectors.empty() ? detectors::all_detector_names() : o.detectors;
+  std::set<std::string> set(wanted.begin(), wanted.end());
+  std::vector<std::unique_ptr<detectors::Detector>> out;
+  for (const auto& name : detectors::all_detector_names()) {
+    if (!set.count(name)) continue;
+    if (name == "per_channel_detector") out.push_back(detectors::make_per_channel(o.per_channel));
+    if (name == "dynamic_vs_static_detector") out.push_back(detectors::make_dynamic_static(o.dynamic_static));
+    if (name == "input_weight_equalization_detector") out.push_back(detectors::make_equalization(o.equalization));
+    if (name == "outlier_detector") out.push_back(detectors::make_outlier(o.outlier));
+  }
+  return out;
+}
+
+report::Report analyze(const AnalyzeOptions& o) {
+  auto dets = make_detectors(o);
+  c10::Device device = parse_device(o.device);
+  int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(threads);
+
+  report::Report rep;
+  rep.model_path = o.model_path;
+  rep.calib_path = o.calib_path;
+  rep.device = o.device;
+
+  model::Model model = model::Model::load(o.model_path);
+  rep.model_sha256 = sha256_file(o.model_path);
+  rep.model_modules = model.tree().size();
+  calibration::Archive archive = calibration::Archive::open(o.calib_path, o.calibration);
+  rep.batches = archive.size();
+  // Check every batch against forward's schema before running anything.
+  for (size_t i = 0; i < archive.size(); ++i) normalized_args(model, archive.batch(i), i);
+
+  instrumentation::Instrumenter instr(model);
+  Plan plan;
+  std::set<std::string> reported_missing;
+  for (const auto& det : dets) {
+    for (const auto& req : det->requests(model)) {
+      auto site = instr.resolve(req.fqn);
+      if (!site) {
+        if (reported_missing.insert(req.fqn).second)
+          rep.warnings.push_back("module '" + req.fqn + "' is never called from forward; it is not observed");
+        continue;
+      }
+      int id = plan.point_for(*site, req.side);
+      auto& point = plan.points()[id];
+      if (req.range) point.want_range();
+      if (req.minmax_axis) point.want_minmax(*req.minmax_axis);
+      if (req.percentile) point.want_percentile(req.percentile->first, req.percentile->second);
+      plan.route(req.fqn, req.side, id);
+    }
+  }
+  for (size_t id = 0; id < plan.keys().size(); ++id)
+    instr.observe(plan.keys()[id].first, plan.keys()[id].second, static_cast<int64_t>(id));
+  for (const auto& w : instr.warnings()) rep.warnings.push_back(w);
+
+  if (device.type() != c10::kCPU) model.module().to(device);
+  auto& points = plan.points();
+  instrumentation::ObserveSink sink = [&points](int64_t id, const at::Tensor& x) { points[id].observe(x); };
+  {
+    c10::InferenceMode inference;
+    for (size_t i = 0; i < archive.size(); ++i) {
+      auto args = normalized_args(model, archive.batch(i), i);
+      for (auto& a : args)
+        if (a.isTensor() && a.toTensor().device() != device) a = a.toTensor().to(device);
+      try {
+        instr.run(std::move(args), sink);
+      } catch (const std::exception& e) {
+        throw ModelError("the model's forward failed on calibration batch " + std::to_string(i) + ": " +
+                         first_line(e.what()));
+      }
+      if (o.on_batch) o.on_batch(i + 1, archive.size());
+    }
+  }
+  for (auto& p : points) p.finalize();
+
+  for (const auto& det : dets) {
+    auto result = det->report(model, plan);
+    for (const auto& w : result.warnings) rep.warnings.push_back(w);
+    rep.results.push_back(std::move(result));
+  }
+  rep.qconfig = detectors::merge_qconfig_info(model, rep.results);
+  return rep;
+}
+
+}  // namespace qreport::pipeline

@@ -1,0 +1,34 @@
+// The whole data path: load, instrument, calibrate, detect, report. The CLI is a thin shell around this.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "calibration/calibration.h"
+#include "detectors/detectors.h"
+#include "report/report.h"
+
+namespace qreport::pipeline {
+
+struct AnalyzeOptions {
+  std::string model_path;
+  std::string calib_path;
+  std::vector<std::string> detectors;  // PyTorch's names; empty means all four
+  std::string device = "cpu";          // "cpu", "cuda" or "cuda:N"
+  int threads = 0;                     // intra-op threads; 0 means one per core
+  calibration::Options calibration;
+  detectors::PerChannelOptions per_channel;
+  detectors::DynamicStaticOptions dynamic_static;
+  detectors::EqualizationOptions equalization;
+  detectors::OutlierOptions outlier;
+  // Called after each calibration batch with (batches done, total).
+  std::function<void(size_t, size_t)> on_batch;
+};
+
+// Builds the detectors named in options, validating their options (UsageError).
+std::vector<std::unique_ptr<detectors::Detector>> make_detectors(const AnalyzeOptions& options);
+
+// Runs the analysis. Throws UsageError/InputError (exit 2), ModelError (exit 3) or InternalError.
+report::Report analyze(const AnalyzeOptions& options);
+
+}  // namespace qreport::pipeline

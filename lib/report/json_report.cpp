@@ -1,0 +1,70 @@
+#include <torch/version.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "report/report.h"
+
+namespace qreport::report {
+
+using ojson = nlohmann::ordered_json;
+
+std::string libtorch_version() {
+  return std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
+         std::to_string(TORCH_VERSION_PATCH);
+}
+
+namespace {
+
+ojson to_json_value(const detectors::Value& v) {
+  using T = detectors::Value::Type;
+  switch (v.type) {
+    case T::Null: return nullptr;
+    case T::Bool: return v.b;
+    case T::Int: return v.i;
+    case T::Float: return std::isfinite(v.f) ? ojson(v.f) : ojson(nullptr);  // JSON has no inf/nan
+    case T::String: return v.s;
+    case T::List: {
+      ojson a = ojson::array();
+      for (const auto& x : v.list) a.push_back(to_json_value(x));
+      return a;
+    }
+  }
+  return nullptr;
+}
+
+ojson fields_json(const detectors::Fields& fields) {
+  ojson o = ojson::object();
+  for (const auto& [k, v] : fields) o[k] = to_json_value(v);
+  return o;
+}
+
+}  // namespace
+
+std::string to_json(const Report& r) {
+  ojson j;
+  j["schema_version"] = 1;
+  j["tool"] = {{"name", "qreport"}, {"version", QREPORT_VERSION}, {"libtorch", libtorch_version()}};
+  j["model"] = {{"path", r.model_path}, {"sha256", r.model_sha256}, {"modules", r.model_modules}};
+  j["calibration"] = {{"path", r.calib_path}, {"batches", r.batches}, {"device", r.device}};
+  ojson dets = ojson::object();
+  for (const auto& res : r.results) {
+    ojson modules = ojson::object();
+    for (const auto& m : res.modules) modules[m.fqn] = fields_json(m.fields);
+    dets[res.name] = {{"options", fields_json(res.options)}, {"report", res.text}, {"modules", modules}};
+  }
+  j["detectors"] = dets;
+  ojson qmap = ojson::object(), emap = ojson::object();
+  for (const auto& e : r.qconfig) {
+    qmap[e.fqn] = {{"activation", e.activation}, {"weight", e.weight}};
+    emap[e.fqn] = {{"input_activation", "_InputEqualizationObserver"},
+                   {"weight", "_WeightEqualizationObserver"},
+                   {"equalization_recommended", e.equalization_recommended}};
+  }
+  j["qconfig_mapping"] = qmap;
+  j["equalization_mapping"] = emap;
+  j["warnings"] = r.warnings;
+  return j.dump(2) + "\n";
+}
+
+}  // namespace qreport::report
