@@ -208,8 +208,26 @@ PARITY = {
 }
 
 
+def dealias(gm):
+    """Gives every module path its own object. fuse_fx reuses one ReLU object both inside a fused
+    ConvReLU2d and at its own name (resnet's `relu`, called again after the residual add); PyTorch's
+    ModelReport then sees one module under the first name only and never observes the second call.
+    TorchScript has no aliasing (scripting copies each path), so qreport reports both; the oracle is
+    given the same view (docs/differences.md, "aliased modules")."""
+    import copy
+    seen = set()
+    for name, mod in list(gm.named_modules(remove_duplicate=False)):
+        if not name:
+            continue
+        if id(mod) in seen:
+            parent = gm.get_submodule(name.rpartition(".")[0]) if "." in name else gm
+            setattr(parent, name.rpartition(".")[2], copy.deepcopy(mod))
+        seen.add(id(mod))
+    return gm
+
+
 def fused(name):
-    """The eager model fused with fuse_fx (eval mode) and its batches."""
+    """The eager model fused with fuse_fx (eval mode), de-aliased, and its batches."""
     from torch.ao.quantization.quantize_fx import fuse_fx
     model, batches = PARITY[name]()
-    return fuse_fx(model.eval()), batches
+    return dealias(fuse_fx(model.eval())), batches

@@ -1,10 +1,12 @@
 #include <caffe2/serialize/inline_container.h>
 #include <sys/stat.h>
-#include <torch/csrc/jit/serialization/import_read.h>
+#include <torch/csrc/jit/serialization/unpickler.h>
 
 #include <cstdio>
+#include <cstring>
 
 #include "calibration/calibration.h"
+#include "calibration/pickle_patch.h"
 #include "common/errors.h"
 
 namespace qreport::calibration {
@@ -38,12 +40,24 @@ Archive Archive::open(const std::string& path, const Options& options) {
   c10::IValue root;
   try {
     caffe2::serialize::PyTorchStreamReader reader(path);
-    if (!reader.hasRecord("data.pkl")) {
-      bool is_model = reader.hasRecord("constants.pkl") || reader.hasRecord("code/__torch__.py");
-      throw InputError("calibration archive '" + path + "' is not a torch.save archive" +
-                       (is_model ? " (it looks like a TorchScript model)" : ""));
-    }
-    root = torch::jit::readArchiveAndTensors("data", "", "", c10::nullopt, c10::nullopt, c10::nullopt, reader);
+    if (reader.hasRecord("constants.pkl") || reader.hasRecord("code/__torch__.py"))
+      throw InputError("calibration archive '" + path +
+                       "' is not a torch.save archive (it looks like a TorchScript model)");
+    if (!reader.hasRecord("data.pkl")) throw InputError("calibration archive '" + path + "' is not a torch.save archive");
+    // What torch::jit::readArchiveAndTensors does, with the pickle patched for LibTorch 1.13 first.
+    auto [ptr, size] = reader.getRecord("data.pkl");
+    std::string pickle = patch_append_opcodes(std::string(static_cast<const char*>(ptr.get()), size));
+    size_t pos = 0;
+    auto read = [&](char* buf, size_t len) -> size_t {
+      size_t n = std::min(len, pickle.size() - pos);
+      std::memcpy(buf, pickle.data() + pos, n);
+      pos += n;
+      return n;
+    };
+    auto read_record = [&](const std::string& name) { return std::get<0>(reader.getRecord("data/" + name)); };
+    torch::jit::Unpickler unpickler(read, nullptr, nullptr, read_record, c10::nullopt);
+    unpickler.set_version(reader.version());
+    root = unpickler.parse_ivalue();
   } catch (const InputError&) {
     throw;
   } catch (const std::exception& e) {

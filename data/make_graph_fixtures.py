@@ -1,0 +1,174 @@
+#!/usr/bin/python3
+"""Writes small scripted TorchScript models and calibration archives for the model, calibration,
+instrumentation and CLI tests. Usage: /usr/bin/python3 data/make_graph_fixtures.py OUTDIR"""
+import os
+import sys
+import warnings
+from typing import List
+
+warnings.filterwarnings("ignore")
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 1)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(self.conv(x))
+
+
+class SharedClass(nn.Module):  # two instances of one class share one TorchScript method graph
+    def __init__(self):
+        super().__init__()
+        self.b0 = Block()
+        self.b1 = Block()
+
+    def forward(self, x):
+        return self.b1(self.b0(x))
+
+
+class CalledTwice(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        return self.act(self.fc(self.act(x)))
+
+
+class WithModuleList(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Linear(3, 3) for _ in range(3)])
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+class Branches(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+        self.pos = nn.Linear(3, 3)
+        self.neg = nn.Linear(3, 3)
+
+    def forward(self, x):
+        if bool(x.sum() > 0):
+            y = self.fc(self.pos(x))
+        else:
+            y = self.fc(self.neg(x))
+        return y
+
+
+class NeverCalled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+        self.unused = nn.Linear(3, 3)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+class TwoInput(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(2, 4)
+        self.b = nn.Linear(3, 4)
+
+    def forward(self, x, y, scale: float = 1.0):
+        return self.a(x) * scale + self.b(y)
+
+
+class ConvRelu(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 1)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(self.conv(x))
+
+
+class Failing(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+
+    def forward(self, x):
+        if bool(x.sum() > 1000):
+            raise RuntimeError("input too large")
+        return self.fc(x)
+
+
+class TupleOut(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+
+    def forward(self, x):
+        y = self.fc(x)
+        return y, y * 2
+
+
+class Embed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(10, 4)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, ids):
+        return self.fc(self.emb(ids))
+
+
+def save(model, path):
+    torch.jit.save(torch.jit.script(model.eval()), path)
+
+
+def main():
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    torch.manual_seed(0)
+    save(SharedClass(), f"{out}/shared_class.pt")
+    save(CalledTwice(), f"{out}/called_twice.pt")
+    save(WithModuleList(), f"{out}/module_list.pt")
+    save(Branches(), f"{out}/branches.pt")
+    save(NeverCalled(), f"{out}/never_called.pt")
+    save(TwoInput(), f"{out}/two_input.pt")
+    save(nn.Linear(3, 2), f"{out}/bare_linear.pt")
+    save(Failing(), f"{out}/failing.pt")
+    save(TupleOut(), f"{out}/tuple_out.pt")
+    save(Embed(), f"{out}/embed.pt")
+    from torch.ao.quantization.quantize_fx import fuse_fx
+    save(fuse_fx(ConvRelu().eval()), f"{out}/fused.pt")
+    import torchvision
+    save(torchvision.models.resnet18(), f"{out}/resnet18.pt")
+    save(torchvision.models.mobilenet_v2(), f"{out}/mobilenet_v2.pt")
+    # Calibration archives.
+    x = torch.arange(12, dtype=torch.float32).reshape(4, 3)
+    torch.save([x, x + 1], f"{out}/calib_list.pt")
+    torch.save([x, x + 1], f"{out}/calib_legacy.pt", _use_new_zipfile_serialization=False)
+    torch.save(x, f"{out}/calib_tensor.pt")
+    torch.save({"x": [torch.randn(4, 2), torch.randn(4, 2)], "y": [torch.randn(4, 3), torch.randn(4, 3)]},
+               f"{out}/calib_dict.pt")
+    torch.save([(torch.randn(4, 2), torch.randn(4, 3))], f"{out}/calib_tuples.pt")
+    torch.save({"x": torch.randn(4, 2), "z": torch.randn(4, 3)}, f"{out}/calib_dict_badkey.pt")
+    torch.save([], f"{out}/calib_empty_list.pt")
+    torch.save(["a", 1], f"{out}/calib_nontensor.pt")
+    torch.save([torch.randn(4, 5)], f"{out}/calib_wrong_shape.pt")
+    torch.save([torch.randn(2, 2, 4, 4), torch.randn(2, 2, 4, 4) * 3], f"{out}/calib_img.pt")
+    torch.save([torch.full((2, 3), 2000.0)], f"{out}/calib_large.pt")
+    torch.save([torch.zeros(4, 3), torch.zeros(4, 3)], f"{out}/calib_zeros.pt")
+    torch.save([torch.randint(0, 10, (2, 5))], f"{out}/calib_ids.pt")
+    print("graph fixtures ->", out)
+
+
+if __name__ == "__main__":
+    main()

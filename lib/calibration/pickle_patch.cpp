@@ -1,0 +1,131 @@
+#include "calibration/pickle_patch.h"
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+namespace qreport::calibration {
+namespace {
+
+uint64_t read_le(const std::string& s, size_t pos, size_t n) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < n && pos + i < s.size(); ++i) v |= uint64_t(static_cast<unsigned char>(s[pos + i])) << (8 * i);
+  return v;
+}
+
+struct Entry {
+  size_t start;  // offset of the opcode that began this value
+  bool mark;
+};
+
+}  // namespace
+
+std::string patch_append_opcodes(const std::string& p) {
+  if (p.find('a') == std::string::npos) return p;
+  std::vector<Entry> stack;
+  std::vector<size_t> mark_at;     // offsets where a MARK goes
+  std::vector<size_t> appends_at;  // offsets of APPEND opcodes
+  auto pop = [&](size_t n) -> std::optional<Entry> {
+    if (stack.size() < n) return std::nullopt;
+    Entry first = stack[stack.size() - n];
+    stack.resize(stack.size() - n);
+    return first;
+  };
+  auto pop_mark = [&]() -> std::optional<Entry> {
+    while (!stack.empty()) {
+      Entry e = stack.back();
+      stack.pop_back();
+      if (e.mark) return e;
+    }
+    return std::nullopt;
+  };
+  size_t i = 0;
+  while (i < p.size()) {
+    unsigned char op = static_cast<unsigned char>(p[i]);
+    size_t arg = 0;
+    bool ok = true;
+    switch (op) {
+      case 0x80: arg = 1; break;  // PROTO
+      case 0x95: arg = 8; break;  // FRAME
+      case 'q': arg = 1; break;   // BINPUT
+      case 'r': arg = 4; break;   // LONG_BINPUT
+      case 0x94: break;           // MEMOIZE
+      case 'J': arg = 4; stack.push_back({i, false}); break;
+      case 'K': arg = 1; stack.push_back({i, false}); break;
+      case 'M': arg = 2; stack.push_back({i, false}); break;
+      case 'G': arg = 8; stack.push_back({i, false}); break;
+      case 'h': arg = 1; stack.push_back({i, false}); break;
+      case 'j': arg = 4; stack.push_back({i, false}); break;
+      case 0x8a: arg = 1 + read_le(p, i + 1, 1); stack.push_back({i, false}); break;
+      case 'X': case 'B': arg = 4 + read_le(p, i + 1, 4); stack.push_back({i, false}); break;
+      case 0x8c: case 'C': arg = 1 + read_le(p, i + 1, 1); stack.push_back({i, false}); break;
+      case 0x8d: case 0x8e: arg = 8 + read_le(p, i + 1, 8); stack.push_back({i, false}); break;
+      case 'N': case 0x88: case 0x89: case ']': case '}': case ')': case 0x8f: stack.push_back({i, false}); break;
+      case 'c': {
+        size_t a = p.find('\n', i + 1);
+        size_t b = a == std::string::npos ? a : p.find('\n', a + 1);
+        if (b == std::string::npos) return p;
+        arg = b - i;
+        stack.push_back({i, false});
+        break;
+      }
+      case '(': stack.push_back({i, true}); break;
+      case 0x85: case 0x86: case 0x87: {
+        auto first = pop(op - 0x84);
+        ok = first.has_value();
+        if (ok) stack.push_back({first->start, false});
+        break;
+      }
+      case 't': case 'l': case 'd': case 0x91: {
+        auto m = pop_mark();
+        ok = m.has_value();
+        if (ok) stack.push_back({m->start, false});
+        break;
+      }
+      case 'a': {
+        auto item = pop(1);
+        ok = item.has_value();
+        if (ok) {
+          mark_at.push_back(item->start);
+          appends_at.push_back(i);
+        }
+        break;
+      }
+      case 'e': case 'u': case 0x90: ok = pop_mark().has_value(); break;
+      case 's': ok = pop(2).has_value(); break;
+      case 'b': case '0': ok = pop(1).has_value(); break;
+      case 'R': case 0x81: {
+        auto first = pop(2);
+        ok = first.has_value();
+        if (ok) stack.push_back({first->start, false});
+        break;
+      }
+      case 'Q': {
+        auto v = pop(1);
+        ok = v.has_value();
+        if (ok) stack.push_back({v->start, false});
+        break;
+      }
+      case '2': ok = !stack.empty(); if (ok) stack.push_back(stack.back()); break;
+      case '.': break;
+      default: return p;  // unknown opcode: leave the stream to the unpickler as it is
+    }
+    if (!ok || i + 1 + arg > p.size()) return p;
+    i += 1 + arg;
+  }
+  if (appends_at.empty()) return p;
+  // Rebuild: a MARK before each recorded item start, APPENDS in place of each APPEND.
+  std::vector<int> marks(p.size() + 1, 0);
+  for (size_t m : mark_at) ++marks[m];
+  std::vector<bool> is_append(p.size(), false);
+  for (size_t a : appends_at) is_append[a] = true;
+  std::string out;
+  out.reserve(p.size() + 2 * mark_at.size());
+  for (size_t k = 0; k < p.size(); ++k) {
+    out.append(marks[k], '(');
+    out.push_back(is_append[k] ? 'e' : p[k]);
+  }
+  return out;
+}
+
+}  // namespace qreport::calibration

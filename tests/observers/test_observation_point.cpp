@@ -1,0 +1,177 @@
+// Observer updates against PyTorch's ModelReportObserver (reference oracle v1, v4, v10).
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+#include "observers/observers.h"
+#include "test_support.h"
+
+using namespace qreport::observers;
+
+namespace {
+
+// Oracle v1: (2, 5, 5), 10 values per channel: a ramp, a constant 7, zeros, negatives, one spike.
+at::Tensor v1_batch(int k) {
+  at::Tensor x = at::zeros({2, 5, 5});
+  at::Tensor base = at::arange(10, at::kFloat).reshape({2, 5});
+  x.select(1, 0).copy_(base + 1 + k);
+  x.select(1, 1).fill_(7.0);
+  x.select(1, 3).copy_(-(base + 1));
+  at::Tensor c4 = at::zeros({10});
+  c4[9] = 50.0 * (k + 1);
+  x.select(1, 4).copy_(c4.reshape({2, 5}));
+  return x;
+}
+
+ObservationPoint v1_point(int batches) {
+  ObservationPoint p;
+  p.want_range();
+  p.want_minmax(1);
+  p.want_percentile(1, 0.9f);
+  for (int k = 0; k < batches; ++k) p.observe(v1_batch(k));
+  p.finalize();
+  return p;
+}
+
+const float kFltMax = 3.4028234663852886e38f;
+
+}  // namespace
+
+TEST_CASE("v1 after one batch") {
+  auto p = v1_point(1);
+  CHECK(p.range()->batches == 1);
+  CHECK(p.range()->avg_range == 60.0f);
+  CHECK(p.range()->epoch_min == -10.0f);
+  CHECK(p.range()->epoch_max == 50.0f);
+  CHECK(*batch_to_epoch_ratio(*p.range(), nullptr) == 1.0f);
+  CHECK(p.minmax(1)->min == std::vector<float>{1, 7, 0, -10, 0});
+  CHECK(p.minmax(1)->max == std::vector<float>{10, 7, 0, -1, 50});
+  const auto* q = p.percentile(1, 0.9f);
+  CHECK(q->avg_ratio == std::vector<float>{1.1111111640930176f, 1.0f, 0.0f, 0.5f, kFltMax});
+  CHECK(q->batches_used == std::vector<int32_t>{1, 1, 0, 1, 1});
+  CHECK(q->constant_batches == std::vector<int32_t>{0, 1, 1, 0, 0});
+}
+
+TEST_CASE("v1 after three batches") {
+  auto p = v1_point(3);
+  CHECK(p.range()->avg_range == 110.0f);
+  CHECK(p.range()->epoch_max == 150.0f);
+  CHECK(*batch_to_epoch_ratio(*p.range(), nullptr) == 0.6875f);
+  CHECK(p.minmax(1)->max == std::vector<float>{12, 7, 0, -1, 150});
+  const auto* q = p.percentile(1, 0.9f);
+  CHECK(q->avg_ratio == std::vector<float>{1.1006733179092407f, 1.0f, 0.0f, 0.5f, kFltMax});
+  CHECK(q->batches_used == std::vector<int32_t>{3, 3, 0, 3, 3});
+  CHECK(q->constant_batches == std::vector<int32_t>{0, 3, 3, 0, 0});
+  CHECK(q->batches == 3);
+}
+
+TEST_CASE("v1 after two batches: S") {
+  auto p = v1_point(2);
+  CHECK(p.range()->avg_range == 85.0f);
+  CHECK(*batch_to_epoch_ratio(*p.range(), nullptr) == 0.7727272510528564f);
+  CHECK(p.percentile(1, 0.9f)->avg_ratio[0] == 1.105555534362793f);
+}
+
+TEST_CASE("v4 edge cases: NaN, inf, negative channels") {
+  auto obs = [](at::Tensor x) {
+    ObservationPoint p;
+    p.want_range();
+    p.want_minmax(1);
+    p.want_percentile(1, 0.9f);
+    p.observe(x);
+    p.finalize();
+    return p;
+  };
+  float nan = std::nanf("");
+  auto p = obs(at::tensor({1.0f, 2.0f, nan, 1.0f, 2.0f, 3.0f}).reshape({1, 2, 3}));
+  CHECK(std::isnan(p.range()->avg_range));
+  CHECK(std::isnan(p.minmax(1)->min[0]));
+  CHECK(p.minmax(1)->min[1] == 1.0f);
+  CHECK(p.percentile(1, 0.9f)->avg_ratio == std::vector<float>{0.0f, 1.5f});
+  CHECK(p.percentile(1, 0.9f)->batches_used == std::vector<int32_t>{1, 1});
+  CHECK_FALSE(batch_to_epoch_ratio(*p.range(), nullptr).has_value());
+
+  float inf = INFINITY;
+  auto pi = obs(at::tensor({1.0f, 2.0f, inf, 1.0f, 2.0f, 3.0f}).reshape({1, 2, 3}));
+  CHECK(pi.percentile(1, 0.9f)->avg_ratio == std::vector<float>{kFltMax, 1.5f});
+  std::string why;
+  CHECK_FALSE(batch_to_epoch_ratio(*pi.range(), &why).has_value());
+  CHECK(why == "infinite values were observed");
+
+  auto pn = obs(at::tensor({-1.0f, -2.0f, -3.0f, -1.0f, 0.0f, 0.0f}).reshape({1, 2, 3}));
+  CHECK(pn.percentile(1, 0.9f)->avg_ratio == std::vector<float>{0.5f, 0.0f});
+  CHECK(pn.percentile(1, 0.9f)->batches_used == std::vector<int32_t>{1, 0});
+}
+
+TEST_CASE("v10 / PyTorch test 8: ten all-zero batches") {
+  ObservationPoint p;
+  p.want_range();
+  p.want_minmax(1);
+  p.want_percentile(1, 0.9f);
+  for (int i = 0; i < 10; ++i) p.observe(at::zeros({1, 1, 5}));
+  p.finalize();
+  CHECK(p.range()->batches == 10);
+  CHECK(p.range()->avg_range == 0.0f);
+  std::string why;
+  CHECK_FALSE(batch_to_epoch_ratio(*p.range(), &why).has_value());
+  CHECK(p.percentile(1, 0.9f)->constant_batches == std::vector<int32_t>{10});
+  CHECK(p.percentile(1, 0.9f)->batches_used == std::vector<int32_t>{0});
+  CHECK(p.percentile(1, 0.9f)->avg_ratio == std::vector<float>{0.0f});
+}
+
+TEST_CASE("PyTorch test 9: one batch of ones") {
+  ObservationPoint p;
+  p.want_percentile(1, 0.9f);
+  p.observe(at::ones({1, 1, 5}));
+  p.finalize();
+  CHECK(p.percentile(1, 0.9f)->avg_ratio == std::vector<float>{1.0f});
+  CHECK(p.percentile(1, 0.9f)->batches_used == std::vector<int32_t>{1});
+  CHECK(p.percentile(1, 0.9f)->constant_batches == std::vector<int32_t>{1});
+}
+
+TEST_CASE("each statistic keeps its own settings on one observed value") {
+  ObservationPoint p;
+  p.want_percentile(1, 0.9f);
+  p.want_percentile(1, 0.975f);
+  at::Tensor x = at::arange(1, 41, at::kFloat).reshape({1, 1, 40});  // 1..40: q0.9 -> 36, q0.975 -> 39
+  p.observe(x);
+  p.finalize();
+  CHECK(p.percentile(1, 0.9f)->avg_ratio[0] == 40.0f / 36.0f);
+  CHECK(p.percentile(1, 0.975f)->avg_ratio[0] == 40.0f / 39.0f);
+}
+
+TEST_CASE("the percentile is taken along ch_axis, also for ch_axis != 1 (PyTorch bug B1)") {
+  ObservationPoint p;
+  p.want_percentile(2, 0.5f);
+  p.want_minmax(2);
+  // [1, 2, 3]: channel c along dim 2 holds {c+1, 10*(c+1)}.
+  at::Tensor x = at::tensor({1.0f, 2.0f, 3.0f, 10.0f, 20.0f, 30.0f}).reshape({1, 2, 3});
+  p.observe(x);
+  p.finalize();
+  CHECK(p.percentile(2, 0.5f)->avg_ratio == std::vector<float>{10.0f, 10.0f, 10.0f});
+  CHECK(p.minmax(2)->max == std::vector<float>{10, 20, 30});
+}
+
+TEST_CASE("a tensor without the channel axis, or a changed channel count, invalidates the statistic") {
+  ObservationPoint p;
+  p.want_minmax(1);
+  p.observe(at::ones({4}));
+  p.finalize();
+  CHECK(p.minmax(1)->invalid == "a 1-d tensor has no channel axis 1");
+  ObservationPoint q;
+  q.want_percentile(1, 0.9f);
+  q.observe(at::ones({2, 5}));
+  q.observe(at::ones({2, 3}));
+  q.finalize();
+  CHECK(q.percentile(1, 0.9f)->invalid == "the channel count changed between batches (5 then 3)");
+}
+
+TEST_CASE("no 2^24-element limit on a channel") {
+  ObservationPoint p;
+  p.want_percentile(1, 0.5f);
+  at::Tensor x = at::ones({(1 << 24) + 8, 1});
+  x[0][0] = 2.0f;
+  p.observe(x);
+  p.finalize();
+  CHECK(p.percentile(1, 0.5f)->avg_ratio == std::vector<float>{2.0f});
+}

@@ -1,0 +1,130 @@
+#!/usr/bin/python3
+"""Compares qreport's JSON report with PyTorch's ModelReport (oracle.json) value by value, at rel 1e-4.
+
+Where qreport deliberately differs from PyTorch (docs/differences.md), the oracle is first put into the
+corrected form, so the difference itself is asserted:
+  * outlier detector: a channel with batches_used 0 has ratio null and is not flagged (PyTorch: 1/0 = inf,
+    flagged), and the report string lists it accordingly; 1.13's "occured" is spelled "occurred".
+Usage: compare.py QREPORT_JSON ORACLE_JSON NAME
+"""
+import json
+import math
+import sys
+
+REL = 1e-4
+
+
+class Mismatch(Exception):
+    pass
+
+
+def py_repr(x):
+    return repr(float(x))
+
+
+def outlier_text(info, spelling):
+    lines = []
+    for fqn, d in info.items():
+        header = False
+        ch_axis = d["outlier_detection_channel_axis"]
+        for i, flagged in enumerate(d["outliers_detected"]):
+            add = []
+            if flagged:
+                mx = d["input_activation_per_channel_max"][i]
+                add.append(f"\tFor channel {i}, we found outliers in the preceding activation data with a max value "
+                           f"across all batches of {py_repr(mx)}.\n")
+            if d["constant_batch_counts"][i] != 0:
+                add.append(f"\tFor channel {i}, we found {d['constant_batch_counts'][i]} constant value batches. We "
+                           f"recommend taking a look at the dict and data to see how frequent this {spelling} and why.\n")
+            if add and not header:
+                lines.append(f"For Module {fqn} looked at with axis {ch_axis}: \n")
+                header = True
+            lines.extend(add)
+    text = "Outlier detection report: \n"
+    if lines:
+        return text + "".join(lines) + (
+            "Note: outlier detection is only reliable for stationary distributions. We recommend running the static "
+            "vs. dynamic detector to ensure activation data before modules above is stationary to ensure the most "
+            "accurate results.")
+    return text + "There were no outliers found in the activations.\n"
+
+
+def corrected_outlier(info):
+    out = {}
+    for fqn, d in info.items():
+        d = dict(d)
+        ratios = list(d["outlier_detection_percentile_ratios"])
+        flags = list(d["outliers_detected"])
+        for c, used in enumerate(d["outlier_detection_batches_used"]):
+            if used == 0:
+                ratios[c] = None
+                flags[c] = False
+        d["outlier_detection_percentile_ratios"] = ratios
+        d["outliers_detected"] = flags
+        out[fqn] = d
+    return out
+
+
+def compare_values(got, want, where, counter):
+    if isinstance(want, list):
+        if not isinstance(got, list) or len(got) != len(want):
+            raise Mismatch(f"{where}: got {got!r}, want {want!r}")
+        for i, (g, w) in enumerate(zip(got, want)):
+            compare_values(g, w, f"{where}[{i}]", counter)
+        return
+    counter[0] += 1
+    if want is None or got is None or isinstance(want, (bool, str)) or isinstance(got, (bool, str)):
+        if got != want or type(got) != type(want):
+            raise Mismatch(f"{where}: got {got!r}, want {want!r}")
+        return
+    if not math.isclose(float(got), float(want), rel_tol=REL, abs_tol=1e-12):
+        raise Mismatch(f"{where}: got {got!r}, want {want!r}")
+
+
+def main():
+    got_all = json.load(open(sys.argv[1]))
+    oracle = json.load(open(sys.argv[2]))
+    name = sys.argv[3]
+    counter = [0]
+    merged = {}
+    for det, want in oracle.items():
+        got = got_all["detectors"][det]
+        want_modules = want["modules"]
+        want_text = want["report"]
+        if det == "outlier_detector":
+            # The formatter reproduces PyTorch 1.13's own string before the corrections are applied.
+            if outlier_text(want_modules, "occured") != want_text:
+                raise Mismatch(f"{det}: the oracle formatter does not reproduce PyTorch's string")
+            want_modules = corrected_outlier(want_modules)
+            want_text = outlier_text(want_modules, "occurred")
+        if set(got["modules"]) != set(want_modules):
+            raise Mismatch(f"{det}: modules {sorted(got['modules'])} != {sorted(want_modules)}")
+        for fqn, fields in want_modules.items():
+            if list(got["modules"][fqn]) != list(fields):
+                raise Mismatch(f"{det}.{fqn}: keys {list(got['modules'][fqn])} != {list(fields)}")
+            for key, w in fields.items():
+                compare_values(got["modules"][fqn][key], w, f"{det}.{fqn}.{key}", counter)
+        compare_values(got["report"], want_text, f"{det}.report", counter)
+        for fqn, flags in want["qconfig_info"].items():
+            old = merged.get(fqn, [False, False, False])
+            merged[fqn] = [a or b for a, b in zip(old, flags)]
+    # ModelReport.generate_qconfig_mapping over the four detectors.
+    want_q = {fqn: {"activation": "default_dynamic_quant_observer" if f[0] else "default_observer",
+                    "weight": "default_per_channel_weight_observer" if f[1] else "default_weight_observer"}
+              for fqn, f in merged.items()}
+    if set(got_all["qconfig_mapping"]) != set(want_q):
+        raise Mismatch(f"qconfig_mapping keys {sorted(got_all['qconfig_mapping'])} != {sorted(want_q)}")
+    for fqn, w in want_q.items():
+        compare_values(got_all["qconfig_mapping"][fqn]["activation"], w["activation"], f"qconfig.{fqn}", counter)
+        compare_values(got_all["qconfig_mapping"][fqn]["weight"], w["weight"], f"qconfig.{fqn}", counter)
+    if set(got_all["equalization_mapping"]) != set(want_q):
+        raise Mismatch("equalization_mapping keys differ from the qconfig mapping's")
+    print(f"parity {name}: {counter[0]} values compared, all equal")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Mismatch as e:
+        print(f"parity {sys.argv[3]}: MISMATCH {e}")
+        sys.exit(1)

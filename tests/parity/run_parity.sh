@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs qreport on one parity fixture and compares its JSON with PyTorch's ModelReport (oracle.json).
+# --threads 1 because the oracle ran with one thread: a conv's rounding depends on how its sums are split.
+set -euo pipefail
+qreport=$1; dir=$2; name=$3
+"$qreport" analyze "$dir/$name/model.pt" --calib "$dir/$name/calib.pt" --format json --threads 1 -q \
+  -o "$dir/$name/qreport.json"
+exec /usr/bin/python3 "$(dirname "$0")/compare.py" "$dir/$name/qreport.json" "$dir/$name/oracle.json" "$name"
