@@ -27,4 +27,8 @@ struct InternalError : std::runtime_error { using std::runtime_error::runtime_er
 // so that errors read as one line.
 std::string first_line(const std::string& message);
 
+// The most specific line of a TorchScript interpreter error: its last "SomethingError: ..." line (the
+// exception the model raised), else first_line().
+std::string root_cause_line(const std::string& message);
+
 }  // namespace qreport

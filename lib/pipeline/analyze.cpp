@@ -153,7 +153,7 @@ report::Report analyze(const AnalyzeOptions& o) {
         instr.run(std::move(args), sink);
       } catch (const std::exception& e) {
         throw ModelError("the model's forward failed on calibration batch " + std::to_string(i) + ": " +
-                         first_line(e.what()));
+                         root_cause_line(e.what()));
       }
       if (o.on_batch) o.on_batch(i + 1, archive.size());
     }

@@ -1,0 +1,136 @@
+#!/usr/bin/python3
+"""CLI tests: exit codes, the one-line error messages, JSON shape, text output, no partial output files,
+determinism. Data-driven: each case is (name, args, expected exit code, expected stderr substring).
+Usage: test_cli.py QREPORT FIXTURES_DIR SOURCE_DIR"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+QREPORT, FIX, SRC = sys.argv[1], sys.argv[2], sys.argv[3]
+G = f"{FIX}/graph"
+P = f"{FIX}/parity"
+TMP = tempfile.mkdtemp()
+with open(f"{TMP}/empty.pt", "wb"):
+    pass
+with open(f"{TMP}/random.pt", "wb") as f:
+    f.write(bytes(range(256)) * 8)
+with open(f"{G}/two_input.pt", "rb") as f:
+    data = f.read()
+with open(f"{TMP}/truncated.pt", "wb") as f:
+    f.write(data[: len(data) // 2])
+
+LIN = f"{P}/two_linear/model.pt"
+LINC = f"{P}/two_linear/calib.pt"
+
+CASES = [
+    ("help", ["--help"], 0, ""),
+    ("no subcommand", [], 2, "qreport: error: A subcommand is required"),
+    ("unknown option", ["analyze", LIN, "--calib", LINC, "--bogus"], 2, "qreport: error: The following argument was not expected: --bogus"),
+    ("model missing", ["analyze", "/nonexistent.pt", "--calib", LINC], 2, "qreport: error: model '/nonexistent.pt' does not exist"),
+    ("model empty", ["analyze", f"{TMP}/empty.pt", "--calib", LINC], 2, "is empty"),
+    ("model random bytes", ["analyze", f"{TMP}/random.pt", "--calib", LINC], 2, "cannot load model"),
+    ("model truncated", ["analyze", f"{TMP}/truncated.pt", "--calib", LINC], 2, "cannot load model"),
+    ("model is an archive", ["analyze", LINC, "--calib", LINC], 2, "as TorchScript"),
+    ("model is a directory", ["analyze", TMP, "--calib", LINC], 2, "is a directory, not a file"),
+    ("archive missing", ["analyze", LIN, "--calib", "/nonexistent.pt"], 2, "calibration archive '/nonexistent.pt' does not exist"),
+    ("archive empty", ["analyze", LIN, "--calib", f"{TMP}/empty.pt"], 2, "is empty"),
+    ("archive random", ["analyze", LIN, "--calib", f"{TMP}/random.pt"], 2, "not a torch.save archive"),
+    ("archive legacy", ["analyze", LIN, "--calib", f"{G}/calib_legacy.pt"], 2, "legacy (pre-1.6) torch.save format"),
+    ("archive is a model", ["analyze", LIN, "--calib", LIN], 2, "it looks like a TorchScript model"),
+    ("archive empty list", ["analyze", LIN, "--calib", f"{G}/calib_empty_list.pt"], 2, "the list of batches is empty"),
+    ("archive non-tensor", ["analyze", LIN, "--calib", f"{G}/calib_nontensor.pt"], 2, "batch 0 is a String, expected a Tensor"),
+    ("wrong arity", ["analyze", f"{G}/two_input.pt", "--calib", LINC], 2, "does not fit forward(x, y, scale)"),
+    ("dict bad key", ["analyze", f"{G}/two_input.pt", "--calib", f"{G}/calib_dict_badkey.pt"], 2, "does not fit forward(x, y, scale)"),
+    ("dict ok", ["analyze", f"{G}/two_input.pt", "--calib", f"{G}/calib_dict.pt"], 0, ""),
+    ("tuples ok", ["analyze", f"{G}/two_input.pt", "--calib", f"{G}/calib_tuples.pt"], 0, ""),
+    ("shape mismatch fails forward", ["analyze", LIN, "--calib", f"{G}/calib_wrong_shape.pt"], 3, "the model's forward failed on calibration batch 0"),
+    ("model raises", ["analyze", f"{G}/failing.pt", "--calib", f"{G}/calib_large.pt"], 3, "input too large"),
+    ("unknown detector", ["analyze", LIN, "--calib", LINC, "--detectors", "bogus"], 2, "unknown detector 'bogus'"),
+    ("unknown backend", ["analyze", LIN, "--calib", LINC, "--backend", "tpu"], 2, "--backend must be one of"),
+    ("unknown format", ["analyze", LIN, "--calib", LINC, "--format", "xml"], 2, "--format"),
+    ("unknown device", ["analyze", LIN, "--calib", LINC, "--device", "tpu"], 2, "--device must be cpu, cuda or cuda:N"),
+    ("cuda without CUDA", ["analyze", LIN, "--calib", LINC, "--device", "cuda"], 2, "without CUDA"),
+    ("threshold out of range", ["analyze", LIN, "--calib", LINC, "--equalization-threshold", "1.5"], 2, "--equalization-threshold must be > 0 and < 1"),
+    ("percentile out of range", ["analyze", LIN, "--calib", LINC, "--outlier-reference-percentile", "2"], 2, "--outlier-reference-percentile must be in [0, 1]"),
+    ("tolerance out of range", ["analyze", LIN, "--calib", LINC, "--dynamic-static-tolerance", "-1"], 2, "--dynamic-static-tolerance must be in [0, 1]"),
+    ("bad batch size", ["analyze", LIN, "--calib", LINC, "--batch-size", "-3"], 2, "--batch-size must be positive"),
+    ("output dir missing", ["analyze", LIN, "--calib", LINC, "-o", "/nonexistent/dir/r.json"], 2, "cannot write output file"),
+    ("all-zero batches", ["analyze", f"{G}/called_twice.pt", "--calib", f"{G}/calib_zeros.pt", "--format", "json"], 0, "is null: the epoch range is 0"),
+    ("tuple output", ["analyze", f"{G}/tuple_out.pt", "--calib", LINC[:-8] + "calib.pt"], 2, ""),
+    ("integer inputs", ["analyze", f"{G}/embed.pt", "--calib", f"{G}/calib_ids.pt"], 0, ""),
+    ("tensor archive split", ["analyze", f"{G}/tuple_out.pt", "--calib", f"{G}/calib_tensor.pt", "--batch-size", "2"], 0, ""),
+]
+# two_linear's calib has 4 features, tuple_out wants 3: a forward failure, not a crash.
+CASES = [c if c[0] != "tuple output" else ("tuple output", c[1], 3, "forward failed") for c in CASES]
+
+failures = 0
+
+
+def run(args):
+    return subprocess.run([QREPORT] + args, capture_output=True, text=True, timeout=300)
+
+
+def fail(name, why):
+    global failures
+    failures += 1
+    print(f"FAIL {name}: {why}")
+
+
+for name, args, code, err in CASES:
+    r = run(args)
+    if r.returncode != code:
+        fail(name, f"exit {r.returncode}, want {code}; stderr: {r.stderr.strip()}")
+        continue
+    if err and err not in r.stderr:
+        fail(name, f"stderr {r.stderr.strip()!r} lacks {err!r}")
+    if code not in (0,):
+        lines = [l for l in r.stderr.splitlines() if l.startswith("qreport: error:")]
+        if len(lines) != 1 or "Traceback" in r.stderr or "frame #" in r.stderr:
+            fail(name, f"expected one error line, got {r.stderr!r}")
+    print(f"ok {name}")
+
+# JSON shape and determinism.
+out1, out2 = f"{TMP}/r1.json", f"{TMP}/r2.json"
+for out in (out1, out2):
+    r = run(["analyze", f"{P}/conv_bn_relu/model.pt", "--calib", f"{P}/conv_bn_relu/calib.pt", "--format", "json", "-o", out])
+    if r.returncode != 0:
+        fail("json", r.stderr)
+j = json.load(open(out1))
+expect_top = ["schema_version", "tool", "model", "calibration", "detectors", "qconfig_mapping", "equalization_mapping", "warnings"]
+if list(j) != expect_top:
+    fail("json shape", list(j))
+if j["schema_version"] != 1 or j["tool"]["name"] != "qreport" or j["calibration"]["batches"] != 3:
+    fail("json header", j["tool"])
+if sorted(j["detectors"]) != ["dynamic_vs_static_detector", "input_weight_equalization_detector", "outlier_detector", "per_channel_detector"]:
+    fail("json detectors", sorted(j["detectors"]))
+if j["qconfig_mapping"]["conv1.0"] != {"activation": "default_observer", "weight": "default_per_channel_weight_observer"}:
+    fail("qconfig_mapping", j["qconfig_mapping"].get("conv1.0"))
+if open(out1, "rb").read() != open(out2, "rb").read():
+    fail("determinism", "two runs gave different bytes")
+else:
+    print("ok determinism")
+if [f for f in os.listdir(TMP) if ".tmp." in f]:
+    fail("atomic output", os.listdir(TMP))
+
+# A failed run leaves no report file behind.
+bad = f"{TMP}/bad.json"
+run(["analyze", LIN, "--calib", f"{G}/calib_wrong_shape.pt", "-o", bad])
+if os.path.exists(bad):
+    fail("no partial output", "report written by a failed run")
+
+# Text report and detector selection.
+r = run(["analyze", LIN, "--calib", LINC, "--detectors", "outlier,per_channel"])
+if "== outlier_detector ==" not in r.stdout or "dynamic_vs_static" in r.stdout:
+    fail("text", r.stdout)
+if "For channel 1, we found outliers in the preceding activation data with a max value across all batches of 9.0." not in r.stdout:
+    fail("text content", r.stdout)
+
+# The demo in data/demo works.
+r = run(["analyze", f"{SRC}/data/demo/model.pt", "--calib", f"{SRC}/data/demo/calib.pt"])
+if r.returncode != 0 or "Outlier detection report" not in r.stdout:
+    fail("demo", r.stderr)
+
+print(f"{len(CASES) + 5 - failures} passed, {failures} failed")
+sys.exit(1 if failures else 0)
