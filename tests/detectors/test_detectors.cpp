@@ -4,6 +4,7 @@
 #include "common/errors.h"
 #include "detectors/detectors.h"
 #include "model/model.h"
+#include "oracle_v1.h"
 #include "test_support.h"
 
 using namespace qreport;
@@ -19,17 +20,6 @@ struct FakeStats : StatsLookup {
   }
 };
 
-at::Tensor v1_batch(int k) {
-  at::Tensor x = at::zeros({2, 5, 5});
-  at::Tensor base = at::arange(10, at::kFloat).reshape({2, 5});
-  x.select(1, 0).copy_(base + 1 + k);
-  x.select(1, 1).fill_(7.0);
-  x.select(1, 3).copy_(-(base + 1));
-  at::Tensor c4 = at::zeros({10});
-  c4[9] = 50.0 * (k + 1);
-  x.select(1, 4).copy_(c4.reshape({2, 5}));
-  return x;
-}
 
 const Value& field(const DetectorResult& r, const std::string& fqn, const std::string& key) {
   for (const auto& m : r.modules)
