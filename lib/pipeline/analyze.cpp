@@ -114,8 +114,11 @@ report::Report analyze(const AnalyzeOptions& o) {
   rep.model_modules = model.tree().size();
   calibration::Archive archive = calibration::Archive::open(o.calib_path, o.calibration);
   rep.batches = archive.size();
-  // Check every batch against forward's schema before running anything.
-  for (size_t i = 0; i < archive.size(); ++i) normalized_args(model, archive.batch(i), i);
+  // Check every batch against forward's schema before running anything; the normalized arguments are
+  // handles to the archive's tensors (no copies) and are consumed by the calibration loop.
+  std::vector<std::vector<c10::IValue>> batch_args;
+  batch_args.reserve(archive.size());
+  for (size_t i = 0; i < archive.size(); ++i) batch_args.push_back(normalized_args(model, archive.batch(i), i));
 
   instrumentation::Instrumenter instr(model);
   Plan plan;
@@ -146,7 +149,7 @@ report::Report analyze(const AnalyzeOptions& o) {
   {
     c10::InferenceMode inference;
     for (size_t i = 0; i < archive.size(); ++i) {
-      auto args = normalized_args(model, archive.batch(i), i);
+      auto args = std::move(batch_args[i]);
       for (auto& a : args)
         if (a.isTensor() && a.toTensor().device() != device) a = a.toTensor().to(device);
       try {
