@@ -4,7 +4,7 @@ instrumentation and CLI tests. Usage: /usr/bin/python3 data/make_graph_fixtures.
 import os
 import sys
 import warnings
-from typing import List
+from typing import Dict, List
 
 warnings.filterwarnings("ignore")
 import torch  # noqa: E402
@@ -128,6 +128,25 @@ class Embed(nn.Module):
         return self.fc(self.emb(ids))
 
 
+class DictOut(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+
+    def forward(self, x) -> Dict[str, torch.Tensor]:
+        return {"logits": self.fc(x), "input": x}
+
+
+class Slow(nn.Module):
+    """Enough work per batch (a few ms) for the SIGINT test to interrupt calibration midway."""
+    def __init__(self):
+        super().__init__()
+        self.convs = nn.Sequential(*[nn.Conv2d(16, 16, 3, padding=1) for _ in range(4)])
+
+    def forward(self, x):
+        return self.convs(x)
+
+
 def save(model, path):
     torch.jit.save(torch.jit.script(model.eval()), path)
 
@@ -146,6 +165,8 @@ def main():
     save(Failing(), f"{out}/failing.pt")
     save(TupleOut(), f"{out}/tuple_out.pt")
     save(Embed(), f"{out}/embed.pt")
+    save(DictOut(), f"{out}/dict_out.pt")
+    save(Slow(), f"{out}/slow.pt")
     from torch.ao.quantization.quantize_fx import fuse_fx
     save(fuse_fx(ConvRelu().eval()), f"{out}/fused.pt")
     import torchvision
@@ -167,6 +188,17 @@ def main():
     torch.save([torch.full((2, 3), 2000.0)], f"{out}/calib_large.pt")
     torch.save([torch.zeros(4, 3), torch.zeros(4, 3)], f"{out}/calib_zeros.pt")
     torch.save([torch.randint(0, 10, (2, 5))], f"{out}/calib_ids.pt")
+    torch.save([torch.randn(4, 3), torch.tensor([[1.0, float("nan"), 2.0]])], f"{out}/calib_nan.pt")
+    torch.save([torch.tensor([[1.0, float("inf"), 2.0]])], f"{out}/calib_inf.pt")
+    torch.save([torch.randn(3), torch.randn(3)], f"{out}/calib_1d.pt")
+    torch.save([torch.randn(2, 3).to(torch.float64)], f"{out}/calib_float64.pt")
+    torch.save([torch.randn(4, 16, 32, 32) for _ in range(400)], f"{out}/calib_slow.pt")
+    # The same list re-zipped with compression: storages cannot be mapped in place and are read instead.
+    import zipfile
+    with zipfile.ZipFile(f"{out}/calib_list.pt") as src, \
+            zipfile.ZipFile(f"{out}/calib_deflated.pt", "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename))
     print("graph fixtures ->", out)
 
 

@@ -24,7 +24,8 @@ constexpr const char* kExitCodes =
     "  2   bad usage or bad input (unreadable or invalid model or archive, data that does not fit forward,\n"
     "      invalid option)\n"
     "  3   the model's forward failed during calibration\n"
-    "  70  internal error (a bug in qreport: please report it)\n";
+    "  70  internal error (a bug in qreport: please report it)\n"
+    "  130 interrupted (Ctrl-C); no report is written\n";
 
 int fail(int code, const std::string& message) {
   std::fprintf(stderr, "qreport: error: %s\n", first_line(message).c_str());
@@ -149,6 +150,7 @@ int main(int argc, char** argv) {
   spdlog::set_pattern("qreport: %l: %v");
   spdlog::set_level(quiet ? spdlog::level::err : verbose ? spdlog::level::debug : spdlog::level::warn);
 
+  install_interrupt_handler();
   try {
     o.detectors = parse_detectors(detectors_arg);
     if (batch_size != 0) o.calibration.batch_size = batch_size;
@@ -179,6 +181,8 @@ int main(int argc, char** argv) {
     return fail(kExitUsage, e.what());
   } catch (const ModelError& e) {
     return fail(kExitModelFailed, e.what());
+  } catch (const Interrupted& e) {
+    return fail(kExitInterrupted, e.what());
   } catch (const std::exception& e) {
     return fail(kExitInternal, std::string("internal error: ") + e.what());
   } catch (...) {

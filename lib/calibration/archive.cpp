@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "calibration/calibration.h"
+#include "calibration/mapped_records.h"
 #include "calibration/pickle_patch.h"
 #include "common/errors.h"
 
@@ -38,6 +39,8 @@ Archive Archive::open(const std::string& path, const Options& options) {
   if (magic.rfind("PK", 0) != 0)
     throw InputError("calibration archive '" + path + "' is not a torch.save archive (not a zip file)");
   c10::IValue root;
+  std::shared_ptr<MappedFile> mapped = MappedFile::open(path);
+  size_t in_place_count = 0, copied = 0;
   try {
     caffe2::serialize::PyTorchStreamReader reader(path);
     if (reader.hasRecord("constants.pkl") || reader.hasRecord("code/__torch__.py"))
@@ -54,16 +57,38 @@ Archive Archive::open(const std::string& path, const Options& options) {
       pos += n;
       return n;
     };
-    auto read_record = [&](const std::string& name) { return std::get<0>(reader.getRecord("data/" + name)); };
+    // Storages point into the mapped file where the record allows it; otherwise they are read now.
+    auto read_record = [&](const std::string& name) {
+      if (mapped)
+        if (at::DataPtr in_place = mapped->record(reader, "data/" + name, mapped)) {
+          ++in_place_count;
+          return in_place;
+        }
+      ++copied;
+      return std::get<0>(reader.getRecord("data/" + name));
+    };
     torch::jit::Unpickler unpickler(read, nullptr, nullptr, read_record, c10::nullopt);
     unpickler.set_version(reader.version());
     root = unpickler.parse_ivalue();
+    spdlog::debug("archive: {} storages mapped in place, {} read into memory", in_place_count, copied);
   } catch (const InputError&) {
     throw;
   } catch (const std::exception& e) {
     throw InputError("cannot read calibration archive '" + path + "': " + first_line(e.what()));
   }
-  return from_ivalue(root, options, path);
+  Archive archive = from_ivalue(root, options, path);
+  archive.mapped_ = std::move(mapped);
+  archive.in_place_ = in_place_count;
+  return archive;
+}
+
+void Archive::release(size_t i) const {
+  if (!mapped_) return;
+  auto drop = [&](const at::Tensor& t) {
+    if (t.defined() && t.is_contiguous()) mapped_->release(t.data_ptr(), t.nbytes());
+  };
+  for (const auto& t : batches_[i].positional) drop(t);
+  for (const auto& [name, t] : batches_[i].named) drop(t);
 }
 
 }  // namespace qreport::calibration

@@ -7,6 +7,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -15,6 +16,8 @@
 namespace c10 { class IValue; }
 
 namespace qreport::calibration {
+
+class MappedFile;
 
 struct Batch {
   std::vector<at::Tensor> positional;                       // forward arguments after self, in order
@@ -38,9 +41,16 @@ class Archive {
   const Batch& batch(size_t i) const { return batches_[i]; }
   // "list of 4 batches", "dict of 2 arguments x 3 batches", "tensor split into 2 batches"
   const std::string& layout() const { return layout_; }
+  // Done with batch i: its bytes go back to the OS (they are re-read from the file if used again), so
+  // memory holds about one batch at a time. A no-op where the archive could not be mapped.
+  void release(size_t i) const;
+  // How many tensor storages point into the mapped file (the rest were read into memory).
+  size_t storages_in_place() const { return in_place_; }
 
  private:
-  std::vector<Batch> batches_;   // views into the loaded tensors: no copies
+  std::vector<Batch> batches_;   // views into the archive's tensors: no copies
+  std::shared_ptr<MappedFile> mapped_;
+  size_t in_place_ = 0;
   std::string layout_;
 };
 

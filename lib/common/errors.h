@@ -8,10 +8,11 @@ namespace qreport {
 // Exit codes, documented in `qreport --help` and docs/usage.md.
 enum ExitCode : int {
   kExitOk = 0,
-  kExitFindings = 1,      // reserved for a future --fail-on gate
+  kExitFindings = 1,      // --fail-on: the report has findings of the kinds asked for
   kExitUsage = 2,         // bad usage or bad input
   kExitModelFailed = 3,   // the model's forward raised during calibration
   kExitInternal = 70,     // a bug in qreport
+  kExitInterrupted = 130, // SIGINT (Ctrl-C) during the run: 128 + SIGINT, as shells report it
 };
 
 // Bad command line or option value.
@@ -20,8 +21,15 @@ struct UsageError : std::runtime_error { using std::runtime_error::runtime_error
 struct InputError : std::runtime_error { using std::runtime_error::runtime_error; };
 // The user's model raised while running calibration batches.
 struct ModelError : std::runtime_error { using std::runtime_error::runtime_error; };
+// The user interrupted the run (SIGINT).
+struct Interrupted : std::runtime_error { using std::runtime_error::runtime_error; };
 // A broken invariant inside qreport.
 struct InternalError : std::runtime_error { using std::runtime_error::runtime_error; };
+
+// SIGINT handling: the first Ctrl-C sets a flag that the calibration loop checks between batches (so the
+// run stops at a clean point and no report is written); a second one terminates at once.
+void install_interrupt_handler();
+bool interrupt_requested();
 
 // First line of an exception message with LibTorch's C++ backtrace and source context removed,
 // so that errors read as one line.

@@ -1,13 +1,16 @@
+#include <cmath>
+#include <limits>
+
 #include "observers/stat_observers.h"
 
 namespace qreport::observers {
 
-std::string channel_problem(const at::Tensor& x, int ch_axis, const at::Tensor& previous) {
+std::string channel_problem(const at::Tensor& x, int ch_axis, int64_t channels) {
   if (ch_axis >= x.dim())
     return "a " + std::to_string(x.dim()) + "-d tensor has no channel axis " + std::to_string(ch_axis);
   if (x.numel() == 0) return "an empty tensor was observed";
-  if (previous.defined() && previous.size(0) != x.size(ch_axis))
-    return "the channel count changed between batches (" + std::to_string(previous.size(0)) + " then " +
+  if (channels >= 0 && channels != x.size(ch_axis))
+    return "the channel count changed between batches (" + std::to_string(channels) + " then " +
            std::to_string(x.size(ch_axis)) + ")";
   return {};
 }
@@ -17,6 +20,9 @@ at::Tensor channels_first_2d(const at::Tensor& x, int ch_axis) {
 }
 
 namespace {
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+constexpr float kFltMax = std::numeric_limits<float>::max();
 
 std::vector<float> to_floats(const at::Tensor& t) {
   at::Tensor c = t.to(at::kCPU, at::kFloat).contiguous();
@@ -28,12 +34,39 @@ std::vector<int32_t> to_ints(const at::Tensor& t) {
   return std::vector<int32_t>(c.data_ptr<int32_t>(), c.data_ptr<int32_t>() + c.numel());
 }
 
+// torch.nan_to_num for float32.
+float nan_to_num(float v) {
+  if (std::isnan(v)) return 0.0f;
+  if (std::isinf(v)) return v > 0 ? kFltMax : -kFltMax;
+  return v;
+}
+
+bool accept_into(const at::Tensor& x, int ch_axis, int64_t& channels, std::string& invalid) {
+  if (!invalid.empty()) return false;
+  invalid = channel_problem(x, ch_axis, channels);
+  if (!invalid.empty()) return false;
+  channels = x.size(ch_axis);
+  return true;
+}
+
 }  // namespace
 
+bool MinMaxObserver::accept(const at::Tensor& x) { return accept_into(x, ch_axis_, channels_, invalid_); }
+
+void MinMaxObserver::update(const float* bmin, const float* bmax, int64_t c) {
+  if (min_.empty()) {
+    min_.assign(bmin, bmin + c);
+    max_.assign(bmax, bmax + c);
+    return;
+  }
+  for (int64_t i = 0; i < c; ++i) {  // at::minimum / at::maximum propagate NaN
+    min_[i] = std::isnan(min_[i]) || std::isnan(bmin[i]) ? kNaN : std::min(min_[i], bmin[i]);
+    max_[i] = std::isnan(max_[i]) || std::isnan(bmax[i]) ? kNaN : std::max(max_[i], bmax[i]);
+  }
+}
+
 void MinMaxObserver::observe(const at::Tensor& x) {
-  if (!invalid_.empty()) return;
-  invalid_ = channel_problem(x, ch_axis_, min_);
-  if (!invalid_.empty()) return;
+  if (!accept(x)) return;
   // Reduce in the tensor's own layout: [outer, C, inner], no transposed copy.
   int64_t c = x.size(ch_axis_);
   int64_t outer = 1, inner = 1;
@@ -42,29 +75,52 @@ void MinMaxObserver::observe(const at::Tensor& x) {
   at::Tensor y = x.reshape({outer, c, inner});
   at::Tensor bmin = y.amin({0, 2});
   at::Tensor bmax = y.amax({0, 2});
-  if (!min_.defined()) {
-    min_ = bmin;
-    max_ = bmax;
+  if (!min_t_.defined()) {
+    min_t_ = bmin;
+    max_t_ = bmax;
   } else {
-    min_ = at::minimum(bmin, min_);
-    max_ = at::maximum(bmax, max_);
+    min_t_ = at::minimum(bmin, min_t_);
+    max_t_ = at::maximum(bmax, max_t_);
   }
 }
 
 MinMaxSummary MinMaxObserver::finalize() const {
   MinMaxSummary s;
   s.invalid = invalid_;
-  if (invalid_.empty() && min_.defined()) {
-    s.min = to_floats(min_);
-    s.max = to_floats(max_);
+  if (!invalid_.empty()) return s;
+  if (min_t_.defined()) {
+    s.min = to_floats(min_t_);
+    s.max = to_floats(max_t_);
+  } else {
+    s.min = min_;
+    s.max = max_;
   }
   return s;
 }
 
+bool PercentileObserver::accept(const at::Tensor& x) { return accept_into(x, ch_axis_, channels_, invalid_); }
+
+// The float32 arithmetic of ModelReportObserver._calculate_percentile_stats (spec §1.2c), per channel.
+void PercentileObserver::update(const float* qz, const float* qc, const float* qm, int64_t c) {
+  if (n_ == 0) {
+    avg_ratio_.assign(c, 0.0f);
+    batches_used_.assign(c, 0);
+    constant_.assign(c, 0);
+  }
+  for (int64_t i = 0; i < c; ++i) {
+    int32_t nz = (qc[i] != 0 || qm[i] != 0) ? 1 : 0;  // NaN != 0 holds, as in torch
+    int32_t cst = (qm[i] - qz[i]) == 0 ? 1 : 0;
+    float rnz = static_cast<float>(nz) * nan_to_num(qm[i] / qc[i]);
+    int32_t used = batches_used_[i] + nz;
+    avg_ratio_[i] = nan_to_num((avg_ratio_[i] * static_cast<float>(batches_used_[i]) + rnz) / static_cast<float>(used));
+    batches_used_[i] = used;
+    constant_[i] += cst;
+  }
+  ++n_;
+}
+
 void PercentileObserver::observe(const at::Tensor& x) {
-  if (!invalid_.empty()) return;
-  invalid_ = channel_problem(x, ch_axis_, avg_ratio_);
-  if (!invalid_.empty()) return;
+  if (!accept(x)) return;
   at::Tensor y = channels_first_2d(x, ch_axis_);
   int64_t m = y.size(1);
   int64_t rank = quantile_lower_rank(q_, m);
@@ -77,14 +133,14 @@ void PercentileObserver::observe(const at::Tensor& x) {
   at::Tensor ratio = at::nan_to_num(qm / qc);
   at::Tensor rnz = nz * ratio;
   if (n_ == 0) {
-    batches_used_ = at::zeros_like(nz);
-    avg_ratio_ = at::zeros_like(rnz);
-    constant_ = at::zeros_like(cst);
+    batches_used_t_ = at::zeros_like(nz);
+    avg_ratio_t_ = at::zeros_like(rnz);
+    constant_t_ = at::zeros_like(cst);
   }
-  at::Tensor used = batches_used_ + nz;
-  avg_ratio_ = at::nan_to_num((avg_ratio_ * batches_used_ + rnz) / used);
-  batches_used_ = used;
-  constant_ = constant_ + cst;
+  at::Tensor used = batches_used_t_ + nz;
+  avg_ratio_t_ = at::nan_to_num((avg_ratio_t_ * batches_used_t_ + rnz) / used);
+  batches_used_t_ = used;
+  constant_t_ = constant_t_ + cst;
   ++n_;
 }
 
@@ -92,10 +148,15 @@ PercentileSummary PercentileObserver::finalize() const {
   PercentileSummary s;
   s.batches = n_;
   s.invalid = invalid_;
-  if (invalid_.empty() && n_ > 0) {
-    s.avg_ratio = to_floats(avg_ratio_);
-    s.batches_used = to_ints(batches_used_);
-    s.constant_batches = to_ints(constant_);
+  if (!invalid_.empty() || n_ == 0) return s;
+  if (avg_ratio_t_.defined()) {
+    s.avg_ratio = to_floats(avg_ratio_t_);
+    s.batches_used = to_ints(batches_used_t_);
+    s.constant_batches = to_ints(constant_t_);
+  } else {
+    s.avg_ratio = avg_ratio_;
+    s.batches_used = batches_used_;
+    s.constant_batches = constant_;
   }
   return s;
 }

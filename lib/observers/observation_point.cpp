@@ -1,3 +1,8 @@
+#include <cmath>
+#include <limits>
+#include <set>
+
+#include "observers/channel_kernel.h"
 #include "observers/stat_observers.h"
 
 namespace qreport::observers {
@@ -7,11 +12,91 @@ struct ObservationPoint::Impl {
   std::optional<RangeObserver> range;
   std::map<int, MinMaxObserver> minmax;
   std::map<std::pair<int, float>, PercentileObserver> percentile;
+  // CPU path: per-axis scratch, reused across batches.
+  ChannelBatchStats batch;
+  std::vector<int64_t> ranks;
+  std::vector<PercentileObserver*> accepted;
   // Host copies, filled by finalize().
   std::optional<RangeSummary> range_summary;
   std::map<int, MinMaxSummary> minmax_summary;
   std::map<std::pair<int, float>, PercentileSummary> percentile_summary;
+
+  void observe_cpu(const at::Tensor& x);
+  void observe_device(const at::Tensor& x);
 };
+
+namespace {
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+// Below this many contiguous values per channel run, reading a channel in place is mostly cache misses;
+// a channel-first copy (small, since such tensors are Linear-like [N, C]) is cheaper.
+constexpr int64_t kMinRun = 16;
+
+}  // namespace
+
+// One fused kernel call per channel axis serves every statistic on that axis; the tensor-wide range is
+// then the min/max of the channel results (NaN if any channel saw one, as aminmax).
+void ObservationPoint::Impl::observe_cpu(const at::Tensor& xin) {
+  at::Tensor x = xin.contiguous();
+  bool range_done = false;
+  std::set<int> axes;
+  for (auto& [axis, obs] : minmax) axes.insert(axis);
+  for (auto& [key, obs] : percentile) axes.insert(key.first);
+  for (int axis : axes) {
+    auto mm = minmax.find(axis);
+    bool want_mm = mm != minmax.end() && mm->second.accept(x);
+    accepted.clear();
+    for (auto& [key, obs] : percentile)
+      if (key.first == axis && obs.accept(x)) accepted.push_back(&obs);
+    if (!want_mm && accepted.empty()) continue;
+
+    int64_t c = x.size(axis), outer = 1, inner = 1;
+    for (int64_t d = 0; d < axis; ++d) outer *= x.size(d);
+    for (int64_t d = axis + 1; d < x.dim(); ++d) inner *= x.size(d);
+    at::Tensor y = x;
+    if (inner < kMinRun && outer > 1) {
+      y = x.movedim(axis, 0).contiguous();
+      inner *= outer;
+      outer = 1;
+    }
+    const int64_t m = outer * inner;
+    ranks.clear();
+    for (auto* obs : accepted) ranks.push_back(quantile_lower_rank(obs->q(), m));
+    channel_stats_cpu(y.data_ptr<float>(), outer, c, inner, ranks, batch);
+
+    if (want_mm) mm->second.update(batch.min.data(), batch.max.data(), c);
+    for (size_t r = 0; r < accepted.size(); ++r)
+      accepted[r]->update(batch.min.data(), batch.kth.data() + r * c, batch.max.data(), c);
+    if (range && !range_done) {
+      float mn = std::numeric_limits<float>::infinity(), mx = -mn;
+      for (int64_t i = 0; i < c; ++i) {
+        if (std::isnan(batch.min[i])) {
+          mn = mx = kNaN;
+          break;
+        }
+        mn = std::min(mn, batch.min[i]);
+        mx = std::max(mx, batch.max[i]);
+      }
+      range->update(mn, mx);
+      range_done = true;
+    }
+  }
+  if (range && !range_done) {
+    if (x.numel() == 0) {
+      range->invalidate("an empty tensor was observed");
+      return;
+    }
+    auto [mn, mx] = at::aminmax(x);
+    range->update(mn.item<float>(), mx.item<float>());  // CPU tensors: no device sync involved
+  }
+}
+
+void ObservationPoint::Impl::observe_device(const at::Tensor& x) {
+  if (range) range->observe(x);
+  for (auto& [axis, obs] : minmax) obs.observe(x);
+  for (auto& [key, obs] : percentile) obs.observe(x);
+}
 
 ObservationPoint::ObservationPoint() : impl_(std::make_unique<Impl>()) {}
 ObservationPoint::~ObservationPoint() = default;
@@ -30,9 +115,10 @@ void ObservationPoint::observe(const at::Tensor& x) {
   ++impl_->calls;
   // ModelReportObserver works on x.detach().to(float32); the observed value itself is never modified.
   at::Tensor xf = x.detach().to(at::kFloat);
-  if (impl_->range) impl_->range->observe(xf);
-  for (auto& [axis, obs] : impl_->minmax) obs.observe(xf);
-  for (auto& [key, obs] : impl_->percentile) obs.observe(xf);
+  if (xf.is_cpu())
+    impl_->observe_cpu(xf);
+  else
+    impl_->observe_device(xf);
 }
 
 void ObservationPoint::finalize() {

@@ -1,6 +1,31 @@
+#include <cmath>
+#include <limits>
+
 #include "observers/stat_observers.h"
 
 namespace qreport::observers {
+namespace {
+
+// at::minimum / at::maximum: NaN if either side is NaN.
+float nan_min(float a, float b) { return std::isnan(a) || std::isnan(b) ? std::numeric_limits<float>::quiet_NaN() : std::min(a, b); }
+float nan_max(float a, float b) { return std::isnan(a) || std::isnan(b) ? std::numeric_limits<float>::quiet_NaN() : std::max(a, b); }
+
+}  // namespace
+
+void RangeObserver::update(float mn, float mx) {
+  if (!invalid_.empty()) return;
+  if (n_ == 0) {
+    min_ = mn;
+    max_ = mx;
+    avg_ = mx - mn;
+  } else {
+    // Same float32 operations, in the same order, as ModelReportObserver._calculate_range_stats.
+    min_ = nan_min(min_, mn);
+    max_ = nan_max(max_, mx);
+    avg_ = (avg_ * static_cast<float>(n_) + (mx - mn)) / static_cast<float>(n_ + 1);
+  }
+  ++n_;
+}
 
 void RangeObserver::observe(const at::Tensor& x) {
   if (!invalid_.empty()) return;
@@ -10,14 +35,13 @@ void RangeObserver::observe(const at::Tensor& x) {
   }
   auto [mn, mx] = at::aminmax(x);
   if (n_ == 0) {
-    epoch_min_ = mn;
-    epoch_max_ = mx;
-    avg_range_ = mx - mn;
+    min_t_ = mn;
+    max_t_ = mx;
+    avg_t_ = mx - mn;
   } else {
-    // Same float32 operations, in the same order, as ModelReportObserver._calculate_range_stats.
-    epoch_min_ = at::minimum(epoch_min_, mn);
-    epoch_max_ = at::maximum(epoch_max_, mx);
-    avg_range_ = (avg_range_ * n_ + (mx - mn)) / (n_ + 1);
+    min_t_ = at::minimum(min_t_, mn);
+    max_t_ = at::maximum(max_t_, mx);
+    avg_t_ = (avg_t_ * n_ + (mx - mn)) / (n_ + 1);
   }
   ++n_;
 }
@@ -27,9 +51,16 @@ RangeSummary RangeObserver::finalize() const {
   s.batches = n_;
   s.invalid = invalid_;
   if (n_ > 0 && invalid_.empty()) {
-    s.avg_range = avg_range_.cpu().item<float>();
-    s.epoch_min = epoch_min_.cpu().item<float>();
-    s.epoch_max = epoch_max_.cpu().item<float>();
+    if (avg_t_.defined()) {
+      at::Tensor host = at::stack({avg_t_, min_t_, max_t_}).cpu();  // the run's one transfer
+      s.avg_range = host[0].item<float>();
+      s.epoch_min = host[1].item<float>();
+      s.epoch_max = host[2].item<float>();
+    } else {
+      s.avg_range = avg_;
+      s.epoch_min = min_;
+      s.epoch_max = max_;
+    }
   }
   return s;
 }

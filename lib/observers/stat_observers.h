@@ -1,4 +1,9 @@
-// Internal: one class per statistic, holding device tensors between batches.
+// Internal: one class per statistic. Each has two update paths with the same float32 arithmetic:
+//  - update(): from one batch's per-channel results of the fused CPU kernel (channel_kernel.h), kept in
+//    host vectors;
+//  - observe(): from a tensor on any other device, with ATen ops whose results stay on that device
+//    (no host synchronisation per batch).
+// A run uses one path only (the model and batches live on one device).
 #pragma once
 #include <ATen/ATen.h>
 
@@ -8,30 +13,47 @@ namespace qreport::observers {
 
 class RangeObserver {
  public:
+  void update(float batch_min, float batch_max);
   void observe(const at::Tensor& x);  // x is float32
+  void invalidate(std::string why) {
+    if (invalid_.empty()) invalid_ = std::move(why);
+  }
+  bool valid() const { return invalid_.empty(); }
   RangeSummary finalize() const;
 
  private:
   int64_t n_ = 0;
-  at::Tensor avg_range_, epoch_min_, epoch_max_;
+  float avg_ = 0, min_ = 0, max_ = 0;     // host path
+  at::Tensor avg_t_, min_t_, max_t_;      // device path
   std::string invalid_;
 };
 
 class MinMaxObserver {
  public:
   explicit MinMaxObserver(int ch_axis) : ch_axis_(ch_axis) {}
+  int ch_axis() const { return ch_axis_; }
+  // Validates the batch's shape against this statistic; false (and invalid from then on) when unusable.
+  bool accept(const at::Tensor& x);
+  void update(const float* batch_min, const float* batch_max, int64_t channels);
   void observe(const at::Tensor& x);
   MinMaxSummary finalize() const;
 
  private:
   int ch_axis_;
-  at::Tensor min_, max_;
+  int64_t channels_ = -1;
+  std::vector<float> min_, max_;
+  at::Tensor min_t_, max_t_;
   std::string invalid_;
 };
 
 class PercentileObserver {
  public:
   PercentileObserver(int ch_axis, float q) : ch_axis_(ch_axis), q_(q) {}
+  int ch_axis() const { return ch_axis_; }
+  float q() const { return q_; }
+  bool accept(const at::Tensor& x);
+  // Per channel: min (q = 0), the comparison quantile and max (q = 1) of one batch.
+  void update(const float* qz, const float* qc, const float* qm, int64_t channels);
   void observe(const at::Tensor& x);
   PercentileSummary finalize() const;
 
@@ -39,13 +61,17 @@ class PercentileObserver {
   int ch_axis_;
   float q_;
   int64_t n_ = 0;
-  at::Tensor avg_ratio_, batches_used_, constant_;
+  int64_t channels_ = -1;
+  std::vector<float> avg_ratio_;
+  std::vector<int32_t> batches_used_, constant_;
+  at::Tensor avg_ratio_t_, batches_used_t_, constant_t_;
   std::string invalid_;
 };
 
-// Checks that ch_axis exists in x and that the channel count matches earlier batches; returns the reason
-// when it does not (PyTorch raises IndexError or a broadcasting error there).
-std::string channel_problem(const at::Tensor& x, int ch_axis, const at::Tensor& previous);
+// Checks that ch_axis exists in x and that the channel count matches earlier batches (channels, or -1
+// before the first); returns the reason when it does not (PyTorch raises IndexError or a broadcasting
+// error there).
+std::string channel_problem(const at::Tensor& x, int ch_axis, int64_t channels);
 
 // x as [C, M] with the channel axis first; a copy only when ch_axis is not already outermost.
 at::Tensor channels_first_2d(const at::Tensor& x, int ch_axis);

@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 
+#include <chrono>
 #include <map>
 #include <set>
 #include <thread>
@@ -62,6 +63,19 @@ class Plan : public detectors::StatsLookup {
   std::map<std::pair<std::string, Side>, int> routes_;
 };
 
+// Logs how long each stage took (-v); bench/run.py reads these lines for the load+instrument figure.
+class StageClock {
+ public:
+  void lap(const char* stage) {
+    auto now = std::chrono::steady_clock::now();
+    spdlog::debug("stage {}: {:.3f} s", stage, std::chrono::duration<double>(now - last_).count());
+    last_ = now;
+  }
+
+ private:
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
+
 // Forward's arguments for one batch, checked against forward's schema (arity, names, defaults).
 std::vector<c10::IValue> normalized_args(const model::Model& model, const calibration::Batch& batch, size_t index) {
   const c10::FunctionSchema& schema = model.module().get_method("forward").function().getSchema();
@@ -80,6 +94,23 @@ std::vector<c10::IValue> normalized_args(const model::Model& model, const calibr
   }
   stack.erase(stack.begin());
   return stack;
+}
+
+// NaN or Inf in calibration data is a data error: PyTorch's observers would silently turn it into NaN
+// statistics and meaningless advice. Checked on the host, batch by batch, just before the batch is used
+// (one read of data that forward is about to read anyway).
+void check_finite(const std::vector<c10::IValue>& args, size_t index, const model::Model& model) {
+  const auto& names = model.forward_arg_names();
+  for (size_t a = 0; a < args.size(); ++a) {
+    if (!args[a].isTensor()) continue;
+    const at::Tensor& t = args[a].toTensor();
+    if (!t.is_floating_point() || t.numel() == 0) continue;
+    if (at::isfinite(t).all().item<bool>()) continue;
+    bool nan = at::isnan(t).any().item<bool>();
+    std::string arg = a < names.size() ? names[a] : "argument " + std::to_string(a);
+    throw InputError("calibration batch " + std::to_string(index) + ", argument '" + arg + "' contains " +
+                     (nan ? "NaN" : "infinite") + " values; calibration data must be finite");
+  }
 }
 
 }  // namespace
@@ -103,6 +134,7 @@ report::Report analyze(const AnalyzeOptions& o) {
   c10::Device device = parse_device(o.device);
   int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(threads);
+  StageClock clock;
 
   report::Report rep;
   rep.model_path = o.model_path;
@@ -114,6 +146,7 @@ report::Report analyze(const AnalyzeOptions& o) {
   rep.model_modules = model.tree().size();
   calibration::Archive archive = calibration::Archive::open(o.calib_path, o.calibration);
   rep.batches = archive.size();
+  clock.lap("load");
   // Check every batch against forward's schema before running anything; the normalized arguments are
   // handles to the archive's tensors (no copies) and are consumed by the calibration loop.
   std::vector<std::vector<c10::IValue>> batch_args;
@@ -142,6 +175,7 @@ report::Report analyze(const AnalyzeOptions& o) {
   for (size_t id = 0; id < plan.keys().size(); ++id)
     instr.observe(plan.keys()[id].first, plan.keys()[id].second, static_cast<int64_t>(id));
   for (const auto& w : instr.warnings()) rep.warnings.push_back(w);
+  clock.lap("instrument");
 
   if (device.type() != c10::kCPU) model.module().to(device);
   auto& points = plan.points();
@@ -149,7 +183,10 @@ report::Report analyze(const AnalyzeOptions& o) {
   {
     c10::InferenceMode inference;
     for (size_t i = 0; i < archive.size(); ++i) {
+      if (interrupt_requested()) throw Interrupted("interrupted during calibration (batch " + std::to_string(i + 1) +
+                                                   " of " + std::to_string(archive.size()) + "); no report written");
       auto args = std::move(batch_args[i]);
+      check_finite(args, i, model);
       for (auto& a : args)
         if (a.isTensor() && a.toTensor().device() != device) a = a.toTensor().to(device);
       try {
@@ -158,9 +195,11 @@ report::Report analyze(const AnalyzeOptions& o) {
         throw ModelError("the model's forward failed on calibration batch " + std::to_string(i) + ": " +
                          root_cause_line(e.what()));
       }
+      archive.release(i);
       if (o.on_batch) o.on_batch(i + 1, archive.size());
     }
   }
+  clock.lap("calibrate");
   for (auto& p : points) p.finalize();
 
   for (const auto& det : dets) {
@@ -169,6 +208,7 @@ report::Report analyze(const AnalyzeOptions& o) {
     rep.results.push_back(std::move(result));
   }
   rep.qconfig = detectors::merge_qconfig_info(model, rep.results);
+  clock.lap("report");
   return rep;
 }
 

@@ -62,3 +62,19 @@ TEST_CASE("a one-element list (pickle APPEND, unknown to LibTorch 1.13) is read"
   bool is_long = a.batch(0).positional[0].scalar_type() == at::kLong;
   CHECK(is_long);
 }
+
+TEST_CASE("storages are mapped in place and survive release()") {
+  auto a = Archive::open(fixture("graph/calib_slow.pt"), {});
+  REQUIRE(a.size() == 400);
+  CHECK(a.storages_in_place() == 400);
+  float before = a.batch(5).positional[0].sum().item<float>();
+  a.release(5);
+  CHECK(a.batch(5).positional[0].sum().item<float>() == before);  // re-read from the file
+}
+
+TEST_CASE("a compressed (re-zipped) archive is read into memory instead") {
+  auto a = Archive::open(fixture("graph/calib_deflated.pt"), {});
+  REQUIRE(a.size() == 2);
+  CHECK(a.storages_in_place() == 0);
+  CHECK(a.batch(1).positional[0].sum().item<float>() == doctest::Approx(78.0));
+}

@@ -23,6 +23,11 @@ with open(f"{TMP}/truncated.pt", "wb") as f:
 
 LIN = f"{P}/two_linear/model.pt"
 LINC = f"{P}/two_linear/calib.pt"
+with open(LINC, "rb") as f:
+    data = f.read()
+with open(f"{TMP}/calib_truncated.pt", "wb") as f:
+    f.write(data[: len(data) // 2])
+os.makedirs(f"{TMP}/outdir", exist_ok=True)
 
 CASES = [
     ("help", ["--help"], 0, ""),
@@ -58,12 +63,23 @@ CASES = [
     ("bad batch size", ["analyze", LIN, "--calib", LINC, "--batch-size", "-3"], 2, "--batch-size must be positive"),
     ("output dir missing", ["analyze", LIN, "--calib", LINC, "-o", "/nonexistent/dir/r.json"], 2, "cannot write output file"),
     ("all-zero batches", ["analyze", f"{G}/called_twice.pt", "--calib", f"{G}/calib_zeros.pt", "--format", "json"], 0, "is null: the epoch range is 0"),
-    ("tuple output", ["analyze", f"{G}/tuple_out.pt", "--calib", LINC[:-8] + "calib.pt"], 2, ""),
+    ("tuple output", ["analyze", f"{G}/tuple_out.pt", "--calib", f"{G}/calib_tensor.pt"], 0, ""),
+    ("dict output", ["analyze", f"{G}/dict_out.pt", "--calib", f"{G}/calib_tensor.pt"], 0, ""),
     ("integer inputs", ["analyze", f"{G}/embed.pt", "--calib", f"{G}/calib_ids.pt"], 0, ""),
     ("tensor archive split", ["analyze", f"{G}/tuple_out.pt", "--calib", f"{G}/calib_tensor.pt", "--batch-size", "2"], 0, ""),
+    ("archive truncated", ["analyze", LIN, "--calib", f"{TMP}/calib_truncated.pt"], 2, "cannot read calibration archive"),
+    ("NaN in a batch", ["analyze", f"{G}/tuple_out.pt", "--calib", f"{G}/calib_nan.pt"], 2, "calibration batch 1, argument 'x' contains NaN values"),
+    ("Inf in a batch", ["analyze", f"{G}/tuple_out.pt", "--calib", f"{G}/calib_inf.pt"], 2, "calibration batch 0, argument 'x' contains infinite values"),
+    ("1-D inputs", ["analyze", f"{G}/tuple_out.pt", "--calib", f"{G}/calib_1d.pt", "--format", "json"], 0, "has no channel axis 1"),
+    ("float64 inputs", ["analyze", f"{G}/tuple_out.pt", "--calib", f"{G}/calib_float64.pt"], 3, "forward failed"),
+    ("output is a directory", ["analyze", LIN, "--calib", LINC, "-o", f"{TMP}/outdir"], 2, "cannot write output file"),
+    ("output dir unwritable", ["analyze", LIN, "--calib", LINC, "-o", "/proc/qreport-report.json"], 2, "cannot write output file"),
+    ("max batches zero", ["analyze", LIN, "--calib", LINC, "--max-batches", "-1"], 2, "--max-batches must be positive"),
+    ("threads negative", ["analyze", LIN, "--calib", LINC, "--threads", "-2"], 2, "--threads must be positive"),
+    ("ch-axis out of range", ["analyze", LIN, "--calib", LINC, "--ch-axis", "5", "--detectors", "equalization"], 0, "has no channel axis 5"),
+    ("missing --calib", ["analyze", LIN], 2, "--calib is required"),
+    ("outlier ratio below 1", ["analyze", LIN, "--calib", LINC, "--outlier-ratio-threshold", "0.5"], 2, "--outlier-ratio-threshold"),
 ]
-# two_linear's calib has 4 features, tuple_out wants 3: a forward failure, not a crash.
-CASES = [c if c[0] != "tuple output" else ("tuple output", c[1], 3, "forward failed") for c in CASES]
 
 failures = 0
 
@@ -127,10 +143,29 @@ if "== outlier_detector ==" not in r.stdout or "dynamic_vs_static" in r.stdout:
 if "For channel 1, we found outliers in the preceding activation data with a max value across all batches of 9.0." not in r.stdout:
     fail("text content", r.stdout)
 
+# SIGINT during calibration: exit 130, one error line, no report file, no temporary file left.
+import signal  # noqa: E402
+sig_out = f"{TMP}/interrupted.json"
+proc = subprocess.Popen([QREPORT, "analyze", f"{G}/slow.pt", "--calib", f"{G}/calib_slow.pt", "-v", "-o", sig_out,
+                         "--threads", "1"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+for line in proc.stderr:
+    if "calibration batch 3/400 done" in line:
+        proc.send_signal(signal.SIGINT)
+        break
+rest = proc.stderr.read()
+code = proc.wait(timeout=120)
+errors = [l for l in rest.splitlines() if l.startswith("qreport: error:")]
+if code != 130 or len(errors) != 1 or "interrupted during calibration" not in errors[0]:
+    fail("sigint", f"exit {code}, stderr tail {rest[-300:]!r}")
+elif os.path.exists(sig_out) or [f for f in os.listdir(TMP) if ".tmp." in f]:
+    fail("sigint", "a report or temporary file was left behind")
+else:
+    print("ok sigint")
+
 # The demo in data/demo works.
 r = run(["analyze", f"{SRC}/data/demo/model.pt", "--calib", f"{SRC}/data/demo/calib.pt"])
 if r.returncode != 0 or "Outlier detection report" not in r.stdout:
     fail("demo", r.stderr)
 
-print(f"{len(CASES) + 5 - failures} passed, {failures} failed")
+print(f"{len(CASES) + 6 - failures} passed, {failures} failed")
 sys.exit(1 if failures else 0)

@@ -1,0 +1,41 @@
+// The benchmark's baseline: plain LibTorch inference of the same scripted model over the same batches,
+// with the same thread count and the same inference mode as qreport's calibration loop. It does what a
+// user's own inference program would do: torch::jit::load, torch::pickle_load, forward per batch.
+//   qreport_bench_baseline MODEL.pt CALIB.pt THREADS [cpu|cuda[:N]]
+#include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
+#include <torch/script.h>
+#include <torch/serialize.h>
+
+#include <fstream>
+#include <iostream>
+#include <iterator>
+
+int main(int argc, char** argv) {
+  if (argc < 4) {
+    std::cerr << "usage: qreport_bench_baseline MODEL.pt CALIB.pt THREADS [DEVICE]\n";
+    return 2;
+  }
+  try {
+    at::set_num_threads(std::stoi(argv[3]));
+    c10::Device device(argc > 4 ? argv[4] : "cpu");
+    torch::jit::Module model = torch::jit::load(argv[1], device);
+    model.eval();
+    std::ifstream in(argv[2], std::ios::binary);
+    std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    c10::IValue archive = torch::pickle_load(bytes);
+    c10::InferenceMode guard;
+    double checksum = 0;  // keeps the outputs alive to the end, as qreport's observers keep statistics
+    std::vector<at::Tensor> outputs;
+    for (const auto& item : archive.toListRef()) {
+      at::Tensor x = item.toTensor().to(device);
+      outputs.push_back(model.forward({x}).toTensor());
+    }
+    for (const auto& o : outputs) checksum += o.sum().item<double>();  // one sync at the end, like qreport
+    std::cout << "batches " << outputs.size() << " checksum " << checksum << "\n";
+  } catch (const std::exception& e) {
+    std::cerr << "baseline: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

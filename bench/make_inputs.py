@@ -1,0 +1,48 @@
+#!/usr/bin/python3
+"""Writes the benchmark inputs: resnet18 and mobilenet_v2 (torchvision, random weights, eval mode) fused
+with fuse_fx and scripted, and a calibration archive of random batches for each. Usage:
+    /usr/bin/python3 bench/make_inputs.py OUTDIR [--batches-resnet N] [--batches-mobilenet N] [--batch B]
+                                                 [--size S] [--models resnet18,mobilenet_v2]
+The defaults are the sizes of issue 5 (16 and 8 batches of 8x3x224x224); the CI smoke run uses tiny ones.
+"""
+import argparse
+import os
+import sys
+import warnings
+
+warnings.filterwarnings("ignore")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data"))
+
+import torch  # noqa: E402
+import torchvision  # noqa: E402
+from torch.ao.quantization.quantize_fx import fuse_fx  # noqa: E402
+
+import fixtures  # noqa: E402  (dealias: one object per module path, as in the parity fixtures)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("out")
+    p.add_argument("--models", default="resnet18,mobilenet_v2")
+    p.add_argument("--batches-resnet", type=int, default=16)
+    p.add_argument("--batches-mobilenet", type=int, default=8)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--size", type=int, default=224)
+    a = p.parse_args()
+    batches = {"resnet18": a.batches_resnet, "mobilenet_v2": a.batches_mobilenet}
+    for i, name in enumerate(a.models.split(",")):
+        torch.manual_seed(100 + i)
+        model = getattr(torchvision.models, name)().eval()
+        gm = fixtures.dealias(fuse_fx(model))
+        d = os.path.join(a.out, name)
+        os.makedirs(d, exist_ok=True)
+        torch.jit.save(torch.jit.script(gm), os.path.join(d, "model.pt"))
+        torch.save([torch.randn(a.batch, 3, a.size, a.size) for _ in range(batches[name])],
+                   os.path.join(d, "calib.pt"))
+        # The same model as an eager GraphModule, for PyTorch's ModelReport (bench/modelreport.py).
+        torch.save(gm, os.path.join(d, "fx_model.pth"))
+        print("bench input", name, "->", d, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+#!/usr/bin/python3
+"""Runs qreport, the plain-inference baseline and (optionally) PyTorch's ModelReport side by side on the
+inputs of bench/make_inputs.py: interleaved runs, whole-process wall time and peak RSS, medians, ratios,
+one Markdown table on stdout.
+
+    /usr/bin/python3 bench/run.py --inputs DIR --qreport build/qreport --baseline build/qreport_bench_baseline
+                                  [--threads N] [--reps R] [--modelreport] [--device cpu|cuda]
+
+Interleaving (baseline, qreport, ModelReport, baseline, ...) spreads drift of the machine evenly over all
+three. The load+instrument figure comes from qreport's own stage log (-v).
+"""
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def timed(cmd, stderr_path):
+    """Whole-process wall time (s) and peak RSS (MiB) of one run; raises when it fails."""
+    with open(stderr_path, "w") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit("bench: command failed (%s): %s\n%s" % (status, " ".join(cmd), open(stderr_path).read()))
+    return wall, usage.ru_maxrss / 1024.0
+
+
+def count_batches(calib):
+    """Number of batches in a list archive, without importing torch: the zip's data/N records."""
+    import zipfile
+    return sum(1 for n in zipfile.ZipFile(calib).namelist() if re.search(r"/data/\d+$", n))
+
+
+def stage_seconds(log, stages):
+    found = dict(re.findall(r"stage (\w+): ([0-9.]+) s", log))
+    return sum(float(found.get(s, "nan")) for s in stages)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--inputs", required=True)
+    p.add_argument("--qreport", required=True)
+    p.add_argument("--baseline", required=True)
+    p.add_argument("--models", default="resnet18,mobilenet_v2")
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--modelreport", action="store_true", help="also time PyTorch's ModelReport (slow)")
+    a = p.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="qreport-bench-")
+    rows = []
+    for name in a.models.split(","):
+        d = os.path.join(a.inputs, name)
+        model, calib = os.path.join(d, "model.pt"), os.path.join(d, "calib.pt")
+        cmds = {
+            "baseline": [a.baseline, model, calib, str(a.threads), a.device],
+            "qreport": [a.qreport, "analyze", model, "--calib", calib, "--detectors", "all", "--device", a.device,
+                        "--threads", str(a.threads), "--format", "json", "-o", os.path.join(tmp, "r.json"), "-v"],
+        }
+        if a.modelreport:
+            cmds["modelreport"] = ["/usr/bin/python3", os.path.join(HERE, "modelreport.py"), d, str(a.threads)]
+        times = {k: [] for k in cmds}
+        rss = {k: [] for k in cmds}
+        setup = []
+        for _ in range(a.reps):
+            for k, cmd in cmds.items():
+                log = os.path.join(tmp, k + ".log")
+                w, r = timed(cmd, log)
+                times[k].append(w)
+                rss[k].append(r)
+                if k == "qreport":
+                    setup.append(stage_seconds(open(log).read(), ["load", "instrument"]))
+        # Memory against the number of batches: the same run on the first half of the batches.
+        half = [c for c in cmds["qreport"]] + ["--max-batches", str(max(1, count_batches(calib) // 2))]
+        rss_half = max(timed(half, os.path.join(tmp, "half.log"))[1] for _ in range(2))
+        med = {k: statistics.median(v) for k, v in times.items()}
+        row = {"model": name, "baseline_s": med["baseline"], "qreport_s": med["qreport"],
+               "ratio": med["qreport"] / med["baseline"], "setup_s": statistics.median(setup),
+               "rss_baseline": max(rss["baseline"]), "rss_qreport": max(rss["qreport"]), "rss_half": rss_half}
+        if a.modelreport:
+            row["modelreport_s"] = med["modelreport"]
+            row["mr_ratio"] = med["modelreport"] / med["baseline"]
+        rows.append(row)
+
+    mr = a.modelreport
+    print("| model | baseline s | qreport s | qreport / baseline | load+instrument s | peak RSS baseline MiB |"
+          " peak RSS qreport MiB (half the batches) |" + (" ModelReport s | ModelReport / baseline |" if mr else ""))
+    print("|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if mr else ""))
+    for r in rows:
+        line = "| %s | %.3f | %.3f | **%.2fx** | %.3f | %.0f | %.0f (%.0f) |" % (
+            r["model"], r["baseline_s"], r["qreport_s"], r["ratio"], r["setup_s"], r["rss_baseline"],
+            r["rss_qreport"], r["rss_half"])
+        if mr:
+            line += " %.2f | %.1fx |" % (r["modelreport_s"], r["mr_ratio"])
+        print(line)
+    print("\n%d interleaved runs each, medians; %d threads; device %s." % (a.reps, a.threads, a.device))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+// Internal: the fused per-channel statistics kernel of the CPU path. One call reads a float32 activation
+// in its own layout, viewed as [outer, C, inner], and computes for every channel its min, max and the
+// values at the given ranks (exact order statistics, as torch.kthvalue or torch.quantile "lower"), with
+// no transposed copy, no sort and no allocation once its buffers have grown to the largest batch.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace qreport::observers {
+
+// Results for one batch, indexed by channel; kth holds one row of C values per rank (rank-major).
+// A channel holding a NaN gets NaN for min, max and every rank (as amin/amax/quantile give).
+struct ChannelBatchStats {
+  std::vector<float> min, max, kth;
+};
+
+// data: outer * channels * inner contiguous float32 values. ranks: 0-based, each < outer * inner.
+// Runs in parallel over channels on ATen's intra-op thread pool.
+void channel_stats_cpu(const float* data, int64_t outer, int64_t channels, int64_t inner,
+                       const std::vector<int64_t>& ranks, ChannelBatchStats& out);
+
+// The exact k-th smallest (0-based) of n finite-or-infinite, NaN-free values, by radix selection on the
+// values' order-preserving integer keys. A result of zero is +0.0 (-0.0 and +0.0 compare equal).
+// Reorders nothing in values; uses scratch as working memory.
+float select_kth(const float* values, int64_t n, int64_t k, std::vector<float>& scratch);
+
+}  // namespace qreport::observers

@@ -1,0 +1,153 @@
+// The fused CPU kernel (exact order statistics without sorting) against ATen's kthvalue/amin/amax, on
+// each of its paths: direct selection, sample bounds, ties at the bounds, and the radix fallback.
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "observers/channel_kernel.h"
+#include "observers/stat_observers.h"
+#include "test_support.h"
+
+using namespace qreport::observers;
+
+namespace {
+
+// Runs the kernel on x viewed as [outer, C, inner] around ch_axis and checks every channel against ATen.
+void check_against_aten(const at::Tensor& x, int ch_axis, const std::vector<float>& qs) {
+  at::Tensor xc = x.contiguous();
+  int64_t c = xc.size(ch_axis), outer = 1, inner = 1;
+  for (int64_t d = 0; d < ch_axis; ++d) outer *= xc.size(d);
+  for (int64_t d = ch_axis + 1; d < xc.dim(); ++d) inner *= xc.size(d);
+  const int64_t m = outer * inner;
+  std::vector<int64_t> ranks;
+  for (float q : qs) ranks.push_back(quantile_lower_rank(q, m));
+  ChannelBatchStats out;
+  channel_stats_cpu(xc.data_ptr<float>(), outer, c, inner, ranks, out);
+  at::Tensor rows = channels_first_2d(xc, ch_axis).contiguous();
+  for (int64_t ch = 0; ch < c; ++ch) {
+    at::Tensor row = rows[ch];
+    bool nan = at::isnan(row).any().item<bool>();
+    CAPTURE(ch);
+    if (nan) {
+      CHECK(std::isnan(out.min[ch]));
+      CHECK(std::isnan(out.max[ch]));
+      for (size_t r = 0; r < ranks.size(); ++r) CHECK(std::isnan(out.kth[r * c + ch]));
+      continue;
+    }
+    CHECK(out.min[ch] == row.min().item<float>());
+    CHECK(out.max[ch] == row.max().item<float>());
+    for (size_t r = 0; r < ranks.size(); ++r) {
+      float expected = std::get<0>(at::kthvalue(row, ranks[r] + 1)).item<float>();
+      float got = out.kth[r * c + ch];
+      CAPTURE(ranks[r]);
+      CHECK(got == expected);
+      if (expected == 0.0f) CHECK(!std::signbit(got));  // zeros come back as +0.0
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("small channels are selected directly") {
+  at::manual_seed(1);
+  check_against_aten(at::randn({2, 5, 7, 3}), 1, {0.9f, 0.95f, 0.5f, 0.0f, 1.0f});
+}
+
+TEST_CASE("large channels: sample bounds, one pass") {
+  at::manual_seed(2);
+  check_against_aten(at::randn({8, 6, 40, 40}), 1, {0.95f, 0.975f});
+  check_against_aten(at::randn({3, 4, 5000}).exp(), 1, {0.9f});  // heavy tail
+}
+
+TEST_CASE("many ties at the bounds: ReLU zeros and saturated values") {
+  at::manual_seed(3);
+  at::Tensor relu = at::randn({4, 5, 30, 30}).sub(1.8).clamp_min(0);  // most values exactly 0
+  check_against_aten(relu, 1, {0.95f, 0.5f});
+  at::Tensor relu6 = at::randn({4, 5, 30, 30}).mul(6).clamp(0, 6);  // many exactly 6
+  check_against_aten(relu6, 1, {0.95f, 0.99f});
+  check_against_aten(at::zeros({2, 3, 600}), 1, {0.95f});  // constant channels
+}
+
+TEST_CASE("signed zeros, infinities and NaN") {
+  at::Tensor x = at::randn({2, 4, 700});
+  x.index_put_({0, 0}, -0.0);  // channel 0 half -0.0
+  x.index_put_({at::indexing::Slice(), 1, at::indexing::Slice(0, 50)}, std::numeric_limits<float>::infinity());
+  x.index_put_({1, 2, 7}, std::numeric_limits<float>::quiet_NaN());
+  x.index_put_({at::indexing::Slice(), 3, at::indexing::Slice(0, 690)}, -std::numeric_limits<float>::infinity());
+  check_against_aten(x, 1, {0.95f, 0.4f, 0.3f});
+}
+
+TEST_CASE("a sample that misjudges the bounds falls back to radix selection") {
+  // The sample reads runs of 4 values every `step` values; make exactly those huge so that the sample's
+  // bounds lie far above the channel's 95th percentile.
+  const int64_t m = 10000;
+  at::Tensor x = at::rand({1, 1, m});
+  const int64_t n = std::clamp<int64_t>(static_cast<int64_t>(std::cbrt(double(m) * m)), 64, 8192);
+  const int64_t step = m / (n / 4);
+  auto acc = x.accessor<float, 3>();
+  for (int64_t j = 0; j < m; ++j)
+    if (j % step < 4) acc[0][0][j] = 1e9f;
+  check_against_aten(x, 1, {0.95f});
+}
+
+TEST_CASE("channel axis last and outer > 1 (Linear-like [N, C])") {
+  at::manual_seed(4);
+  check_against_aten(at::randn({300, 6}), 1, {0.95f});
+  check_against_aten(at::randn({5, 4, 3}), 2, {0.9f});
+}
+
+TEST_CASE("select_kth is exact for random data, ties and wide ranges") {
+  std::vector<float> scratch;
+  at::manual_seed(5);
+  for (int trial = 0; trial < 20; ++trial) {
+    int64_t n = 1 + trial * 997;
+    at::Tensor t = trial % 3 == 0 ? at::randint(0, 5, {n}).to(at::kFloat)
+                                  : at::randn({n}) * std::pow(10.0f, static_cast<float>(trial % 7 * 5 - 15));
+    std::vector<float> v(t.data_ptr<float>(), t.data_ptr<float>() + n);
+    std::vector<float> sorted = v;
+    std::sort(sorted.begin(), sorted.end());
+    for (int64_t k : {int64_t{0}, n / 3, (n * 19) / 20, n - 1}) {
+      CAPTURE(n);
+      CAPTURE(k);
+      CHECK(select_kth(v.data(), n, k, scratch) == sorted[k]);
+    }
+  }
+}
+
+TEST_CASE("the CPU kernel path and the device (ATen ops) path give identical statistics") {
+  // The device path is what --device cuda runs; on the CPU it can be driven through the observers'
+  // observe() directly. Same float32 arithmetic, so the summaries must be equal to the bit.
+  at::manual_seed(6);
+  std::vector<at::Tensor> batches;
+  for (int b = 0; b < 4; ++b) batches.push_back(at::randn({3, 5, 20, 20}).clamp_min(-0.5 + 0.3 * b) * (b + 1));
+  batches[2].index_put_({at::indexing::Slice(), 4}, 0.0);  // a channel dead in one batch
+
+  ObservationPoint point;
+  point.want_range();
+  point.want_minmax(1);
+  point.want_percentile(1, 0.95f);
+  RangeObserver range;
+  MinMaxObserver minmax(1);
+  PercentileObserver pct(1, 0.95f);
+  for (const auto& x : batches) {
+    point.observe(x);
+    range.observe(x);
+    minmax.observe(x);
+    pct.observe(x);
+  }
+  point.finalize();
+  RangeSummary r = range.finalize();
+  CHECK(point.range()->avg_range == r.avg_range);
+  CHECK(point.range()->epoch_min == r.epoch_min);
+  CHECK(point.range()->epoch_max == r.epoch_max);
+  MinMaxSummary mm = minmax.finalize();
+  CHECK(point.minmax(1)->min == mm.min);
+  CHECK(point.minmax(1)->max == mm.max);
+  PercentileSummary p = pct.finalize();
+  CHECK(point.percentile(1, 0.95f)->avg_ratio == p.avg_ratio);
+  CHECK(point.percentile(1, 0.95f)->batches_used == p.batches_used);
+  CHECK(point.percentile(1, 0.95f)->constant_batches == p.constant_batches);
+  CHECK(p.batches_used[4] == 3);
+}
