@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -21,6 +22,7 @@ using namespace qreport;
 constexpr const char* kExitCodes =
     "Exit codes:\n"
     "  0   success\n"
+    "  1   findings of a kind named by --fail-on (the report is written first)\n"
     "  2   bad usage or bad input (unreadable or invalid model or archive, data that does not fit forward,\n"
     "      invalid option)\n"
     "  3   the model's forward failed during calibration\n"
@@ -70,6 +72,39 @@ std::vector<std::string> parse_detectors(const std::string& list) {
   return out;
 }
 
+// --fail-on: a comma list of finding kinds, "all" or "none".
+std::vector<std::string> parse_fail_on(const std::string& list) {
+  std::vector<std::string> out;
+  if (list.empty() || list == "none") return out;
+  if (list == "all") return report::finding_kinds();
+  size_t start = 0;
+  while (start <= list.size()) {
+    size_t end = list.find(',', start);
+    if (end == std::string::npos) end = list.size();
+    std::string item = list.substr(start, end - start);
+    const auto& kinds = report::finding_kinds();
+    if (std::find(kinds.begin(), kinds.end(), item) == kinds.end())
+      throw UsageError("unknown --fail-on kind '" + item + "' (use none, all, or a comma list of per_channel, dynamic, "
+                       "equalization, outliers)");
+    out.push_back(item);
+    start = end + 1;
+  }
+  return out;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError("cannot read '" + path + "'");
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+void emit(const std::string& output, const std::string& text) {
+  if (output.empty())
+    std::cout << text << std::flush;
+  else
+    write_atomically(output, text);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -82,6 +117,7 @@ int main(int argc, char** argv) {
 
   pipeline::AnalyzeOptions o;
   std::string detectors_arg = "all", format = "text", output, backend = "x86", qscheme = "per-tensor";
+  std::string fail_on_arg = "none", inspect_format = "text", table_report, module_filter, feature_filter;
   bool quiet = false, verbose = false;
   int64_t batch_size = 0, max_batches = 0;
 
@@ -97,7 +133,14 @@ int main(int argc, char** argv) {
                       "(PyTorch's detector names work too)")
       ->capture_default_str();
   analyze->add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str();
-  analyze->add_option("--format", format, "Report format")->check(CLI::IsMember({"text", "json"}))->capture_default_str();
+  analyze->add_option("--format", format, "Report format: text for people, json for machines (docs/json-schema.md), "
+                      "html for a self-contained page with plots")
+      ->check(CLI::IsMember({"text", "json", "html"}))
+      ->capture_default_str();
+  analyze->add_option("--fail-on", fail_on_arg,
+                      "Exit 1, after writing the report, if it has findings of these kinds: none, all, or a comma "
+                      "list of per_channel, dynamic, equalization, outliers")
+      ->capture_default_str();
   analyze->add_option("-o,--output", output, "Write the report to this file instead of stdout");
   analyze->add_option("--batch-size", batch_size, "Split a single-Tensor archive into batches of N rows");
   analyze->add_option("--max-batches", max_batches, "Use at most N calibration batches");
@@ -126,8 +169,30 @@ int main(int argc, char** argv) {
   analyze->add_option("--outlier-fraction-batches", o.outlier.fraction_batches_used_threshold,
                       "Fraction of batches a channel must be usable in to count as sufficient, in [0, 1]")
       ->capture_default_str();
-  analyze->add_flag("-q,--quiet", quiet, "Only errors on stderr");
-  analyze->add_flag("-v,--verbose", verbose, "Debug logging on stderr");
+  analyze->add_flag("-q,--quiet", quiet, "Only errors on stderr (no progress, no warnings)");
+  analyze->add_flag("-v,--verbose", verbose, "Debug logging on stderr (stage timings, each batch)");
+
+  auto* inspect = app.add_subcommand(
+      "inspect", "Show the module tree, the call sites found and what each detector would observe where (no data "
+                 "needed): the tool to run first when a report looks wrong");
+  inspect->footer(kExitCodes);
+  inspect->add_option("model", o.model_path, "TorchScript model file (torch.jit.save)")->required();
+  inspect->add_option("--detectors", detectors_arg, "all, or a comma list of detectors")->capture_default_str();
+  inspect->add_option("--ch-axis", o.equalization.ch_axis, "Channel axis of activations")->capture_default_str();
+  inspect->add_option("--format", inspect_format, "text or json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  inspect->add_option("-o,--output", output, "Write to this file instead of stdout");
+  inspect->add_flag("-q,--quiet", quiet, "Only errors on stderr");
+  inspect->add_flag("-v,--verbose", verbose, "Debug logging on stderr");
+
+  auto* table = app.add_subcommand("table", "Print the tensor-level and channel-level tables of a saved JSON report "
+                                            "(like PyTorch's ModelReportVisualizer)");
+  table->footer(kExitCodes);
+  table->add_option("report", table_report, "A report written by 'qreport analyze --format json'")->required();
+  table->add_option("--module", module_filter, "Only modules whose name contains this");
+  table->add_option("--feature", feature_filter, "Only features whose name contains this");
+  table->add_option("-o,--output", output, "Write to this file instead of stdout");
 
   try {
     app.parse(argc, argv);
@@ -152,7 +217,19 @@ int main(int argc, char** argv) {
 
   install_interrupt_handler();
   try {
+    if (table->parsed()) {
+      emit(output, report::tables_from_json(read_file(table_report), module_filter, feature_filter));
+      return kExitOk;
+    }
     o.detectors = parse_detectors(detectors_arg);
+    o.outlier.ch_axis = o.equalization.ch_axis;
+    if (inspect->parsed()) {
+      report::Inspection in = pipeline::inspect(o);
+      for (const auto& w : in.warnings) spdlog::warn("{}", w);
+      emit(output, inspect_format == "json" ? report::to_json(in) : report::to_text(in));
+      return kExitOk;
+    }
+    std::vector<std::string> fail_on = parse_fail_on(fail_on_arg);
     if (batch_size != 0) o.calibration.batch_size = batch_size;
     if (max_batches != 0) o.calibration.max_batches = max_batches;
     if (batch_size < 0) throw UsageError("--batch-size must be positive");
@@ -160,21 +237,30 @@ int main(int argc, char** argv) {
     if (o.threads < 0) throw UsageError("--threads must be positive");
     o.per_channel.backend = backend;
     o.per_channel.weight_per_channel = qscheme == "per-channel";
-    o.outlier.ch_axis = o.equalization.ch_axis;
-    const bool show_progress = !quiet && ::isatty(STDERR_FILENO);
-    o.on_batch = [show_progress](size_t done, size_t total) {
-      if (show_progress) std::fprintf(stderr, "\rcalibrating: batch %zu/%zu%s", done, total, done == total ? "\n" : "");
+    // Progress only for a person watching (stderr is a terminal); -v logs every batch instead.
+    const bool show_progress = !quiet && !verbose && ::isatty(STDERR_FILENO);
+    const auto start = std::chrono::steady_clock::now();
+    o.on_batch = [show_progress, start](size_t done, size_t total) {
+      double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (show_progress)
+        std::fprintf(stderr, "\rcalibrating: batch %zu/%zu, %.1f batches/s%s", done, total, s > 0 ? done / s : 0.0,
+                     done == total ? "\n" : "");
       spdlog::debug("calibration batch {}/{} done", done, total);
     };
     report::Report rep = pipeline::analyze(o);
     for (const auto& w : rep.warnings) spdlog::warn("{}", w);
-    std::string text = format == "json" ? report::to_json(rep) : report::to_text(rep);
-    if (output.empty()) {
-      std::cout << text << std::flush;
-    } else {
-      write_atomically(output, text);
+    std::string text = format == "json" ? report::to_json(rep) : format == "html" ? report::to_html(rep)
+                                                                                  : report::to_text(rep);
+    emit(output, text);
+    // The gate: one line per finding of a gated kind, then a summary line; exit 1.
+    size_t gated = 0;
+    for (const auto& f : report::findings(rep)) {
+      if (std::find(fail_on.begin(), fail_on.end(), f.kind) == fail_on.end()) continue;
+      ++gated;
+      if (!quiet) std::fprintf(stderr, "qreport: finding: %s %s: %s\n", f.kind.c_str(), f.fqn.empty() ? "(root)" : f.fqn.c_str(), f.detail.c_str());
     }
-    return kExitOk;
+    if (gated) std::fprintf(stderr, "qreport: --fail-on %s: %zu finding%s; exit 1\n", fail_on_arg.c_str(), gated, gated == 1 ? "" : "s");
+    return gated ? kExitFindings : kExitOk;
   } catch (const UsageError& e) {
     return fail(kExitUsage, e.what());
   } catch (const InputError& e) {

@@ -28,6 +28,10 @@ struct AnalyzeOptions {
 // Builds the detectors named in options, validating their options (UsageError).
 std::vector<std::unique_ptr<detectors::Detector>> make_detectors(const AnalyzeOptions& options);
 
+// What analyze would observe, without calibration data (qreport inspect): the module tree, the call
+// sites found and, per detector request, where it is observed. Throws as analyze does.
+report::Inspection inspect(const AnalyzeOptions& options);
+
 // Runs the analysis. Throws UsageError/InputError (exit 2), ModelError (exit 3) or InternalError.
 report::Report analyze(const AnalyzeOptions& options);
 

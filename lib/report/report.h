@@ -20,6 +20,51 @@ struct Report {
   std::vector<std::string> warnings;
 };
 
+// A finding a CI gate can act on (--fail-on): one module, one kind of problem.
+struct Finding {
+  std::string kind;    // "outliers", "dynamic", "equalization" or "per_channel"
+  std::string fqn;
+  std::string detail;  // e.g. "channels 0, 3 have outliers"
+};
+// The kinds --fail-on accepts, in report order.
+const std::vector<std::string>& finding_kinds();
+// Every finding of the report, by detector then module order.
+std::vector<Finding> findings(const Report& report);
+
+// What `qreport inspect` shows: the module tree, the call sites found, and what each detector would observe.
+struct Inspection {
+  struct Module {
+    std::string fqn, type_name, kind;
+    int depth = 0;
+    int call_sites = 0;   // how many times forward calls it as a leaf (0: inlined, or never called)
+    bool leaf = false;    // a call leaf (not inlined)
+  };
+  struct Observation {
+    std::string detector, fqn, side;
+    std::string site;       // the call site that observes it ("" for the root); empty with observed=false
+    bool observed = false;  // false: neither the module nor an ancestor has a call site
+    bool fallback = false;  // observed at an ancestor's call site (parent-fqn fallback)
+    std::string statistics; // e.g. "min/max ch_axis=1, percentile q=0.975 ch_axis=1"
+  };
+  std::string model_path;
+  std::vector<Module> modules;
+  std::vector<std::string> call_sites;  // in graph order
+  std::vector<Observation> observations;
+  std::vector<std::string> warnings;
+};
+std::string to_json(const Inspection& inspection);
+std::string to_text(const Inspection& inspection);
+
+// Self-contained HTML (inline CSS and SVG, no script, no network): a section per detector with tables
+// and plots.
+std::string to_html(const Report& report);
+
+// The tensor-level and channel-level tables of a saved JSON report (like ModelReportVisualizer's),
+// keeping modules whose fqn contains module_filter and features whose name contains feature_filter.
+// Throws InputError when the text is not a qreport JSON report.
+std::string tables_from_json(const std::string& json_text, const std::string& module_filter,
+                             const std::string& feature_filter);
+
 // The LibTorch version qreport was built with, e.g. "1.13.0".
 std::string libtorch_version();
 

@@ -78,6 +78,15 @@ CASES = [
     ("threads negative", ["analyze", LIN, "--calib", LINC, "--threads", "-2"], 2, "--threads must be positive"),
     ("ch-axis out of range", ["analyze", LIN, "--calib", LINC, "--ch-axis", "5", "--detectors", "equalization"], 0, "has no channel axis 5"),
     ("missing --calib", ["analyze", LIN], 2, "--calib is required"),
+    ("fail-on unknown kind", ["analyze", LIN, "--calib", LINC, "--fail-on", "bugs"], 2, "unknown --fail-on kind 'bugs'"),
+    ("fail-on outliers", ["analyze", f"{P}/spiky/model.pt", "--calib", f"{P}/spiky/calib.pt", "--fail-on", "outliers", "--format", "json", "-o", f"{TMP}/gate.json"], 1, "qreport: --fail-on outliers: 2 findings; exit 1"),
+    ("fail-on none found", ["analyze", f"{P}/spiky/model.pt", "--calib", f"{P}/spiky/calib.pt", "--fail-on", "dynamic", "-o", f"{TMP}/gate2.json"], 0, ""),
+    ("fail-on all", ["analyze", f"{P}/spiky/model.pt", "--calib", f"{P}/spiky/calib.pt", "--fail-on", "all", "-q", "-o", f"{TMP}/gate3.json"], 1, "--fail-on all: 6 findings"),
+    ("inspect missing model", ["inspect", "/nonexistent.pt"], 2, "model '/nonexistent.pt' does not exist"),
+    ("inspect bad format", ["inspect", LIN, "--format", "html"], 2, "--format"),
+    ("table missing file", ["table", "/nonexistent.json"], 2, "cannot read '/nonexistent.json'"),
+    ("table not json", ["table", LINC], 2, "the report is not valid JSON"),
+    ("table not a report", ["table", f"{SRC}/tests/fuzz/corpus/../../../bench/../README.md"], 2, "not valid JSON"),
     ("outlier ratio below 1", ["analyze", LIN, "--calib", LINC, "--outlier-ratio-threshold", "0.5"], 2, "--outlier-ratio-threshold"),
 ]
 
@@ -101,7 +110,7 @@ for name, args, code, err in CASES:
         continue
     if err and err not in r.stderr:
         fail(name, f"stderr {r.stderr.strip()!r} lacks {err!r}")
-    if code not in (0,):
+    if code not in (0, 1):  # 1 is --fail-on's verdict, not an error
         lines = [l for l in r.stderr.splitlines() if l.startswith("qreport: error:")]
         if len(lines) != 1 or "Traceback" in r.stderr or "frame #" in r.stderr:
             fail(name, f"expected one error line, got {r.stderr!r}")
@@ -162,10 +171,39 @@ elif os.path.exists(sig_out) or [f for f in os.listdir(TMP) if ".tmp." in f]:
 else:
     print("ok sigint")
 
+# inspect: the fused children observe at their parent's call site; never-called modules are flagged.
+r = run(["inspect", f"{P}/conv_bn_relu/model.pt", "--format", "json"])
+ins = json.loads(r.stdout) if r.returncode == 0 else {}
+obs = {(o["detector"], o["fqn"], o["side"]): o for o in ins.get("observations", [])}
+o = obs.get(("input_weight_equalization_detector", "conv1.0", "input"), {})
+if o.get("site") != "conv1" or not o.get("parent_fallback") or ins.get("call_sites") != ["conv1", "conv2", "pool", "fc"]:
+    fail("inspect json", r.stdout[:400] + r.stderr)
+r = run(["inspect", f"{G}/never_called.pt"])
+if "unused  torch.nn.modules.linear.Linear [Linear]  NEVER CALLED" not in r.stdout or \
+        "unused input (range): NOT OBSERVED" not in r.stdout:
+    fail("inspect text", r.stdout)
+# --fail-on writes the report before exiting 1.
+if not os.path.exists(f"{TMP}/gate.json") or "outlier_detector" not in json.load(open(f"{TMP}/gate.json"))["detectors"]:
+    fail("fail-on report", "no report written before exit 1")
+# table on a saved report, with filters.
+r = run(["table", f"{TMP}/gate.json", "--module", "linear.1", "--feature", "outlier"])
+lines = r.stdout.splitlines()
+if r.returncode != 0 or "Channel-level information (8 rows)" not in r.stdout or \
+        not any(l.split()[:3] == ["0", "linear.1", "0"] for l in lines) or "conv.0" in r.stdout:
+    fail("table", r.stdout + r.stderr)
+# html: one self-contained file.
+r = run(["analyze", f"{P}/spiky/model.pt", "--calib", f"{P}/spiky/calib.pt", "--format", "html"])
+if r.returncode != 0 or not r.stdout.startswith("<!DOCTYPE html>") or "<script" in r.stdout or r.stdout.count("<svg") < 5:
+    fail("html", r.stdout[:200] + r.stderr)
+# No progress output when stderr is not a terminal (these runs capture it).
+r = run(["analyze", LIN, "--calib", LINC])
+if r.stderr:
+    fail("quiet when not a tty", r.stderr)
+
 # The demo in data/demo works.
 r = run(["analyze", f"{SRC}/data/demo/model.pt", "--calib", f"{SRC}/data/demo/calib.pt"])
 if r.returncode != 0 or "Outlier detection report" not in r.stdout:
     fail("demo", r.stderr)
 
-print(f"{len(CASES) + 6 - failures} passed, {failures} failed")
+print(f"{len(CASES) + 12 - failures} passed, {failures} failed")
 sys.exit(1 if failures else 0)

@@ -1,3 +1,4 @@
+#include "common/errors.h"
 #include "report/report.h"
 #include "test_support.h"
 
@@ -92,4 +93,67 @@ TEST_CASE("text report: one section per detector, then warnings") {
   std::string t = report::to_text(small_report());
   CHECK(t.find("== outlier_detector ==\nt\n") != std::string::npos);
   CHECK(t.find("== warnings ==\n- w\n") != std::string::npos);
+}
+
+namespace {
+
+report::Report findings_report() {
+  using detectors::Value;
+  report::Report r = small_report();
+  r.results.clear();
+  detectors::DetectorResult pc{"per_channel_detector", {}, "", {}, {}, {}};
+  pc.modules.push_back({"a", {{"per_channel_quantization_supported", Value::boolean(true)},
+                              {"per_channel_quantization_used", Value::boolean(false)}}});
+  pc.modules.push_back({"b", {{"per_channel_quantization_supported", Value::boolean(true)},
+                              {"per_channel_quantization_used", Value::boolean(true)}}});
+  detectors::DetectorResult ds{"dynamic_vs_static_detector", {}, "", {}, {}, {}};
+  ds.modules.push_back({"a", {{"dynamic_recommended", Value::boolean(true)}}});
+  ds.modules.push_back({"b", {{"dynamic_recommended", Value::null()}}});
+  detectors::DetectorResult eq{"input_weight_equalization_detector", {}, "", {}, {}, {}};
+  eq.modules.push_back({"a", {{"input_weight_equalization_recommended", detectors::bool_list({false, false})}}});
+  detectors::DetectorResult od{"outlier_detector", {}, "", {}, {}, {}};
+  od.modules.push_back({"b", {{"outliers_detected", detectors::bool_list({false, true, true})}}});
+  r.results = {pc, ds, eq, od};
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("findings: what each detector recommends acting on, in detector then module order") {
+  auto f = report::findings(findings_report());
+  REQUIRE(f.size() == 3);
+  CHECK(f[0].kind == "per_channel");
+  CHECK(f[0].fqn == "a");
+  CHECK(f[1].kind == "dynamic");
+  CHECK(f[1].fqn == "a");
+  CHECK(f[2].kind == "outliers");
+  CHECK(f[2].detail == "outliers in channel(s) 1, 2");
+}
+
+TEST_CASE("tables from a saved JSON report: scalars per module, lists per channel, filters") {
+  std::string j = report::to_json(small_report());
+  CHECK(report::tables_from_json(j, "", "") ==
+        "Tensor-level information (0 rows)\n(no rows match)\n\n"
+        "Channel-level information (2 rows)\n"
+        "idx  layer_fqn  channel  ratios  flags\n"
+        "--------------------------------------\n"
+        "0    fc         0        1.5     True\n"
+        "1    fc         1        null    False\n");
+  CHECK(report::tables_from_json(j, "nomatch", "").find("Channel-level information (0 rows)") != std::string::npos);
+  CHECK_THROWS_AS(report::tables_from_json("{\"a\": 1}", "", ""), InputError);
+  CHECK_THROWS_WITH(report::tables_from_json("[1,", "", ""), doctest::Contains("not valid JSON"));
+}
+
+TEST_CASE("HTML report: self-contained, escaped, a section per detector") {
+  report::Report r = findings_report();
+  r.model_path = "<m>&.pt";
+  std::string h = report::to_html(r);
+  CHECK(h.rfind("<!DOCTYPE html>", 0) == 0);
+  CHECK(h.find("<script") == std::string::npos);
+  CHECK(h.find("&lt;m&gt;&amp;.pt") != std::string::npos);
+  CHECK(h.find("<m>") == std::string::npos);
+  for (const char* id : {"per_channel_detector", "dynamic_vs_static_detector", "input_weight_equalization_detector",
+                         "outlier_detector", "findings"})
+    CHECK(h.find(std::string("id=\"") + id + "\"") != std::string::npos);
+  CHECK(h == report::to_html(r));  // deterministic
 }

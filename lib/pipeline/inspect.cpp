@@ -1,0 +1,77 @@
+// qreport inspect: the instrumentation plan without running anything. Uses the same Instrumenter and
+// detector requests as analyze, so what it shows is what analyze does.
+#include <map>
+#include <sstream>
+
+#include "instrumentation/instrumentation.h"
+#include "model/model.h"
+#include "pipeline/analyze.h"
+
+namespace qreport::pipeline {
+namespace {
+
+std::string describe(const detectors::ObservationRequest& r) {
+  std::ostringstream s;
+  std::string sep;
+  if (r.range) {
+    s << "range";
+    sep = ", ";
+  }
+  if (r.minmax_axis) {
+    s << sep << "min/max ch_axis=" << *r.minmax_axis;
+    sep = ", ";
+  }
+  if (r.percentile) s << sep << "percentile q=" << r.percentile->second << " ch_axis=" << r.percentile->first;
+  return s.str();
+}
+
+int depth_of(const std::string& fqn) {
+  if (fqn.empty()) return 0;
+  int d = 1;
+  for (char c : fqn) d += c == '.';
+  return d;
+}
+
+}  // namespace
+
+report::Inspection inspect(const AnalyzeOptions& o) {
+  auto dets = make_detectors(o);
+  model::Model model = model::Model::load(o.model_path);
+  instrumentation::Instrumenter instr(model);
+
+  report::Inspection out;
+  out.model_path = o.model_path;
+  out.call_sites = instr.call_sites();
+  std::map<std::string, int> calls;
+  for (const auto& site : out.call_sites) ++calls[site];
+  for (const auto& node : model.tree().nodes()) {
+    report::Inspection::Module m;
+    m.fqn = node.fqn;
+    m.type_name = node.type_name;
+    m.kind = node.kind.base;
+    m.depth = depth_of(node.fqn);
+    auto it = calls.find(node.fqn);
+    m.call_sites = it == calls.end() ? 0 : it->second;
+    m.leaf = model.tree().is_call_leaf(node);
+    out.modules.push_back(std::move(m));
+  }
+  for (const auto& det : dets) {
+    for (const auto& req : det->requests(model)) {
+      report::Inspection::Observation ob;
+      ob.detector = det->name();
+      ob.fqn = req.fqn;
+      ob.side = instrumentation::side_name(req.side);
+      ob.statistics = describe(req);
+      if (auto site = instr.resolve(req.fqn)) {
+        ob.observed = true;
+        ob.site = *site;
+        ob.fallback = *site != req.fqn;
+      }
+      out.observations.push_back(std::move(ob));
+    }
+  }
+  out.warnings = instr.warnings();
+  return out;
+}
+
+}  // namespace qreport::pipeline

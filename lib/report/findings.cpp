@@ -1,0 +1,57 @@
+#include <string>
+
+#include "report/report.h"
+
+namespace qreport::report {
+namespace {
+
+const detectors::Value* field(const detectors::ModuleFindings& m, const std::string& key) {
+  for (const auto& [k, v] : m.fields)
+    if (k == key) return &v;
+  return nullptr;
+}
+
+bool is_true(const detectors::Value* v) { return v && v->type == detectors::Value::Type::Bool && v->b; }
+
+// Indices of the true entries of a per-channel bool list, as "0, 3".
+std::string true_channels(const detectors::Value* v) {
+  std::string out;
+  if (!v || v->type != detectors::Value::Type::List) return out;
+  for (size_t c = 0; c < v->list.size(); ++c)
+    if (is_true(&v->list[c])) out += (out.empty() ? "" : ", ") + std::to_string(c);
+  return out;
+}
+
+}  // namespace
+
+const std::vector<std::string>& finding_kinds() {
+  static const std::vector<std::string> kinds = {"per_channel", "dynamic", "equalization", "outliers"};
+  return kinds;
+}
+
+// What counts as a finding is what each detector's report string recommends acting on.
+std::vector<Finding> findings(const Report& report) {
+  std::vector<Finding> out;
+  for (const auto& res : report.results) {
+    for (const auto& m : res.modules) {
+      if (res.name == "per_channel_detector") {
+        if (is_true(field(m, "per_channel_quantization_supported")) &&
+            !is_true(field(m, "per_channel_quantization_used")))
+          out.push_back({"per_channel", m.fqn, "supports per-channel weight quantization but does not use it"});
+      } else if (res.name == "dynamic_vs_static_detector") {
+        if (is_true(field(m, "dynamic_recommended")))
+          out.push_back({"dynamic", m.fqn, "dynamic quantization is recommended"});
+      } else if (res.name == "input_weight_equalization_detector") {
+        std::string channels = true_channels(field(m, "input_weight_equalization_recommended"));
+        if (!channels.empty())
+          out.push_back({"equalization", m.fqn, "input-weight equalization is recommended for channel(s) " + channels});
+      } else if (res.name == "outlier_detector") {
+        std::string channels = true_channels(field(m, "outliers_detected"));
+        if (!channels.empty()) out.push_back({"outliers", m.fqn, "outliers in channel(s) " + channels});
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace qreport::report

@@ -1,0 +1,75 @@
+#include <nlohmann/json.hpp>
+
+#include "report/report.h"
+
+namespace qreport::report {
+
+using ojson = nlohmann::ordered_json;
+
+std::string to_json(const Inspection& in) {
+  ojson j;
+  j["schema_version"] = 1;
+  j["kind"] = "inspection";
+  j["model"] = {{"path", in.model_path}, {"modules", in.modules.size()}};
+  ojson mods = ojson::array();
+  for (const auto& m : in.modules)
+    mods.push_back({{"fqn", m.fqn}, {"type", m.type_name}, {"kind", m.kind}, {"call_leaf", m.leaf},
+                    {"call_sites", m.call_sites}});
+  j["modules"] = mods;
+  j["call_sites"] = in.call_sites;
+  ojson obs = ojson::array();
+  for (const auto& o : in.observations)
+    obs.push_back({{"detector", o.detector}, {"fqn", o.fqn}, {"side", o.side}, {"statistics", o.statistics},
+                   {"observed", o.observed}, {"site", o.observed ? ojson(o.site) : ojson(nullptr)},
+                   {"parent_fallback", o.fallback}});
+  j["observations"] = obs;
+  j["warnings"] = in.warnings;
+  return j.dump(2) + "\n";
+}
+
+std::string to_text(const Inspection& in) {
+  std::string out = "Model " + in.model_path + ": " + std::to_string(in.modules.size()) + " modules, " +
+                    std::to_string(in.call_sites.size()) + " leaf call sites\n\n== module tree ==\n";
+  // Nearest ancestor that forward calls as a leaf: the children of fused modules run inside it.
+  auto runs_inside = [&](const std::string& fqn) -> std::string {
+    for (std::string p = fqn; !p.empty();) {
+      auto dot = p.rfind('.');
+      p = dot == std::string::npos ? "" : p.substr(0, dot);
+      for (const auto& a : in.modules)
+        if (a.fqn == p && a.call_sites > 0) return p.empty() ? "(root)" : p;
+    }
+    return {};
+  };
+  for (const auto& m : in.modules) {
+    out += std::string(2 * m.depth, ' ') + (m.fqn.empty() ? "(root)" : m.fqn.substr(m.fqn.rfind('.') + 1)) +
+           "  " + m.type_name + " [" + m.kind + "]";
+    if (m.call_sites > 0) {
+      out += "  called " + std::to_string(m.call_sites) + "x";
+    } else if (m.leaf) {
+      std::string parent = runs_inside(m.fqn);
+      out += parent.empty() ? "  NEVER CALLED" : "  runs inside '" + parent + "'";
+    }
+    out += "\n";
+  }
+  std::string current;
+  for (const auto& o : in.observations) {
+    if (o.detector != current) {
+      current = o.detector;
+      out += "\n== " + current + " ==\n";
+    }
+    out += "  " + (o.fqn.empty() ? std::string("(root)") : o.fqn) + " " + o.side + " (" + o.statistics + "): ";
+    if (!o.observed)
+      out += "NOT OBSERVED: no call site for it or any ancestor\n";
+    else if (o.fallback)
+      out += "observed at parent call site '" + o.site + "' (parent-fqn fallback)\n";
+    else
+      out += "observed at its own call site\n";
+  }
+  if (!in.warnings.empty()) {
+    out += "\n== warnings ==\n";
+    for (const auto& w : in.warnings) out += "- " + w + "\n";
+  }
+  return out;
+}
+
+}  // namespace qreport::report

@@ -1,0 +1,34 @@
+// Internal: small inline-SVG charts for the HTML report. Output is deterministic text (fixed precision)
+// and needs no script: the charts are readable as static images.
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace qreport::report::svg {
+
+// One series of per-channel [lo, hi] ranges; nullopt entries are skipped.
+struct RangeSeries {
+  std::string name, color;
+  std::vector<std::optional<double>> lo, hi;
+};
+
+// Range bars per channel, several series side by side (equalization: input vs weight ranges).
+std::string range_chart(const std::string& title, const std::vector<RangeSeries>& series);
+
+// One bar per item with an optional horizontal threshold line; bars above the threshold are drawn in the
+// alarm colour when above_is_bad, below it otherwise. log_scale for ratios spanning decades.
+struct BarChart {
+  std::string title, y_label;
+  std::vector<std::string> labels;
+  std::vector<std::optional<double>> values;
+  std::optional<double> threshold;
+  std::string threshold_label;
+  bool above_is_bad = true;
+  bool log_scale = false;
+};
+std::string bar_chart(const BarChart& chart);
+
+std::string escape(const std::string& text);  // &, <, >, " for HTML/SVG text and attributes
+
+}  // namespace qreport::report::svg
