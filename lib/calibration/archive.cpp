@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <unordered_map>
 
 #include "calibration/calibration.h"
 #include "calibration/mapped_records.h"
@@ -21,6 +22,29 @@ std::string read_magic(const std::string& path) {
   size_t n = std::fread(buf, 1, 4, f);
   std::fclose(f);
   return std::string(buf, n);
+}
+
+// LibTorch sizes a storage from the pickle (numel x element size), not from its record: a corrupt count
+// would let tensors read past their record. Every storage must fit in the record it points into.
+void check_storages_fit(const c10::IValue& v, const std::unordered_map<const void*, size_t>& record_bytes,
+                        const std::string& path) {
+  if (v.isTensor()) {
+    const at::Tensor& t = v.toTensor();
+    if (!t.defined() || !t.has_storage()) return;
+    auto it = record_bytes.find(t.storage().data());
+    if (it != record_bytes.end() && t.storage().nbytes() <= it->second) return;
+    if (it == record_bytes.end() && t.storage().nbytes() == 0) return;
+    throw InputError("calibration archive '" + path + "' is corrupt: a tensor's storage is larger than its record");
+  }
+  if (v.isTuple())
+    for (const auto& e : v.toTupleRef().elements()) check_storages_fit(e, record_bytes, path);
+  else if (v.isList())
+    for (const auto& e : v.toListRef()) check_storages_fit(e, record_bytes, path);
+  else if (v.isGenericDict())
+    for (const auto& e : v.toGenericDict()) {
+      check_storages_fit(e.key(), record_bytes, path);
+      check_storages_fit(e.value(), record_bytes, path);
+    }
 }
 
 }  // namespace
@@ -49,7 +73,13 @@ Archive Archive::open(const std::string& path, const Options& options) {
     if (!reader.hasRecord("data.pkl")) throw InputError("calibration archive '" + path + "' is not a torch.save archive");
     // What torch::jit::readArchiveAndTensors does, with the pickle patched for LibTorch 1.13 first.
     auto [ptr, size] = reader.getRecord("data.pkl");
-    std::string pickle = patch_append_opcodes(std::string(static_cast<const char*>(ptr.get()), size));
+    std::string pickle(static_cast<const char*>(ptr.get()), size);
+    if (size_t at = first_overlong_argument(pickle); at != std::string::npos)
+      throw InputError("calibration archive '" + path + "' is corrupt: a value in data.pkl at byte " +
+                       std::to_string(at) + " claims more bytes than the file holds");
+    if (!pickle_structure_ok(pickle))
+      throw InputError("calibration archive '" + path + "' is corrupt: data.pkl is not a well-formed pickle");
+    pickle = patch_append_opcodes(pickle);
     size_t pos = 0;
     auto read = [&](char* buf, size_t len) -> size_t {
       size_t n = std::min(len, pickle.size() - pos);
@@ -58,18 +88,24 @@ Archive Archive::open(const std::string& path, const Options& options) {
       return n;
     };
     // Storages point into the mapped file where the record allows it; otherwise they are read now.
+    // Each record's size, by where its bytes are: a storage may not claim more (checked below).
+    std::unordered_map<const void*, size_t> record_bytes;
     auto read_record = [&](const std::string& name) {
       if (mapped)
         if (at::DataPtr in_place = mapped->record(reader, "data/" + name, mapped)) {
           ++in_place_count;
+          record_bytes[in_place.get()] = mapped->record_size("data/" + name);
           return in_place;
         }
       ++copied;
-      return std::get<0>(reader.getRecord("data/" + name));
+      auto [data, bytes] = reader.getRecord("data/" + name);
+      record_bytes[data.get()] = bytes;
+      return std::move(data);
     };
     torch::jit::Unpickler unpickler(read, nullptr, nullptr, read_record, c10::nullopt);
     unpickler.set_version(reader.version());
     root = unpickler.parse_ivalue();
+    check_storages_fit(root, record_bytes, path);
     spdlog::debug("archive: {} storages mapped in place, {} read into memory", in_place_count, copied);
   } catch (const InputError&) {
     throw;

@@ -25,6 +25,11 @@ class MappedFile {
   // uncompressed (a re-zipped archive); the DataPtr keeps the mapping alive.
   at::DataPtr record(caffe2::serialize::PyTorchStreamReader& reader, const std::string& name,
                      const std::shared_ptr<MappedFile>& self) const;
+  // Size of an uncompressed record (0 when unknown).
+  size_t record_size(const std::string& name) const {
+    auto it = stored_.find(name);
+    return it == stored_.end() ? 0 : static_cast<size_t>(it->second);
+  }
   // Gives the pages of [data, data + bytes) back to the OS; touching them again re-reads the file.
   void release(const void* data, size_t bytes) const;
   bool contains(const void* data) const;

@@ -20,13 +20,64 @@ struct Entry {
 
 }  // namespace
 
-std::string patch_append_opcodes(const std::string& p) {
-  if (p.find('a') == std::string::npos) return p;
+size_t first_overlong_argument(const std::string& p) {
+  size_t i = 0;
+  while (i < p.size()) {
+    unsigned char op = static_cast<unsigned char>(p[i]);
+    uint64_t arg = 0;
+    auto lines = [&](int n) -> bool {  // arguments ended by n newlines
+      size_t pos = i;
+      for (int k = 0; k < n; ++k) {
+        pos = p.find('\n', pos + 1);
+        if (pos == std::string::npos) return false;
+      }
+      arg = pos - i;
+      return true;
+    };
+    switch (op) {
+      case 0x80: case 'q': case 'h': case 'K': arg = 1; break;
+      case 'M': arg = 2; break;
+      case 'r': case 'j': case 'J': arg = 4; break;
+      case 0x95: case 'G': arg = 8; break;
+      case 0x8a: case 0x8c: case 'C': case 'U': arg = 1 + read_le(p, i + 1, 1); break;
+      case 'X': case 'B': case 'T': case 0x8b: arg = 4 + read_le(p, i + 1, 4); break;
+      case 0x8d: case 0x8e: case 0x96: {
+        uint64_t n = read_le(p, i + 1, 8);
+        if (n > p.size()) return i;
+        arg = 8 + n;
+        break;
+      }
+      case 'c': if (!lines(2)) return i; break;
+      case 'F': case 'I': case 'L': case 'V': case 'S': case 'P': case 'g': case 'p':
+        if (!lines(1)) return i;
+        break;
+      case 0x94: case 'N': case 0x88: case 0x89: case ']': case '}': case ')': case 0x8f: case '(': case 0x85:
+      case 0x86: case 0x87: case 't': case 'l': case 'd': case 0x91: case 'a': case 'e': case 'u': case 0x90:
+      case 's': case 'b': case '0': case 'R': case 0x81: case 'Q': case '2': case 0x93:
+        break;
+      case '.': return std::string::npos;
+      default: return std::string::npos;
+    }
+    if (arg > p.size() - i - 1) return i;
+    i += 1 + arg;
+  }
+  return std::string::npos;
+}
+
+namespace {
+
+enum class Scan { Ok, Unknown, Invalid };
+
+// Walks the opcodes, tracking the unpickler's value stack with MARKs as entries. Invalid: an opcode
+// pops more values than there are, pops across a MARK, or needs a MARK that is not there; LibTorch
+// 1.13's unpickler does not check these and corrupts its own memory. Unknown: an opcode this scanner
+// does not model (the unpickler then decides). Records each APPEND and where its item starts.
+Scan scan(const std::string& p, std::vector<size_t>& mark_at, std::vector<size_t>& appends_at) {
   std::vector<Entry> stack;
-  std::vector<size_t> mark_at;     // offsets where a MARK goes
-  std::vector<size_t> appends_at;  // offsets of APPEND opcodes
   auto pop = [&](size_t n) -> std::optional<Entry> {
     if (stack.size() < n) return std::nullopt;
+    for (size_t k = stack.size() - n; k < stack.size(); ++k)
+      if (stack[k].mark) return std::nullopt;
     Entry first = stack[stack.size() - n];
     stack.resize(stack.size() - n);
     return first;
@@ -47,9 +98,9 @@ std::string patch_append_opcodes(const std::string& p) {
     switch (op) {
       case 0x80: arg = 1; break;  // PROTO
       case 0x95: arg = 8; break;  // FRAME
-      case 'q': arg = 1; break;   // BINPUT
-      case 'r': arg = 4; break;   // LONG_BINPUT
-      case 0x94: break;           // MEMOIZE
+      case 'q': arg = 1; ok = !stack.empty() && !stack.back().mark; break;  // BINPUT: memoizes the top
+      case 'r': arg = 4; ok = !stack.empty() && !stack.back().mark; break;  // LONG_BINPUT
+      case 0x94: ok = !stack.empty() && !stack.back().mark; break;          // MEMOIZE
       case 'J': arg = 4; stack.push_back({i, false}); break;
       case 'K': arg = 1; stack.push_back({i, false}); break;
       case 'M': arg = 2; stack.push_back({i, false}); break;
@@ -64,7 +115,7 @@ std::string patch_append_opcodes(const std::string& p) {
       case 'c': {
         size_t a = p.find('\n', i + 1);
         size_t b = a == std::string::npos ? a : p.find('\n', a + 1);
-        if (b == std::string::npos) return p;
+        if (b == std::string::npos) return Scan::Invalid;
         arg = b - i;
         stack.push_back({i, false});
         break;
@@ -84,16 +135,17 @@ std::string patch_append_opcodes(const std::string& p) {
       }
       case 'a': {
         auto item = pop(1);
-        ok = item.has_value();
+        ok = item.has_value() && !stack.empty() && !stack.back().mark;
         if (ok) {
           mark_at.push_back(item->start);
           appends_at.push_back(i);
         }
         break;
       }
-      case 'e': case 'u': case 0x90: ok = pop_mark().has_value(); break;
-      case 's': ok = pop(2).has_value(); break;
-      case 'b': case '0': ok = pop(1).has_value(); break;
+      case 'e': case 'u': case 0x90: ok = pop_mark().has_value() && !stack.empty() && !stack.back().mark; break;
+      case 's': ok = pop(2).has_value() && !stack.empty() && !stack.back().mark; break;
+      case 'b': ok = pop(1).has_value() && !stack.empty() && !stack.back().mark; break;
+      case '0': ok = pop(1).has_value(); break;
       case 'R': case 0x81: {
         auto first = pop(2);
         ok = first.has_value();
@@ -106,13 +158,29 @@ std::string patch_append_opcodes(const std::string& p) {
         if (ok) stack.push_back({v->start, false});
         break;
       }
-      case '2': ok = !stack.empty(); if (ok) stack.push_back(stack.back()); break;
-      case '.': break;
-      default: return p;  // unknown opcode: leave the stream to the unpickler as it is
+      case '2': ok = !stack.empty() && !stack.back().mark; if (ok) stack.push_back(stack.back()); break;
+      case '.': return stack.size() == 1 && !stack.back().mark ? Scan::Ok : Scan::Invalid;  // STOP
+      default: return Scan::Unknown;
     }
-    if (!ok || i + 1 + arg > p.size()) return p;
+    if (!ok) return Scan::Invalid;
+    if (arg > p.size() - i - 1) return Scan::Invalid;
     i += 1 + arg;
   }
+  return Scan::Invalid;  // no STOP
+}
+
+}  // namespace
+
+bool pickle_structure_ok(const std::string& p) {
+  std::vector<size_t> marks, appends;
+  return scan(p, marks, appends) != Scan::Invalid;
+}
+
+std::string patch_append_opcodes(const std::string& p) {
+  if (p.find('a') == std::string::npos) return p;
+  std::vector<size_t> mark_at;     // offsets where a MARK goes
+  std::vector<size_t> appends_at;  // offsets of APPEND opcodes
+  if (scan(p, mark_at, appends_at) != Scan::Ok) return p;
   if (appends_at.empty()) return p;
   // Rebuild: a MARK before each recorded item start, APPENDS in place of each APPEND.
   std::vector<int> marks(p.size() + 1, 0);

@@ -84,6 +84,17 @@ void MinMaxObserver::observe(const at::Tensor& x) {
   }
 }
 
+bool MinMaxObserver::device_state(const at::Tensor& like, int64_t channels, float** min, float** max) {
+  bool first = !min_t_.defined();
+  if (first) {
+    min_t_ = at::empty({channels}, like.options().dtype(at::kFloat));
+    max_t_ = at::empty({channels}, like.options().dtype(at::kFloat));
+  }
+  *min = min_t_.data_ptr<float>();
+  *max = max_t_.data_ptr<float>();
+  return first;
+}
+
 MinMaxSummary MinMaxObserver::finalize() const {
   MinMaxSummary s;
   s.invalid = invalid_;
@@ -141,6 +152,19 @@ void PercentileObserver::observe(const at::Tensor& x) {
   avg_ratio_t_ = at::nan_to_num((avg_ratio_t_ * batches_used_t_ + rnz) / used);
   batches_used_t_ = used;
   constant_t_ = constant_t_ + cst;
+  ++n_;
+}
+
+void PercentileObserver::device_state(const at::Tensor& like, int64_t channels, float** avg_ratio,
+                                      int32_t** batches_used, int32_t** constant) {
+  if (!avg_ratio_t_.defined()) {
+    avg_ratio_t_ = at::zeros({channels}, like.options().dtype(at::kFloat));
+    batches_used_t_ = at::zeros({channels}, like.options().dtype(at::kInt));
+    constant_t_ = at::zeros({channels}, like.options().dtype(at::kInt));
+  }
+  *avg_ratio = avg_ratio_t_.data_ptr<float>();
+  *batches_used = batches_used_t_.data_ptr<int32_t>();
+  *constant = constant_t_.data_ptr<int32_t>();
   ++n_;
 }
 

@@ -21,6 +21,8 @@ struct ObservationPoint::Impl {
   std::map<int, MinMaxSummary> minmax_summary;
   std::map<std::pair<int, float>, PercentileSummary> percentile_summary;
 
+  template <class F>
+  void for_each_axis(const at::Tensor& x, F&& fn);
   void observe_cpu(const at::Tensor& x);
   void observe_device(const at::Tensor& x);
 };
@@ -35,17 +37,17 @@ constexpr int64_t kMinRun = 16;
 
 }  // namespace
 
-// One fused kernel call per channel axis serves every statistic on that axis; the tensor-wide range is
-// then the min/max of the channel results (NaN if any channel saw one, as aminmax).
-void ObservationPoint::Impl::observe_cpu(const at::Tensor& xin) {
-  at::Tensor x = xin.contiguous();
-  bool range_done = false;
+// Calls fn(y, outer, C, inner, minmax-or-null, accepted percentiles, ranks) once per channel axis that
+// some statistic wants and accepts this batch; y is x, or a channel-first copy when x's per-channel runs
+// are too short to read in place.
+template <class F>
+void ObservationPoint::Impl::for_each_axis(const at::Tensor& x, F&& fn) {
   std::set<int> axes;
   for (auto& [axis, obs] : minmax) axes.insert(axis);
   for (auto& [key, obs] : percentile) axes.insert(key.first);
   for (int axis : axes) {
     auto mm = minmax.find(axis);
-    bool want_mm = mm != minmax.end() && mm->second.accept(x);
+    MinMaxObserver* want_mm = mm != minmax.end() && mm->second.accept(x) ? &mm->second : nullptr;
     accepted.clear();
     for (auto& [key, obs] : percentile)
       if (key.first == axis && obs.accept(x)) accepted.push_back(&obs);
@@ -60,12 +62,20 @@ void ObservationPoint::Impl::observe_cpu(const at::Tensor& xin) {
       inner *= outer;
       outer = 1;
     }
-    const int64_t m = outer * inner;
     ranks.clear();
-    for (auto* obs : accepted) ranks.push_back(quantile_lower_rank(obs->q(), m));
-    channel_stats_cpu(y.data_ptr<float>(), outer, c, inner, ranks, batch);
+    for (auto* obs : accepted) ranks.push_back(quantile_lower_rank(obs->q(), outer * inner));
+    fn(y, outer, c, inner, want_mm);
+  }
+}
 
-    if (want_mm) mm->second.update(batch.min.data(), batch.max.data(), c);
+// One fused kernel call per channel axis serves every statistic on that axis; the tensor-wide range is
+// then the min/max of the channel results (NaN if any channel saw one, as aminmax).
+void ObservationPoint::Impl::observe_cpu(const at::Tensor& xin) {
+  at::Tensor x = xin.contiguous();
+  bool range_done = false;
+  for_each_axis(x, [&](const at::Tensor& y, int64_t outer, int64_t c, int64_t inner, MinMaxObserver* mm) {
+    channel_stats_cpu(y.data_ptr<float>(), outer, c, inner, ranks, batch);
+    if (mm) mm->update(batch.min.data(), batch.max.data(), c);
     for (size_t r = 0; r < accepted.size(); ++r)
       accepted[r]->update(batch.min.data(), batch.kth.data() + r * c, batch.max.data(), c);
     if (range && !range_done) {
@@ -81,7 +91,7 @@ void ObservationPoint::Impl::observe_cpu(const at::Tensor& xin) {
       range->update(mn, mx);
       range_done = true;
     }
-  }
+  });
   if (range && !range_done) {
     if (x.numel() == 0) {
       range->invalidate("an empty tensor was observed");
@@ -92,7 +102,18 @@ void ObservationPoint::Impl::observe_cpu(const at::Tensor& xin) {
   }
 }
 
-void ObservationPoint::Impl::observe_device(const at::Tensor& x) {
+void ObservationPoint::Impl::observe_device(const at::Tensor& xin) {
+#if defined(QREPORT_WITH_CUDA_KERNELS)
+  if (xin.is_cuda()) {  // fused kernels; the rare per-tensor range keeps ATen's aminmax
+    at::Tensor x = xin.contiguous();
+    if (range) range->observe(x);
+    for_each_axis(x, [&](const at::Tensor& y, int64_t outer, int64_t c, int64_t inner, MinMaxObserver* mm) {
+      cuda_channel_stats(y, outer, c, inner, mm, accepted, ranks);
+    });
+    return;
+  }
+#endif
+  const at::Tensor& x = xin;
   if (range) range->observe(x);
   for (auto& [axis, obs] : minmax) obs.observe(x);
   for (auto& [key, obs] : percentile) obs.observe(x);

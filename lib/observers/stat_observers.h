@@ -36,6 +36,9 @@ class MinMaxObserver {
   bool accept(const at::Tensor& x);
   void update(const float* batch_min, const float* batch_max, int64_t channels);
   void observe(const at::Tensor& x);
+  // CUDA kernel path: the running min/max tensors on x's device, created on first use; returns true
+  // the first time (the kernel then overwrites instead of combining).
+  bool device_state(const at::Tensor& like, int64_t channels, float** min, float** max);
   MinMaxSummary finalize() const;
 
  private:
@@ -55,6 +58,9 @@ class PercentileObserver {
   // Per channel: min (q = 0), the comparison quantile and max (q = 1) of one batch.
   void update(const float* qz, const float* qc, const float* qm, int64_t channels);
   void observe(const at::Tensor& x);
+  // CUDA kernel path: the three running tensors on x's device (zeros at first use); counts one batch.
+  void device_state(const at::Tensor& like, int64_t channels, float** avg_ratio, int32_t** batches_used,
+                    int32_t** constant);
   PercentileSummary finalize() const;
 
  private:
@@ -67,6 +73,13 @@ class PercentileObserver {
   at::Tensor avg_ratio_t_, batches_used_t_, constant_t_;
   std::string invalid_;
 };
+
+#if defined(QREPORT_WITH_CUDA_KERNELS)
+// One fused CUDA kernel call for every statistic on one channel axis of a contiguous float32 CUDA
+// tensor viewed as [outer, C, inner] (channel_kernel_cuda.h). No host synchronisation.
+void cuda_channel_stats(const at::Tensor& x, int64_t outer, int64_t channels, int64_t inner, MinMaxObserver* minmax,
+                        const std::vector<PercentileObserver*>& percentiles, const std::vector<int64_t>& ranks);
+#endif
 
 // Checks that ch_axis exists in x and that the channel count matches earlier batches (channels, or -1
 // before the first); returns the reason when it does not (PyTorch raises IndexError or a broadcasting

@@ -1,6 +1,7 @@
 #include "pipeline/analyze.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/detail/CUDAHooksInterface.h>
 #include <c10/core/InferenceMode.h>
 
 #include <chrono>
@@ -28,7 +29,17 @@ c10::Device parse_device(const std::string& name) {
     } catch (const std::exception&) {
       throw UsageError("--device must be cpu, cuda or cuda:N (got '" + name + "')");
     }
-    if (!at::hasCUDA()) throw UsageError("--device " + name + ": this qreport was built with a LibTorch without CUDA");
+#if !defined(QREPORT_TORCH_HAS_CUDA)
+    throw UsageError("--device " + name + ": this qreport was built with a LibTorch without CUDA (" +
+                     "rebuild it against a CUDA LibTorch, see README)");
+#else
+    if (!at::hasCUDA()) throw UsageError("--device " + name + ": no CUDA GPU is available on this machine");
+    const int count = at::detail::getCUDAHooks().getNumGPUs();
+    if (dev.has_index() && dev.index() >= count)
+      throw UsageError("--device " + name + ": this machine has " + std::to_string(count) + " CUDA GPU" +
+                       (count == 1 ? "" : "s") + " (cuda:0" + (count > 1 ? "..cuda:" + std::to_string(count - 1) : "") + ")");
+    if (!dev.has_index()) dev = c10::Device(c10::kCUDA, 0);
+#endif
     return dev;
   }
   throw UsageError("--device must be cpu, cuda or cuda:N (got '" + name + "')");
@@ -97,21 +108,52 @@ std::vector<c10::IValue> normalized_args(const model::Model& model, const calibr
 }
 
 // NaN or Inf in calibration data is a data error: PyTorch's observers would silently turn it into NaN
-// statistics and meaningless advice. Checked on the host, batch by batch, just before the batch is used
-// (one read of data that forward is about to read anyway).
-void check_finite(const std::vector<c10::IValue>& args, size_t index, const model::Model& model) {
-  const auto& names = model.forward_arg_names();
-  for (size_t a = 0; a < args.size(); ++a) {
-    if (!args[a].isTensor()) continue;
-    const at::Tensor& t = args[a].toTensor();
-    if (!t.is_floating_point() || t.numel() == 0) continue;
-    if (at::isfinite(t).all().item<bool>()) continue;
-    bool nan = at::isnan(t).any().item<bool>();
-    std::string arg = a < names.size() ? names[a] : "argument " + std::to_string(a);
+// statistics and meaningless advice. On the CPU each batch is checked on the host just before it is used
+// (one read of data forward is about to read anyway). On a GPU that check would cost a host pass and a
+// sync per batch, so the batch is flagged on the device instead and the flags are read once, after
+// calibration, by first_non_finite(); no report is written either way.
+class FiniteCheck {
+ public:
+  FiniteCheck(const model::Model& model, size_t batches) : names_(model.forward_arg_names()), batches_(batches) {}
+
+  void check(const std::vector<c10::IValue>& args, size_t index) {
+    for (size_t a = 0; a < args.size(); ++a) {
+      if (!args[a].isTensor()) continue;
+      const at::Tensor& t = args[a].toTensor();
+      if (!t.is_floating_point() || t.numel() == 0) continue;
+      if (t.is_cpu()) {
+        if (at::isfinite(t).all().item<bool>()) continue;
+        fail(index, a, at::isnan(t).any().item<bool>());
+      }
+      if (!flags_.defined())
+        flags_ = at::zeros({static_cast<int64_t>(batches_), static_cast<int64_t>(args.size()), 2},
+                           t.options().dtype(at::kBool));
+      at::Tensor slot = flags_[static_cast<int64_t>(index)][static_cast<int64_t>(a)];
+      slot[0].logical_or_(at::isnan(t).any());  // stays on the device: no sync
+      slot[1].logical_or_(at::isinf(t).any());
+    }
+  }
+
+  // Device flags: one transfer after the last batch.
+  void finish() {
+    if (!flags_.defined()) return;
+    at::Tensor f = flags_.cpu();
+    auto acc = f.accessor<bool, 3>();
+    for (int64_t i = 0; i < f.size(0); ++i)
+      for (int64_t a = 0; a < f.size(1); ++a)
+        if (acc[i][a][0] || acc[i][a][1]) fail(static_cast<size_t>(i), static_cast<size_t>(a), acc[i][a][0]);
+  }
+
+ private:
+  [[noreturn]] void fail(size_t index, size_t a, bool nan) const {
+    std::string arg = a < names_.size() ? names_[a] : "argument " + std::to_string(a);
     throw InputError("calibration batch " + std::to_string(index) + ", argument '" + arg + "' contains " +
                      (nan ? "NaN" : "infinite") + " values; calibration data must be finite");
   }
-}
+  const std::vector<std::string>& names_;
+  size_t batches_;
+  at::Tensor flags_;
+};
 
 }  // namespace
 
@@ -180,15 +222,16 @@ report::Report analyze(const AnalyzeOptions& o) {
   if (device.type() != c10::kCPU) model.module().to(device);
   auto& points = plan.points();
   instrumentation::ObserveSink sink = [&points](int64_t id, const at::Tensor& x) { points[id].observe(x); };
+  FiniteCheck finite(model, archive.size());
   {
     c10::InferenceMode inference;
     for (size_t i = 0; i < archive.size(); ++i) {
       if (interrupt_requested()) throw Interrupted("interrupted during calibration (batch " + std::to_string(i + 1) +
                                                    " of " + std::to_string(archive.size()) + "); no report written");
       auto args = std::move(batch_args[i]);
-      check_finite(args, i, model);
       for (auto& a : args)
-        if (a.isTensor() && a.toTensor().device() != device) a = a.toTensor().to(device);
+        if (a.isTensor() && a.toTensor().device() != device) a = a.toTensor().to(device, /*non_blocking=*/false);
+      finite.check(args, i);
       try {
         instr.run(std::move(args), sink);
       } catch (const std::exception& e) {
@@ -199,6 +242,7 @@ report::Report analyze(const AnalyzeOptions& o) {
       if (o.on_batch) o.on_batch(i + 1, archive.size());
     }
   }
+  finite.finish();
   clock.lap("calibrate");
   for (auto& p : points) p.finalize();
 

@@ -1,0 +1,237 @@
+// CUDA kernels of channel_kernel_cuda.h. Exactness: the k-th value is found digit by digit on the
+// values' order-preserving 32-bit keys (-0.0 folded onto +0.0, as on the CPU path), so the result is
+// the exact order statistic torch.kthvalue / torch.quantile("lower") would return.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "observers/channel_kernel_cuda.h"
+
+namespace qreport::observers::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kPerThread = kBins / kThreads;  // histogram bins each thread scans in select_bucket
+constexpr float kFltMax = 3.402823466e38f;
+
+__device__ __forceinline__ uint32_t key_of(float v) {
+  v += 0.0f;
+  uint32_t u = __float_as_uint(v);
+  return u ^ (static_cast<uint32_t>(static_cast<int32_t>(u) >> 31) | 0x80000000u);
+}
+
+__device__ __forceinline__ float value_of(uint32_t k) {
+  return __uint_as_float(k ^ ((k & 0x80000000u) ? 0x80000000u : 0xFFFFFFFFu));
+}
+
+// Digit d of a key: bits 31..21, 20..10, 9..0.
+__device__ __forceinline__ int shift_of(int d) { return d == 0 ? 21 : d == 1 ? 10 : 0; }
+__device__ __forceinline__ uint32_t digit_mask(int d) { return d == 2 ? 0x3FFu : 0x7FFu; }
+__device__ __forceinline__ uint32_t high_mask(int d) { return d == 0 ? 0u : d == 1 ? 0xFFE00000u : 0xFFFFFC00u; }
+
+struct Layout {
+  const float* data;
+  int64_t outer, channels, inner, m;
+  __device__ __forceinline__ float at(int64_t c, int64_t j) const {
+    int64_t o = j / inner;
+    return data[(o * channels + c) * inner + (j - o * inner)];
+  }
+};
+
+// Scratch layout: hist[digit][rank][channel][kBins] (digit 0 only uses rank 0), then partial[c][b][3].
+__device__ __forceinline__ uint32_t* hist_at(uint32_t* hist, int d, int r, int64_t c, int64_t channels) {
+  return hist + ((static_cast<int64_t>(d) * kMaxRanks + r) * channels + c) * kBins;
+}
+
+// Block-wide: the bucket of h[0, kBins) holding the k-th (0-based) counted value, and how many lie below.
+__device__ void select_bucket(const uint32_t* h, int64_t k, uint32_t* bucket, int64_t* below) {
+  __shared__ int64_t sums[kThreads];
+  __shared__ uint32_t found_bucket;
+  __shared__ int64_t found_below;
+  int t = threadIdx.x;
+  int64_t local = 0;
+  for (int i = 0; i < kPerThread; ++i) local += h[t * kPerThread + i];
+  sums[t] = local;
+  __syncthreads();
+  for (int off = 1; off < kThreads; off <<= 1) {  // inclusive Hillis-Steele scan
+    int64_t add = t >= off ? sums[t - off] : 0;
+    __syncthreads();
+    sums[t] += add;
+    __syncthreads();
+  }
+  int64_t before = t == 0 ? 0 : sums[t - 1];
+  if (k >= before && k < sums[t]) {
+    int64_t acc = before;
+    for (int i = 0; i < kPerThread; ++i) {
+      uint32_t n = h[t * kPerThread + i];
+      if (k < acc + n) {
+        found_bucket = static_cast<uint32_t>(t * kPerThread + i);
+        found_below = acc;
+        break;
+      }
+      acc += n;
+    }
+  }
+  __syncthreads();
+  *bucket = found_bucket;
+  *below = found_below;
+  __syncthreads();
+}
+
+// The key prefix (digits before d) and remaining rank of rank r, from the histograms of earlier digits.
+__device__ void prefix_for(uint32_t* hist, int d, int r, int64_t c, int64_t channels, int64_t k, uint32_t* prefix,
+                           int64_t* krem) {
+  uint32_t p = 0;
+  for (int e = 0; e < d; ++e) {
+    uint32_t b;
+    int64_t below;
+    select_bucket(hist_at(hist, e, e == 0 ? 0 : r, c, channels), k, &b, &below);
+    p |= b << shift_of(e);
+    k -= below;
+  }
+  *prefix = p;
+  *krem = k;
+}
+
+__global__ void digit_pass(Layout x, int d, int nranks, ChannelStatsArgs args, uint32_t* hist, uint32_t* partial) {
+  __shared__ uint32_t sh[kMaxRanks][kBins];
+  __shared__ uint32_t prefixes[kMaxRanks];
+  const int64_t c = blockIdx.x;
+  const int nh = d == 0 ? 1 : nranks;
+  for (int r = 0; r < nh; ++r)
+    for (int i = threadIdx.x; i < kBins; i += kThreads) sh[r][i] = 0;
+  if (d > 0)
+    for (int r = 0; r < nranks; ++r) {
+      uint32_t p;
+      int64_t krem;
+      prefix_for(hist, d, r, c, x.channels, args.ranks[r], &p, &krem);
+      if (threadIdx.x == 0) prefixes[r] = p;
+    }
+  __syncthreads();
+
+  const int64_t per_block = (x.m + gridDim.y - 1) / gridDim.y;
+  const int64_t begin = blockIdx.y * per_block, end = min(x.m, begin + per_block);
+  uint32_t kmin = 0xFFFFFFFFu, kmax = 0u, nan = 0u;
+  const int shift = shift_of(d);
+  const uint32_t dmask = digit_mask(d), hmask = high_mask(d);
+  for (int64_t j = begin + threadIdx.x; j < end; j += kThreads) {
+    float v = x.at(c, j);
+    if (v != v) {  // NaN: the channel's statistics are NaN; not counted
+      nan = 1u;
+      continue;
+    }
+    uint32_t key = key_of(v);
+    if (d == 0) {
+      kmin = min(kmin, key);
+      kmax = max(kmax, key);
+      if (nranks > 0) atomicAdd(&sh[0][key >> shift], 1u);
+    } else {
+      for (int r = 0; r < nranks; ++r)
+        if ((key & hmask) == prefixes[r]) atomicAdd(&sh[r][(key >> shift) & dmask], 1u);
+    }
+  }
+  __syncthreads();
+  for (int r = 0; r < nh; ++r) {
+    uint32_t* g = hist_at(hist, d, r, c, x.channels);
+    for (int i = threadIdx.x; i < kBins; i += kThreads)
+      if (sh[r][i]) atomicAdd(&g[i], sh[r][i]);
+  }
+  if (d == 0) {  // block-reduce min/max keys and the NaN flag into this block's partial slot
+    __shared__ uint32_t rmin[kThreads], rmax[kThreads], rnan[kThreads];
+    rmin[threadIdx.x] = kmin;
+    rmax[threadIdx.x] = kmax;
+    rnan[threadIdx.x] = nan;
+    __syncthreads();
+    for (int off = kThreads / 2; off > 0; off >>= 1) {
+      if (threadIdx.x < off) {
+        rmin[threadIdx.x] = min(rmin[threadIdx.x], rmin[threadIdx.x + off]);
+        rmax[threadIdx.x] = max(rmax[threadIdx.x], rmax[threadIdx.x + off]);
+        rnan[threadIdx.x] |= rnan[threadIdx.x + off];
+      }
+      __syncthreads();
+    }
+    if (threadIdx.x == 0) {
+      uint32_t* p = partial + (c * gridDim.y + blockIdx.y) * 3;
+      p[0] = rmin[0];
+      p[1] = rmax[0];
+      p[2] = rnan[0];
+    }
+  }
+}
+
+__device__ __forceinline__ float nan_to_num(float v) {
+  if (v != v) return 0.0f;
+  if (isinf(v)) return v > 0 ? kFltMax : -kFltMax;
+  return v;
+}
+
+__device__ __forceinline__ float nan_min(float a, float b) { return (a != a || b != b) ? __int_as_float(0x7fc00000) : fminf(a, b); }
+__device__ __forceinline__ float nan_max(float a, float b) { return (a != a || b != b) ? __int_as_float(0x7fc00000) : fmaxf(a, b); }
+
+// One block per channel: the exact values at the ranks, then the observers' float32 updates (spec §1.2).
+__global__ void finalize(Layout x, int blocks, ChannelStatsArgs args, uint32_t* hist, const uint32_t* partial) {
+  const int64_t c = blockIdx.x;
+  __shared__ float values[kMaxRanks];
+  for (int r = 0; r < args.nranks; ++r) {
+    uint32_t p;
+    int64_t krem;
+    prefix_for(hist, 3, r, c, x.channels, args.ranks[r], &p, &krem);
+    if (threadIdx.x == 0) values[r] = value_of(p);
+  }
+  __syncthreads();
+  if (threadIdx.x != 0) return;
+  uint32_t kmin = 0xFFFFFFFFu, kmax = 0u, nan = 0u;
+  for (int b = 0; b < blocks; ++b) {
+    const uint32_t* q = partial + (c * blocks + b) * 3;
+    kmin = min(kmin, q[0]);
+    kmax = max(kmax, q[1]);
+    nan |= q[2];
+  }
+  const float qnan = __int_as_float(0x7fc00000);
+  const float mn = nan ? qnan : value_of(kmin), mx = nan ? qnan : value_of(kmax);
+  if (args.run_min) {
+    args.run_min[c] = args.first_minmax ? mn : nan_min(args.run_min[c], mn);
+    args.run_max[c] = args.first_minmax ? mx : nan_max(args.run_max[c], mx);
+  }
+  for (int r = 0; r < args.nranks; ++r) {
+    const float qc = nan ? qnan : values[r], qz = mn, qm = mx;
+    const int32_t nz = (qc != 0.0f || qm != 0.0f) ? 1 : 0;
+    const int32_t cst = __fsub_rn(qm, qz) == 0.0f ? 1 : 0;
+    const float rnz = __fmul_rn(static_cast<float>(nz), nan_to_num(__fdiv_rn(qm, qc)));
+    PercentileState s = args.pct[r];
+    const int32_t used = s.batches_used[c] + nz;
+    s.avg_ratio[c] = nan_to_num(__fdiv_rn(__fadd_rn(__fmul_rn(s.avg_ratio[c], static_cast<float>(s.batches_used[c])), rnz),
+                                          static_cast<float>(used)));
+    s.batches_used[c] = used;
+    s.constant[c] += cst;
+  }
+}
+
+}  // namespace
+
+int blocks_per_channel(int64_t m) {
+  int64_t b = (m + kThreads * 64 - 1) / (kThreads * 64);  // about 64 values per thread
+  return static_cast<int>(b < 1 ? 1 : b > 64 ? 64 : b);
+}
+
+size_t scratch_bytes(int64_t channels, int64_t m, int) {
+  return (3 * kMaxRanks * channels * kBins + channels * blocks_per_channel(m) * 3) * sizeof(uint32_t);
+}
+
+const char* channel_stats_cuda(const ChannelStatsArgs& args, void* stream_handle) {
+  cudaStream_t stream = static_cast<cudaStream_t>(stream_handle);
+  const int64_t m = args.outer * args.inner;
+  const int blocks = blocks_per_channel(m);
+  auto* hist = static_cast<uint32_t*>(args.scratch);
+  uint32_t* partial = hist + 3 * kMaxRanks * args.channels * kBins;
+  cudaMemsetAsync(hist, 0, 3 * kMaxRanks * args.channels * kBins * sizeof(uint32_t), stream);
+  Layout x{args.data, args.outer, args.channels, args.inner, m};
+  dim3 grid(static_cast<unsigned>(args.channels), static_cast<unsigned>(blocks));
+  const int digits = args.nranks > 0 ? 3 : 1;  // min/max alone needs only the first pass
+  for (int d = 0; d < digits; ++d) digit_pass<<<grid, kThreads, 0, stream>>>(x, d, args.nranks, args, hist, partial);
+  finalize<<<static_cast<unsigned>(args.channels), kThreads, 0, stream>>>(x, blocks, args, hist, partial);
+  cudaError_t err = cudaGetLastError();
+  return err == cudaSuccess ? nullptr : cudaGetErrorString(err);
+}
+
+}  // namespace qreport::observers::cuda

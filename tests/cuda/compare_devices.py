@@ -1,0 +1,89 @@
+#!/usr/bin/python3
+"""The whole report on --device cuda against --device cpu for one parity fixture: numbers within rel
+1e-4, everything else equal, except a boolean whose deciding value lies within 1e-4 of its threshold.
+Exits 77 (ctest: skipped) where qreport cannot use CUDA (no GPU, or a LibTorch without CUDA).
+Usage: compare_devices.py QREPORT FIXTURE_DIR"""
+import json
+import math
+import subprocess
+import sys
+import tempfile
+
+QREPORT, DIR = sys.argv[1:3]
+tmp = tempfile.mkdtemp()
+
+
+def report(device):
+    out = f"{tmp}/{device}.json"
+    r = subprocess.run([QREPORT, "analyze", f"{DIR}/model.pt", "--calib", f"{DIR}/calib.pt", "--format", "json",
+                        "--device", device, "-o", out, "-q"], capture_output=True, text=True)
+    if r.returncode == 2 and ("without CUDA" in r.stderr or "no CUDA GPU" in r.stderr):
+        print("skipped:", r.stderr.strip())
+        sys.exit(77)
+    if r.returncode != 0:
+        sys.exit(f"qreport --device {device} failed: {r.stderr}")
+    return json.load(open(out))
+
+
+cpu, gpu = report("cpu"), report("cuda")
+problems = []
+
+
+def close(a, b):
+    if a is None or b is None:
+        return a is b
+    return math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-6)
+
+
+def near(value, threshold):
+    return value is not None and abs(value - threshold) <= 1e-4 * max(1.0, abs(threshold))
+
+
+def borderline(det, options, fields, key, index):
+    """Whether the boolean fields[key][index] is decided by a value within 1e-4 of its threshold."""
+    pick = (lambda v: v[index] if index is not None else v)
+    if key == "outliers_detected":
+        return near(pick(fields["outlier_detection_percentile_ratios"]), options["ratio_threshold"])
+    if key == "input_weight_equalization_recommended":
+        s, t = pick(fields["input_weight_channel_comparison_metrics"]), options["ratio_threshold"]
+        return near(s, t) or near(s, 1 / t)
+    if key == "dynamic_recommended":
+        return near(fields.get("input_activation_dynamic_static_comp_stat"), options["tolerance"])
+    return False
+
+
+def walk(a, b, path, ctx):
+    if isinstance(a, dict):
+        if list(a) != list(b):
+            problems.append(f"{path}: keys differ")
+            return
+        for k in a:
+            walk(a[k], b[k], f"{path}.{k}", ctx)
+    elif isinstance(a, list):
+        if len(a) != len(b):
+            problems.append(f"{path}: lengths {len(a)} vs {len(b)}")
+            return
+        for i, (x, y) in enumerate(zip(a, b)):
+            walk(x, y, f"{path}[{i}]", ctx + [i])
+    elif isinstance(a, bool) or isinstance(b, bool):
+        if a != b:
+            det, fqn, key = ctx[0], ctx[1], ctx[2]
+            d = cpu["detectors"][det]
+            idx = ctx[3] if len(ctx) > 3 else None
+            if not borderline(det, d["options"], d["modules"][fqn], key, idx):
+                problems.append(f"{path}: {a} vs {b}")
+    elif isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        if not close(a, b):
+            problems.append(f"{path}: {a} vs {b}")
+    elif a != b and not path.endswith(".device") and not path.endswith(".report"):
+        problems.append(f"{path}: {a!r} vs {b!r}")
+
+
+for det in cpu["detectors"]:
+    for fqn in cpu["detectors"][det]["modules"]:
+        for key in cpu["detectors"][det]["modules"][fqn]:
+            walk(cpu["detectors"][det]["modules"][fqn][key], gpu["detectors"][det]["modules"][fqn][key],
+                 f"{det}.{fqn}.{key}", [det, fqn, key])
+walk(cpu["qconfig_mapping"], gpu["qconfig_mapping"], "qconfig_mapping", ["", "", ""])
+print("\n".join(problems[:40]) or f"ok: cuda report equals cpu report for {DIR}")
+sys.exit(1 if problems else 0)

@@ -1,0 +1,89 @@
+// Observers on a CUDA device against the CPU path, statistic by statistic. The CUDA path (fused kernels
+// where built, ATen ops otherwise) replays the same float32 arithmetic and selects the same exact order
+// statistics, so the summaries must be equal to the bit. Without a GPU the whole executable reports
+// "skipped" to ctest (exit 77) instead of passing.
+#define DOCTEST_CONFIG_IMPLEMENT  // own main(): exit 77 (skipped) without a GPU
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
+#include "observers/observers.h"
+#include "test_support.h"
+
+using namespace qreport::observers;
+
+namespace {
+
+ObservationPoint run(const std::vector<at::Tensor>& batches, const at::Device& device) {
+  ObservationPoint p;
+  p.want_range();
+  p.want_minmax(1);
+  p.want_percentile(1, 0.975f);
+  p.want_percentile(1, 0.5f);
+  for (const auto& b : batches) p.observe(b.to(device));
+  p.finalize();
+  return p;
+}
+
+bool same(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (!(a[i] == b[i] || (std::isnan(a[i]) && std::isnan(b[i])))) return false;
+  return true;
+}
+
+void check_equal(const std::vector<at::Tensor>& batches) {
+  ObservationPoint cpu = run(batches, at::kCPU), gpu = run(batches, at::Device(at::kCUDA, 0));
+  CHECK(cpu.range()->avg_range == gpu.range()->avg_range);
+  CHECK(cpu.range()->epoch_min == gpu.range()->epoch_min);
+  CHECK(cpu.range()->epoch_max == gpu.range()->epoch_max);
+  CHECK(same(cpu.minmax(1)->min, gpu.minmax(1)->min));
+  CHECK(same(cpu.minmax(1)->max, gpu.minmax(1)->max));
+  for (float q : {0.975f, 0.5f}) {
+    CAPTURE(q);
+    CHECK(same(cpu.percentile(1, q)->avg_ratio, gpu.percentile(1, q)->avg_ratio));
+    CHECK(cpu.percentile(1, q)->batches_used == gpu.percentile(1, q)->batches_used);
+    CHECK(cpu.percentile(1, q)->constant_batches == gpu.percentile(1, q)->constant_batches);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("conv activations: random, ReLU zeros, saturation, heavy tails") {
+  at::manual_seed(11);
+  std::vector<at::Tensor> b;
+  b.push_back(at::randn({8, 16, 28, 28}));
+  b.push_back(at::randn({8, 16, 28, 28}).clamp_min(0));
+  b.push_back(at::randn({8, 16, 28, 28}).mul(6).clamp(0, 6));
+  b.push_back(at::randn({8, 16, 28, 28}).exp());
+  check_equal(b);
+}
+
+TEST_CASE("Linear-like inputs, tiny channels, signed zeros, NaN and infinities") {
+  std::vector<at::Tensor> b;
+  b.push_back(at::randn({64, 300}));
+  at::Tensor x = at::randn({2, 5, 3});
+  x.index_put_({0, 0}, -0.0);
+  x.index_put_({1, 1, 2}, std::numeric_limits<float>::quiet_NaN());
+  x.index_put_({0, 2, 1}, std::numeric_limits<float>::infinity());
+  check_equal({x, x * 2});
+  check_equal(b);
+}
+
+TEST_CASE("large channels (several blocks per channel) and many batches") {
+  at::manual_seed(12);
+  std::vector<at::Tensor> b;
+  for (int i = 0; i < 6; ++i) b.push_back(at::randn({16, 3, 128, 128}) * (i + 1));
+  check_equal(b);
+}
+
+int main(int argc, char** argv) {
+  if (!at::hasCUDA()) {
+    std::puts("skipped: no CUDA device (or a LibTorch without CUDA)");
+    return 77;
+  }
+  doctest::Context context(argc, argv);
+  return context.run();
+}
