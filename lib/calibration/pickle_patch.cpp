@@ -74,6 +74,7 @@ enum class Scan { Ok, Unknown, Invalid };
 // does not model (the unpickler then decides). Records each APPEND and where its item starts.
 Scan scan(const std::string& p, std::vector<size_t>& mark_at, std::vector<size_t>& appends_at) {
   std::vector<Entry> stack;
+  std::vector<bool> memo;  // memo ids put so far
   auto pop = [&](size_t n) -> std::optional<Entry> {
     if (stack.size() < n) return std::nullopt;
     for (size_t k = stack.size() - n; k < stack.size(); ++k)
@@ -98,15 +99,29 @@ Scan scan(const std::string& p, std::vector<size_t>& mark_at, std::vector<size_t
     switch (op) {
       case 0x80: arg = 1; break;  // PROTO
       case 0x95: arg = 8; break;  // FRAME
-      case 'q': arg = 1; ok = !stack.empty() && !stack.back().mark; break;  // BINPUT: memoizes the top
-      case 'r': arg = 4; ok = !stack.empty() && !stack.back().mark; break;  // LONG_BINPUT
-      case 0x94: ok = !stack.empty() && !stack.back().mark; break;          // MEMOIZE
+      // BINPUT / LONG_BINPUT / MEMOIZE memoize the top value. The unpickler sizes its memo table by the
+      // largest id, so an id beyond anything a pickler of this size could have assigned is corrupt.
+      case 'q': case 'r': case 0x94: {
+        arg = op == 'q' ? 1 : op == 'r' ? 4 : 0;
+        uint64_t id = op == 0x94 ? memo.size() : read_le(p, i + 1, arg);
+        ok = !stack.empty() && !stack.back().mark && id <= p.size();
+        if (ok) {
+          if (id >= memo.size()) memo.resize(id + 1, false);
+          memo[id] = true;
+        }
+        break;
+      }
       case 'J': arg = 4; stack.push_back({i, false}); break;
       case 'K': arg = 1; stack.push_back({i, false}); break;
       case 'M': arg = 2; stack.push_back({i, false}); break;
       case 'G': arg = 8; stack.push_back({i, false}); break;
-      case 'h': arg = 1; stack.push_back({i, false}); break;
-      case 'j': arg = 4; stack.push_back({i, false}); break;
+      case 'h': case 'j': {  // BINGET / LONG_BINGET: only ids put before
+        arg = op == 'h' ? 1 : 4;
+        uint64_t id = read_le(p, i + 1, arg);
+        ok = id < memo.size() && memo[id];
+        stack.push_back({i, false});
+        break;
+      }
       case 0x8a: arg = 1 + read_le(p, i + 1, 1); stack.push_back({i, false}); break;
       case 'X': case 'B': arg = 4 + read_le(p, i + 1, 4); stack.push_back({i, false}); break;
       case 0x8c: case 'C': arg = 1 + read_le(p, i + 1, 1); stack.push_back({i, false}); break;
