@@ -29,7 +29,10 @@ constexpr const char* kExitCodes =
     "  70  internal error (a bug in qreport: please report it)\n"
     "  130 interrupted (Ctrl-C); no report is written\n";
 
+bool progress_line_open = false;  // a "\rcalibrating..." line without its newline yet
+
 int fail(int code, const std::string& message) {
+  if (progress_line_open) std::fputc('\n', stderr);
   std::fprintf(stderr, "qreport: error: %s\n", first_line(message).c_str());
   return code;
 }
@@ -242,9 +245,11 @@ int main(int argc, char** argv) {
     const auto start = std::chrono::steady_clock::now();
     o.on_batch = [show_progress, start](size_t done, size_t total) {
       double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      if (show_progress)
+      if (show_progress) {
         std::fprintf(stderr, "\rcalibrating: batch %zu/%zu, %.1f batches/s%s", done, total, s > 0 ? done / s : 0.0,
                      done == total ? "\n" : "");
+        progress_line_open = done != total;
+      }
       spdlog::debug("calibration batch {}/{} done", done, total);
     };
     report::Report rep = pipeline::analyze(o);

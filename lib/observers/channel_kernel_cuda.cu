@@ -38,9 +38,10 @@ struct Layout {
   }
 };
 
-// Scratch layout: hist[digit][rank][channel][kBins] (digit 0 only uses rank 0), then partial[c][b][3].
-__device__ __forceinline__ uint32_t* hist_at(uint32_t* hist, int d, int r, int64_t c, int64_t channels) {
-  return hist + ((static_cast<int64_t>(d) * kMaxRanks + r) * channels + c) * kBins;
+// Scratch layout: hist[digit][rank][channel][kBins] with max(1, nranks) ranks (digit 0 only uses rank
+// 0), then partial[c][b][3].
+__device__ __forceinline__ uint32_t* hist_at(uint32_t* hist, int d, int r, int64_t c, int64_t channels, int nr) {
+  return hist + ((static_cast<int64_t>(d) * nr + r) * channels + c) * kBins;
 }
 
 // Block-wide: the bucket of h[0, kBins) holding the k-th (0-based) counted value, and how many lie below.
@@ -79,13 +80,13 @@ __device__ void select_bucket(const uint32_t* h, int64_t k, uint32_t* bucket, in
 }
 
 // The key prefix (digits before d) and remaining rank of rank r, from the histograms of earlier digits.
-__device__ void prefix_for(uint32_t* hist, int d, int r, int64_t c, int64_t channels, int64_t k, uint32_t* prefix,
-                           int64_t* krem) {
+__device__ void prefix_for(uint32_t* hist, int d, int r, int64_t c, int64_t channels, int nr, int64_t k,
+                           uint32_t* prefix, int64_t* krem) {
   uint32_t p = 0;
   for (int e = 0; e < d; ++e) {
     uint32_t b;
     int64_t below;
-    select_bucket(hist_at(hist, e, e == 0 ? 0 : r, c, channels), k, &b, &below);
+    select_bucket(hist_at(hist, e, e == 0 ? 0 : r, c, channels, nr), k, &b, &below);
     p |= b << shift_of(e);
     k -= below;
   }
@@ -104,7 +105,7 @@ __global__ void digit_pass(Layout x, int d, int nranks, ChannelStatsArgs args, u
     for (int r = 0; r < nranks; ++r) {
       uint32_t p;
       int64_t krem;
-      prefix_for(hist, d, r, c, x.channels, args.ranks[r], &p, &krem);
+      prefix_for(hist, d, r, c, x.channels, nranks, args.ranks[r], &p, &krem);
       if (threadIdx.x == 0) prefixes[r] = p;
     }
   __syncthreads();
@@ -132,7 +133,7 @@ __global__ void digit_pass(Layout x, int d, int nranks, ChannelStatsArgs args, u
   }
   __syncthreads();
   for (int r = 0; r < nh; ++r) {
-    uint32_t* g = hist_at(hist, d, r, c, x.channels);
+    uint32_t* g = hist_at(hist, d, r, c, x.channels, nranks > 0 ? nranks : 1);
     for (int i = threadIdx.x; i < kBins; i += kThreads)
       if (sh[r][i]) atomicAdd(&g[i], sh[r][i]);
   }
@@ -175,7 +176,7 @@ __global__ void finalize(Layout x, int blocks, ChannelStatsArgs args, uint32_t* 
   for (int r = 0; r < args.nranks; ++r) {
     uint32_t p;
     int64_t krem;
-    prefix_for(hist, 3, r, c, x.channels, args.ranks[r], &p, &krem);
+    prefix_for(hist, 3, r, c, x.channels, args.nranks, args.ranks[r], &p, &krem);
     if (threadIdx.x == 0) values[r] = value_of(p);
   }
   __syncthreads();
@@ -214,8 +215,10 @@ int blocks_per_channel(int64_t m) {
   return static_cast<int>(b < 1 ? 1 : b > 64 ? 64 : b);
 }
 
-size_t scratch_bytes(int64_t channels, int64_t m, int) {
-  return (3 * kMaxRanks * channels * kBins + channels * blocks_per_channel(m) * 3) * sizeof(uint32_t);
+static int64_t hist_words(int64_t channels, int nranks) { return 3 * int64_t{nranks > 0 ? nranks : 1} * channels * kBins; }
+
+size_t scratch_bytes(int64_t channels, int64_t m, int nranks) {
+  return (hist_words(channels, nranks) + channels * blocks_per_channel(m) * 3) * sizeof(uint32_t);
 }
 
 const char* channel_stats_cuda(const ChannelStatsArgs& args, void* stream_handle) {
@@ -223,8 +226,9 @@ const char* channel_stats_cuda(const ChannelStatsArgs& args, void* stream_handle
   const int64_t m = args.outer * args.inner;
   const int blocks = blocks_per_channel(m);
   auto* hist = static_cast<uint32_t*>(args.scratch);
-  uint32_t* partial = hist + 3 * kMaxRanks * args.channels * kBins;
-  cudaMemsetAsync(hist, 0, 3 * kMaxRanks * args.channels * kBins * sizeof(uint32_t), stream);
+  uint32_t* partial = hist + hist_words(args.channels, args.nranks);
+  // Only the histograms need zeroing (partials are written whole); min/max alone uses none of them.
+  if (args.nranks > 0) cudaMemsetAsync(hist, 0, hist_words(args.channels, args.nranks) * sizeof(uint32_t), stream);
   Layout x{args.data, args.outer, args.channels, args.inner, m};
   dim3 grid(static_cast<unsigned>(args.channels), static_cast<unsigned>(blocks));
   const int digits = args.nranks > 0 ? 3 : 1;  // min/max alone needs only the first pass
