@@ -1,7 +1,7 @@
 #include "pipeline/analyze.h"
 
 #include <ATen/Parallel.h>
-#include <ATen/detail/CUDAHooksInterface.h>
+#include <torch/cuda.h>
 #include <c10/core/InferenceMode.h>
 
 #include <chrono>
@@ -33,8 +33,10 @@ c10::Device parse_device(const std::string& name) {
     throw UsageError("--device " + name + ": this qreport was built with a LibTorch without CUDA (" +
                      "rebuild it against a CUDA LibTorch, see README)");
 #else
-    if (!at::hasCUDA()) throw UsageError("--device " + name + ": no CUDA GPU is available on this machine");
-    const int count = at::detail::getCUDAHooks().getNumGPUs();
+    // torch::cuda's functions exist, unchanged, from LibTorch 1.x to 2.x.
+    if (!torch::cuda::is_available())
+      throw UsageError("--device " + name + ": no CUDA GPU is available on this machine");
+    const int count = static_cast<int>(torch::cuda::device_count());
     if (dev.has_index() && dev.index() >= count)
       throw UsageError("--device " + name + ": this machine has " + std::to_string(count) + " CUDA GPU" +
                        (count == 1 ? "" : "s") + " (cuda:0" + (count > 1 ? "..cuda:" + std::to_string(count - 1) : "") + ")");
