@@ -1,3 +1,6 @@
+#include <unistd.h>
+
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 
@@ -22,7 +25,11 @@ TEST_CASE("python_float_repr matches Python's repr of float32 values widened to 
 }
 
 TEST_CASE("sha256_file hashes the file's bytes") {
-  std::string path = std::string(std::tmpnam(nullptr));
+  char tmpl[] = "/tmp/qreport-sha-XXXXXX";
+  int fd = mkstemp(tmpl);
+  REQUIRE(fd >= 0);
+  close(fd);
+  std::string path = tmpl;
   std::ofstream(path) << "abc";
   CHECK(qreport::sha256_file(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   std::remove(path.c_str());
