@@ -32,6 +32,7 @@ if urls:
     failures.append(f"external references: {sorted(urls)}")
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+         "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm
          f"--user-data-dir={tmp}/profile"]
 dom = subprocess.run([chromium, *FLAGS, "--dump-dom", "file://" + html], capture_output=True, text=True,
                      timeout=120).stdout
