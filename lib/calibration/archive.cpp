@@ -31,10 +31,20 @@ void check_storages_fit(const c10::IValue& v, const std::unordered_map<const voi
   if (v.isTensor()) {
     const at::Tensor& t = v.toTensor();
     if (!t.defined() || !t.has_storage()) return;
+    const std::string corrupt = "calibration archive '" + path + "' is corrupt: ";
     auto it = record_bytes.find(t.storage().data());
-    if (it != record_bytes.end() && t.storage().nbytes() <= it->second) return;
-    if (it == record_bytes.end() && t.storage().nbytes() == 0) return;
-    throw InputError("calibration archive '" + path + "' is corrupt: a tensor's storage is larger than its record");
+    bool fits = it != record_bytes.end() ? t.storage().nbytes() <= it->second : t.storage().nbytes() == 0;
+    if (!fits) throw InputError(corrupt + "a tensor's storage is larger than its record");
+    // The view must lie inside its storage too (LibTorch's unpickler does not check this either).
+    if (t.numel() == 0) return;
+    int64_t last = t.storage_offset();
+    for (int64_t d = 0; d < t.dim(); ++d) {
+      if (t.stride(d) < 0) throw InputError(corrupt + "a tensor has a negative stride");
+      last += (t.size(d) - 1) * t.stride(d);
+    }
+    if (t.storage_offset() < 0 || (last + 1) * static_cast<int64_t>(t.element_size()) >
+                                      static_cast<int64_t>(t.storage().nbytes()))
+      throw InputError(corrupt + "a tensor's sizes and offset reach past its storage");
   }
   if (v.isTuple())
     for (const auto& e : v.toTupleRef().elements()) check_storages_fit(e, record_bytes, path);
@@ -112,7 +122,16 @@ Archive Archive::open(const std::string& path, const Options& options) {
   } catch (const std::exception& e) {
     throw InputError("cannot read calibration archive '" + path + "': " + first_line(e.what()));
   }
-  Archive archive = from_ivalue(root, options, path);
+  Archive archive;
+  try {
+    archive = from_ivalue(root, options, path);
+  } catch (const InputError&) {
+    throw;
+  } catch (const UsageError&) {
+    throw;
+  } catch (const std::exception& e) {  // a c10::Error from a malformed tensor, never past here
+    throw InputError("calibration archive '" + path + "' is not usable: " + first_line(e.what()));
+  }
   archive.mapped_ = std::move(mapped);
   archive.in_place_ = in_place_count;
   return archive;

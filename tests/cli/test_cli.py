@@ -70,6 +70,7 @@ CASES = [
     ("archive with a huge declared length (fuzz)", ["analyze", LIN, "--calib", f"{SRC}/tests/fuzz/regressions/archive/oom-huge-string-length.pt"], 2, "claims more bytes than the file holds"),
     ("archive with an impossible pickle (fuzz)", ["analyze", LIN, "--calib", f"{SRC}/tests/fuzz/regressions/archive/unpickler-pop-underflow.pt"], 2, "data.pkl is not a well-formed pickle"),
     ("archive with a huge memo id (fuzz)", ["analyze", LIN, "--calib", f"{SRC}/tests/fuzz/regressions/archive/huge-memo-id.pt"], 2, "data.pkl is not a well-formed pickle"),
+    ("archive with a view past its storage (fuzz)", ["analyze", LIN, "--calib", f"{SRC}/tests/fuzz/regressions/archive/view-past-storage.pt"], 2, "a tensor's sizes and offset reach past its storage"),
     ("archive truncated", ["analyze", LIN, "--calib", f"{TMP}/calib_truncated.pt"], 2, "cannot read calibration archive"),
     ("NaN in a batch", ["analyze", f"{G}/tuple_out.pt", "--calib", f"{G}/calib_nan.pt"], 2, "calibration batch 1, argument 'x' contains NaN values"),
     ("Inf in a batch", ["analyze", f"{G}/tuple_out.pt", "--calib", f"{G}/calib_inf.pt"], 2, "calibration batch 0, argument 'x' contains infinite values"),
