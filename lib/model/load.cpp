@@ -2,6 +2,9 @@
 
 #include <fstream>
 
+#include <caffe2/serialize/inline_container.h>
+
+#include "calibration/pickle_patch.h"  // the pickle checks are shared with the archive loader
 #include "common/errors.h"
 #include "model/model.h"
 
@@ -50,10 +53,36 @@ std::optional<torch::jit::Module> find_module(const torch::jit::Module& root, co
   return std::nullopt;
 }
 
+// torch::jit::load unpickles the model's .pkl records (constants, attributes) with the same trusting
+// unpickler as torch.save archives: a corrupt length or memo id makes it allocate gigabytes, a broken
+// MARK discipline corrupts its memory. The same checks as for archives run first. A file that is not a
+// zip is left to torch::jit::load, which rejects it with its own message.
+void check_pickles(const std::string& path) {
+  std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
+  try {
+    reader = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
+  } catch (const std::exception&) {
+    return;
+  }
+  for (const auto& name : reader->getAllRecords()) {
+    if (name.size() < 4 || name.compare(name.size() - 4, 4, ".pkl") != 0) continue;
+    std::string pickle;
+    try {
+      auto [data, size] = reader->getRecord(name);
+      pickle.assign(static_cast<const char*>(data.get()), size);
+    } catch (const std::exception&) {
+      return;  // unreadable record: torch::jit::load reports it
+    }
+    if (calibration::first_overlong_argument(pickle) != std::string::npos || !calibration::pickle_structure_ok(pickle))
+      throw InputError("model '" + path + "' is corrupt: its " + name + " is not a well-formed pickle");
+  }
+}
+
 }  // namespace
 
 Model Model::load(const std::string& path) {
   check_readable_file(path, "model");
+  check_pickles(path);
   Model m;
   try {
     m.module_ = std::make_unique<torch::jit::Module>(torch::jit::load(path));
