@@ -58,24 +58,20 @@ std::optional<torch::jit::Module> find_module(const torch::jit::Module& root, co
 // MARK discipline corrupts its memory. The same checks as for archives run first. A file that is not a
 // zip is left to torch::jit::load, which rejects it with its own message.
 void check_pickles(const std::string& path) {
-  std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
+  std::vector<std::pair<std::string, std::string>> pickles;  // (record, bytes)
   try {
-    reader = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
-  } catch (const std::exception&) {
-    return;
-  }
-  for (const auto& name : reader->getAllRecords()) {
-    if (name.size() < 4 || name.compare(name.size() - 4, 4, ".pkl") != 0) continue;
-    std::string pickle;
-    try {
-      auto [data, size] = reader->getRecord(name);
-      pickle.assign(static_cast<const char*>(data.get()), size);
-    } catch (const std::exception&) {
-      return;  // unreadable record: torch::jit::load reports it
+    caffe2::serialize::PyTorchStreamReader reader(path);
+    for (const auto& name : reader.getAllRecords()) {
+      if (name.size() < 4 || name.compare(name.size() - 4, 4, ".pkl") != 0) continue;
+      auto [data, size] = reader.getRecord(name);
+      pickles.emplace_back(name, std::string(static_cast<const char*>(data.get()), size));
     }
+  } catch (const std::exception&) {
+    return;  // not a readable zip: torch::jit::load reports it in its own words
+  }
+  for (const auto& [name, pickle] : pickles)
     if (calibration::first_overlong_argument(pickle) != std::string::npos || !calibration::pickle_structure_ok(pickle))
       throw InputError("model '" + path + "' is corrupt: its " + name + " is not a well-formed pickle");
-  }
 }
 
 }  // namespace
