@@ -9,6 +9,12 @@ std::string first_line(const std::string& message) {
     auto pos = line.find(marker);
     if (pos != std::string::npos) line = line.substr(0, pos);
   }
+  // caffe2's CAFFE_ENFORCE prefixes "[enforce fail at file.cc:252] . " (the failed condition's text).
+  if (line.rfind("[enforce fail at ", 0) == 0) {
+    auto close = line.find("] ");
+    if (close != std::string::npos) line = line.substr(close + 2);
+    if (line.rfind(". ", 0) == 0) line = line.substr(2);
+  }
   while (!line.empty() && (line.back() == ' ' || line.back() == '\r' || line.back() == ':')) line.pop_back();
   return line;
 }

@@ -58,16 +58,23 @@ std::optional<torch::jit::Module> find_module(const torch::jit::Module& root, co
 // MARK discipline corrupts its memory. The same checks as for archives run first. A file that is not a
 // zip is left to torch::jit::load, which rejects it with its own message.
 void check_pickles(const std::string& path) {
+  std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
+  try {
+    reader = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
+  } catch (const std::exception&) {
+    return;  // not a zip at all: torch::jit::load reports it in its own words
+  }
   std::vector<std::pair<std::string, std::string>> pickles;  // (record, bytes)
   try {
-    caffe2::serialize::PyTorchStreamReader reader(path);
-    for (const auto& name : reader.getAllRecords()) {
+    for (const auto& name : reader->getAllRecords()) {
       if (name.size() < 4 || name.compare(name.size() - 4, 4, ".pkl") != 0) continue;
-      auto [data, size] = reader.getRecord(name);
+      auto [data, size] = reader->getRecord(name);
       pickles.emplace_back(name, std::string(static_cast<const char*>(data.get()), size));
     }
-  } catch (const std::exception&) {
-    return;  // not a readable zip: torch::jit::load reports it in its own words
+  } catch (const std::exception& e) {
+    // A zip whose records do not read back (e.g. one outside the archive's folder): torch::jit::load
+    // has been seen to ask for tens of gigabytes on such files.
+    throw InputError("model '" + path + "' is corrupt: " + first_line(e.what()));
   }
   for (const auto& [name, pickle] : pickles)
     if (calibration::first_overlong_argument(pickle) != std::string::npos || !calibration::pickle_structure_ok(pickle))

@@ -36,6 +36,11 @@ TEST_CASE("sha256_file hashes the file's bytes") {
   CHECK_THROWS_AS(qreport::sha256_file("/nonexistent/file"), qreport::InputError);
 }
 
+TEST_CASE("first_line drops caffe2's enforce prefix") {
+  CHECK(qreport::first_line("[enforce fail at inline_container.cc:252] . file in archive is not in a subdirectory a/: b\nframe #0") ==
+        "file in archive is not in a subdirectory a/: b");
+}
+
 TEST_CASE("first_line drops LibTorch's backtrace") {
   CHECK(qreport::first_line("boom Exception raised from foo at bar.cpp:1\nframe 0") == "boom");
   CHECK(qreport::first_line("a\nb") == "a");
