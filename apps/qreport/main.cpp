@@ -57,41 +57,42 @@ void write_atomically(const std::string& path, const std::string& content) {
   }
 }
 
-std::vector<std::string> parse_detectors(const std::string& list) {
+// "a,b,c" -> {"a", "b", "c"}; an empty item stays (and is then rejected as unknown).
+std::vector<std::string> split_list(const std::string& list) {
   std::vector<std::string> out;
-  if (list == "all") return out;
   size_t start = 0;
   while (start <= list.size()) {
     size_t end = list.find(',', start);
     if (end == std::string::npos) end = list.size();
-    std::string item = list.substr(start, end - start);
+    out.push_back(list.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+std::vector<std::string> parse_detectors(const std::string& list) {
+  std::vector<std::string> out;
+  if (list == "all") return out;
+  for (const auto& item : split_list(list)) {
     auto name = detectors::canonical_detector_name(item);
     if (!name)
       throw UsageError("unknown detector '" + item +
                        "' (use all, or a comma list of per_channel, dynamic_static, equalization, outlier)");
     out.push_back(*name);
-    start = end + 1;
   }
   return out;
 }
 
 // --fail-on: a comma list of finding kinds, "all" or "none".
 std::vector<std::string> parse_fail_on(const std::string& list) {
-  std::vector<std::string> out;
-  if (list.empty() || list == "none") return out;
+  if (list.empty() || list == "none") return {};
   if (list == "all") return report::finding_kinds();
-  size_t start = 0;
-  while (start <= list.size()) {
-    size_t end = list.find(',', start);
-    if (end == std::string::npos) end = list.size();
-    std::string item = list.substr(start, end - start);
-    const auto& kinds = report::finding_kinds();
+  const auto& kinds = report::finding_kinds();
+  std::vector<std::string> out = split_list(list);
+  for (const auto& item : out)
     if (std::find(kinds.begin(), kinds.end(), item) == kinds.end())
       throw UsageError("unknown --fail-on kind '" + item + "' (use none, all, or a comma list of per_channel, dynamic, "
                        "equalization, outliers)");
-    out.push_back(item);
-    start = end + 1;
-  }
   return out;
 }
 

@@ -2,6 +2,12 @@
 
 namespace qreport::detectors {
 
+const Value* find_field(const Fields& fields, const std::string& key) {
+  for (const auto& [k, v] : fields)
+    if (k == key) return &v;
+  return nullptr;
+}
+
 const std::vector<std::string>& all_detector_names() {
   static const std::vector<std::string> names = {"per_channel_detector", "dynamic_vs_static_detector",
                                                  "input_weight_equalization_detector", "outlier_detector"};

@@ -43,6 +43,8 @@ struct Value {
 };
 
 using Fields = std::vector<std::pair<std::string, Value>>;  // ordered as PyTorch's dicts
+// The value stored under key, or nullptr.
+const Value* find_field(const Fields& fields, const std::string& key);
 
 struct ModuleFindings {
   std::string fqn;

@@ -5,12 +5,6 @@
 namespace qreport::report {
 namespace {
 
-const detectors::Value* field(const detectors::ModuleFindings& m, const std::string& key) {
-  for (const auto& [k, v] : m.fields)
-    if (k == key) return &v;
-  return nullptr;
-}
-
 bool is_true(const detectors::Value* v) { return v && v->type == detectors::Value::Type::Bool && v->b; }
 
 // Indices of the true entries of a per-channel bool list, as "0, 3".
@@ -35,18 +29,18 @@ std::vector<Finding> findings(const Report& report) {
   for (const auto& res : report.results) {
     for (const auto& m : res.modules) {
       if (res.name == "per_channel_detector") {
-        if (is_true(field(m, "per_channel_quantization_supported")) &&
-            !is_true(field(m, "per_channel_quantization_used")))
+        if (is_true(detectors::find_field(m.fields, "per_channel_quantization_supported")) &&
+            !is_true(detectors::find_field(m.fields, "per_channel_quantization_used")))
           out.push_back({"per_channel", m.fqn, "supports per-channel weight quantization but does not use it"});
       } else if (res.name == "dynamic_vs_static_detector") {
-        if (is_true(field(m, "dynamic_recommended")))
+        if (is_true(detectors::find_field(m.fields, "dynamic_recommended")))
           out.push_back({"dynamic", m.fqn, "dynamic quantization is recommended"});
       } else if (res.name == "input_weight_equalization_detector") {
-        std::string channels = true_channels(field(m, "input_weight_equalization_recommended"));
+        std::string channels = true_channels(detectors::find_field(m.fields, "input_weight_equalization_recommended"));
         if (!channels.empty())
           out.push_back({"equalization", m.fqn, "input-weight equalization is recommended for channel(s) " + channels});
       } else if (res.name == "outlier_detector") {
-        std::string channels = true_channels(field(m, "outliers_detected"));
+        std::string channels = true_channels(detectors::find_field(m.fields, "outliers_detected"));
         if (!channels.empty()) out.push_back({"outliers", m.fqn, "outliers in channel(s) " + channels});
       }
     }

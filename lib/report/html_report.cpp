@@ -14,11 +14,7 @@ namespace {
 using detectors::Value;
 using svg::escape;
 
-const Value* field(const detectors::Fields& fields, const std::string& key) {
-  for (const auto& [k, v] : fields)
-    if (k == key) return &v;
-  return nullptr;
-}
+using detectors::find_field;
 
 std::optional<double> number(const Value* v) {
   if (!v) return std::nullopt;
@@ -63,7 +59,7 @@ std::string modules_table(const detectors::DetectorResult& res) {
   for (const auto& m : res.modules) {
     out += "<tr><td><code>" + escape(m.fqn) + "</code></td>";
     for (const auto& k : keys) {
-      const Value* v = field(m.fields, k);
+      const Value* v = find_field(m.fields, k);
       // Highlight the recommendations, not every true flag (such as "supported").
       bool advice = k.find("recommended") != std::string::npos || k.find("detected") != std::string::npos;
       std::string cls = v && v->type == Value::Type::Bool && advice ? (v->b ? " class=\"yes\"" : " class=\"no\"") : "";
@@ -80,21 +76,21 @@ std::string plots(const detectors::DetectorResult& res) {
     svg::BarChart ch;
     ch.title = "S = average batch range / epoch range, per module (input activation)";
     ch.y_label = "S";
-    ch.threshold = number(field(res.options, "tolerance"));
+    ch.threshold = number(find_field(res.options, "tolerance"));
     ch.threshold_label = "tolerance";
     ch.above_is_bad = false;  // S <= tolerance: non-stationary, dynamic recommended
     for (const auto& m : res.modules) {
       ch.labels.push_back(m.fqn);
-      ch.values.push_back(number(field(m.fields, "input_activation_dynamic_static_comp_stat")));
+      ch.values.push_back(number(find_field(m.fields, "input_activation_dynamic_static_comp_stat")));
     }
     if (!ch.values.empty()) out += "<figure>" + svg::bar_chart(ch) + "</figure>";
   } else if (res.name == "input_weight_equalization_detector") {
     for (const auto& m : res.modules) {
       svg::RangeSeries in{"input activation", "#1f77b4",
-                          numbers(field(m.fields, "input_activation_per_channel_min")),
-                          numbers(field(m.fields, "input_activation_per_channel_max"))};
-      svg::RangeSeries w{"weight", "#ff7f0e", numbers(field(m.fields, "weight_per_channel_min")),
-                         numbers(field(m.fields, "weight_per_channel_max"))};
+                          numbers(find_field(m.fields, "input_activation_per_channel_min")),
+                          numbers(find_field(m.fields, "input_activation_per_channel_max"))};
+      svg::RangeSeries w{"weight", "#ff7f0e", numbers(find_field(m.fields, "weight_per_channel_min")),
+                         numbers(find_field(m.fields, "weight_per_channel_max"))};
       out += "<figure>" + svg::range_chart(m.fqn + ": per-channel ranges", {in, w}) + "</figure>";
     }
   } else if (res.name == "outlier_detector") {
@@ -103,9 +99,9 @@ std::string plots(const detectors::DetectorResult& res) {
       ch.title = m.fqn + ": max / reference percentile, per channel";
       ch.y_label = "ratio (log)";
       ch.log_scale = true;
-      ch.threshold = number(field(res.options, "ratio_threshold"));
+      ch.threshold = number(find_field(res.options, "ratio_threshold"));
       ch.threshold_label = "ratio threshold";
-      ch.values = numbers(field(m.fields, "outlier_detection_percentile_ratios"));
+      ch.values = numbers(find_field(m.fields, "outlier_detection_percentile_ratios"));
       for (size_t c = 0; c < ch.values.size(); ++c) ch.labels.push_back("ch " + std::to_string(c));
       out += "<figure>" + svg::bar_chart(ch) + "</figure>";
     }
