@@ -8,8 +8,8 @@
 
 #include "calibration/calibration.h"
 #include "calibration/mapped_records.h"
-#include "calibration/pickle_patch.h"
 #include "common/errors.h"
+#include "common/pickle.h"
 
 namespace qreport::calibration {
 namespace {
@@ -84,11 +84,8 @@ Archive Archive::open(const std::string& path, const Options& options) {
     // What torch::jit::readArchiveAndTensors does, with the pickle patched for LibTorch 1.13 first.
     auto [ptr, size] = reader.getRecord("data.pkl");
     std::string pickle(static_cast<const char*>(ptr.get()), size);
-    if (size_t at = first_overlong_argument(pickle); at != std::string::npos)
-      throw InputError("calibration archive '" + path + "' is corrupt: a value in data.pkl at byte " +
-                       std::to_string(at) + " claims more bytes than the file holds");
-    if (!pickle_structure_ok(pickle))
-      throw InputError("calibration archive '" + path + "' is corrupt: data.pkl is not a well-formed pickle");
+    if (std::string problem = pickle_problem(pickle); !problem.empty())
+      throw InputError("calibration archive '" + path + "' is corrupt: data.pkl " + problem);
     pickle = patch_append_opcodes(pickle);
     size_t pos = 0;
     auto read = [&](char* buf, size_t len) -> size_t {

@@ -4,8 +4,8 @@
 
 #include <caffe2/serialize/inline_container.h>
 
-#include "calibration/pickle_patch.h"  // the pickle checks are shared with the archive loader
 #include "common/errors.h"
+#include "common/pickle.h"
 #include "model/model.h"
 
 namespace qreport::model {
@@ -54,8 +54,7 @@ std::optional<torch::jit::Module> find_module(const torch::jit::Module& root, co
 }
 
 // torch::jit::load unpickles the model's .pkl records (constants, attributes) with the same trusting
-// unpickler as torch.save archives: a corrupt length or memo id makes it allocate gigabytes, a broken
-// MARK discipline corrupts its memory. The same checks as for archives run first. A file that is not a
+// unpickler as torch.save archives, so the same check (common/pickle.h) runs on each first. A file that is not a
 // zip is left to torch::jit::load, which rejects it with its own message.
 void check_pickles(const std::string& path) {
   std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
@@ -77,8 +76,8 @@ void check_pickles(const std::string& path) {
     throw InputError("model '" + path + "' is corrupt: " + first_line(e.what()));
   }
   for (const auto& [name, pickle] : pickles)
-    if (calibration::first_overlong_argument(pickle) != std::string::npos || !calibration::pickle_structure_ok(pickle))
-      throw InputError("model '" + path + "' is corrupt: its " + name + " is not a well-formed pickle");
+    if (std::string problem = pickle_problem(pickle); !problem.empty())
+      throw InputError("model '" + path + "' is corrupt: its " + name + " " + problem);
 }
 
 }  // namespace

@@ -1,10 +1,10 @@
-#include "calibration/pickle_patch.h"
+#include "common/pickle.h"
 
 #include <cstdint>
 #include <optional>
 #include <vector>
 
-namespace qreport::calibration {
+namespace qreport {
 namespace {
 
 uint64_t read_le(const std::string& s, size_t pos, size_t n) {
@@ -18,8 +18,7 @@ struct Entry {
   bool mark;
 };
 
-}  // namespace
-
+// Offset of the first opcode whose argument runs past the end of the pickle, or npos.
 size_t first_overlong_argument(const std::string& p) {
   size_t i = 0;
   while (i < p.size()) {
@@ -63,8 +62,6 @@ size_t first_overlong_argument(const std::string& p) {
   }
   return std::string::npos;
 }
-
-namespace {
 
 enum class Scan { Ok, Unknown, Invalid };
 
@@ -186,9 +183,12 @@ Scan scan(const std::string& p, std::vector<size_t>& mark_at, std::vector<size_t
 
 }  // namespace
 
-bool pickle_structure_ok(const std::string& p) {
+std::string pickle_problem(const std::string& p) {
+  if (size_t at = first_overlong_argument(p); at != std::string::npos)
+    return "has a value at byte " + std::to_string(at) + " that claims more bytes than the file holds";
   std::vector<size_t> marks, appends;
-  return scan(p, marks, appends) != Scan::Invalid;
+  if (scan(p, marks, appends) == Scan::Invalid) return "is not a well-formed pickle";
+  return {};
 }
 
 std::string patch_append_opcodes(const std::string& p) {
@@ -211,4 +211,4 @@ std::string patch_append_opcodes(const std::string& p) {
   return out;
 }
 
-}  // namespace qreport::calibration
+}  // namespace qreport
