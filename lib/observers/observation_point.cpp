@@ -12,6 +12,7 @@ struct ObservationPoint::Impl {
   std::optional<RangeObserver> range;
   std::map<int, MinMaxObserver> minmax;
   std::map<std::pair<int, float>, PercentileObserver> percentile;
+  std::set<int> axes;  // channel axes some statistic wants, fixed before the first batch
   // CPU path: per-axis scratch, reused across batches.
   ChannelBatchStats batch;
   std::vector<int64_t> ranks;
@@ -42,9 +43,6 @@ constexpr int64_t kMinRun = 16;
 // are too short to read in place.
 template <class F>
 void ObservationPoint::Impl::for_each_axis(const at::Tensor& x, F&& fn) {
-  std::set<int> axes;
-  for (auto& [axis, obs] : minmax) axes.insert(axis);
-  for (auto& [key, obs] : percentile) axes.insert(key.first);
   for (int axis : axes) {
     auto mm = minmax.find(axis);
     MinMaxObserver* want_mm = mm != minmax.end() && mm->second.accept(x) ? &mm->second : nullptr;
@@ -127,9 +125,13 @@ ObservationPoint& ObservationPoint::operator=(ObservationPoint&&) noexcept = def
 void ObservationPoint::want_range() {
   if (!impl_->range) impl_->range.emplace();
 }
-void ObservationPoint::want_minmax(int ch_axis) { impl_->minmax.try_emplace(ch_axis, ch_axis); }
+void ObservationPoint::want_minmax(int ch_axis) {
+  impl_->minmax.try_emplace(ch_axis, ch_axis);
+  impl_->axes.insert(ch_axis);
+}
 void ObservationPoint::want_percentile(int ch_axis, float q) {
   impl_->percentile.try_emplace({ch_axis, q}, ch_axis, q);
+  impl_->axes.insert(ch_axis);
 }
 
 void ObservationPoint::observe(const at::Tensor& x) {
