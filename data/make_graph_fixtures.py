@@ -147,6 +147,55 @@ class Slow(nn.Module):
         return self.convs(x)
 
 
+class FunctionalLinear(nn.Module):
+    """A user's F.linear(x, self.proj.weight): proj is never called, its weight is applied directly."""
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(3, 4)
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        return self.act(torch.nn.functional.linear(x, self.proj.weight, self.proj.bias))
+
+
+class Recurrent(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(3, 4, batch_first=True)
+        self.gru = nn.GRU(4, 2)
+
+    def forward(self, x):
+        y, _ = self.lstm(x)
+        z, _ = self.gru(y)
+        return z
+
+
+class Attention(nn.Module):
+    """batch_first attention: takes aten::_native_multi_head_attention without grad."""
+    def __init__(self):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(4, 2, batch_first=True)
+        self.drop = nn.Dropout(0.1)
+
+    def forward(self, x):
+        return self.drop(self.attn(x, x, x, need_weights=False)[0])
+
+
+class Layouts(nn.Module):
+    """Weightless modules whose input layout only the graph tells: after a conv, before a Linear, neither."""
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(3, 3, 1)
+        self.after_conv = nn.ReLU()
+        self.before_linear = nn.Dropout(0.1)
+        self.fc = nn.Linear(5, 2)
+        self.unknown = nn.Identity()
+
+    def forward(self, x, t, u):
+        y = self.after_conv(torch.relu(self.conv(x)))
+        return y.sum() + self.fc(self.before_linear(t * 2.0)).sum() + self.unknown(u).sum()
+
+
 def save(model, path):
     torch.jit.save(torch.jit.script(model.eval()), path)
 
@@ -167,6 +216,10 @@ def main():
     save(Embed(), f"{out}/embed.pt")
     save(DictOut(), f"{out}/dict_out.pt")
     save(Slow(), f"{out}/slow.pt")
+    save(FunctionalLinear(), f"{out}/functional_linear.pt")
+    save(Recurrent(), f"{out}/recurrent.pt")
+    save(Attention(), f"{out}/attention.pt")
+    save(Layouts(), f"{out}/layouts.pt")
     from torch.ao.quantization.quantize_fx import fuse_fx
     save(fuse_fx(ConvRelu().eval()), f"{out}/fused.pt")
     import torchvision

@@ -122,6 +122,7 @@ int main(int argc, char** argv) {
   pipeline::AnalyzeOptions o;
   std::string detectors_arg = "all", format = "text", output, backend = "x86", qscheme = "per-tensor";
   std::string fail_on_arg = "none", inspect_format = "text", table_report, module_filter, feature_filter;
+  std::string ch_axis_arg = "auto";
   bool quiet = false, verbose = false;
   int64_t batch_size = 0, max_batches = 0;
 
@@ -162,7 +163,10 @@ int main(int argc, char** argv) {
   analyze->add_option("--equalization-threshold", o.equalization.ratio_threshold,
                       "Equalization is suggested for channels with threshold <= s_c <= 1/threshold, in (0, 1)")
       ->capture_default_str();
-  analyze->add_option("--ch-axis", o.equalization.ch_axis, "Channel axis of activations for equalization and outliers")
+  analyze->add_option("--ch-axis", ch_axis_arg,
+                      "Channel axis of activations for equalization and outliers: auto (the axis each module's "
+                      "weight consumes: features of Linear inputs, channels of conv inputs), or N for PyTorch's "
+                      "ch_axis=N on every module")
       ->capture_default_str();
   analyze->add_option("--outlier-ratio-threshold", o.outlier.ratio_threshold,
                       "A channel whose max / reference percentile exceeds this has outliers (>= 1)")
@@ -182,7 +186,7 @@ int main(int argc, char** argv) {
   inspect->footer(kExitCodes);
   inspect->add_option("model", o.model_path, "TorchScript model file (torch.jit.save)")->required();
   inspect->add_option("--detectors", detectors_arg, "all, or a comma list of detectors")->capture_default_str();
-  inspect->add_option("--ch-axis", o.equalization.ch_axis, "Channel axis of activations")->capture_default_str();
+  inspect->add_option("--ch-axis", ch_axis_arg, "Channel axis of activations: auto or N")->capture_default_str();
   inspect->add_option("--format", inspect_format, "text or json")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
@@ -226,7 +230,7 @@ int main(int argc, char** argv) {
       return kExitOk;
     }
     o.detectors = parse_detectors(detectors_arg);
-    o.outlier.ch_axis = o.equalization.ch_axis;
+    o.ch_axis = detectors::parse_ch_axis(ch_axis_arg);
     if (inspect->parsed()) {
       report::Inspection in = pipeline::inspect(o);
       for (const auto& w : in.warnings) spdlog::warn("{}", w);

@@ -3,6 +3,7 @@
 // and strings are PyTorch's; only lib/report turns results into JSON or text.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -84,12 +85,41 @@ class StatsLookup {
   virtual const observers::ObservationPoint* find(const std::string& fqn, Side side) const = 0;
 };
 
+// The channel axis used for one module: of its input (negative: counted from the last axis, so -1 is
+// the features of a Linear input of any rank), and of its weight (equalization).
+struct AxisChoice {
+  int input_axis = 1;
+  int weight_axis = 1;
+  std::string rule;  // why, for qreport inspect
+};
+
+// "auto" -> nullopt; "N" (N >= 0) -> N; anything else throws UsageError naming --ch-axis.
+std::optional<int> parse_ch_axis(const std::string& text);
+
+// --ch-axis for every module. fixed_axis(N) is PyTorch's behaviour: axis N of every input and weight.
+// automatic() uses the axis each module's weight consumes (the last for Linear, LayerNorm and recurrent
+// layers, 1 for convolutions and batch norms) and, for modules without one, the layout of their input
+// as the graph's data flow shows it (instrumentation::Instrumenter::input_layout), else axis 1.
+class ChannelAxes {
+ public:
+  static ChannelAxes fixed_axis(int axis);
+  static ChannelAxes automatic(const model::Model& model, const instrumentation::Instrumenter& instr);
+  AxisChoice of(const std::string& fqn) const;
+  bool is_auto() const { return !fixed_.has_value(); }
+  Value option_value() const;  // the "ch_axis" option in reports: N or "auto"
+
+ private:
+  std::optional<int> fixed_ = 1;
+  std::map<std::string, AxisChoice> per_module_;
+};
+
 class Detector {
  public:
   virtual ~Detector() = default;
   virtual std::string name() const = 0;
-  virtual std::vector<ObservationRequest> requests(const model::Model& model) const = 0;
-  virtual DetectorResult report(const model::Model& model, const StatsLookup& stats) const = 0;
+  virtual std::vector<ObservationRequest> requests(const model::Model& model, const ChannelAxes& axes) const = 0;
+  virtual DetectorResult report(const model::Model& model, const StatsLookup& stats,
+                                const ChannelAxes& axes) const = 0;
 };
 
 struct PerChannelOptions {
@@ -101,13 +131,11 @@ struct DynamicStaticOptions {
 };
 struct EqualizationOptions {
   double ratio_threshold = 0.5;
-  int ch_axis = 1;
 };
 struct OutlierOptions {
   double ratio_threshold = 3.5;
   double reference_percentile = 0.975;
   double fraction_batches_used_threshold = 0.95;
-  int ch_axis = 1;
 };
 
 // Throw UsageError for out-of-range options, with the option's command-line name.

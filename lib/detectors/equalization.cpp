@@ -27,37 +27,38 @@ class EqualizationDetector : public Detector {
   explicit EqualizationDetector(EqualizationOptions o) : o_(o) {}
   std::string name() const override { return "input_weight_equalization_detector"; }
 
-  std::vector<ObservationRequest> requests(const model::Model& model) const override {
+  std::vector<ObservationRequest> requests(const model::Model& model, const ChannelAxes& axes) const override {
     std::vector<ObservationRequest> out;
     for (const auto& node : model.tree().nodes()) {
       if (!node.kind.exact_iwe) continue;
       ObservationRequest q;
       q.fqn = node.fqn;
       q.side = Side::Input;
-      q.minmax_axis = o_.ch_axis;
+      q.minmax_axis = axes.of(node.fqn).input_axis;
       out.push_back(q);
     }
     return out;
   }
 
-  DetectorResult report(const model::Model& model, const StatsLookup& stats) const override {
+  DetectorResult report(const model::Model& model, const StatsLookup& stats, const ChannelAxes& axes) const override {
     DetectorResult r;
     r.name = name();
-    r.options = {{"ratio_threshold", Value::number(o_.ratio_threshold)}, {"ch_axis", Value::integer(o_.ch_axis)}};
+    r.options = {{"ratio_threshold", Value::number(o_.ratio_threshold)}, {"ch_axis", axes.option_value()}};
     std::string lines;
     for (const auto& node : model.tree().nodes()) {
       if (!node.kind.exact_iwe) continue;
+      const AxisChoice axis = axes.of(node.fqn);
       const auto* point = stats.find(node.fqn, Side::Input);
-      const observers::MinMaxSummary* in = point ? point->minmax(o_.ch_axis) : nullptr;
+      const observers::MinMaxSummary* in = point ? point->minmax(axis.input_axis) : nullptr;
       if (!in) continue;
       auto warn = [&](const std::string& what) { r.warnings.push_back(name() + ": '" + node.fqn + "' skipped: " + what); };
       if (!in->invalid.empty() || in->min.empty()) {
         warn("input statistics unavailable: " + (in->invalid.empty() ? std::string("no data") : in->invalid));
         continue;
       }
-      auto w = model.weight_channel_min_max(node.fqn, o_.ch_axis);
+      auto w = model.weight_channel_min_max(node.fqn, axis.weight_axis);
       if (!w || w->first.empty()) {
-        warn("no weight with channel axis " + std::to_string(o_.ch_axis));
+        warn("no weight with channel axis " + std::to_string(axis.weight_axis));
         continue;
       }
       float w_gmin, w_gmax, i_gmin, i_gmax;
@@ -84,7 +85,7 @@ class EqualizationDetector : public Detector {
                            {{"input_weight_equalization_recommended", bool_list(rec)},
                             {"input_weight_channel_comparison_metrics", metrics},
                             {"input_weight_threshold", Value::number(o_.ratio_threshold)},
-                            {"input_weight_channel_axis", Value::integer(o_.ch_axis)},
+                            {"input_weight_channel_axis", Value::integer(in->axis)},
                             {"input_activation_per_channel_max", float_list(in->max)},
                             {"input_activation_per_channel_min", float_list(in->min)},
                             {"input_activation_global_max", Value::number(i_gmax)},
@@ -95,7 +96,7 @@ class EqualizationDetector : public Detector {
                             {"weight_global_min", Value::number(w_gmin)}}});
       size_t k = std::count(rec.begin(), rec.end(), true);
       r.qconfig_info.push_back({node.fqn, false, false, k > 0});
-      lines += "For Module " + node.fqn + " looked at with axis " + std::to_string(o_.ch_axis) + ": \n";
+      lines += "For Module " + node.fqn + " looked at with axis " + std::to_string(in->axis) + ": \n";
       if (rec.empty()) {
         lines += "\tInput-weight equalization cannot be evaluated because a range is 0 (see warnings).\n";
       } else if (double(k) / double(rec.size()) >= 0.4) {
@@ -123,7 +124,6 @@ class EqualizationDetector : public Detector {
 std::unique_ptr<Detector> make_equalization(const EqualizationOptions& options) {
   if (!(options.ratio_threshold > 0.0 && options.ratio_threshold < 1.0))
     throw UsageError("--equalization-threshold must be > 0 and < 1");
-  if (options.ch_axis < 0) throw UsageError("--ch-axis must be >= 0");
   return std::make_unique<EqualizationDetector>(options);
 }
 

@@ -17,35 +17,37 @@ class OutlierDetector : public Detector {
 
   static bool targeted(const model::ModuleNode& node) { return !node.has_children() && !node.kind.is_observer; }
 
-  std::vector<ObservationRequest> requests(const model::Model& model) const override {
+  std::vector<ObservationRequest> requests(const model::Model& model, const ChannelAxes& axes) const override {
     std::vector<ObservationRequest> out;
     for (const auto& node : model.tree().nodes()) {
       if (!targeted(node)) continue;
+      const int axis = axes.of(node.fqn).input_axis;
       ObservationRequest q;
       q.fqn = node.fqn;
       q.side = Side::Input;
-      q.minmax_axis = o_.ch_axis;
-      q.percentile = std::make_pair(o_.ch_axis, static_cast<float>(o_.reference_percentile));
+      q.minmax_axis = axis;
+      q.percentile = std::make_pair(axis, static_cast<float>(o_.reference_percentile));
       out.push_back(q);
     }
     return out;
   }
 
-  DetectorResult report(const model::Model& model, const StatsLookup& stats) const override {
+  DetectorResult report(const model::Model& model, const StatsLookup& stats, const ChannelAxes& axes) const override {
     DetectorResult r;
     r.name = name();
     r.options = {{"ratio_threshold", Value::number(o_.ratio_threshold)},
                  {"reference_percentile", Value::number(o_.reference_percentile)},
                  {"fraction_batches_used_threshold", Value::number(o_.fraction_batches_used_threshold)},
-                 {"ch_axis", Value::integer(o_.ch_axis)}};
+                 {"ch_axis", axes.option_value()}};
     const float q = static_cast<float>(o_.reference_percentile);
     std::string lines;
     for (const auto& node : model.tree().nodes()) {
       if (!targeted(node)) continue;
       const auto* point = stats.find(node.fqn, Side::Input);
       if (!point) continue;
-      const auto* pct = point->percentile(o_.ch_axis, q);
-      const auto* mm = point->minmax(o_.ch_axis);
+      const int ch_axis = axes.of(node.fqn).input_axis;
+      const auto* pct = point->percentile(ch_axis, q);
+      const auto* mm = point->minmax(ch_axis);
       if (!pct || !mm) continue;
       std::string invalid = !pct->invalid.empty() ? pct->invalid : mm->invalid;
       if (!invalid.empty() || pct->batches == 0) {
@@ -71,7 +73,7 @@ class OutlierDetector : public Detector {
         sufficient[c] = double(pct->batches_used[c]) / double(pct->batches) >= o_.fraction_batches_used_threshold;
       }
       r.modules.push_back({node.fqn,
-                           {{"outlier_detection_channel_axis", Value::integer(o_.ch_axis)},
+                           {{"outlier_detection_channel_axis", Value::integer(pct->axis)},
                             {"outlier_detection_reference_percentile", Value::number(o_.reference_percentile)},
                             {"outlier_detection_ratio_threshold", Value::number(o_.ratio_threshold)},
                             {"outlier_detection_percentile_ratios", ratios},
@@ -82,7 +84,7 @@ class OutlierDetector : public Detector {
                             {"input_activation_per_channel_max", float_list(mm->max)}}});
       bool header = false;
       auto add = [&](const std::string& line) {
-        if (!header) lines += "For Module " + node.fqn + " looked at with axis " + std::to_string(o_.ch_axis) + ": \n";
+        if (!header) lines += "For Module " + node.fqn + " looked at with axis " + std::to_string(pct->axis) + ": \n";
         header = true;
         lines += line;
       };
@@ -118,7 +120,6 @@ std::unique_ptr<Detector> make_outlier(const OutlierOptions& options) {
     throw UsageError("--outlier-fraction-batches must be in [0, 1]");
   if (!(options.ratio_threshold >= 1.0) || std::isinf(options.ratio_threshold))
     throw UsageError("--outlier-ratio-threshold must be a finite number >= 1");
-  if (options.ch_axis < 0) throw UsageError("--ch-axis must be >= 0");
   return std::make_unique<OutlierDetector>(options);
 }
 

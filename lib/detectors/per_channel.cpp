@@ -10,9 +10,9 @@ class PerChannelDetector : public Detector {
  public:
   explicit PerChannelDetector(PerChannelOptions o) : o_(std::move(o)) {}
   std::string name() const override { return "per_channel_detector"; }
-  std::vector<ObservationRequest> requests(const model::Model&) const override { return {}; }
+  std::vector<ObservationRequest> requests(const model::Model&, const ChannelAxes&) const override { return {}; }
 
-  DetectorResult report(const model::Model& model, const StatsLookup&) const override {
+  DetectorResult report(const model::Model& model, const StatsLookup&, const ChannelAxes&) const override {
     DetectorResult r;
     r.name = name();
     r.options = {{"backend", Value::string(o_.backend)},

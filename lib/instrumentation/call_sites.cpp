@@ -1,10 +1,8 @@
 #include "instrumentation/graph_passes.h"
+#include "model/model.h"
 
 namespace qreport::instrumentation {
-namespace {
 
-// Follows a module value back through prim::GetAttr to graph input 0 ("self"); nullopt when it comes
-// from anywhere else.
 std::optional<std::string> receiver_fqn(torch::jit::Value* v, torch::jit::Value* self) {
   std::vector<std::string> parts;
   while (v != self) {
@@ -18,27 +16,63 @@ std::optional<std::string> receiver_fqn(torch::jit::Value* v, torch::jit::Value*
   return fqn;
 }
 
-void collect(torch::jit::Block* block, torch::jit::Value* self, std::vector<LeafCall>& out,
-             std::vector<std::string>* unresolved) {
+bool is_forward_method(const std::string& name) {
+  // TorchScript compiles each @overload of forward (nn.LSTM, nn.GRU, nn.RNN) to forward__N.
+  return name == "forward" || name.rfind("forward__", 0) == 0;
+}
+
+namespace {
+
+template <class F>
+void for_each_node(torch::jit::Block* block, F&& fn) {
   for (torch::jit::Node* n : block->nodes()) {
-    for (torch::jit::Block* b : n->blocks()) collect(b, self, out, unresolved);
-    if (n->kind() != c10::prim::CallMethod || n->s(c10::attr::name) != "forward") continue;
-    auto fqn = receiver_fqn(n->input(0), self);
-    if (fqn) {
-      out.push_back({n, *fqn});
-    } else if (unresolved) {
-      unresolved->push_back("a call of " + n->input(0)->type()->repr_str() +
-                            ".forward could not be traced to a submodule (module interface or module value "
-                            "passed around); it is not observed");
-    }
+    for (torch::jit::Block* b : n->blocks()) for_each_node(b, fn);
+    fn(n);
   }
 }
+
+torch::jit::Value* single_output(torch::jit::Node* n) { return n->outputs().size() == 1 ? n->output() : nullptr; }
 
 }  // namespace
 
 std::vector<LeafCall> collect_leaf_calls(torch::jit::Graph& graph, std::vector<std::string>* unresolved) {
   std::vector<LeafCall> out;
-  collect(graph.block(), graph.inputs().at(0), out, unresolved);
+  torch::jit::Value* self = graph.inputs().at(0);
+  for_each_node(graph.block(), [&](torch::jit::Node* n) {
+    if (n->kind() != c10::prim::CallMethod || !is_forward_method(n->s(c10::attr::name))) return;
+    auto fqn = receiver_fqn(n->input(0), self);
+    if (fqn) {
+      out.push_back({n, *fqn, n->inputs().size() > 1 ? n->input(1) : nullptr, single_output(n), ""});
+    } else if (unresolved) {
+      unresolved->push_back("a call of " + n->input(0)->type()->repr_str() +
+                            ".forward could not be traced to a submodule (module interface or module value "
+                            "passed around); it is not observed");
+    }
+  });
+  return out;
+}
+
+std::vector<LeafCall> collect_functional_calls(torch::jit::Graph& graph, const std::vector<LeafCall>& calls) {
+  static const c10::Symbol ops[] = {c10::Symbol::fromQualString("aten::linear"),
+                                    c10::Symbol::fromQualString("aten::conv1d"),
+                                    c10::Symbol::fromQualString("aten::conv2d"),
+                                    c10::Symbol::fromQualString("aten::conv3d")};
+  std::vector<LeafCall> out;
+  torch::jit::Value* self = graph.inputs().at(0);
+  for_each_node(graph.block(), [&](torch::jit::Node* n) {
+    if (std::find(std::begin(ops), std::end(ops), n->kind()) == std::end(ops) || n->inputs().size() < 2) return;
+    torch::jit::Node* w = n->input(1)->node();
+    if (w->kind() != c10::prim::GetAttr || w->s(c10::attr::name) != "weight") return;
+    auto cls = w->input(0)->type()->cast<c10::ClassType>();
+    if (!cls || !cls->is_module()) return;
+    auto kind = model::classify(model::demangle_type_name(cls->name()->qualifiedName()));
+    if (!kind.is_linear_or_conv()) return;
+    auto fqn = receiver_fqn(w->input(0), self);
+    if (!fqn) return;
+    for (const auto& c : calls)
+      if (c.fqn == *fqn) return;  // the module has calls of its own: those are what it observes
+    out.push_back({n, *fqn, n->input(0), n->output(), n->kind().toQualString()});
+  });
   return out;
 }
 

@@ -2,8 +2,11 @@
 #pragma once
 #include <torch/csrc/jit/ir/ir.h>
 
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "instrumentation/instrumentation.h"
 
 namespace qreport::instrumentation {
 
@@ -11,18 +14,55 @@ namespace qreport::instrumentation {
 // without submodules other than observers and fake-quantizers.
 bool is_leaf_module_class(const c10::ClassTypePtr& cls);
 
-// Inlines prim::CallMethod nodes on non-leaf modules, repeatedly, until only leaf calls remain. Uses each
-// callee's unoptimized graph so that its own calls survive. Returns the number of calls inlined.
+// Inlines prim::CallMethod nodes on non-leaf modules and every prim::CallFunction (TorchScript
+// functions such as F.multi_head_attention_forward, whose aten::linear calls may be a module's only
+// call site), repeatedly, until only leaf calls remain. Uses each callee's unoptimized graph so that its
+// own calls survive. Returns the number of passes that inlined something.
 int inline_non_leaf_calls(torch::jit::Graph& graph);
 
+// Follows a module (or attribute) value back through prim::GetAttr to `self`: "layers.0.fc" for
+// self.layers.0.fc. nullopt when the value comes from anywhere else.
+std::optional<std::string> receiver_fqn(torch::jit::Value* value, torch::jit::Value* self);
+
+// Whether a method name is forward or one of its TorchScript overloads ("forward__0", as nn.LSTM's).
+bool is_forward_method(const std::string& name);
+
 struct LeafCall {
-  torch::jit::Node* node;  // the prim::CallMethod["forward"]
+  torch::jit::Node* node;  // the prim::CallMethod (forward or an overload), or the functional op
   std::string fqn;
+  torch::jit::Value* input;   // the first argument after self (functional: the op's input); may be null
+  torch::jit::Value* output;  // the single result; null when the call has several
+  std::string functional;     // "" for a module call, else the op that applies the module's weight
 };
 
-// Every prim::CallMethod["forward"] left in the graph (nested blocks included) whose receiver is reached
-// from graph input 0 through prim::GetAttr nodes. Calls that cannot be named go to *unresolved.
+// Every forward call left in the graph (nested blocks included) whose receiver is reached from graph
+// input 0 through prim::GetAttr nodes. Calls that cannot be named go to *unresolved.
 std::vector<LeafCall> collect_leaf_calls(torch::jit::Graph& graph, std::vector<std::string>* unresolved);
+
+// aten::linear and aten::conv1d/2d/3d ops whose weight is the `weight` attribute of a Linear or Conv
+// module (a prim::GetAttr chain from self), for modules without a call of their own in `calls`:
+// nn.MultiheadAttention's out_proj, or a user's F.linear(x, self.proj.weight).
+std::vector<LeafCall> collect_functional_calls(torch::jit::Graph& graph, const std::vector<LeafCall>& calls);
+
+// A fused op that computes with a module's weight outside that module's call, e.g.
+// aten::_transformer_encoder_layer_fwd using linear1.weight: calls through it are never observed.
+struct FusedUse {
+  torch::jit::Node* node;
+  std::string op;                    // "aten::_native_multi_head_attention"
+  std::vector<std::string> modules;  // fqns of the Linear/Conv modules whose weights it reads
+};
+std::vector<FusedUse> find_fused_weight_uses(torch::jit::Graph& graph);
+
+// PyTorch's fused fast paths (MultiheadAttention, TransformerEncoderLayer, ...) are taken only when
+// torch.is_grad_enabled() is false or no argument requires grad; their slow path runs the modules that
+// carry the observers. Makes every such query in the graph answer true, so the slow path runs even under
+// inference mode and no autograd history is recorded. Returns the number of queries replaced.
+int force_slow_paths(torch::jit::Graph& graph);
+
+// The axis that holds an activation's features or channels, judged from the graph: the layer that
+// produced the value (through layout-preserving ops), else the layer that consumes it.
+LayoutGuess infer_layout(torch::jit::Value* value, torch::jit::Value* self);
+
 
 // Registers the qreport::observe(Tensor x, int id) -> () op (once) and returns its symbol.
 c10::Symbol observe_symbol();

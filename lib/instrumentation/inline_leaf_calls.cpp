@@ -26,11 +26,16 @@ bool inline_in_block(torch::jit::Block* block) {
     torch::jit::Node* n = *it;
     ++it;  // inlineCallTo destroys n
     for (torch::jit::Block* b : n->blocks()) changed |= inline_in_block(b);
-    if (n->kind() != c10::prim::CallMethod) continue;
-    auto cls = n->input(0)->type()->cast<c10::ClassType>();
-    if (!cls || !cls->is_module() || is_leaf_module_class(cls)) continue;
+    if (n->kind() == c10::prim::CallMethod) {
+      auto cls = n->input(0)->type()->cast<c10::ClassType>();
+      if (!cls || !cls->is_module() || is_leaf_module_class(cls)) continue;
+    } else if (n->kind() != c10::prim::CallFunction) {
+      continue;
+    }
     torch::jit::GraphFunction* fn = torch::jit::tryToGraphFunction(n);
     if (!fn) continue;
+    // A function call's first input is the function constant; the callee's inputs are the rest.
+    if (n->kind() == c10::prim::CallFunction) n->removeInput(0);
     // use_graph=false: inline the callee's unoptimized graph, whose own method calls are still calls.
     torch::jit::inlineCallTo(n, fn, /*use_graph=*/false);
     changed = true;

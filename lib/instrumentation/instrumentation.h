@@ -18,6 +18,18 @@ namespace qreport::instrumentation {
 enum class Side { Input, Output };
 const char* side_name(Side side);  // "input" / "output"
 
+// Which axis of an activation holds its features or channels, as far as the graph tells.
+enum class Layout { Unknown, Features, Channels };  // Features: the last axis; Channels: axis 1
+struct LayoutGuess {
+  Layout layout = Layout::Unknown;
+  std::string because;  // e.g. "produced by encoder.linear1 (Linear)"
+};
+
+// The layout a torch.nn module's weight implies for its input: Linear, LSTM/GRU/RNN and LayerNorm apply
+// their weights along the last axis, convolutions and batch/instance/group norms along axis 1. Unknown
+// for weightless modules and for classes outside torch.nn.
+Layout layout_of_module_type(const std::string& demangled_type_name);
+
 // Receives every observed tensor with the id given to Instrumenter::observe().
 using ObserveSink = std::function<void(int64_t id, const at::Tensor& value)>;
 
@@ -39,6 +51,15 @@ class Instrumenter {
   // Observes `side` of every call of `site_fqn` (a value returned by resolve) under `id`. Returns
   // the number of call sites instrumented; sites whose value is not a Tensor are skipped with a warning.
   int observe(const std::string& site_fqn, Side side, int64_t id);
+
+  // The op through which `fqn` is called when it has no call of its own but its weight is applied by
+  // aten::linear or aten::convNd (MultiheadAttention's out_proj); "" for a module call.
+  std::string functional_op(const std::string& fqn) const;
+  // Fused fast-path ops found in forward ("aten::_native_multi_head_attention (self_attn.out_proj)").
+  // When there are any, the grad-mode queries that select them answer true: the slow path runs.
+  const std::vector<std::string>& fast_paths() const;
+  // The layout of the input of the first call of `site_fqn`, judged from the graph (feature_layout.cpp).
+  LayoutGuess input_layout(const std::string& site_fqn) const;
 
   // IR of the instrumented copy, for tests and --verbose.
   std::string graph_text() const;

@@ -19,6 +19,7 @@ struct Instrumenter::Impl {
   std::vector<std::string> sites;
   bool root_is_leaf = false;
   std::vector<std::string> warnings;
+  std::vector<std::string> fast_paths;
   std::unique_ptr<torch::jit::GraphFunction> function;
 };
 
@@ -29,7 +30,23 @@ Instrumenter::Instrumenter(const model::Model& model) : impl_(std::make_unique<I
   auto root_cls = impl_->graph->inputs().at(0)->type()->cast<c10::ClassType>();
   impl_->root_is_leaf = root_cls && is_leaf_module_class(root_cls);
   if (!impl_->root_is_leaf) inline_non_leaf_calls(*impl_->graph);
-  impl_->calls = collect_leaf_calls(*impl_->graph, &impl_->warnings);
+  auto& g = *impl_->graph;
+  auto fused = find_fused_weight_uses(g);
+  for (const auto& f : fused) {
+    std::string mods;
+    for (const auto& m : f.modules) mods += (mods.empty() ? "" : ", ") + m;
+    impl_->fast_paths.push_back(f.op + " (" + mods + ")");
+  }
+  if (!fused.empty() && force_slow_paths(g) == 0) {
+    for (const auto& f : impl_->fast_paths)
+      impl_->warnings.push_back("the fused op " + f + " computes with module weights outside their calls and no "
+                                "grad-mode test selects it; calls through it are not observed");
+  }
+  impl_->calls = collect_leaf_calls(g, &impl_->warnings);
+  if (!impl_->root_is_leaf) {  // a leaf root's own forward applies its own weight: that is its call
+    auto functional = collect_functional_calls(g, impl_->calls);
+    impl_->calls.insert(impl_->calls.end(), functional.begin(), functional.end());
+  }
   for (const auto& c : impl_->calls) impl_->sites.push_back(c.fqn);
   // A model that is itself a leaf (a bare Linear, say): its forward is the one call site, named "".
   if (impl_->root_is_leaf) impl_->sites.insert(impl_->sites.begin(), "");
@@ -84,13 +101,28 @@ int Instrumenter::observe(const std::string& site_fqn, Side side, int64_t id) {
   }
   for (const auto& call : impl_->calls) {
     if (call.fqn != site_fqn) continue;
-    if (side == Side::Input) {
-      observe_value(call.node, call.node->inputs().size() > 1 ? call.node->input(1) : nullptr, "input");
-    } else {
-      observe_value(call.node->next(), call.node->output(), "output");
-    }
+    if (side == Side::Input)
+      observe_value(call.node, call.input, "input");
+    else
+      observe_value(call.node->next(), call.output, "output");
   }
   return count;
+}
+
+std::string Instrumenter::functional_op(const std::string& fqn) const {
+  for (const auto& c : impl_->calls)
+    if (c.fqn == fqn) return c.functional;
+  return {};
+}
+
+const std::vector<std::string>& Instrumenter::fast_paths() const { return impl_->fast_paths; }
+
+LayoutGuess Instrumenter::input_layout(const std::string& site_fqn) const {
+  auto& g = *impl_->graph;
+  if (site_fqn.empty() && impl_->root_is_leaf) return {};
+  for (const auto& c : impl_->calls)
+    if (c.fqn == site_fqn) return infer_layout(c.input, g.inputs().at(0));
+  return {};
 }
 
 std::string Instrumenter::graph_text() const {

@@ -5,18 +5,22 @@
 
 namespace qreport::observers {
 
+int resolve_axis(int ch_axis, int64_t dim) { return ch_axis < 0 ? static_cast<int>(ch_axis + dim) : ch_axis; }
+
 std::string channel_problem(const at::Tensor& x, int ch_axis, int64_t channels) {
-  if (ch_axis >= x.dim())
+  const int axis = resolve_axis(ch_axis, x.dim());
+  if (axis < 0 || axis >= x.dim())
     return "a " + std::to_string(x.dim()) + "-d tensor has no channel axis " + std::to_string(ch_axis);
   if (x.numel() == 0) return "an empty tensor was observed";
-  if (channels >= 0 && channels != x.size(ch_axis))
+  if (channels >= 0 && channels != x.size(axis))
     return "the channel count changed between batches (" + std::to_string(channels) + " then " +
-           std::to_string(x.size(ch_axis)) + ")";
+           std::to_string(x.size(axis)) + ")";
   return {};
 }
 
 at::Tensor channels_first_2d(const at::Tensor& x, int ch_axis) {
-  return x.movedim(ch_axis, 0).reshape({x.size(ch_axis), -1});
+  const int axis = resolve_axis(ch_axis, x.dim());
+  return x.movedim(axis, 0).reshape({x.size(axis), -1});
 }
 
 namespace {
@@ -41,17 +45,20 @@ float nan_to_num(float v) {
   return v;
 }
 
-bool accept_into(const at::Tensor& x, int ch_axis, int64_t& channels, std::string& invalid) {
+// axis_used: the first accepted tensor's axis, counted from the front (what reports show).
+bool accept_into(const at::Tensor& x, int ch_axis, int64_t& channels, int& axis_used, std::string& invalid) {
   if (!invalid.empty()) return false;
   invalid = channel_problem(x, ch_axis, channels);
   if (!invalid.empty()) return false;
-  channels = x.size(ch_axis);
+  const int axis = resolve_axis(ch_axis, x.dim());
+  channels = x.size(axis);
+  if (axis_used < 0) axis_used = axis;
   return true;
 }
 
 }  // namespace
 
-bool MinMaxObserver::accept(const at::Tensor& x) { return accept_into(x, ch_axis_, channels_, invalid_); }
+bool MinMaxObserver::accept(const at::Tensor& x) { return accept_into(x, ch_axis_, channels_, axis_used_, invalid_); }
 
 void MinMaxObserver::update(const float* bmin, const float* bmax, int64_t c) {
   if (min_.empty()) {
@@ -68,10 +75,11 @@ void MinMaxObserver::update(const float* bmin, const float* bmax, int64_t c) {
 void MinMaxObserver::observe(const at::Tensor& x) {
   if (!accept(x)) return;
   // Reduce in the tensor's own layout: [outer, C, inner], no transposed copy.
-  int64_t c = x.size(ch_axis_);
+  const int axis = resolve_axis(ch_axis_, x.dim());
+  int64_t c = x.size(axis);
   int64_t outer = 1, inner = 1;
-  for (int64_t d = 0; d < ch_axis_; ++d) outer *= x.size(d);
-  for (int64_t d = ch_axis_ + 1; d < x.dim(); ++d) inner *= x.size(d);
+  for (int64_t d = 0; d < axis; ++d) outer *= x.size(d);
+  for (int64_t d = axis + 1; d < x.dim(); ++d) inner *= x.size(d);
   at::Tensor y = x.reshape({outer, c, inner});
   at::Tensor bmin = y.amin({0, 2});
   at::Tensor bmax = y.amax({0, 2});
@@ -97,6 +105,7 @@ bool MinMaxObserver::device_state(const at::Tensor& like, int64_t channels, floa
 
 MinMaxSummary MinMaxObserver::finalize() const {
   MinMaxSummary s;
+  s.axis = axis_used_;
   s.invalid = invalid_;
   if (!invalid_.empty()) return s;
   if (min_t_.defined()) {
@@ -109,7 +118,7 @@ MinMaxSummary MinMaxObserver::finalize() const {
   return s;
 }
 
-bool PercentileObserver::accept(const at::Tensor& x) { return accept_into(x, ch_axis_, channels_, invalid_); }
+bool PercentileObserver::accept(const at::Tensor& x) { return accept_into(x, ch_axis_, channels_, axis_used_, invalid_); }
 
 // The float32 arithmetic of ModelReportObserver._calculate_percentile_stats (spec §1.2c), per channel.
 void PercentileObserver::update(const float* qz, const float* qc, const float* qm, int64_t c) {
@@ -171,6 +180,7 @@ void PercentileObserver::device_state(const at::Tensor& like, int64_t channels, 
 PercentileSummary PercentileObserver::finalize() const {
   PercentileSummary s;
   s.batches = n_;
+  s.axis = axis_used_;
   s.invalid = invalid_;
   if (!invalid_.empty() || n_ == 0) return s;
   if (avg_ratio_t_.defined()) {

@@ -51,12 +51,13 @@ void ObservationPoint::Impl::for_each_axis(const at::Tensor& x, F&& fn) {
       if (key.first == axis && obs.accept(x)) accepted.push_back(&obs);
     if (!want_mm && accepted.empty()) continue;
 
-    int64_t c = x.size(axis), outer = 1, inner = 1;
-    for (int64_t d = 0; d < axis; ++d) outer *= x.size(d);
-    for (int64_t d = axis + 1; d < x.dim(); ++d) inner *= x.size(d);
+    const int a = resolve_axis(axis, x.dim());  // accept() checked that it exists
+    int64_t c = x.size(a), outer = 1, inner = 1;
+    for (int64_t d = 0; d < a; ++d) outer *= x.size(d);
+    for (int64_t d = a + 1; d < x.dim(); ++d) inner *= x.size(d);
     at::Tensor y = x;
     if (inner < kMinRun && outer > 1) {
-      y = x.movedim(axis, 0).contiguous();
+      y = x.movedim(a, 0).contiguous();
       inner *= outer;
       outer = 1;
     }

@@ -33,6 +33,7 @@ std::optional<float> batch_to_epoch_ratio(const RangeSummary& r, std::string* wh
 
 // Running per-channel min and max along one axis.
 struct MinMaxSummary {
+  int axis = -1;  // the axis used, counted from the front (-1: nothing observed)
   std::vector<float> min, max;
   std::string invalid;
 };
@@ -40,6 +41,7 @@ struct MinMaxSummary {
 // Per-channel percentile statistics: the average of max/percentile over the batches where the channel
 // was usable, how many batches were usable, and how many were constant.
 struct PercentileSummary {
+  int axis = -1;  // the axis used, counted from the front (-1: nothing observed)
   int64_t batches = 0;
   std::vector<float> avg_ratio;
   std::vector<int32_t> batches_used;
@@ -56,6 +58,8 @@ class ObservationPoint {
   ObservationPoint(ObservationPoint&&) noexcept;
   ObservationPoint& operator=(ObservationPoint&&) noexcept;
 
+  // A negative ch_axis counts from the last axis of each observed tensor (-1: the last), so a Linear's
+  // features are found whatever the rank of its input.
   void want_range();
   void want_minmax(int ch_axis);
   void want_percentile(int ch_axis, float q);

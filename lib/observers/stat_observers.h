@@ -42,7 +42,8 @@ class MinMaxObserver {
   MinMaxSummary finalize() const;
 
  private:
-  int ch_axis_;
+  int ch_axis_;  // negative: counted from the last axis
+  int axis_used_ = -1;
   int64_t channels_ = -1;
   std::vector<float> min_, max_;
   at::Tensor min_t_, max_t_;
@@ -65,6 +66,7 @@ class PercentileObserver {
 
  private:
   int ch_axis_;
+  int axis_used_ = -1;
   float q_;
   int64_t n_ = 0;
   int64_t channels_ = -1;
@@ -80,6 +82,9 @@ class PercentileObserver {
 void cuda_channel_stats(const at::Tensor& x, int64_t outer, int64_t channels, int64_t inner, MinMaxObserver* minmax,
                         const std::vector<PercentileObserver*>& percentiles, const std::vector<int64_t>& ranks);
 #endif
+
+// ch_axis counted from the front of a dim-d tensor: -1 is the last axis. May be out of range.
+int resolve_axis(int ch_axis, int64_t dim);
 
 // Checks that ch_axis exists in x and that the channel count matches earlier batches (channels, or -1
 // before the first); returns the reason when it does not (PyTorch raises IndexError or a broadcasting

@@ -182,6 +182,11 @@ std::vector<std::unique_ptr<detectors::Detector>> make_detectors(const AnalyzeOp
   return out;
 }
 
+detectors::ChannelAxes channel_axes(const AnalyzeOptions& o, const model::Model& model,
+                                    const instrumentation::Instrumenter& instr) {
+  return o.ch_axis ? detectors::ChannelAxes::fixed_axis(*o.ch_axis) : detectors::ChannelAxes::automatic(model, instr);
+}
+
 report::Report analyze(const AnalyzeOptions& o) {
   auto dets = make_detectors(o);
   c10::Device device = parse_device(o.device);
@@ -207,10 +212,12 @@ report::Report analyze(const AnalyzeOptions& o) {
   for (size_t i = 0; i < archive.size(); ++i) batch_args.push_back(normalized_args(model, archive.batch(i), i));
 
   instrumentation::Instrumenter instr(model);
+  const detectors::ChannelAxes axes = channel_axes(o, model, instr);
+  for (const auto& f : instr.fast_paths()) spdlog::debug("fused fast path bypassed: {}", f);
   Plan plan;
   std::set<std::string> reported_missing;
   for (const auto& det : dets) {
-    for (const auto& req : det->requests(model)) {
+    for (const auto& req : det->requests(model, axes)) {
       auto site = instr.resolve(req.fqn);
       if (!site) {
         if (reported_missing.insert(req.fqn).second)
@@ -258,7 +265,7 @@ report::Report analyze(const AnalyzeOptions& o) {
   for (auto& p : points) p.finalize();
 
   for (const auto& det : dets) {
-    auto result = det->report(model, plan);
+    auto result = det->report(model, plan, axes);
     for (const auto& w : result.warnings) rep.warnings.push_back(w);
     rep.results.push_back(std::move(result));
   }

@@ -1,6 +1,7 @@
 // The whole data path: load, instrument, calibrate, detect, report. The CLI is a thin shell around this.
 #pragma once
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,12 +22,18 @@ struct AnalyzeOptions {
   detectors::DynamicStaticOptions dynamic_static;
   detectors::EqualizationOptions equalization;
   detectors::OutlierOptions outlier;
+  // Channel axis of activations for equalization and outliers: nullopt is auto (the axis each module's
+  // weight consumes, detectors::ChannelAxes), N is PyTorch's behaviour with ch_axis=N.
+  std::optional<int> ch_axis;
   // Called after each calibration batch with (batches done, total).
   std::function<void(size_t, size_t)> on_batch;
 };
 
 // Builds the detectors named in options, validating their options (UsageError).
 std::vector<std::unique_ptr<detectors::Detector>> make_detectors(const AnalyzeOptions& options);
+// The channel axes the options ask for, on this model and its instrumented forward.
+detectors::ChannelAxes channel_axes(const AnalyzeOptions& options, const model::Model& model,
+                                    const instrumentation::Instrumenter& instr);
 
 // What analyze would observe, without calibration data (qreport inspect): the module tree, the call
 // sites found and, per detector request, where it is observed. Throws as analyze does.

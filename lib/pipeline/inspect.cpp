@@ -10,6 +10,8 @@
 namespace qreport::pipeline {
 namespace {
 
+std::string axis_name(int axis) { return axis == -1 ? "last" : std::to_string(axis); }
+
 std::string describe(const detectors::ObservationRequest& r) {
   std::ostringstream s;
   std::string sep;
@@ -18,10 +20,10 @@ std::string describe(const detectors::ObservationRequest& r) {
     sep = ", ";
   }
   if (r.minmax_axis) {
-    s << sep << "min/max ch_axis=" << *r.minmax_axis;
+    s << sep << "min/max ch_axis=" << axis_name(*r.minmax_axis);
     sep = ", ";
   }
-  if (r.percentile) s << sep << "percentile q=" << r.percentile->second << " ch_axis=" << r.percentile->first;
+  if (r.percentile) s << sep << "percentile q=" << r.percentile->second << " ch_axis=" << axis_name(r.percentile->first);
   return s.str();
 }
 
@@ -38,6 +40,7 @@ report::Inspection inspect(const AnalyzeOptions& o) {
   auto dets = make_detectors(o);
   model::Model model = model::Model::load(o.model_path);
   instrumentation::Instrumenter instr(model);
+  const detectors::ChannelAxes axes = channel_axes(o, model, instr);
 
   report::Inspection out;
   out.model_path = o.model_path;
@@ -53,15 +56,17 @@ report::Inspection inspect(const AnalyzeOptions& o) {
     auto it = calls.find(node.fqn);
     m.call_sites = it == calls.end() ? 0 : it->second;
     m.leaf = model.tree().is_call_leaf(node);
+    if (m.call_sites > 0) m.functional = instr.functional_op(node.fqn);
     out.modules.push_back(std::move(m));
   }
   for (const auto& det : dets) {
-    for (const auto& req : det->requests(model)) {
+    for (const auto& req : det->requests(model, axes)) {
       report::Inspection::Observation ob;
       ob.detector = det->name();
       ob.fqn = req.fqn;
       ob.side = instrumentation::side_name(req.side);
       ob.statistics = describe(req);
+      if (req.minmax_axis || req.percentile) ob.axis_rule = axes.of(req.fqn).rule;
       if (auto site = instr.resolve(req.fqn)) {
         ob.observed = true;
         ob.site = *site;
@@ -70,6 +75,8 @@ report::Inspection inspect(const AnalyzeOptions& o) {
       out.observations.push_back(std::move(ob));
     }
   }
+  out.fast_paths = instr.fast_paths();
+  out.ch_axis = o.ch_axis ? std::to_string(*o.ch_axis) : "auto";
   out.warnings = instr.warnings();
   return out;
 }

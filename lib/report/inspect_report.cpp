@@ -14,15 +14,19 @@ std::string to_json(const Inspection& in) {
   ojson mods = ojson::array();
   for (const auto& m : in.modules)
     mods.push_back({{"fqn", m.fqn}, {"type", m.type_name}, {"kind", m.kind}, {"call_leaf", m.leaf},
-                    {"call_sites", m.call_sites}});
+                    {"call_sites", m.call_sites},
+                    {"functional_op", m.functional.empty() ? ojson(nullptr) : ojson(m.functional)}});
   j["modules"] = mods;
   j["call_sites"] = in.call_sites;
   ojson obs = ojson::array();
   for (const auto& o : in.observations)
     obs.push_back({{"detector", o.detector}, {"fqn", o.fqn}, {"side", o.side}, {"statistics", o.statistics},
                    {"observed", o.observed}, {"site", o.observed ? ojson(o.site) : ojson(nullptr)},
-                   {"parent_fallback", o.fallback}});
+                   {"parent_fallback", o.fallback},
+                   {"axis_rule", o.axis_rule.empty() ? ojson(nullptr) : ojson(o.axis_rule)}});
   j["observations"] = obs;
+  j["ch_axis"] = in.ch_axis;
+  j["fast_paths"] = in.fast_paths;
   j["warnings"] = in.warnings;
   return j.dump(2) + "\n";
 }
@@ -45,12 +49,18 @@ std::string to_text(const Inspection& in) {
            "  " + m.type_name + " [" + m.kind + "]";
     if (m.call_sites > 0) {
       out += "  called " + std::to_string(m.call_sites) + "x";
+      if (!m.functional.empty()) out += " through " + m.functional + " (functional call site)";
     } else if (m.leaf) {
       std::string parent = runs_inside(m.fqn);
       out += parent.empty() ? "  NEVER CALLED" : "  runs inside '" + parent + "'";
     }
     out += "\n";
   }
+  if (!in.fast_paths.empty()) {
+    out += "\n== fused fast paths (bypassed: the slow path runs, so the modules inside are observed) ==\n";
+    for (const auto& f : in.fast_paths) out += "  " + f + "\n";
+  }
+  out += "\nchannel axis: " + in.ch_axis + "\n";
   std::string current;
   for (const auto& o : in.observations) {
     if (o.detector != current) {
@@ -64,6 +74,7 @@ std::string to_text(const Inspection& in) {
       out += "observed at parent call site '" + o.site + "' (parent-fqn fallback)\n";
     else
       out += "observed at its own call site\n";
+    if (!o.axis_rule.empty()) out += "    axis: " + o.axis_rule + "\n";
   }
   if (!in.warnings.empty()) {
     out += "\n== warnings ==\n";

@@ -38,6 +38,7 @@ struct Inspection {
     int depth = 0;
     int call_sites = 0;   // how many times forward calls it as a leaf (0: inlined, or never called)
     bool leaf = false;    // a call leaf (not inlined)
+    std::string functional;  // called through this op applying its weight (aten::linear), "" otherwise
   };
   struct Observation {
     std::string detector, fqn, side;
@@ -45,11 +46,14 @@ struct Inspection {
     bool observed = false;  // false: neither the module nor an ancestor has a call site
     bool fallback = false;  // observed at an ancestor's call site (parent-fqn fallback)
     std::string statistics; // e.g. "min/max ch_axis=1, percentile q=0.975 ch_axis=1"
+    std::string axis_rule;  // why that channel axis (--ch-axis auto), "" where no axis is involved
   };
   std::string model_path;
   std::vector<Module> modules;
   std::vector<std::string> call_sites;  // in graph order
   std::vector<Observation> observations;
+  std::vector<std::string> fast_paths;  // fused ops bypassed: the slow path runs instead
+  std::string ch_axis;                  // "auto" or N
   std::vector<std::string> warnings;
 };
 std::string to_json(const Inspection& inspection);

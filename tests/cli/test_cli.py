@@ -76,7 +76,10 @@ CASES = [
     ("archive truncated", ["analyze", LIN, "--calib", f"{TMP}/calib_truncated.pt"], 2, "cannot read calibration archive"),
     ("NaN in a batch", ["analyze", f"{G}/tuple_out.pt", "--calib", f"{G}/calib_nan.pt"], 2, "calibration batch 1, argument 'x' contains NaN values"),
     ("Inf in a batch", ["analyze", f"{G}/tuple_out.pt", "--calib", f"{G}/calib_inf.pt"], 2, "calibration batch 0, argument 'x' contains infinite values"),
-    ("1-D inputs", ["analyze", f"{G}/tuple_out.pt", "--calib", f"{G}/calib_1d.pt", "--format", "json"], 0, "has no channel axis 1"),
+    ("1-D inputs, PyTorch's axis", ["analyze", f"{G}/tuple_out.pt", "--calib", f"{G}/calib_1d.pt", "--format", "json", "--ch-axis", "1"], 0, "has no channel axis 1"),
+    ("1-D inputs, auto: a Linear's features are its only axis", ["analyze", f"{G}/tuple_out.pt", "--calib", f"{G}/calib_1d.pt", "--format", "json"], 0, ""),
+    ("ch-axis not a number", ["analyze", LIN, "--calib", LINC, "--ch-axis", "last"], 2, "qreport: error: --ch-axis must be auto or an axis >= 0 (got 'last')"),
+    ("ch-axis negative", ["inspect", LIN, "--ch-axis=-1"], 2, "qreport: error: --ch-axis must be auto or an axis >= 0 (got '-1')"),
     ("float64 inputs", ["analyze", f"{G}/tuple_out.pt", "--calib", f"{G}/calib_float64.pt"], 3, "forward failed"),
     ("output is a directory", ["analyze", LIN, "--calib", LINC, "-o", f"{TMP}/outdir"], 2, "cannot write output file"),
     ("output dir unwritable", ["analyze", LIN, "--calib", LINC, "-o", "/proc/qreport-report.json"], 2, "cannot write output file"),
@@ -85,9 +88,9 @@ CASES = [
     ("ch-axis out of range", ["analyze", LIN, "--calib", LINC, "--ch-axis", "5", "--detectors", "equalization"], 0, "has no channel axis 5"),
     ("missing --calib", ["analyze", LIN], 2, "--calib is required"),
     ("fail-on unknown kind", ["analyze", LIN, "--calib", LINC, "--fail-on", "bugs"], 2, "unknown --fail-on kind 'bugs'"),
-    ("fail-on outliers", ["analyze", f"{P}/spiky/model.pt", "--calib", f"{P}/spiky/calib.pt", "--fail-on", "outliers", "--format", "json", "-o", f"{TMP}/gate.json"], 1, "qreport: --fail-on outliers: 2 findings; exit 1"),
-    ("fail-on none found", ["analyze", f"{P}/spiky/model.pt", "--calib", f"{P}/spiky/calib.pt", "--fail-on", "dynamic", "-o", f"{TMP}/gate2.json"], 0, ""),
-    ("fail-on all", ["analyze", f"{P}/spiky/model.pt", "--calib", f"{P}/spiky/calib.pt", "--fail-on", "all", "-q", "-o", f"{TMP}/gate3.json"], 1, "--fail-on all: 6 findings"),
+    ("fail-on outliers", ["analyze", f"{P}/spiky/model.pt", "--calib", f"{P}/spiky/calib.pt", "--ch-axis", "1", "--fail-on", "outliers", "--format", "json", "-o", f"{TMP}/gate.json"], 1, "qreport: --fail-on outliers: 2 findings; exit 1"),
+    ("fail-on none found", ["analyze", f"{P}/spiky/model.pt", "--calib", f"{P}/spiky/calib.pt", "--ch-axis", "1", "--fail-on", "dynamic", "-o", f"{TMP}/gate2.json"], 0, ""),
+    ("fail-on all", ["analyze", f"{P}/spiky/model.pt", "--calib", f"{P}/spiky/calib.pt", "--ch-axis", "1", "--fail-on", "all", "-q", "-o", f"{TMP}/gate3.json"], 1, "--fail-on all: 6 findings"),
     ("inspect missing model", ["inspect", "/nonexistent.pt"], 2, "model '/nonexistent.pt' does not exist"),
     ("inspect bad format", ["inspect", LIN, "--format", "html"], 2, "--format"),
     ("table missing file", ["table", "/nonexistent.json"], 2, "cannot read '/nonexistent.json'"),
@@ -198,7 +201,7 @@ if r.returncode != 0 or "Channel-level information (8 rows)" not in r.stdout or 
         not any(l.split()[:3] == ["0", "linear.1", "0"] for l in lines) or "conv.0" in r.stdout:
     fail("table", r.stdout + r.stderr)
 # html: one self-contained file.
-r = run(["analyze", f"{P}/spiky/model.pt", "--calib", f"{P}/spiky/calib.pt", "--format", "html"])
+r = run(["analyze", f"{P}/spiky/model.pt", "--calib", f"{P}/spiky/calib.pt", "--ch-axis", "1", "--format", "html"])
 if r.returncode != 0 or not r.stdout.startswith("<!DOCTYPE html>") or "<script" in r.stdout or r.stdout.count("<svg") < 5:
     fail("html", r.stdout[:200] + r.stderr)
 # No progress output when stderr is not a terminal (these runs capture it).

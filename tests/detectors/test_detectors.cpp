@@ -12,6 +12,9 @@ using namespace qreport::detectors;
 
 namespace {
 
+// PyTorch's behaviour: ch_axis 1 for every module (--ch-axis 1).
+const ChannelAxes kPyTorchAxis = ChannelAxes::fixed_axis(1);
+
 struct FakeStats : StatsLookup {
   std::map<std::pair<std::string, Side>, observers::ObservationPoint> points;
   const observers::ObservationPoint* find(const std::string& fqn, Side side) const override {
@@ -45,14 +48,14 @@ TEST_CASE("outlier detector on the v1 observer: a dead channel is not an outlier
   auto det = make_outlier(o);
   FakeStats stats;
   auto& p = stats.points[{"fc", Side::Input}];
-  for (const auto& req : det->requests(model)) {
+  for (const auto& req : det->requests(model, kPyTorchAxis)) {
     if (req.fqn != "fc") continue;
     p.want_minmax(*req.minmax_axis);
     p.want_percentile(req.percentile->first, req.percentile->second);
   }
   for (int k = 0; k < 3; ++k) p.observe(v1_batch(k));
   p.finalize();
-  auto r = det->report(model, stats);
+  auto r = det->report(model, stats, kPyTorchAxis);
   const auto& ratios = field(r, "fc", "outlier_detection_percentile_ratios").list;
   REQUIRE(ratios.size() == 5);
   CHECK(ratios[0].f == doctest::Approx(1.1006733179092407));
@@ -87,7 +90,7 @@ TEST_CASE("dynamic vs static: drifting narrow batches recommend dynamic (oracle 
       p.observe(at::tensor({10.0f * k, 10.0f * k + 1, 10.0f * k + 0.5f, 10.0f * k + 0.25f}).reshape({1, 2, 2}));
     p.finalize();
   }
-  auto r = det->report(model, stats);
+  auto r = det->report(model, stats, kPyTorchAxis);
   CHECK(field(r, "fc", "input_activation_dynamic_static_comp_stat").f == doctest::Approx(0.032258064).epsilon(1e-6));
   CHECK(field(r, "fc", "dynamic_recommended").b);
   CHECK(field(r, "fc", "is_dynamic_supported").b);
@@ -109,7 +112,7 @@ TEST_CASE("dynamic vs static: a zero epoch range gives null and a warning, not a
     p.observe(at::zeros({2, 3}));
     p.finalize();
   }
-  auto r = det->report(model, stats);
+  auto r = det->report(model, stats, kPyTorchAxis);
   CHECK(field(r, "fc", "input_activation_dynamic_static_comp_stat").type == Value::Type::Null);
   CHECK(field(r, "fc", "dynamic_recommended").type == Value::Type::Null);
   REQUIRE(r.warnings.size() == 2);
@@ -121,19 +124,19 @@ TEST_CASE("empty-model strings (oracle v3)") {
   FakeStats none;
   PerChannelOptions pc;
   pc.backend = "fbgemm";
-  auto r = make_per_channel(pc)->report(model, none);
+  auto r = make_per_channel(pc)->report(model, none, kPyTorchAxis);
   CHECK(r.text == "Further Optimizations for backend fbgemm: \nModule fc can be configured to use per_channel "
                   "quantization.\nTo use per_channel quantization, make sure the qconfig has a per_channel weight "
                   "observer.");
   pc.weight_per_channel = true;
-  CHECK(make_per_channel(pc)->report(model, none).text ==
+  CHECK(make_per_channel(pc)->report(model, none, kPyTorchAxis).text ==
         "Further Optimizations for backend fbgemm: \nNo further per_channel optimizations possible.");
-  CHECK(make_dynamic_static({})->report(model, none).text ==
+  CHECK(make_dynamic_static({})->report(model, none, kPyTorchAxis).text ==
         "Dynamic vs. Static Quantization suggestions: \nNo applicable layers for suggestions. Only linear and conv are "
         "valid.\n");
-  CHECK(make_equalization({})->report(model, none).text ==
+  CHECK(make_equalization({})->report(model, none, kPyTorchAxis).text ==
         "Input-Weight Equalization suggestions: \nNo applicable layers for suggestions. Only linear and conv valid.\n");
-  CHECK(make_outlier({})->report(model, none).text ==
+  CHECK(make_outlier({})->report(model, none, kPyTorchAxis).text ==
         "Outlier detection report: \nThere were no outliers found in the activations.\n");
 }
 
@@ -150,4 +153,15 @@ TEST_CASE("detector options out of range are usage errors") {
   CHECK(canonical_detector_name("outlier") == std::optional<std::string>("outlier_detector"));
   CHECK(canonical_detector_name("dynamic_vs_static_detector") == std::optional<std::string>("dynamic_vs_static_detector"));
   CHECK_FALSE(canonical_detector_name("bogus").has_value());
+}
+
+TEST_CASE("--ch-axis: auto, or an axis >= 0") {
+  CHECK_FALSE(parse_ch_axis("auto").has_value());
+  CHECK(parse_ch_axis("0") == std::optional<int>(0));
+  CHECK(parse_ch_axis("2") == std::optional<int>(2));
+  CHECK_THROWS_WITH_AS(parse_ch_axis("-1"), "--ch-axis must be auto or an axis >= 0 (got '-1')", UsageError);
+  CHECK_THROWS_WITH_AS(parse_ch_axis("1x"), "--ch-axis must be auto or an axis >= 0 (got '1x')", UsageError);
+  CHECK_THROWS_AS(parse_ch_axis(""), UsageError);
+  CHECK(ChannelAxes::fixed_axis(2).of("any").input_axis == 2);
+  CHECK(ChannelAxes::fixed_axis(2).of("any").weight_axis == 2);
 }

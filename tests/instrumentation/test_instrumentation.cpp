@@ -1,5 +1,6 @@
 // Instrumentation on scripted TorchScript fixtures (data/make_graph_fixtures.py).
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 
 #include <map>
 
@@ -141,4 +142,70 @@ TEST_CASE("torchvision resnet18 and mobilenet_v2, scripted directly") {
   Recorder rec;
   im.run(args(at::randn({1, 3, 64, 64})), rec.sink());
   CHECK(rec.seen[0].size() == 1);
+}
+
+TEST_CASE("a Linear applied with F.linear(x, self.proj.weight) is a functional call site of proj") {
+  auto m = model::Model::load(fixture("graph/functional_linear.pt"));
+  Instrumenter in(m);
+  CHECK(in.call_sites() == std::vector<std::string>{"act", "proj"});
+  CHECK(in.functional_op("proj") == "aten::linear");
+  CHECK(in.functional_op("act").empty());
+  CHECK(in.observe("proj", Side::Input, 0) == 1);
+  CHECK(in.observe("proj", Side::Output, 1) == 1);
+  Recorder rec;
+  at::Tensor x = at::randn({2, 3});
+  in.run(args(x), rec.sink());
+  CHECK(at::equal(rec.seen[0][0], x));
+  CHECK(at::allclose(at::relu(rec.seen[1][0]), m.module().forward({x}).toTensor()));
+}
+
+TEST_CASE("nn.LSTM and nn.GRU, called through their forward overloads, are call sites") {
+  auto m = model::Model::load(fixture("graph/recurrent.pt"));
+  Instrumenter in(m);
+  CHECK(in.call_sites() == std::vector<std::string>{"lstm", "gru"});
+  CHECK(in.observe("gru", Side::Input, 0) == 1);
+  // The outputs are (output, state) tuples: not observed, with a warning.
+  CHECK(in.observe("lstm", Side::Output, 1) == 0);
+  REQUIRE(in.warnings().size() == 1);
+  CHECK(in.warnings()[0] == "the output of 'lstm' is Tuple[Tensor, Tuple[Tensor, Tensor]], not a Tensor; not observed");
+  Recorder rec;
+  in.run(args(at::randn({2, 5, 3})), rec.sink());
+  REQUIRE(rec.seen[0].size() == 1);
+  CHECK(rec.seen[0][0].sizes() == at::IntArrayRef({2, 5, 4}));
+}
+
+TEST_CASE("a fused fast path is found, and the slow path runs under inference mode") {
+  auto m = model::Model::load(fixture("graph/attention.pt"));
+  Instrumenter in(m);
+  CHECK(in.fast_paths() == std::vector<std::string>{"aten::_native_multi_head_attention (attn.out_proj)"});
+  CHECK(in.functional_op("attn.out_proj") == "aten::linear");
+  CHECK(in.graph_text().find("aten::is_grad_enabled") == std::string::npos);
+  REQUIRE(in.observe("attn.out_proj", Side::Output, 0) >= 1);
+  in.observe("drop", Side::Input, 1);
+  Recorder rec;
+  at::Tensor x = at::randn({2, 3, 4});
+  {
+    c10::InferenceMode inference;  // as calibration runs: the fast path would be taken here
+    in.run(args(x), rec.sink());
+  }
+  REQUIRE(rec.seen[0].size() == 1);  // out_proj ran, once, on [T * B, F]
+  // and its output, back in [B, T, F], is what the model returns
+  CHECK(at::allclose(rec.seen[0][0].view({3, 2, 4}).transpose(0, 1), rec.seen[1][0]));
+  CHECK(at::allclose(rec.seen[1][0], m.module().forward({x}).toTensor(), 1e-5, 1e-6));
+}
+
+TEST_CASE("the layout of a weightless module's input comes from the layer that produces or consumes it") {
+  using instrumentation::Layout;
+  auto m = model::Model::load(fixture("graph/layouts.pt"));
+  Instrumenter in(m);
+  auto after_conv = in.input_layout("after_conv");
+  CHECK(after_conv.layout == Layout::Channels);
+  CHECK(after_conv.because == "produced by conv (Conv1d)");
+  auto before_linear = in.input_layout("before_linear");
+  CHECK(before_linear.layout == Layout::Features);
+  CHECK(before_linear.because == "consumed by fc (Linear)");
+  CHECK(in.input_layout("unknown").layout == Layout::Unknown);
+  CHECK(instrumentation::layout_of_module_type("torch.nn.modules.normalization.LayerNorm") == Layout::Features);
+  CHECK(instrumentation::layout_of_module_type("torch.nn.modules.batchnorm.BatchNorm1d") == Layout::Channels);
+  CHECK(instrumentation::layout_of_module_type("__main__.MyLinear") == Layout::Unknown);
 }

@@ -20,7 +20,7 @@ if not chromium:
 
 tmp = tempfile.mkdtemp()
 html = os.path.join(tmp, "report.html")
-subprocess.run([QREPORT, "analyze", f"{FIX}/parity/spiky/model.pt", "--calib", f"{FIX}/parity/spiky/calib.pt",
+subprocess.run([QREPORT, "analyze", f"{FIX}/parity/spiky/model.pt", "--calib", f"{FIX}/parity/spiky/calib.pt", "--ch-axis", "1",
                 "--format", "html", "-o", html, "-q"], check=True)
 failures = []
 text = open(html, encoding="utf-8").read()

@@ -1,0 +1,41 @@
+#!/usr/bin/python3
+"""Writes the per-feature fixtures: for each transformer, attention, recurrent or Conv1d model, model.pt
+(scripted eager model), calib.pt (list of batches) and oracle.json (tests/features/feature_oracle.py).
+Usage: /usr/bin/python3 data/make_feature_fixtures.py OUTDIR [NAME ...]
+"""
+import json
+import os
+import sys
+import warnings
+
+warnings.filterwarnings("ignore")
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, here)
+sys.path.insert(0, os.path.join(here, "..", "tests", "parity"))
+sys.path.insert(0, os.path.join(here, "..", "tests", "features"))
+
+import torch  # noqa: E402
+
+import feature_oracle  # noqa: E402
+import transformer_fixtures  # noqa: E402
+from make_fixtures import save_batches  # noqa: E402
+
+
+def main():
+    out = sys.argv[1]
+    names = sys.argv[2:] or list(transformer_fixtures.FEATURES)
+    torch.set_num_threads(1)
+    for name in names:
+        d = os.path.join(out, name)
+        os.makedirs(d, exist_ok=True)
+        model, batches, weightless_axis = transformer_fixtures.FEATURES[name]()
+        model.eval()
+        torch.jit.save(torch.jit.script(model), os.path.join(d, "model.pt"))
+        save_batches(batches, os.path.join(d, "calib.pt"))
+        with open(os.path.join(d, "oracle.json"), "w") as f:
+            json.dump(feature_oracle.run(model, batches, weightless_axis), f, indent=1)
+        print("fixture", name, "->", d)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Transformer, attention, recurrent and Conv1d fixtures for the per-feature tests (--ch-axis auto).
+
+Every builder returns (eager_model, batches, weightless_axis) from a fixed seed. weightless_axis is the
+fixture's ground truth for modules without a weight (dropout, GELU, ...): "last" where activations are
+[..., features], 1 where they are [B, C, L]. Modules with a weight use the axis their weight consumes.
+"""
+import torch
+import torch.nn as nn
+
+
+def encoder(batch_first):
+    torch.manual_seed(20 + int(batch_first))
+    layer = nn.TransformerEncoderLayer(16, 4, 32, batch_first=batch_first)
+    model = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+    shape = (2, 6, 16) if batch_first else (6, 2, 16)
+    return model, [(torch.randn(*shape) * (1 + 0.5 * k),) for k in range(3)], "last"
+
+
+def encoder_batch_first():  # takes the fused fast path under inference mode
+    return encoder(True)
+
+
+def encoder_seq_first():  # never takes the fast path (batch_first is False)
+    return encoder(False)
+
+
+class Decoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.TransformerDecoderLayer(16, 4, 32, batch_first=True, activation="gelu")
+
+    def forward(self, tgt, memory):
+        return self.layer(tgt, memory)
+
+
+def decoder_layer():
+    torch.manual_seed(22)
+    return Decoder(), [(torch.randn(2, 5, 16) * (k + 1), torch.randn(2, 7, 16) + k) for k in range(3)], "last"
+
+
+class SelfAttention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(16, 2)  # sequence first: [T, B, F]
+
+    def forward(self, x):
+        return self.attn(x, x, x, need_weights=False)[0]
+
+
+def mha_seq_first():
+    torch.manual_seed(23)
+    return SelfAttention(), [(torch.randn(5, 3, 16) * (k + 1),) for k in range(3)], "last"
+
+
+class HandAttention(nn.Module):
+    """A block written by hand: q/k/v projections, softmax attention, LayerNorm, a GELU MLP."""
+
+    def __init__(self, d=16):
+        super().__init__()
+        self.q = nn.Linear(d, d)
+        self.k = nn.Linear(d, d)
+        self.v = nn.Linear(d, d)
+        self.softmax = nn.Softmax(dim=-1)
+        self.proj = nn.Linear(d, d)
+        self.norm = nn.LayerNorm(d)
+        self.fc1 = nn.Linear(d, 4 * d)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(4 * d, d)
+        self.scale = d ** -0.5
+
+    def forward(self, x):
+        a = self.softmax(torch.matmul(self.q(x), self.k(x).transpose(-2, -1)) * self.scale)
+        x = self.norm(x + self.proj(torch.matmul(a, self.v(x))))
+        return x + self.fc2(self.act(self.fc1(x)))
+
+
+def hand_attention():
+    torch.manual_seed(24)
+    m = HandAttention()
+    batches = []
+    for k in range(3):
+        x = torch.randn(2, 7, 16)
+        x[..., 3] *= 20.0  # one outlier feature, as in LLM.int8()'s analysis
+        batches.append((x * (k + 1),))
+    return m, batches, "last"
+
+
+def vit():
+    import torchvision
+    torch.manual_seed(25)
+    m = torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=4, hidden_dim=32,
+                                             mlp_dim=64, num_classes=10)
+    with torch.no_grad():  # torchvision zero-initialises the head: give it a range to compare with
+        m.heads.head.weight.normal_(0.0, 0.2)
+    return m, [(torch.randn(2, 3, 32, 32) * (k + 1),) for k in range(2)], "last"
+
+
+class Recurrent(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(8, 16, batch_first=True)
+        self.gru = nn.GRU(16, 12)
+        self.head = nn.Linear(12, 3)
+
+    def forward(self, x):
+        y, _ = self.lstm(x)                   # [B, T, 16]
+        z, _ = self.gru(y.transpose(0, 1))    # sequence first: [T, B, 12]
+        return self.head(z[-1])
+
+
+def recurrent():
+    torch.manual_seed(26)
+    return Recurrent(), [(torch.randn(3, 5, 8) * (k + 1),) for k in range(3)], "last"
+
+
+class Conv1dFeatures(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(4, 6, 3)
+        self.act = nn.ReLU()
+        self.drop = nn.Dropout(0.1)
+        self.point = nn.Conv1d(6, 5, 1)
+        self.fc = nn.Linear(5 * 8, 3)
+
+    def forward(self, x):
+        y = self.point(self.drop(self.act(self.conv(x))))  # [B, C, L]: channels on axis 1
+        return self.fc(torch.flatten(y, 1))
+
+
+def conv1d_channels():
+    torch.manual_seed(27)
+    return Conv1dFeatures(), [(torch.randn(2, 4, 10) + k,) for k in range(3)], 1
+
+
+FEATURES = {
+    "encoder_batch_first": encoder_batch_first,
+    "encoder_seq_first": encoder_seq_first,
+    "decoder_layer": decoder_layer,
+    "mha_seq_first": mha_seq_first,
+    "hand_attention": hand_attention,
+    "vit": vit,
+    "recurrent": recurrent,
+    "conv1d_channels": conv1d_channels,
+}
