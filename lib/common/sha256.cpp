@@ -1,9 +1,18 @@
 // FIPS 180-4 SHA-256, so the report can identify the model file without an OpenSSL dependency.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <array>
 #include <cstdint>
 #include <cstdio>
-#include <fstream>
 #include <vector>
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
 
 #include "common/errors.h"
 #include "common/text.h"
@@ -23,10 +32,10 @@ constexpr std::array<uint32_t, 64> kK = {
 
 uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
 
-struct Sha256 {
-  std::array<uint32_t, 8> h = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                               0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-  void block(const unsigned char* p) {
+using State = std::array<uint32_t, 8>;
+
+void blocks_portable(State& h, const unsigned char* p, size_t blocks) {
+  for (; blocks > 0; --blocks, p += 64) {
     uint32_t w[64];
     for (int i = 0; i < 16; ++i)
       w[i] = (uint32_t(p[4 * i]) << 24) | (uint32_t(p[4 * i + 1]) << 16) | (uint32_t(p[4 * i + 2]) << 8) | p[4 * i + 3];
@@ -43,35 +52,101 @@ struct Sha256 {
     }
     h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += hh;
   }
-};
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define QREPORT_HAVE_SHA_NI 1
+// The x86 SHA extensions (SHA-NI): the same function at several times the speed, which matters for the
+// model files of transformers (hundreds of MB). Four rounds per step; the message schedule in four
+// registers, W[4g..4g+3] = msg2(msg1(W[g-4], W[g-3]) + W[t-7 ..], W[g-1]).
+__attribute__((target("sha,sse4.1,ssse3"))) void blocks_sha_ni(State& h, const unsigned char* p, size_t blocks) {
+  const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+  __m128i tmp = _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(&h[0])), 0xB1);  // CDAB
+  __m128i state1 = _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(&h[4])), 0x1B);  // EFGH
+  __m128i state0 = _mm_alignr_epi8(tmp, state1, 8);     // ABEF
+  state1 = _mm_blend_epi16(state1, tmp, 0xF0);          // CDGH
+  for (; blocks > 0; --blocks, p += 64) {
+    const __m128i abef = state0, cdgh = state1;
+    __m128i x[4];
+    for (int g = 0; g < 16; ++g) {
+      __m128i& w = x[g & 3];
+      if (g < 4) {
+        w = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * g)), bswap);
+      } else {
+        const __m128i& w3 = x[(g + 1) & 3];  // W[g-3]
+        const __m128i& w2 = x[(g + 2) & 3];  // W[g-2]
+        const __m128i& w1 = x[(g + 3) & 3];  // W[g-1]
+        w = _mm_sha256msg2_epu32(_mm_add_epi32(_mm_sha256msg1_epu32(w, w3), _mm_alignr_epi8(w1, w2, 4)), w1);
+      }
+      __m128i msg = _mm_add_epi32(w, _mm_loadu_si128(reinterpret_cast<const __m128i*>(&kK[4 * g])));
+      state1 = _mm_sha256rnds2_epu32(state1, state0, msg);
+      state0 = _mm_sha256rnds2_epu32(state0, state1, _mm_shuffle_epi32(msg, 0x0E));
+    }
+    state0 = _mm_add_epi32(state0, abef);
+    state1 = _mm_add_epi32(state1, cdgh);
+  }
+  tmp = _mm_shuffle_epi32(state0, 0x1B);        // FEBA
+  state1 = _mm_shuffle_epi32(state1, 0xB1);     // DCHG
+  state0 = _mm_blend_epi16(tmp, state1, 0xF0);  // DCBA
+  state1 = _mm_alignr_epi8(state1, tmp, 8);     // ABEF
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(&h[0]), state0);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(&h[4]), state1);
+}
+
+bool cpu_has_sha_ni() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 29)) != 0;
+}
+#endif
 
 }  // namespace
 
-std::string sha256_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError("cannot read '" + path + "'");
-  Sha256 s;
-  std::vector<unsigned char> buf(1 << 16);
-  uint64_t total = 0;
-  std::vector<unsigned char> tail;
-  while (in) {
-    in.read(reinterpret_cast<char*>(buf.data()), buf.size());
-    std::streamsize n = in.gcount();
-    if (n <= 0) break;
-    total += n;
-    tail.insert(tail.end(), buf.begin(), buf.begin() + n);
-    size_t full = tail.size() / 64 * 64;
-    for (size_t i = 0; i < full; i += 64) s.block(tail.data() + i);
-    tail.erase(tail.begin(), tail.begin() + full);
-  }
+std::string sha256_hex(const unsigned char* data, size_t size, bool allow_sha_ni) {
+  State h = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  auto blocks = blocks_portable;
+#if defined(QREPORT_HAVE_SHA_NI)
+  static const bool sha_ni = cpu_has_sha_ni();
+  if (sha_ni && allow_sha_ni) blocks = blocks_sha_ni;
+#else
+  (void)allow_sha_ni;
+#endif
+  const size_t full = size / 64;
+  blocks(h, data, full);
+  std::vector<unsigned char> tail(data + full * 64, data + size);
   tail.push_back(0x80);
   while (tail.size() % 64 != 56) tail.push_back(0);
-  uint64_t bits = total * 8;
+  const uint64_t bits = uint64_t(size) * 8;
   for (int i = 7; i >= 0; --i) tail.push_back(static_cast<unsigned char>(bits >> (8 * i)));
-  for (size_t i = 0; i < tail.size(); i += 64) s.block(tail.data() + i);
+  blocks(h, tail.data(), tail.size() / 64);
   std::string hex;
   char b[9];
-  for (uint32_t v : s.h) { std::snprintf(b, sizeof(b), "%08x", v); hex += b; }
+  for (uint32_t v : h) {
+    std::snprintf(b, sizeof(b), "%08x", v);
+    hex += b;
+  }
+  return hex;
+}
+
+std::string sha256_file(const std::string& path) {
+  // Mapped, not read: the page cache serves it (torch::jit::load reads the same file) without a copy.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw InputError("cannot read '" + path + "'");
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw InputError("cannot read '" + path + "'");
+  }
+  const size_t size = static_cast<size_t>(st.st_size);
+  if (size == 0) {
+    ::close(fd);
+    return sha256_hex(nullptr, 0, true);
+  }
+  void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  if (p == MAP_FAILED) throw InputError("cannot read '" + path + "'");
+  ::madvise(p, size, MADV_SEQUENTIAL);
+  std::string hex = sha256_hex(static_cast<const unsigned char*>(p), size, true);
+  ::munmap(p, size);
   return hex;
 }
 

@@ -1,5 +1,6 @@
 // Small text helpers with no LibTorch dependency.
 #pragma once
+#include <cstddef>
 #include <string>
 
 namespace qreport {
@@ -10,5 +11,7 @@ std::string python_float_repr(double value);
 
 // Hex SHA-256 of a file's bytes; throws InputError when the file cannot be read.
 std::string sha256_file(const std::string& path);
+// SHA-256 of a buffer as 64 hex digits; allow_sha_ni=false forces the portable code (tests compare both).
+std::string sha256_hex(const unsigned char* data, size_t size, bool allow_sha_ni);
 
 }  // namespace qreport

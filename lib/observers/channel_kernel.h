@@ -19,6 +19,14 @@ struct ChannelBatchStats {
 void channel_stats_cpu(const float* data, int64_t outer, int64_t channels, int64_t inner,
                        const std::vector<int64_t>& ranks, ChannelBatchStats& out);
 
+// The same statistics for a [rows, C] row-major tensor (inner == 1: channels innermost, as a Linear's
+// input), read row by row without a channel-first copy. Applies when every rank lies within a short tail
+// of the rows (rows_kernel_applies: the reference percentile of a few hundred tokens); bit-identical to
+// channel_stats_cpu.
+bool rows_kernel_applies(int64_t rows, const std::vector<int64_t>& ranks);
+void channel_stats_rows_cpu(const float* data, int64_t rows, int64_t channels, const std::vector<int64_t>& ranks,
+                            ChannelBatchStats& out);
+
 // The exact k-th smallest (0-based) of n finite-or-infinite, NaN-free values, by radix selection on the
 // values' order-preserving integer keys. A result of zero is +0.0 (-0.0 and +0.0 compare equal).
 // Reorders nothing in values; uses scratch as working memory.

@@ -22,8 +22,9 @@ struct ObservationPoint::Impl {
   std::map<int, MinMaxSummary> minmax_summary;
   std::map<std::pair<int, float>, PercentileSummary> percentile_summary;
 
+  // rows_kernel: the caller can take [rows, C] tensors as they are (channel_stats_rows_cpu).
   template <class F>
-  void for_each_axis(const at::Tensor& x, F&& fn);
+  void for_each_axis(const at::Tensor& x, bool rows_kernel, F&& fn);
   void observe_cpu(const at::Tensor& x);
   void observe_device(const at::Tensor& x);
 };
@@ -40,9 +41,9 @@ constexpr int64_t kMinRun = 16;
 
 // Calls fn(y, outer, C, inner, minmax-or-null, accepted percentiles, ranks) once per channel axis that
 // some statistic wants and accepts this batch; y is x, or a channel-first copy when x's per-channel runs
-// are too short to read in place.
+// are too short to read in place (and the rows kernel does not apply).
 template <class F>
-void ObservationPoint::Impl::for_each_axis(const at::Tensor& x, F&& fn) {
+void ObservationPoint::Impl::for_each_axis(const at::Tensor& x, bool rows_kernel, F&& fn) {
   for (int axis : axes) {
     auto mm = minmax.find(axis);
     MinMaxObserver* want_mm = mm != minmax.end() && mm->second.accept(x) ? &mm->second : nullptr;
@@ -55,14 +56,15 @@ void ObservationPoint::Impl::for_each_axis(const at::Tensor& x, F&& fn) {
     int64_t c = x.size(a), outer = 1, inner = 1;
     for (int64_t d = 0; d < a; ++d) outer *= x.size(d);
     for (int64_t d = a + 1; d < x.dim(); ++d) inner *= x.size(d);
+    ranks.clear();
+    for (auto* obs : accepted) ranks.push_back(quantile_lower_rank(obs->q(), outer * inner));
     at::Tensor y = x;
-    if (inner < kMinRun && outer > 1) {
+    const bool rows = rows_kernel && inner == 1 && outer > 1 && rows_kernel_applies(outer, ranks);
+    if (inner < kMinRun && outer > 1 && !rows) {
       y = x.movedim(a, 0).contiguous();
       inner *= outer;
       outer = 1;
     }
-    ranks.clear();
-    for (auto* obs : accepted) ranks.push_back(quantile_lower_rank(obs->q(), outer * inner));
     fn(y, outer, c, inner, want_mm);
   }
 }
@@ -72,8 +74,11 @@ void ObservationPoint::Impl::for_each_axis(const at::Tensor& x, F&& fn) {
 void ObservationPoint::Impl::observe_cpu(const at::Tensor& xin) {
   at::Tensor x = xin.contiguous();
   bool range_done = false;
-  for_each_axis(x, [&](const at::Tensor& y, int64_t outer, int64_t c, int64_t inner, MinMaxObserver* mm) {
-    channel_stats_cpu(y.data_ptr<float>(), outer, c, inner, ranks, batch);
+  for_each_axis(x, true, [&](const at::Tensor& y, int64_t outer, int64_t c, int64_t inner, MinMaxObserver* mm) {
+    if (inner == 1 && outer > 1)  // for_each_axis made no copy: the rows kernel applies
+      channel_stats_rows_cpu(y.data_ptr<float>(), outer, c, ranks, batch);
+    else
+      channel_stats_cpu(y.data_ptr<float>(), outer, c, inner, ranks, batch);
     if (mm) mm->update(batch.min.data(), batch.max.data(), c);
     for (size_t r = 0; r < accepted.size(); ++r)
       accepted[r]->update(batch.min.data(), batch.kth.data() + r * c, batch.max.data(), c);
@@ -106,7 +111,7 @@ void ObservationPoint::Impl::observe_device(const at::Tensor& xin) {
   if (xin.is_cuda()) {  // fused kernels; the rare per-tensor range keeps ATen's aminmax
     at::Tensor x = xin.contiguous();
     if (range) range->observe(x);
-    for_each_axis(x, [&](const at::Tensor& y, int64_t outer, int64_t c, int64_t inner, MinMaxObserver* mm) {
+    for_each_axis(x, false, [&](const at::Tensor& y, int64_t outer, int64_t c, int64_t inner, MinMaxObserver* mm) {
       cuda_channel_stats(y, outer, c, inner, mm, accepted, ranks);
     });
     return;

@@ -5,6 +5,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include <chrono>
+#include <future>
 #include <map>
 #include <set>
 #include <thread>
@@ -199,8 +200,11 @@ report::Report analyze(const AnalyzeOptions& o) {
   rep.calib_path = o.calib_path;
   rep.device = o.device;
 
+  // The model's hash (hundreds of MB for a ViT) is read on a second thread while torch::jit::load, which
+  // runs on one, parses the same file; the other core would be idle. An unreadable file fails in load.
+  std::future<std::string> sha = std::async(std::launch::async, [path = o.model_path] { return sha256_file(path); });
   model::Model model = model::Model::load(o.model_path);
-  rep.model_sha256 = sha256_file(o.model_path);
+  rep.model_sha256 = sha.get();
   rep.model_modules = model.tree().size();
   calibration::Archive archive = calibration::Archive::open(o.calib_path, o.calibration);
   rep.batches = archive.size();

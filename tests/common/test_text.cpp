@@ -36,6 +36,21 @@ TEST_CASE("sha256_file hashes the file's bytes") {
   CHECK_THROWS_AS(qreport::sha256_file("/nonexistent/file"), qreport::InputError);
 }
 
+TEST_CASE("sha256: FIPS 180-2 vectors, the SHA-NI and portable code agree at every length") {
+  const std::string million(1000000, 'a');
+  const auto* m = reinterpret_cast<const unsigned char*>(million.data());
+  for (bool sha_ni : {false, true}) {
+    CAPTURE(sha_ni);
+    CHECK(qreport::sha256_hex(m, 0, sha_ni) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    CHECK(qreport::sha256_hex(m, million.size(), sha_ni) ==
+          "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  }
+  std::string bytes;
+  for (int i = 0; i < 300; ++i) bytes.push_back(static_cast<char>((i * 131 + 7) & 0xff));
+  const auto* b = reinterpret_cast<const unsigned char*>(bytes.data());
+  for (size_t n = 0; n <= bytes.size(); n += 13) CHECK(qreport::sha256_hex(b, n, true) == qreport::sha256_hex(b, n, false));
+}
+
 TEST_CASE("first_line drops caffe2's enforce prefix") {
   CHECK(qreport::first_line("[enforce fail at inline_container.cc:252] . file in archive is not in a subdirectory a/: b\nframe #0") ==
         "file in archive is not in a subdirectory a/: b");

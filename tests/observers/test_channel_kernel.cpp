@@ -151,3 +151,52 @@ TEST_CASE("the CPU kernel path and the device (ATen ops) path give identical sta
   CHECK(point.percentile(1, 0.95f)->constant_batches == p.constant_batches);
   CHECK(p.batches_used[4] == 3);
 }
+
+namespace {
+
+// The rows kernel on x as [rows, C] (channels innermost) against the channel kernel on the same values.
+void check_rows_kernel(const at::Tensor& x, const std::vector<float>& qs) {
+  at::Tensor xc = x.contiguous();
+  const int64_t rows = xc.size(0), c = xc.size(1);
+  std::vector<int64_t> ranks;
+  for (float q : qs) ranks.push_back(quantile_lower_rank(q, rows));
+  REQUIRE(rows_kernel_applies(rows, ranks));
+  ChannelBatchStats got, want;
+  channel_stats_rows_cpu(xc.data_ptr<float>(), rows, c, ranks, got);
+  channel_stats_cpu(xc.data_ptr<float>(), rows, c, 1, ranks, want);
+  for (int64_t ch = 0; ch < c; ++ch) {
+    CAPTURE(ch);
+    auto same = [](float a, float b) { return (std::isnan(a) && std::isnan(b)) || (a == b && std::signbit(a) == std::signbit(b)); };
+    CHECK(same(got.min[ch], want.min[ch]));
+    CHECK(same(got.max[ch], want.max[ch]));
+    for (size_t r = 0; r < ranks.size(); ++r) {
+      CAPTURE(ranks[r]);
+      CHECK(same(got.kth[r * c + ch], want.kth[r * c + ch]));
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("channels innermost ([tokens, features]): the rows kernel equals the channel kernel") {
+  at::manual_seed(5);
+  check_rows_kernel(at::randn({394, 77}), {0.975f});                 // a ViT token count, 9 full groups + 5
+  check_rows_kernel(at::randn({40, 16}), {0.0f, 1.0f, 0.975f, 0.02f});  // min, max, both tails
+  check_rows_kernel(at::randn({1000, 9}).exp(), {0.99f});            // heavy tail
+  check_rows_kernel(at::randn({300, 24}).sub(1.5).clamp_min(0), {0.975f});  // ReLU zeros: ties
+  at::Tensor x = at::randn({200, 12});
+  x.index_put_({at::indexing::Slice(), 0}, -0.0);
+  x.index_put_({at::indexing::Slice(0, 190), 1}, std::numeric_limits<float>::infinity());
+  x.index_put_({7, 2}, std::numeric_limits<float>::quiet_NaN());
+  x.index_put_({at::indexing::Slice(0, 195), 3}, -std::numeric_limits<float>::infinity());
+  x.index_put_({at::indexing::Slice(0, 100), 9}, 0.0);
+  x.index_put_({at::indexing::Slice(100, 200), 9}, -0.0);
+  check_rows_kernel(x, {0.975f, 0.99f});
+}
+
+TEST_CASE("the rows kernel declines long tails, which the channel-first path then takes") {
+  CHECK(rows_kernel_applies(394, {quantile_lower_rank(0.975f, 394)}));
+  CHECK_FALSE(rows_kernel_applies(4096, {quantile_lower_rank(0.975f, 4096)}));  // 103 values kept
+  CHECK_FALSE(rows_kernel_applies(1000, {quantile_lower_rank(0.5f, 1000)}));
+  CHECK(rows_kernel_applies(100000, {}));  // min/max only
+}
