@@ -39,6 +39,13 @@ def count_batches(calib):
     return sum(1 for n in zipfile.ZipFile(calib).namelist() if re.search(r"/data/\d+$", n))
 
 
+def blas_of(binary):
+    """The BLAS library a binary loads through libblas.so.3 (Debian's alternatives), resolved."""
+    out = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
+    m = re.search(r"libblas\.so\.3 => (\S+)", out)
+    return os.path.realpath(m.group(1)) if m else "none"
+
+
 def stage_seconds(log, stages):
     found = dict(re.findall(r"stage (\w+): ([0-9.]+) s", log))
     return sum(float(found.get(s, "nan")) for s in stages)
@@ -56,6 +63,10 @@ def main():
     p.add_argument("--modelreport", action="store_true", help="also time PyTorch's ModelReport (slow)")
     a = p.parse_args()
 
+    # Same BLAS on both sides, or the ratio compares BLAS builds, not qreport.
+    blas = {b: blas_of(b) for b in (a.baseline, a.qreport)}
+    if len(set(blas.values())) != 1:
+        sys.exit("bench: baseline and qreport load different BLAS libraries: %s" % blas)
     tmp = tempfile.mkdtemp(prefix="qreport-bench-")
     rows = []
     for name in a.models.split(","):
@@ -102,7 +113,8 @@ def main():
         if mr:
             line += " %.2f | %.1fx |" % (r["modelreport_s"], r["mr_ratio"])
         print(line)
-    print("\n%d interleaved runs each, medians; %d threads; device %s." % (a.reps, a.threads, a.device))
+    print("\n%d interleaved runs each, medians; %d threads; device %s; BLAS %s (baseline and qreport)."
+          % (a.reps, a.threads, a.device, blas[a.baseline]))
 
 
 if __name__ == "__main__":
