@@ -35,6 +35,9 @@ def main():
         save_batches(batches, os.path.join(d, "calib.pt"))
         with open(os.path.join(d, "oracle.json"), "w") as f:
             json.dump(oracle.run_all(name), f, indent=1, sort_keys=False)
+        with open(os.path.join(d, "fused.json"), "w") as f:  # fused modules: what prepare_fx matches
+            json.dump([n for n, m in gm.named_modules() if type(m).__module__.startswith(
+                ("torch.nn.intrinsic", "torch.ao.nn.intrinsic"))], f)
         print("fixture", name, "->", d)
 
 

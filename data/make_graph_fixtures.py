@@ -196,6 +196,85 @@ class Layouts(nn.Module):
         return y.sum() + self.fc(self.before_linear(t * 2.0)).sum() + self.unknown(u).sum()
 
 
+@torch.jit.interface
+class BlockIface(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pass
+
+
+class IfaceBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(4, 8)
+        self.fc2 = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(torch.relu(self.fc1(x)) * 10.0)
+
+
+class WithInterface(nn.Module):
+    """blk is typed by a module interface: its calls are dynamic dispatch in the graph."""
+    blk: BlockIface
+
+    def __init__(self):
+        super().__init__()
+        self.blk = IfaceBlock()
+
+    def forward(self, x):
+        return self.blk(x)
+
+
+class Forked(nn.Module):
+    """Calls run through torch.jit.fork: a submodule, and every member of a ModuleList."""
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(4, 4)
+        self.layers = nn.ModuleList([nn.Linear(4, 4), nn.Linear(4, 4)])
+
+    def forward(self, x):
+        fut = torch.jit.fork(self.a, x)
+        futs: List[torch.jit.Future[torch.Tensor]] = []
+        for layer in self.layers:
+            futs.append(torch.jit.fork(layer, x * 2.0))
+        y = torch.jit.wait(fut)
+        for f in futs:
+            y = y + torch.jit.wait(f)
+        return y
+
+
+class MyLinear(nn.Linear):
+    """A user's Linear subclass: PyTorch's isinstance rules take it, the exact-type rule does not."""
+    def forward(self, x):
+        return torch.nn.functional.linear(x, self.weight, self.bias) * 2.0
+
+
+class MyConv(nn.Conv2d):
+    pass
+
+
+class Subclasses(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = MyConv(2, 3, 1)
+        self.lin = MyLinear(3, 2)
+        self.up = nn.ConvTranspose2d(3, 3, 1)  # not a Conv2d subclass
+
+    def forward(self, x):
+        return self.lin(self.up(self.conv(x)).mean((2, 3)))
+
+
+def hook_inputs(model, x, names):
+    """The inputs of the named modules' calls, by forward pre-hooks on the eager model, in name order."""
+    seen = {}
+    mods = dict(model.named_modules())
+    hooks = [mods[n].register_forward_pre_hook(lambda m, inp, n=n: seen.setdefault(n, inp[0].detach().clone()))
+             for n in names]
+    model(x)
+    for h in hooks:
+        h.remove()
+    return [seen[n] for n in names]
+
+
 def save(model, path):
     torch.jit.save(torch.jit.script(model.eval()), path)
 
@@ -220,6 +299,20 @@ def main():
     save(Recurrent(), f"{out}/recurrent.pt")
     save(Attention(), f"{out}/attention.pt")
     save(Layouts(), f"{out}/layouts.pt")
+    # Interfaces and forks, with the values forward hooks see on the same input (the oracle).
+    x = torch.randn(3, 4)
+    torch.save([x], f"{out}/calib_iface.pt")
+    m = WithInterface().eval()
+    save(m, f"{out}/interface.pt")
+    torch.save(hook_inputs(m, x, ["blk.fc1", "blk.fc2"]), f"{out}/interface_hooks.pt")
+    m = Forked().eval()
+    save(m, f"{out}/forked.pt")
+    torch.save(hook_inputs(m, x, ["a", "layers.0", "layers.1"]), f"{out}/forked_hooks.pt")
+    save(Subclasses(), f"{out}/subclasses.pt")
+    # Frozen models: nothing left to observe.
+    frozen = torch.jit.freeze(torch.jit.script(TwoInput().eval()))
+    torch.jit.save(frozen, f"{out}/frozen.pt")
+    torch.jit.save(torch.jit.optimize_for_inference(torch.jit.script(ConvRelu().eval())), f"{out}/optimized.pt")
     from torch.ao.quantization.quantize_fx import fuse_fx
     save(fuse_fx(ConvRelu().eval()), f"{out}/fused.pt")
     import torchvision

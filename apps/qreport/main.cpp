@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/errors.h"
+#include "common/output_file.h"
 #include "detectors/detectors.h"
 #include "pipeline/analyze.h"
 #include "report/report.h"
@@ -24,10 +25,17 @@ constexpr const char* kExitCodes =
     "  0   success\n"
     "  1   findings of a kind named by --fail-on (the report is written first)\n"
     "  2   bad usage or bad input (unreadable or invalid model or archive, data that does not fit forward,\n"
-    "      invalid option)\n"
+    "      invalid option, unwritable output)\n"
     "  3   the model's forward failed during calibration\n"
     "  70  internal error (a bug in qreport: please report it)\n"
     "  130 interrupted (Ctrl-C); no report is written\n";
+
+// inspect and table run no calibration and gate nothing.
+constexpr const char* kExitCodesNoCalibration =
+    "Exit codes:\n"
+    "  0   success\n"
+    "  2   bad usage or bad input (unreadable or invalid model or report, invalid option, unwritable output)\n"
+    "  70  internal error (a bug in qreport: please report it)\n";
 
 bool progress_line_open = false;  // a "\rcalibrating..." line without its newline yet
 
@@ -35,26 +43,6 @@ int fail(int code, const std::string& message) {
   if (progress_line_open) std::fputc('\n', stderr);
   std::fprintf(stderr, "qreport: error: %s\n", first_line(message).c_str());
   return code;
-}
-
-// Writes via a temporary file in the same directory and a rename, so a failed or interrupted run never
-// leaves a partial report behind.
-void write_atomically(const std::string& path, const std::string& content) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw InputError("cannot write output file '" + path + "'");
-    out << content;
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      throw InputError("cannot write output file '" + path + "'");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw InputError("cannot write output file '" + path + "'");
-  }
 }
 
 // "a,b,c" -> {"a", "b", "c"}; an empty item stays (and is then rejected as unknown).
@@ -102,12 +90,7 @@ std::string read_file(const std::string& path) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-void emit(const std::string& output, const std::string& text) {
-  if (output.empty())
-    std::cout << text << std::flush;
-  else
-    write_atomically(output, text);
-}
+void emit(const std::string& output, const std::string& text) { write_output(output, text); }
 
 }  // namespace
 
@@ -146,9 +129,12 @@ int main(int argc, char** argv) {
                       "Exit 1, after writing the report, if it has findings of these kinds: none, all, or a comma "
                       "list of per_channel, dynamic, equalization, outliers")
       ->capture_default_str();
-  analyze->add_option("-o,--output", output, "Write the report to this file instead of stdout");
-  analyze->add_option("--batch-size", batch_size, "Split a single-Tensor archive into batches of N rows");
-  analyze->add_option("--max-batches", max_batches, "Use at most N calibration batches");
+  analyze->add_option("-o,--output", output,
+                      "Write the report to this file ('-': stdout). A regular file is replaced atomically; a "
+                      "device, FIFO or symbolic link is written in place. Never the model or the archive");
+  auto* batch_size_opt =
+      analyze->add_option("--batch-size", batch_size, "Split a single-Tensor archive into batches of N rows (N >= 1)");
+  auto* max_batches_opt = analyze->add_option("--max-batches", max_batches, "Use at most N calibration batches (N >= 1)");
   analyze->add_option("--threads", o.threads, "Intra-op threads (default: one per core)");
   analyze->add_option("--backend", backend, "Per-channel detector backend: fbgemm, qnnpack, onednn, x86")
       ->capture_default_str();
@@ -183,7 +169,7 @@ int main(int argc, char** argv) {
   auto* inspect = app.add_subcommand(
       "inspect", "Show the module tree, the call sites found and what each detector would observe where (no data "
                  "needed): the tool to run first when a report looks wrong");
-  inspect->footer(kExitCodes);
+  inspect->footer(kExitCodesNoCalibration);
   inspect->add_option("model", o.model_path, "TorchScript model file (torch.jit.save)")->required();
   inspect->add_option("--detectors", detectors_arg, "all, or a comma list of detectors")->capture_default_str();
   inspect->add_option("--ch-axis", ch_axis_arg, "Channel axis of activations: auto or N")->capture_default_str();
@@ -196,7 +182,7 @@ int main(int argc, char** argv) {
 
   auto* table = app.add_subcommand("table", "Print the tensor-level and channel-level tables of a saved JSON report "
                                             "(like PyTorch's ModelReportVisualizer)");
-  table->footer(kExitCodes);
+  table->footer(kExitCodesNoCalibration);
   table->add_option("report", table_report, "A report written by 'qreport analyze --format json'")->required();
   table->add_option("--module", module_filter, "Only modules whose name contains this");
   table->add_option("--feature", feature_filter, "Only features whose name contains this");
@@ -226,22 +212,26 @@ int main(int argc, char** argv) {
   install_interrupt_handler();
   try {
     if (table->parsed()) {
+      check_output_is_not_input(output, {table_report});
       emit(output, report::tables_from_json(read_file(table_report), module_filter, feature_filter));
       return kExitOk;
     }
     o.detectors = parse_detectors(detectors_arg);
     o.ch_axis = detectors::parse_ch_axis(ch_axis_arg);
     if (inspect->parsed()) {
+      check_output_is_not_input(output, {o.model_path});
       report::Inspection in = pipeline::inspect(o);
       for (const auto& w : in.warnings) spdlog::warn("{}", w);
       emit(output, inspect_format == "json" ? report::to_json(in) : report::to_text(in));
       return kExitOk;
     }
     std::vector<std::string> fail_on = parse_fail_on(fail_on_arg);
-    if (batch_size != 0) o.calibration.batch_size = batch_size;
-    if (max_batches != 0) o.calibration.max_batches = max_batches;
-    if (batch_size < 0) throw UsageError("--batch-size must be positive");
-    if (max_batches < 0) throw UsageError("--max-batches must be positive");
+    // 0 is not "all": a usage error, like any other count below 1.
+    if (batch_size_opt->count() && batch_size < 1) throw UsageError("--batch-size must be at least 1");
+    if (max_batches_opt->count() && max_batches < 1) throw UsageError("--max-batches must be at least 1");
+    if (batch_size_opt->count()) o.calibration.batch_size = batch_size;
+    if (max_batches_opt->count()) o.calibration.max_batches = max_batches;
+    check_output_is_not_input(output, {o.model_path, o.calib_path});
     if (o.threads < 0) throw UsageError("--threads must be positive");
     o.per_channel.backend = backend;
     o.per_channel.weight_per_channel = qscheme == "per-channel";
@@ -269,7 +259,8 @@ int main(int argc, char** argv) {
       ++gated;
       if (!quiet) std::fprintf(stderr, "qreport: finding: %s %s: %s\n", f.kind.c_str(), f.fqn.empty() ? "(root)" : f.fqn.c_str(), f.detail.c_str());
     }
-    if (gated) std::fprintf(stderr, "qreport: --fail-on %s: %zu finding%s; exit 1\n", fail_on_arg.c_str(), gated, gated == 1 ? "" : "s");
+    if (gated && !quiet)  // -q: the exit code says it
+      std::fprintf(stderr, "qreport: --fail-on %s: %zu finding%s; exit 1\n", fail_on_arg.c_str(), gated, gated == 1 ? "" : "s");
     return gated ? kExitFindings : kExitOk;
   } catch (const UsageError& e) {
     return fail(kExitUsage, e.what());

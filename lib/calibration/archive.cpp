@@ -84,9 +84,13 @@ Archive Archive::open(const std::string& path, const Options& options) {
     // What torch::jit::readArchiveAndTensors does, with the pickle patched for LibTorch 1.13 first.
     auto [ptr, size] = reader.getRecord("data.pkl");
     std::string pickle(static_cast<const char*>(ptr.get()), size);
+    if (int protocol = pickle_protocol(pickle); protocol > 2)
+      throw InputError("calibration archive '" + path + "' was saved with pickle protocol " +
+                       std::to_string(protocol) + "; LibTorch reads protocol 2: save it with torch.save(obj, path) "
+                       "without pickle_protocol (the default is 2)");
     if (std::string problem = pickle_problem(pickle); !problem.empty())
       throw InputError("calibration archive '" + path + "' is corrupt: data.pkl " + problem);
-    pickle = patch_append_opcodes(pickle);
+    pickle = patch_for_libtorch(pickle);
     size_t pos = 0;
     auto read = [&](char* buf, size_t len) -> size_t {
       size_t n = std::min(len, pickle.size() - pos);
@@ -109,7 +113,9 @@ Archive Archive::open(const std::string& path, const Options& options) {
       record_bytes[data.get()] = bytes;
       return std::move(data);
     };
-    torch::jit::Unpickler unpickler(read, nullptr, nullptr, read_record, c10::nullopt);
+    // Storages saved from a GPU name their device ("cuda:0"); they load onto the CPU, as torch.load's
+    // map_location="cpu" does, and move to --device with every other batch.
+    torch::jit::Unpickler unpickler(read, nullptr, nullptr, read_record, c10::Device(c10::kCPU));
     unpickler.set_version(reader.version());
     root = unpickler.parse_ivalue();
     check_storages_fit(root, record_bytes, path);

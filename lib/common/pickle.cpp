@@ -1,5 +1,6 @@
 #include "common/pickle.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -65,12 +66,22 @@ size_t first_overlong_argument(const std::string& p) {
 
 enum class Scan { Ok, Unknown, Invalid };
 
+// Rewrites that make a pickle readable by LibTorch 1.13's unpickler, as byte edits of the original.
+struct Edits {
+  std::vector<size_t> mark_at;                      // a MARK goes before this offset
+  std::vector<std::pair<size_t, char>> opcode;      // this opcode byte becomes another
+  std::vector<size_t> drop;                         // this opcode byte goes
+};
+
+const std::string kOrderedDict = "ccollections\nOrderedDict\n";  // GLOBAL collections.OrderedDict
+
 // Walks the opcodes, tracking the unpickler's value stack with MARKs as entries. Invalid: an opcode
 // pops more values than there are, pops across a MARK, or needs a MARK that is not there; LibTorch
 // 1.13's unpickler does not check these and corrupts its own memory. Unknown: an opcode this scanner
-// does not model (the unpickler then decides). Records each APPEND and where its item starts.
-Scan scan(const std::string& p, std::vector<size_t>& mark_at, std::vector<size_t>& appends_at) {
+// does not model (the unpickler then decides). Records the edits for the opcodes LibTorch lacks.
+Scan scan(const std::string& p, Edits& edits) {
   std::vector<Entry> stack;
+  std::vector<uint64_t> ordered_dict_ids;  // memo ids holding the OrderedDict class
   std::vector<bool> memo;  // memo ids put so far
   auto pop = [&](size_t n) -> std::optional<Entry> {
     if (stack.size() < n) return std::nullopt;
@@ -105,6 +116,7 @@ Scan scan(const std::string& p, std::vector<size_t>& mark_at, std::vector<size_t
         if (ok) {
           if (id >= memo.size()) memo.resize(id + 1, false);
           memo[id] = true;
+          if (p.compare(stack.back().start, kOrderedDict.size(), kOrderedDict) == 0) ordered_dict_ids.push_back(id);
         }
         break;
       }
@@ -145,23 +157,49 @@ Scan scan(const std::string& p, std::vector<size_t>& mark_at, std::vector<size_t
         if (ok) stack.push_back({m->start, false});
         break;
       }
-      case 'a': {
+      case 'a': {  // APPEND: `MARK item APPENDS`
         auto item = pop(1);
         ok = item.has_value() && !stack.empty() && !stack.back().mark;
         if (ok) {
-          mark_at.push_back(item->start);
-          appends_at.push_back(i);
+          edits.mark_at.push_back(item->start);
+          edits.opcode.push_back({i, 'e'});
+        }
+        break;
+      }
+      case 's': {  // SETITEM, which Python writes for a one-key dict: `MARK key value SETITEMS`
+        auto key = pop(2);
+        ok = key.has_value() && !stack.empty() && !stack.back().mark;
+        if (ok) {
+          edits.mark_at.push_back(key->start);
+          edits.opcode.push_back({i, 'u'});
         }
         break;
       }
       case 'e': case 'u': case 0x90: ok = pop_mark().has_value() && !stack.empty() && !stack.back().mark; break;
-      case 's': ok = pop(2).has_value() && !stack.empty() && !stack.back().mark; break;
       case 'b': ok = pop(1).has_value() && !stack.empty() && !stack.back().mark; break;
       case '0': ok = pop(1).has_value(); break;
       case 'R': case 0x81: {
+        const bool reduce = op == 'R' && stack.size() >= 2;
+        const size_t args = reduce ? stack.back().start : 0;
         auto first = pop(2);
         ok = first.has_value();
-        if (ok) stack.push_back({first->start, false});
+        if (!ok) break;
+        stack.push_back({first->start, false});
+        // OrderedDict() (the class, from GLOBAL or a memo get, applied to an empty tuple) is read as a
+        // dict: EMPTY_DICT in place of the class, the empty tuple and REDUCE dropped. The class's memo
+        // put then holds that first dict, which nothing reads as a class again (later uses are rewritten).
+        if (!reduce || p[args] != ')' || args + 1 != i) break;
+        const size_t c = first->start;
+        bool ordered = p.compare(c, kOrderedDict.size(), kOrderedDict) == 0;
+        if (!ordered && (p[c] == 'h' || p[c] == 'j')) {
+          uint64_t id = read_le(p, c + 1, p[c] == 'h' ? 1 : 4);
+          ordered = std::find(ordered_dict_ids.begin(), ordered_dict_ids.end(), id) != ordered_dict_ids.end();
+        }
+        if (ordered) {
+          edits.opcode.push_back({c, '}'});
+          edits.drop.push_back(args);
+          edits.drop.push_back(i);
+        }
         break;
       }
       case 'Q': {
@@ -186,27 +224,42 @@ Scan scan(const std::string& p, std::vector<size_t>& mark_at, std::vector<size_t
 std::string pickle_problem(const std::string& p) {
   if (size_t at = first_overlong_argument(p); at != std::string::npos)
     return "has a value at byte " + std::to_string(at) + " that claims more bytes than the file holds";
-  std::vector<size_t> marks, appends;
-  if (scan(p, marks, appends) == Scan::Invalid) return "is not a well-formed pickle";
+  Edits edits;
+  if (scan(p, edits) == Scan::Invalid) return "is not a well-formed pickle";
   return {};
 }
 
-std::string patch_append_opcodes(const std::string& p) {
-  if (p.find('a') == std::string::npos) return p;
-  std::vector<size_t> mark_at;     // offsets where a MARK goes
-  std::vector<size_t> appends_at;  // offsets of APPEND opcodes
-  if (scan(p, mark_at, appends_at) != Scan::Ok) return p;
-  if (appends_at.empty()) return p;
-  // Rebuild: a MARK before each recorded item start, APPENDS in place of each APPEND.
+int pickle_protocol(const std::string& p) {
+  return p.size() >= 2 && static_cast<unsigned char>(p[0]) == 0x80 ? static_cast<unsigned char>(p[1]) : 0;
+}
+
+std::string patch_for_libtorch(const std::string& p) {
+  Edits edits;
+  if (scan(p, edits) != Scan::Ok) return p;
+  if (edits.mark_at.empty() && edits.opcode.empty() && edits.drop.empty()) return p;
   std::vector<int> marks(p.size() + 1, 0);
-  for (size_t m : mark_at) ++marks[m];
-  std::vector<bool> is_append(p.size(), false);
-  for (size_t a : appends_at) is_append[a] = true;
+  for (size_t m : edits.mark_at) ++marks[m];
+  std::vector<int> replace(p.size(), -1);
+  for (const auto& [at, op] : edits.opcode) replace[at] = static_cast<unsigned char>(op);
+  std::vector<bool> dropped(p.size(), false);
+  for (size_t d : edits.drop) dropped[d] = true;
   std::string out;
-  out.reserve(p.size() + 2 * mark_at.size());
+  out.reserve(p.size() + edits.mark_at.size());
+  // Opcode offsets are where an opcode begins; its argument bytes follow and are copied as they are,
+  // except for a GLOBAL turned into EMPTY_DICT, whose two text lines go with it.
   for (size_t k = 0; k < p.size(); ++k) {
     out.append(marks[k], '(');
-    out.push_back(is_append[k] ? 'e' : p[k]);
+    if (replace[k] == '}' && p[k] == 'c') {
+      out.push_back('}');
+      k += kOrderedDict.size() - 1;
+    } else if (replace[k] == '}') {  // a memo get of the class: BINGET id / LONG_BINGET id
+      out.push_back('}');
+      k += p[k] == 'h' ? 1 : 4;
+    } else if (replace[k] >= 0) {
+      out.push_back(static_cast<char>(replace[k]));
+    } else if (!dropped[k]) {
+      out.push_back(p[k]);
+    }
   }
   return out;
 }

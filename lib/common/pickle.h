@@ -2,8 +2,9 @@
 // untrusted files (calibration archives, and the .pkl records of TorchScript models).
 //  - It trusts its input: a corrupt declared length or memo id makes it allocate gigabytes, a broken
 //    MARK discipline corrupts its memory. pickle_problem() finds both before it runs.
-//  - It lacks the APPEND opcode, which Python emits for a one-element list (`torch.save([x])`), and POP.
-//    patch_append_opcodes() rewrites each `<item> APPEND` into `MARK <item> APPENDS`, which it reads.
+//  - It lacks opcodes Python's pickler emits at protocol 2 for documented layouts: APPEND (a one-element
+//    list, `torch.save([x])`), SETITEM (a one-key dict, `torch.save({"x": [...]})`), and it reads
+//    OrderedDict's reduction as something that is not a dict. patch_for_libtorch() rewrites them.
 #pragma once
 #include <string>
 
@@ -16,9 +17,13 @@ namespace qreport {
 // Opcodes the scanner does not model end the check (the unpickler then rejects or reads them itself).
 std::string pickle_problem(const std::string& pickle);
 
-// The pickle with a MARK inserted before each APPEND's item and APPEND turned into APPENDS (the item's
-// start is found by tracking the value stack). Unchanged when it holds no APPEND or an opcode the
-// scanner does not model.
-std::string patch_append_opcodes(const std::string& pickle);
+// The pickle as LibTorch 1.13 reads it: `item APPEND` becomes `MARK item APPENDS`, `key value SETITEM`
+// becomes `MARK key value SETITEMS` (the item's or key's start is found by tracking the value stack),
+// and `OrderedDict () REDUCE` becomes EMPTY_DICT. Unchanged when there is nothing to rewrite or it holds
+// an opcode the scanner does not model.
+std::string patch_for_libtorch(const std::string& pickle);
+
+// The protocol of a pickle (its PROTO opcode), 0 without one. LibTorch reads protocol 2 only.
+int pickle_protocol(const std::string& pickle);
 
 }  // namespace qreport

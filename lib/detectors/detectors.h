@@ -163,5 +163,7 @@ struct QConfigEntry {
   bool equalization_recommended = false;
 };
 std::vector<QConfigEntry> merge_qconfig_info(const model::Model& model, const std::vector<DetectorResult>& results);
+// The outermost fused module (ConvReLU2d, LinearReLU, ...) that contains fqn, or fqn itself.
+std::string fused_ancestor(const model::Model& model, const std::string& fqn);
 
 }  // namespace qreport::detectors

@@ -46,6 +46,9 @@ class EqualizationDetector : public Detector {
     r.options = {{"ratio_threshold", Value::number(o_.ratio_threshold)}, {"ch_axis", axes.option_value()}};
     std::string lines;
     for (const auto& node : model.tree().nodes()) {
+      if (node.kind.is_subclass)
+        r.warnings.push_back(name() + ": '" + node.fqn + "' (" + node.type_name + ") skipped: PyTorch's equalization "
+                             "detector takes only the exact types nn.Linear and nn.Conv1d/2d/3d, not subclasses");
       if (!node.kind.exact_iwe) continue;
       const AxisChoice axis = axes.of(node.fqn);
       const auto* point = stats.find(node.fqn, Side::Input);
@@ -80,6 +83,10 @@ class EqualizationDetector : public Detector {
           s[c] = std::sqrt((*w_ratio)[c % w_ratio->size()]) / std::sqrt((*i_ratio)[c]);
         for (float v : s) rec.push_back(double(v) >= o_.ratio_threshold && double(v) <= 1.0 / o_.ratio_threshold);
         metrics = float_list(s);
+        const auto constant = std::count_if(s.begin(), s.end(), [](float v) { return !std::isfinite(v); });
+        if (constant > 0)
+          r.warnings.push_back(name() + ": " + std::to_string(constant) + " comparison metric(s) of '" + node.fqn +
+                               "' are null: those input channels have a range of 0 (constant), so s_c is infinite");
       }
       r.modules.push_back({node.fqn,
                            {{"input_weight_equalization_recommended", bool_list(rec)},

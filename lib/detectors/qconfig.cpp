@@ -1,11 +1,22 @@
 // ModelReport.generate_qconfig_mapping() and generate_equalization_mapping() (spec §3.5): every fqn any
-// detector reports gets an entry; the flags of all detectors are OR-merged.
+// detector reports gets an entry; the flags of all detectors are OR-merged. Unlike PyTorch, entries name
+// the module prepare_fx matches: the fused module for the children of fused modules.
 #include <map>
 
 #include "detectors/detectors.h"
 #include "model/model.h"
 
 namespace qreport::detectors {
+
+std::string fused_ancestor(const model::Model& model, const std::string& fqn) {
+  std::string target = fqn;
+  for (std::string p = fqn; !p.empty();) {
+    p = model::parent_fqn(p);
+    const model::ModuleNode* node = model.tree().find(p);
+    if (node && (node->kind.is_fused || (node->kind.is_qat && node->kind.base == "Fused"))) target = p;
+  }
+  return target;
+}
 
 std::vector<QConfigEntry> merge_qconfig_info(const model::Model& model, const std::vector<DetectorResult>& results) {
   std::map<std::string, QConfigInfo> merged;
@@ -19,10 +30,23 @@ std::vector<QConfigEntry> merge_qconfig_info(const model::Model& model, const st
       }
     }
   }
+  // prepare_fx matches a fused module (ConvReLU2d `conv1`) by its own name, never its children
+  // (`conv1.0`): a mapping for the child would leave the fused module in float. So advice for a child of
+  // a fused module goes to the fused module, OR-merged over its children.
+  std::map<std::string, QConfigInfo> by_target;
+  for (const auto& [fqn, info] : merged) {
+    const std::string target = fused_ancestor(model, fqn);
+    auto [it, inserted] = by_target.try_emplace(target, info);
+    if (!inserted) {
+      it->second.is_activation_dynamic |= info.is_activation_dynamic;
+      it->second.is_weight_per_channel |= info.is_weight_per_channel;
+      it->second.is_equalization_recommended |= info.is_equalization_recommended;
+    }
+  }
   std::vector<QConfigEntry> out;
   for (const auto& node : model.tree().nodes()) {
-    auto it = merged.find(node.fqn);
-    if (it == merged.end()) continue;
+    auto it = by_target.find(node.fqn);
+    if (it == by_target.end()) continue;
     QConfigEntry e;
     e.fqn = node.fqn;
     e.activation = it->second.is_activation_dynamic ? "default_dynamic_quant_observer" : "default_observer";

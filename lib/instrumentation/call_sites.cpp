@@ -40,6 +40,9 @@ std::vector<LeafCall> collect_leaf_calls(torch::jit::Graph& graph, std::vector<s
   torch::jit::Value* self = graph.inputs().at(0);
   for_each_node(graph.block(), [&](torch::jit::Node* n) {
     if (n->kind() != c10::prim::CallMethod || !is_forward_method(n->s(c10::attr::name))) return;
+    // A module interface left unresolved (resolve_interface_attributes warned): dispatch unknown, so
+    // neither a call site of that attribute nor a fallback for its children.
+    if (n->input(0)->type()->cast<c10::InterfaceType>()) return;
     auto fqn = receiver_fqn(n->input(0), self);
     if (fqn) {
       out.push_back({n, *fqn, n->inputs().size() > 1 ? n->input(1) : nullptr, single_output(n), ""});

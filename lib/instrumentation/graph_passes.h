@@ -1,5 +1,6 @@
 // Internal: graph passes behind Instrumenter, each small and testable on IR.
 #pragma once
+#include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/ir/ir.h>
 
 #include <optional>
@@ -23,6 +24,23 @@ int inline_non_leaf_calls(torch::jit::Graph& graph);
 // Follows a module (or attribute) value back through prim::GetAttr to `self`: "layers.0.fc" for
 // self.layers.0.fc. nullopt when the value comes from anywhere else.
 std::optional<std::string> receiver_fqn(torch::jit::Value* value, torch::jit::Value* self);
+
+// Gives each module attribute typed by a module interface (`blk: BlockIface`) the class of the module it
+// holds in the loaded model, so that its calls are inlined or named like any other module's: instances
+// are known at load time, and TorchScript cannot reassign a submodule. An attribute that cannot be
+// resolved keeps its interface type and a warning goes to *warnings. Returns how many were resolved.
+int resolve_interface_attributes(torch::jit::Graph& graph, const torch::jit::Module& root,
+                                 std::vector<std::string>* warnings);
+
+// Moves the work of every torch.jit.fork into the graph at the fork (a direct call, in program order)
+// and leaves a fork that only returns the computed value, so futures and waits keep working. Returns
+// the number of forks moved.
+int run_forks_in_place(torch::jit::Graph& graph);
+
+// Repeats, to a fixpoint: forks run in place (torch.jit.fork(self.a, x) becomes a direct call), interface
+// attributes resolved, non-leaf calls inlined. Returns the number of passes that inlined something.
+int expand_calls(const std::shared_ptr<torch::jit::Graph>& graph, const torch::jit::Module& root,
+                 std::vector<std::string>* warnings);
 
 // Whether a method name is forward or one of its TorchScript overloads ("forward__0", as nn.LSTM's).
 bool is_forward_method(const std::string& name);

@@ -10,6 +10,8 @@ bool is_leaf_module_class(const c10::ClassTypePtr& cls) {
   auto kind = model::classify(model::demangle_type_name(cls->name()->qualifiedName()));
   if (kind.is_fused || kind.is_qat || kind.is_observer) return true;
   for (size_t i = 0; i < cls->numAttributes(); ++i) {
+    // A submodule typed by a module interface is a submodule too (resolve_interface_attributes).
+    if (auto iface = cls->getAttribute(i)->cast<c10::InterfaceType>(); iface && iface->is_module()) return false;
     auto sub = cls->getAttribute(i)->cast<c10::ClassType>();
     if (!sub || !sub->is_module()) continue;
     auto sub_kind = model::classify(model::demangle_type_name(sub->name()->qualifiedName()));
@@ -49,6 +51,19 @@ int inline_non_leaf_calls(torch::jit::Graph& graph) {
   int passes = 0;
   // Inlined nodes land before the iterator, so one walk misses calls they contain: iterate to a fixpoint.
   while (inline_in_block(graph.block())) ++passes;
+  return passes;
+}
+
+int expand_calls(const std::shared_ptr<torch::jit::Graph>& graph, const torch::jit::Module& root,
+                 std::vector<std::string>* warnings) {
+  int passes = 0;
+  while (true) {
+    // Methods inlined by the last pass may hold forks of their own.
+    run_forks_in_place(*graph);
+    resolve_interface_attributes(*graph, root, warnings);
+    if (!inline_in_block(graph->block())) break;
+    ++passes;
+  }
   return passes;
 }
 

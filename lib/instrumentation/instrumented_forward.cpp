@@ -29,7 +29,7 @@ Instrumenter::Instrumenter(const model::Model& model) : impl_(std::make_unique<I
   impl_->graph = model.module().get_method("forward").graph()->copy();
   auto root_cls = impl_->graph->inputs().at(0)->type()->cast<c10::ClassType>();
   impl_->root_is_leaf = root_cls && is_leaf_module_class(root_cls);
-  if (!impl_->root_is_leaf) inline_non_leaf_calls(*impl_->graph);
+  if (!impl_->root_is_leaf) expand_calls(impl_->graph, model.module(), &impl_->warnings);
   auto& g = *impl_->graph;
   auto fused = find_fused_weight_uses(g);
   for (const auto& f : fused) {

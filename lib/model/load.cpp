@@ -25,6 +25,26 @@ void check_readable_file(const std::string& path, const char* what) {
   if (st.st_size == 0) throw InputError(std::string(what) + " '" + path + "' is empty");
 }
 
+// A class outside torch.nn that nn.Linear's or nn.ConvNd's constructor built: the constants they declare
+// (in_features/out_features; in_channels/out_channels/kernel_size) and a tensor weight of the rank that
+// goes with them (2; N + 2). Transposed convolutions are not ConvNd subclasses.
+Kind classify_subclass(const torch::jit::Module& m, Kind kind) {
+  const c10::ClassTypePtr& cls = m.type();
+  if (!m.hasattr("weight") || !m.attr("weight").isTensor()) return kind;
+  const int64_t rank = m.attr("weight").toTensor().dim();
+  if (cls->hasConstant("in_features") && cls->hasConstant("out_features") && rank == 2) {
+    kind.base = "Linear";
+    kind.is_linear = kind.is_subclass = true;
+  } else if (cls->hasConstant("in_channels") && cls->hasConstant("out_channels") && cls->hasConstant("kernel_size") &&
+             rank >= 3 && rank <= 5 && !(m.hasattr("transposed") && m.attr("transposed").isBool() &&
+                                         m.attr("transposed").toBool())) {
+    kind.conv_dims = static_cast<int>(rank - 2);
+    kind.base = "Conv" + std::to_string(kind.conv_dims) + "d";
+    kind.is_subclass = true;
+  }
+  return kind;
+}
+
 std::vector<ModuleNode> build_nodes(const torch::jit::Module& root) {
   std::vector<ModuleNode> nodes;
   for (const auto& nm : root.named_modules()) {
@@ -32,6 +52,7 @@ std::vector<ModuleNode> build_nodes(const torch::jit::Module& root) {
     n.fqn = nm.name;
     n.type_name = demangle_type_name(nm.value.type()->name()->qualifiedName());
     n.kind = classify(n.type_name);
+    if (n.kind.base == "Other" && !n.kind.is_observer) n.kind = classify_subclass(nm.value, n.kind);
     nodes.push_back(std::move(n));
   }
   for (size_t i = 1; i < nodes.size(); ++i) {
@@ -80,6 +101,38 @@ void check_pickles(const std::string& path) {
       throw InputError("model '" + path + "' is corrupt: its " + name + " " + problem);
 }
 
+// torch.jit.freeze (and optimize_for_inference, which freezes first) inlines every submodule and turns
+// every parameter into a constant of forward's graph: no submodules, no parameters, tensor constants.
+bool looks_frozen(const torch::jit::Module& module) {
+  if (module.children().size() != 0 || module.parameters().size() != 0) return false;
+  for (const torch::jit::Node* n : module.get_method("forward").graph()->nodes())
+    if (n->kind() == c10::prim::Constant && n->output()->type()->isSubtypeOf(*c10::TensorType::get())) return true;
+  return false;
+}
+
+std::string frozen_message(const std::string& path) {
+  return "model '" + path + "' is frozen (torch.jit.freeze or optimize_for_inference): its modules are gone and "
+         "its weights are graph constants, so there is nothing to observe; analyze the scripted model before "
+         "freezing (torch.jit.save(torch.jit.script(model)))";
+}
+
+// optimize_for_inference on a CPU with MKLDNN stores its weights as prim::ConstantMKLDNNTensor, which
+// LibTorch cannot load back: say what the file is rather than relay the loader's complaint.
+bool has_mkldnn_constants(const std::string& path) {
+  try {
+    caffe2::serialize::PyTorchStreamReader reader(path);
+    for (const auto& name : reader.getAllRecords()) {
+      if (name.rfind("code/", 0) != 0 || name.size() < 3 || name.compare(name.size() - 3, 3, ".py") != 0)
+        continue;
+      auto [data, size] = reader.getRecord(name);
+      if (std::string(static_cast<const char*>(data.get()), size).find("ConstantMKLDNNTensor") != std::string::npos)
+        return true;
+    }
+  } catch (const std::exception&) {
+  }
+  return false;
+}
+
 }  // namespace
 
 Model Model::load(const std::string& path) {
@@ -89,12 +142,14 @@ Model Model::load(const std::string& path) {
   try {
     m.module_ = std::make_unique<torch::jit::Module>(torch::jit::load(path));
   } catch (const std::exception& e) {
+    if (has_mkldnn_constants(path)) throw InputError(frozen_message(path));
     throw InputError("cannot load model '" + path + "' as TorchScript (save it with torch.jit.save): " +
                      first_line(e.what()));
   }
   m.module_->eval();
   if (!m.module_->find_method("forward"))
     throw InputError("model '" + path + "' has no forward method");
+  if (looks_frozen(*m.module_)) throw InputError(frozen_message(path));
   m.tree_ = std::make_unique<ModuleTree>(build_nodes(*m.module_));
   const auto& schema = m.module_->get_method("forward").function().getSchema();
   for (size_t i = 1; i < schema.arguments().size(); ++i) {

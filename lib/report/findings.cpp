@@ -40,7 +40,15 @@ std::vector<Finding> findings(const Report& report) {
         if (!channels.empty())
           out.push_back({"equalization", m.fqn, "input-weight equalization is recommended for channel(s) " + channels});
       } else if (res.name == "outlier_detector") {
-        std::string channels = true_channels(detectors::find_field(m.fields, "outliers_detected"));
+        // A channel flagged from too few usable batches (below --outlier-fraction-batches) is not
+        // evidence enough to fail a build on: only flagged channels with sufficient batches count.
+        const auto* flagged = detectors::find_field(m.fields, "outliers_detected");
+        const auto* sufficient = detectors::find_field(m.fields, "outlier_detection_is_sufficient_batches");
+        std::string channels;
+        if (flagged && sufficient && flagged->list.size() == sufficient->list.size())
+          for (size_t c = 0; c < flagged->list.size(); ++c)
+            if (is_true(&flagged->list[c]) && is_true(&sufficient->list[c]))
+              channels += (channels.empty() ? "" : ", ") + std::to_string(c);
         if (!channels.empty()) out.push_back({"outliers", m.fqn, "outliers in channel(s) " + channels});
       }
     }

@@ -1,5 +1,6 @@
 #include <nlohmann/json.hpp>
 
+#include "report/json_text.h"
 #include "report/report.h"
 
 namespace qreport::report {
@@ -10,7 +11,7 @@ std::string to_json(const Inspection& in) {
   ojson j;
   j["schema_version"] = 1;
   j["kind"] = "inspection";
-  j["model"] = {{"path", in.model_path}, {"modules", in.modules.size()}};
+  j["model"] = {{"path", json_bytes(in.model_path)}, {"modules", in.modules.size()}};
   ojson mods = ojson::array();
   for (const auto& m : in.modules)
     mods.push_back({{"fqn", m.fqn}, {"type", m.type_name}, {"kind", m.kind}, {"call_leaf", m.leaf},
@@ -21,14 +22,16 @@ std::string to_json(const Inspection& in) {
   ojson obs = ojson::array();
   for (const auto& o : in.observations)
     obs.push_back({{"detector", o.detector}, {"fqn", o.fqn}, {"side", o.side}, {"statistics", o.statistics},
-                   {"observed", o.observed}, {"site", o.observed ? ojson(o.site) : ojson(nullptr)},
+                   {"observed", o.observed || o.weight_only},
+                   {"site", o.observed ? ojson(o.site) : ojson(nullptr)},
                    {"parent_fallback", o.fallback},
                    {"axis_rule", o.axis_rule.empty() ? ojson(nullptr) : ojson(o.axis_rule)}});
   j["observations"] = obs;
   j["ch_axis"] = in.ch_axis;
   j["fast_paths"] = in.fast_paths;
-  j["warnings"] = in.warnings;
-  return j.dump(2) + "\n";
+  j["warnings"] = ojson::array();
+  for (const auto& w : in.warnings) j["warnings"].push_back(json_bytes(w));
+  return indent_json(j.dump()) + "\n";
 }
 
 std::string to_text(const Inspection& in) {
@@ -68,7 +71,9 @@ std::string to_text(const Inspection& in) {
       out += "\n== " + current + " ==\n";
     }
     out += "  " + (o.fqn.empty() ? std::string("(root)") : o.fqn) + " " + o.side + " (" + o.statistics + "): ";
-    if (!o.observed)
+    if (o.weight_only)
+      out += "read from the model, nothing observed\n";
+    else if (!o.observed)
       out += "NOT OBSERVED: no call site for it or any ancestor\n";
     else if (o.fallback)
       out += "observed at parent call site '" + o.site + "' (parent-fqn fallback)\n";

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "report/json_text.h"
 #include "report/report.h"
 
 namespace qreport::report {
@@ -45,8 +46,8 @@ std::string to_json(const Report& r) {
   ojson j;
   j["schema_version"] = 1;
   j["tool"] = {{"name", "qreport"}, {"version", QREPORT_VERSION}, {"libtorch", libtorch_version()}};
-  j["model"] = {{"path", r.model_path}, {"sha256", r.model_sha256}, {"modules", r.model_modules}};
-  j["calibration"] = {{"path", r.calib_path}, {"batches", r.batches}, {"device", r.device}};
+  j["model"] = {{"path", json_bytes(r.model_path)}, {"sha256", r.model_sha256}, {"modules", r.model_modules}};
+  j["calibration"] = {{"path", json_bytes(r.calib_path)}, {"batches", r.batches}, {"device", r.device}};
   ojson dets = ojson::object();
   for (const auto& res : r.results) {
     ojson modules = ojson::object();
@@ -63,8 +64,9 @@ std::string to_json(const Report& r) {
   }
   j["qconfig_mapping"] = qmap;
   j["equalization_mapping"] = emap;
-  j["warnings"] = r.warnings;
-  return j.dump(2) + "\n";
+  j["warnings"] = ojson::array();
+  for (const auto& w : r.warnings) j["warnings"].push_back(json_bytes(w));
+  return indent_json(j.dump()) + "\n";
 }
 
 }  // namespace qreport::report

@@ -47,6 +47,7 @@ struct Inspection {
     bool fallback = false;  // observed at an ancestor's call site (parent-fqn fallback)
     std::string statistics; // e.g. "min/max ch_axis=1, percentile q=0.975 ch_axis=1"
     std::string axis_rule;  // why that channel axis (--ch-axis auto), "" where no axis is involved
+    bool weight_only = false;  // read from the model's weights, nothing observed (per-channel detector)
   };
   std::string model_path;
   std::vector<Module> modules;

@@ -28,6 +28,9 @@ with open(LINC, "rb") as f:
 with open(f"{TMP}/calib_truncated.pt", "wb") as f:
     f.write(data[: len(data) // 2])
 os.makedirs(f"{TMP}/outdir", exist_ok=True)
+os.symlink(os.path.abspath(LINC), f"{TMP}/link-to-calib.pt")
+with open(f"{TMP}/r1.json", "w") as f:
+    f.write("{}")
 
 CASES = [
     ("help", ["--help"], 0, ""),
@@ -62,7 +65,15 @@ CASES = [
     ("threshold out of range", ["analyze", LIN, "--calib", LINC, "--equalization-threshold", "1.5"], 2, "--equalization-threshold must be > 0 and < 1"),
     ("percentile out of range", ["analyze", LIN, "--calib", LINC, "--outlier-reference-percentile", "2"], 2, "--outlier-reference-percentile must be in [0, 1]"),
     ("tolerance out of range", ["analyze", LIN, "--calib", LINC, "--dynamic-static-tolerance", "-1"], 2, "--dynamic-static-tolerance must be in [0, 1]"),
-    ("bad batch size", ["analyze", LIN, "--calib", LINC, "--batch-size", "-3"], 2, "--batch-size must be positive"),
+    ("bad batch size", ["analyze", LIN, "--calib", LINC, "--batch-size", "-3"], 2, "qreport: error: --batch-size must be at least 1"),
+    ("frozen model", ["analyze", f"{G}/frozen.pt", "--calib", LINC], 2, "is frozen (torch.jit.freeze or optimize_for_inference): its modules are gone and its weights are graph constants, so there is nothing to observe; analyze the scripted model before freezing"),
+    ("optimize_for_inference model", ["inspect", f"{G}/optimized.pt"], 2, "is frozen (torch.jit.freeze or optimize_for_inference)"),
+    ("batch size zero", ["analyze", LIN, "--calib", LINC, "--batch-size", "0"], 2, "qreport: error: --batch-size must be at least 1"),
+    ("max batches zero", ["analyze", LIN, "--calib", LINC, "--max-batches", "0"], 2, "qreport: error: --max-batches must be at least 1"),
+    ("output is the model", ["analyze", LIN, "--calib", LINC, "-o", LIN], 2, f"qreport: error: -o '{LIN}' is the input file '{LIN}'; choose another output file"),
+    ("output is the archive, through a link", ["analyze", LIN, "--calib", LINC, "-o", f"{TMP}/link-to-calib.pt"], 2, f"is the input file '{LINC}'"),
+    ("inspect output is the model", ["inspect", LIN, "-o", LIN], 2, "is the input file"),
+    ("table output is its report", ["table", f"{TMP}/r1.json", "-o", f"{TMP}/r1.json"], 2, "is the input file"),
     ("output dir missing", ["analyze", LIN, "--calib", LINC, "-o", "/nonexistent/dir/r.json"], 2, "cannot write output file"),
     ("all-zero batches", ["analyze", f"{G}/called_twice.pt", "--calib", f"{G}/calib_zeros.pt", "--format", "json"], 0, "is null: the epoch range is 0"),
     ("tuple output", ["analyze", f"{G}/tuple_out.pt", "--calib", f"{G}/calib_tensor.pt"], 0, ""),
@@ -83,14 +94,14 @@ CASES = [
     ("float64 inputs", ["analyze", f"{G}/tuple_out.pt", "--calib", f"{G}/calib_float64.pt"], 3, "forward failed"),
     ("output is a directory", ["analyze", LIN, "--calib", LINC, "-o", f"{TMP}/outdir"], 2, "cannot write output file"),
     ("output dir unwritable", ["analyze", LIN, "--calib", LINC, "-o", "/proc/qreport-report.json"], 2, "cannot write output file"),
-    ("max batches zero", ["analyze", LIN, "--calib", LINC, "--max-batches", "-1"], 2, "--max-batches must be positive"),
+    ("max batches negative", ["analyze", LIN, "--calib", LINC, "--max-batches", "-1"], 2, "--max-batches must be at least 1"),
     ("threads negative", ["analyze", LIN, "--calib", LINC, "--threads", "-2"], 2, "--threads must be positive"),
     ("ch-axis out of range", ["analyze", LIN, "--calib", LINC, "--ch-axis", "5", "--detectors", "equalization"], 0, "has no channel axis 5"),
     ("missing --calib", ["analyze", LIN], 2, "--calib is required"),
     ("fail-on unknown kind", ["analyze", LIN, "--calib", LINC, "--fail-on", "bugs"], 2, "unknown --fail-on kind 'bugs'"),
     ("fail-on outliers", ["analyze", f"{P}/spiky/model.pt", "--calib", f"{P}/spiky/calib.pt", "--ch-axis", "1", "--fail-on", "outliers", "--format", "json", "-o", f"{TMP}/gate.json"], 1, "qreport: --fail-on outliers: 2 findings; exit 1"),
     ("fail-on none found", ["analyze", f"{P}/spiky/model.pt", "--calib", f"{P}/spiky/calib.pt", "--ch-axis", "1", "--fail-on", "dynamic", "-o", f"{TMP}/gate2.json"], 0, ""),
-    ("fail-on all", ["analyze", f"{P}/spiky/model.pt", "--calib", f"{P}/spiky/calib.pt", "--ch-axis", "1", "--fail-on", "all", "-q", "-o", f"{TMP}/gate3.json"], 1, "--fail-on all: 6 findings"),
+    ("fail-on all", ["analyze", f"{P}/spiky/model.pt", "--calib", f"{P}/spiky/calib.pt", "--ch-axis", "1", "--fail-on", "all", "-o", f"{TMP}/gate3.json"], 1, "--fail-on all: 6 findings"),
     ("inspect missing model", ["inspect", "/nonexistent.pt"], 2, "model '/nonexistent.pt' does not exist"),
     ("inspect bad format", ["inspect", LIN, "--format", "html"], 2, "--format"),
     ("table missing file", ["table", "/nonexistent.json"], 2, "cannot read '/nonexistent.json'"),
@@ -139,8 +150,8 @@ if j["schema_version"] != 1 or j["tool"]["name"] != "qreport" or j["calibration"
     fail("json header", j["tool"])
 if sorted(j["detectors"]) != ["dynamic_vs_static_detector", "input_weight_equalization_detector", "outlier_detector", "per_channel_detector"]:
     fail("json detectors", sorted(j["detectors"]))
-if j["qconfig_mapping"]["conv1.0"] != {"activation": "default_observer", "weight": "default_per_channel_weight_observer"}:
-    fail("qconfig_mapping", j["qconfig_mapping"].get("conv1.0"))
+if j["qconfig_mapping"].get("conv1") != {"activation": "default_observer", "weight": "default_per_channel_weight_observer"} or "conv1.0" in j["qconfig_mapping"]:
+    fail("qconfig_mapping names the fused module", j["qconfig_mapping"])
 if open(out1, "rb").read() != open(out2, "rb").read():
     fail("determinism", "two runs gave different bytes")
 else:
@@ -209,10 +220,94 @@ r = run(["analyze", LIN, "--calib", LINC])
 if r.stderr:
     fail("quiet when not a tty", r.stderr)
 
+# Subclasses of nn.Linear / nn.Conv2d follow PyTorch's rules: isinstance for per-channel and
+# dynamic-static, the exact type for equalization (skipped, with a warning); ConvTranspose2d is no Conv2d.
+r = run(["analyze", f"{G}/subclasses.pt", "--calib", f"{G}/calib_img.pt", "--format", "json"])
+j = json.loads(r.stdout) if r.returncode == 0 else {"detectors": {}, "warnings": []}
+det = j["detectors"]
+ok = (r.returncode == 0 and sorted(det.get("per_channel_detector", {}).get("modules", {})) == ["conv", "lin"] and
+      sorted(det["dynamic_vs_static_detector"]["modules"]) == ["conv", "lin"] and
+      det["dynamic_vs_static_detector"]["modules"]["lin"]["is_dynamic_supported"] is True and
+      det["input_weight_equalization_detector"]["modules"] == {} and
+      "input_weight_equalization_detector: 'lin' (MyLinear) skipped: PyTorch's equalization detector takes only "
+      "the exact types nn.Linear and nn.Conv1d/2d/3d, not subclasses" in j["warnings"])
+if not ok:
+    fail("Linear/Conv subclasses", r.stdout[:300] + r.stderr)
+else:
+    print("ok Linear/Conv subclasses")
+r = run(["analyze", LIN, "--calib", LINC, "--fail-on", "all", "-q", "-o", f"{TMP}/quiet-gate.json"])
+if r.returncode != 1 or r.stderr:
+    fail("-q with --fail-on", f"exit {r.returncode}, stderr {r.stderr!r}")
+else:
+    print("ok -q with --fail-on")
+
+# -o -: the report on stdout.
+r = run(["analyze", LIN, "--calib", LINC, "--format", "json", "-o", "-"])
+if r.returncode != 0 or json.loads(r.stdout)["calibration"]["batches"] != 4:
+    fail("-o -", r.stderr)
+else:
+    print("ok -o -")
+
+# A path that is not UTF-8 is escaped losslessly (Python's surrogateescape), never a crash.
+odd = os.fsencode(TMP) + b"/model-\xff\xfe.pt"
+with open(LIN, "rb") as src, open(odd, "wb") as dst:
+    dst.write(src.read())
+r = subprocess.run([QREPORT.encode(), b"analyze", odd, b"--calib", LINC.encode(), b"--format", b"json"],
+                   capture_output=True, timeout=300)
+if r.returncode != 0 or os.fsencode(json.loads(r.stdout)["model"]["path"]) != odd:
+    fail("non-UTF-8 path", r.stderr.decode(errors="replace"))
+else:
+    print("ok non-UTF-8 path")
+
+
+# Output onto things that are not regular files: written in place, never replaced. Run as an
+# unprivileged user when the tests run as root, so that a regression cannot replace a system file.
+def as_nobody():
+    if os.geteuid() == 0:
+        os.setgid(65534)
+        os.setuid(65534)
+
+
+shared = tempfile.mkdtemp()
+os.chmod(shared, 0o777)
+for path in (LIN, LINC):
+    with open(path, "rb") as src, open(f"{shared}/{os.path.basename(os.path.dirname(path))}-{os.path.basename(path)}", "wb") as dst:
+        dst.write(src.read())
+m, c = f"{shared}/two_linear-model.pt", f"{shared}/two_linear-calib.pt"
+os.chmod(m, 0o644)
+os.chmod(c, 0o644)
+# stdout is a file the unprivileged user may write (a pipe created here would belong to root).
+captured = f"{shared}/stdout.txt"
+with open(captured, "w") as out:
+    os.chmod(captured, 0o666)
+    r = subprocess.run([QREPORT, "analyze", m, "--calib", c, "--format", "json", "-o", "/dev/stdout"], stdout=out,
+                       stderr=subprocess.PIPE, text=True, timeout=300, preexec_fn=as_nobody)
+text = open(captured).read()
+if r.returncode != 0 or json.loads(text)["calibration"]["batches"] != 4 or not os.path.islink("/dev/stdout"):
+    fail("-o /dev/stdout", r.stderr)
+else:
+    print("ok -o /dev/stdout")
+fifo = f"{shared}/report.fifo"
+os.mkfifo(fifo)
+os.chmod(fifo, 0o666)
+import threading  # noqa: E402
+got = []
+reader = threading.Thread(target=lambda: got.append(open(fifo).read()))
+reader.start()
+r = subprocess.run([QREPORT, "analyze", m, "--calib", c, "--format", "json", "-o", fifo], capture_output=True,
+                   text=True, timeout=300, preexec_fn=as_nobody)
+reader.join(timeout=60)
+import stat  # noqa: E402
+if r.returncode != 0 or not got or json.loads(got[0])["calibration"]["batches"] != 4 or \
+        not stat.S_ISFIFO(os.stat(fifo).st_mode):
+    fail("-o FIFO", r.stderr)
+else:
+    print("ok -o FIFO")
+
 # The demo in data/demo works.
 r = run(["analyze", f"{SRC}/data/demo/model.pt", "--calib", f"{SRC}/data/demo/calib.pt"])
 if r.returncode != 0 or "Outlier detection report" not in r.stdout:
     fail("demo", r.stderr)
 
-print(f"{len(CASES) + 12 - failures} passed, {failures} failed")
+print(f"{len(CASES) + 18 - failures} passed, {failures} failed")
 sys.exit(1 if failures else 0)

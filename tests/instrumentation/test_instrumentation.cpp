@@ -5,6 +5,7 @@
 #include <map>
 
 #include "instrumentation/instrumentation.h"
+#include "calibration/calibration.h"
 #include "model/model.h"
 #include "test_support.h"
 
@@ -208,4 +209,59 @@ TEST_CASE("the layout of a weightless module's input comes from the layer that p
   CHECK(instrumentation::layout_of_module_type("torch.nn.modules.normalization.LayerNorm") == Layout::Features);
   CHECK(instrumentation::layout_of_module_type("torch.nn.modules.batchnorm.BatchNorm1d") == Layout::Channels);
   CHECK(instrumentation::layout_of_module_type("__main__.MyLinear") == Layout::Unknown);
+}
+
+namespace {
+
+// The tensors of a torch.save'd list (the fixtures' forward-hook values).
+std::vector<at::Tensor> saved_list(const std::string& path) {
+  auto archive = calibration::Archive::open(path, {});
+  std::vector<at::Tensor> out;
+  for (size_t i = 0; i < archive.size(); ++i) out.push_back(archive.batch(i).positional.at(0).clone());
+  return out;
+}
+
+// Observes the inputs of `fqns` and runs forward once on the fixtures' input.
+std::vector<at::Tensor> observed_inputs(const std::string& model, const std::vector<std::string>& fqns) {
+  auto m = model::Model::load(fixture(model));
+  Instrumenter in(m);
+  for (size_t i = 0; i < fqns.size(); ++i) {
+    REQUIRE(in.has_call_site(fqns[i]));
+    CHECK(in.observe(fqns[i], Side::Input, static_cast<int64_t>(i)) == 1);
+  }
+  Recorder rec;
+  in.run({saved_list(fixture("graph/calib_iface.pt")).at(0)}, rec.sink());
+  std::vector<at::Tensor> out;
+  for (size_t i = 0; i < fqns.size(); ++i) {
+    REQUIRE(rec.seen[static_cast<int64_t>(i)].size() == 1);
+    out.push_back(rec.seen[static_cast<int64_t>(i)][0]);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a submodule typed by a module interface is observed through the module it holds") {
+  auto m = model::Model::load(fixture("graph/interface.pt"));
+  Instrumenter in(m);
+  CHECK(in.call_sites() == std::vector<std::string>{"blk.fc1", "blk.fc2"});
+  CHECK(in.warnings().empty());
+  auto got = observed_inputs("graph/interface.pt", {"blk.fc1", "blk.fc2"});
+  auto want = saved_list(fixture("graph/interface_hooks.pt"));
+  REQUIRE(want.size() == 2);
+  CHECK(got[1].sizes() == at::IntArrayRef({3, 8}));  // fc2's own input, not blk's
+  CHECK(at::equal(got[0], want[0]));
+  CHECK(at::equal(got[1], want[1]));
+}
+
+TEST_CASE("calls through torch.jit.fork are call sites, observed like direct calls") {
+  auto m = model::Model::load(fixture("graph/forked.pt"));
+  Instrumenter in(m);
+  CHECK(count(in.call_sites(), "a") == 1);
+  CHECK(count(in.call_sites(), "layers.0") == 1);
+  CHECK(count(in.call_sites(), "layers.1") == 1);
+  auto got = observed_inputs("graph/forked.pt", {"a", "layers.0", "layers.1"});
+  auto want = saved_list(fixture("graph/forked_hooks.pt"));
+  REQUIRE(want.size() == 3);
+  for (size_t i = 0; i < 3; ++i) CHECK(at::equal(got[i], want[i]));
 }

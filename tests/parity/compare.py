@@ -5,10 +5,13 @@ Where qreport deliberately differs from PyTorch (docs/differences.md), the oracl
 corrected form, so the difference itself is asserted:
   * outlier detector: a channel with batches_used 0 has ratio null and is not flagged (PyTorch: 1/0 = inf,
     flagged), and the report string lists it accordingly; 1.13's "occured" is spelled "occurred".
+  * mappings: advice for a child of a fused module (conv1.0) names the fused module (conv1), which is
+    what prepare_fx matches; the fixture's fused.json lists the fused modules.
 Usage: compare.py QREPORT_JSON ORACLE_JSON NAME
 """
 import json
 import math
+import os
 import sys
 
 REL = 1e-4
@@ -108,7 +111,20 @@ def main():
         for fqn, flags in want["qconfig_info"].items():
             old = merged.get(fqn, [False, False, False])
             merged[fqn] = [a or b for a, b in zip(old, flags)]
-    # ModelReport.generate_qconfig_mapping over the four detectors.
+    # ModelReport.generate_qconfig_mapping over the four detectors, children of fused modules renamed.
+    fused_path = os.path.join(os.path.dirname(sys.argv[2]), "fused.json")
+    fused = json.load(open(fused_path)) if os.path.exists(fused_path) else []
+
+    def target(fqn):
+        for p in sorted(fused, key=len):
+            if fqn.startswith(p + "."):
+                return p
+        return fqn
+    renamed = {}
+    for fqn, flags in merged.items():
+        old = renamed.get(target(fqn), [False, False, False])
+        renamed[target(fqn)] = [a or b for a, b in zip(old, flags)]
+    merged = renamed
     want_q = {fqn: {"activation": "default_dynamic_quant_observer" if f[0] else "default_observer",
                     "weight": "default_per_channel_weight_observer" if f[1] else "default_weight_observer"}
               for fqn, f in merged.items()}

@@ -1,4 +1,7 @@
+#include <nlohmann/json.hpp>
+
 #include "common/errors.h"
+#include "report/json_text.h"
 #include "report/report.h"
 #include "test_support.h"
 
@@ -55,14 +58,8 @@ TEST_CASE("JSON report: schema v1 shape, non-finite numbers as null, stable byte
       "report": "t",
       "modules": {
         "fc": {
-          "ratios": [
-            1.5,
-            null
-          ],
-          "flags": [
-            true,
-            false
-          ]
+          "ratios": [1.5, null],
+          "flags": [true, false]
         }
       }
     }
@@ -89,6 +86,40 @@ TEST_CASE("JSON report: schema v1 shape, non-finite numbers as null, stable byte
   CHECK(report::to_json(small_report()) == j);
 }
 
+TEST_CASE("JSON text: dump(2)'s layout, with arrays of scalars on one line") {
+  CHECK(report::indent_json(R"({"a":[1,2.5,null,true],"b":{"c":[],"d":{}},"e":[{"f":"x,y:[z]"}],"g":["s","t"]})") ==
+        R"({
+  "a": [1, 2.5, null, true],
+  "b": {
+    "c": [],
+    "d": {}
+  },
+  "e": [
+    {
+      "f": "x,y:[z]"
+    }
+  ],
+  "g": [
+    "s",
+    "t"
+  ]
+})");
+  // Commas, colons and brackets inside strings (and escaped quotes) are text, not structure.
+  CHECK(report::indent_json(R"(["a\"],[{","b"])") == R"([
+  "a\"],[{",
+  "b"
+])");
+}
+
+TEST_CASE("JSON strings with bytes that are not UTF-8 (Linux paths) are escaped losslessly") {
+  using report::indent_json;
+  using report::json_bytes;
+  CHECK(json_bytes("caf\xc3\xa9/m.pt") == "caf\xc3\xa9/m.pt");  // valid UTF-8 unchanged
+  nlohmann::json j = json_bytes("a\xff\x01" "b\xc3");
+  CHECK(indent_json(j.dump()) == R"("a\udcff\u0001b\udcc3")");
+  CHECK(indent_json(nlohmann::json(json_bytes("\xed\xa0\x80")).dump()) == R"("\udced\udca0\udc80")");  // a surrogate
+}
+
 TEST_CASE("text report: one section per detector, then warnings") {
   std::string t = report::to_text(small_report());
   CHECK(t.find("== outlier_detector ==\nt\n") != std::string::npos);
@@ -112,7 +143,9 @@ report::Report findings_report() {
   detectors::DetectorResult eq{"input_weight_equalization_detector", {}, "", {}, {}, {}};
   eq.modules.push_back({"a", {{"input_weight_equalization_recommended", detectors::bool_list({false, false})}}});
   detectors::DetectorResult od{"outlier_detector", {}, "", {}, {}, {}};
-  od.modules.push_back({"b", {{"outliers_detected", detectors::bool_list({false, true, true})}}});
+  // Channel 1 flagged from too few batches: not a finding (the gate counts what is sufficiently seen).
+  od.modules.push_back({"b", {{"outliers_detected", detectors::bool_list({false, true, true})},
+                              {"outlier_detection_is_sufficient_batches", detectors::bool_list({true, false, true})}}});
   r.results = {pc, ds, eq, od};
   return r;
 }
@@ -127,7 +160,7 @@ TEST_CASE("findings: what each detector recommends acting on, in detector then m
   CHECK(f[1].kind == "dynamic");
   CHECK(f[1].fqn == "a");
   CHECK(f[2].kind == "outliers");
-  CHECK(f[2].detail == "outliers in channel(s) 1, 2");
+  CHECK(f[2].detail == "outliers in channel(s) 2");
 }
 
 TEST_CASE("tables from a saved JSON report: scalars per module, lists per channel, filters") {
