@@ -241,6 +241,16 @@ if r.returncode != 1 or r.stderr:
 else:
     print("ok -q with --fail-on")
 
+# Interface-typed and forked submodules: observed at their own calls, nothing reported never called.
+for name, model, fqn, width in (("interface", "interface.pt", "blk.fc2", 8), ("fork", "forked.pt", "layers.1", 4)):
+    r = run(["analyze", f"{G}/{model}", "--calib", f"{G}/calib_iface.pt", "--format", "json"])
+    j = json.loads(r.stdout) if r.returncode == 0 else {}
+    mod = j.get("detectors", {}).get("outlier_detector", {}).get("modules", {}).get(fqn, {})
+    if r.returncode != 0 or "never called" in r.stderr or len(mod.get("input_activation_per_channel_max", [])) != width:
+        fail(f"{name} submodule", r.stderr + r.stdout[:200])
+    else:
+        print(f"ok {name} submodule")
+
 # -o -: the report on stdout.
 r = run(["analyze", LIN, "--calib", LINC, "--format", "json", "-o", "-"])
 if r.returncode != 0 or json.loads(r.stdout)["calibration"]["batches"] != 4:
@@ -309,5 +319,5 @@ r = run(["analyze", f"{SRC}/data/demo/model.pt", "--calib", f"{SRC}/data/demo/ca
 if r.returncode != 0 or "Outlier detection report" not in r.stdout:
     fail("demo", r.stderr)
 
-print(f"{len(CASES) + 18 - failures} passed, {failures} failed")
+print(f"{len(CASES) + 20 - failures} passed, {failures} failed")
 sys.exit(1 if failures else 0)
