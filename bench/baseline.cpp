@@ -7,6 +7,7 @@
 #include <torch/script.h>
 #include <torch/serialize.h>
 
+#include <chrono>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -25,6 +26,7 @@ int main(int argc, char** argv) {
     std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     c10::IValue archive = torch::pickle_load(bytes);
     c10::InferenceMode guard;
+    const auto start = std::chrono::steady_clock::now();
     double checksum = 0;  // keeps the outputs alive to the end, as qreport's observers keep statistics
     std::vector<at::Tensor> outputs;
     for (const auto& item : archive.toListRef()) {
@@ -32,7 +34,9 @@ int main(int argc, char** argv) {
       outputs.push_back(model.forward({x}).toTensor());
     }
     for (const auto& o : outputs) checksum += o.sum().item<double>();  // one sync at the end, like qreport
-    std::cout << "batches " << outputs.size() << " checksum " << checksum << "\n";
+    const double forward_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    // forward_s: the forward passes alone (compare with qreport -v's "stage calibrate").
+    std::cout << "batches " << outputs.size() << " checksum " << checksum << " forward_s " << forward_s << "\n";
   } catch (const std::exception& e) {
     std::cerr << "baseline: " << e.what() << "\n";
     return 1;

@@ -77,7 +77,7 @@ def main():
             "qreport": [a.qreport, "analyze", model, "--calib", calib, "--detectors", "all", "--device", a.device,
                         "--threads", str(a.threads), "--format", "json", "-o", os.path.join(tmp, "r.json"), "-v"],
         }
-        if a.modelreport:
+        if a.modelreport and os.path.exists(os.path.join(d, "fx_model.pth")):  # no FX model for ViT
             cmds["modelreport"] = ["/usr/bin/python3", os.path.join(HERE, "modelreport.py"), d, str(a.threads)]
         times = {k: [] for k in cmds}
         rss = {k: [] for k in cmds}
@@ -94,24 +94,26 @@ def main():
         half = [c for c in cmds["qreport"]] + ["--max-batches", str(max(1, count_batches(calib) // 2))]
         rss_half = max(timed(half, os.path.join(tmp, "half.log"))[1] for _ in range(2))
         med = {k: statistics.median(v) for k, v in times.items()}
+        pair = [q / b for q, b in zip(times["qreport"], times["baseline"])]  # each rep's interleaved pair
         row = {"model": name, "baseline_s": med["baseline"], "qreport_s": med["qreport"],
-               "ratio": med["qreport"] / med["baseline"], "setup_s": statistics.median(setup),
+               "ratio": med["qreport"] / med["baseline"], "spread": (min(pair), max(pair)), "setup_s": statistics.median(setup),
                "rss_baseline": max(rss["baseline"]), "rss_qreport": max(rss["qreport"]), "rss_half": rss_half}
-        if a.modelreport:
+        if "modelreport" in med:
             row["modelreport_s"] = med["modelreport"]
             row["mr_ratio"] = med["modelreport"] / med["baseline"]
         rows.append(row)
 
     mr = a.modelreport
-    print("| model | baseline s | qreport s | qreport / baseline | load+instrument s | peak RSS baseline MiB |"
-          " peak RSS qreport MiB (half the batches) |" + (" ModelReport s | ModelReport / baseline |" if mr else ""))
-    print("|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if mr else ""))
+    print("| model | baseline s | qreport s | qreport / baseline | per-run ratios | load+instrument s |"
+          " peak RSS baseline MiB | peak RSS qreport MiB (half the batches) |" +
+          (" ModelReport s | ModelReport / baseline |" if mr else ""))
+    print("|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if mr else ""))
     for r in rows:
-        line = "| %s | %.3f | %.3f | **%.2fx** | %.3f | %.0f | %.0f (%.0f) |" % (
-            r["model"], r["baseline_s"], r["qreport_s"], r["ratio"], r["setup_s"], r["rss_baseline"],
-            r["rss_qreport"], r["rss_half"])
+        line = "| %s | %.3f | %.3f | **%.2fx** | %.2f-%.2f | %.3f | %.0f | %.0f (%.0f) |" % (
+            r["model"], r["baseline_s"], r["qreport_s"], r["ratio"], r["spread"][0], r["spread"][1], r["setup_s"],
+            r["rss_baseline"], r["rss_qreport"], r["rss_half"])
         if mr:
-            line += " %.2f | %.1fx |" % (r["modelreport_s"], r["mr_ratio"])
+            line += " %.2f | %.1fx |" % (r["modelreport_s"], r["mr_ratio"]) if "mr_ratio" in r else " - | - |"
         print(line)
     print("\n%d interleaved runs each, medians; %d threads; device %s; BLAS %s (baseline and qreport)."
           % (a.reps, a.threads, a.device, blas[a.baseline]))
