@@ -23,14 +23,6 @@ bool is_forward_method(const std::string& name) {
 
 namespace {
 
-template <class F>
-void for_each_node(torch::jit::Block* block, F&& fn) {
-  for (torch::jit::Node* n : block->nodes()) {
-    for (torch::jit::Block* b : n->blocks()) for_each_node(b, fn);
-    fn(n);
-  }
-}
-
 torch::jit::Value* single_output(torch::jit::Node* n) { return n->outputs().size() == 1 ? n->output() : nullptr; }
 
 }  // namespace

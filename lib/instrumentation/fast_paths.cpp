@@ -9,14 +9,6 @@
 namespace qreport::instrumentation {
 namespace {
 
-template <class F>
-void for_each_node(torch::jit::Block* block, F&& fn) {
-  for (torch::jit::Node* n : block->nodes()) {
-    for (torch::jit::Block* b : n->blocks()) for_each_node(b, fn);
-    fn(n);
-  }
-}
-
 // aten::linear/convNd apply one module's weight like the module itself (collect_functional_calls).
 bool is_functional_layer(const torch::jit::Node* n) {
   const std::string op = n->kind().toQualString();

@@ -11,6 +11,16 @@
 
 namespace qreport::instrumentation {
 
+// Calls fn on every node of the block and of the blocks nested in it (an if's branches, a loop's body),
+// inner blocks before the node that holds them.
+template <class F>
+void for_each_node(torch::jit::Block* block, F&& fn) {
+  for (torch::jit::Node* n : block->nodes()) {
+    for (torch::jit::Block* b : n->blocks()) for_each_node(b, fn);
+    fn(n);
+  }
+}
+
 // Whether a call on a module of this class is a leaf call site: fused and QAT modules, and modules
 // without submodules other than observers and fake-quantizers.
 bool is_leaf_module_class(const c10::ClassTypePtr& cls);

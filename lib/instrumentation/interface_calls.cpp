@@ -7,14 +7,6 @@
 namespace qreport::instrumentation {
 namespace {
 
-template <class F>
-void for_each_node(torch::jit::Block* block, F&& fn) {
-  for (torch::jit::Node* n : block->nodes()) {
-    for (torch::jit::Block* b : n->blocks()) for_each_node(b, fn);
-    fn(n);
-  }
-}
-
 // The object at a dotted path of module attributes, or nullopt.
 std::optional<c10::IValue> attribute_at(const torch::jit::Module& root, const std::string& fqn) {
   c10::IValue v = root._ivalue();
