@@ -1,5 +1,6 @@
 // Host side of the CUDA kernel path: scratch from LibTorch's caching allocator, the current stream, and
 // the observers' device state. Compiled only where LibTorch has CUDA and nvcc was found.
+#include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
 #include <algorithm>
@@ -12,6 +13,9 @@ namespace qreport::observers {
 
 void cuda_channel_stats(const at::Tensor& x, int64_t outer, int64_t channels, int64_t inner, MinMaxObserver* minmax,
                         const std::vector<PercentileObserver*>& percentiles, const std::vector<int64_t>& ranks) {
+  // The launch goes to the current device, which LibTorch's own guards leave at 0: make it x's, or
+  // --device cuda:1 launches on GPU 0 with GPU 1's stream ("invalid resource handle").
+  const c10::cuda::CUDAGuard device_guard(x.device());
   const int64_t m = outer * inner;
   const size_t k = cuda::kMaxRanks;
   const size_t groups = std::max<size_t>(1, (percentiles.size() + k - 1) / k);

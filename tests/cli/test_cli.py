@@ -286,11 +286,16 @@ for path in (LIN, LINC):
 m, c = f"{shared}/two_linear-model.pt", f"{shared}/two_linear-calib.pt"
 os.chmod(m, 0o644)
 os.chmod(c, 0o644)
+# A copy of the binary the unprivileged user can reach, wherever the build tree is.
+import shutil  # noqa: E402
+qreport_copy = f"{shared}/qreport"
+shutil.copy(QREPORT, qreport_copy)
+os.chmod(qreport_copy, 0o755)
 # stdout is a file the unprivileged user may write (a pipe created here would belong to root).
 captured = f"{shared}/stdout.txt"
 with open(captured, "w") as out:
     os.chmod(captured, 0o666)
-    r = subprocess.run([QREPORT, "analyze", m, "--calib", c, "--format", "json", "-o", "/dev/stdout"], stdout=out,
+    r = subprocess.run([qreport_copy, "analyze", m, "--calib", c, "--format", "json", "-o", "/dev/stdout"], stdout=out,
                        stderr=subprocess.PIPE, text=True, timeout=300, preexec_fn=as_nobody)
 text = open(captured).read()
 if r.returncode != 0 or json.loads(text)["calibration"]["batches"] != 4 or not os.path.islink("/dev/stdout"):
@@ -304,7 +309,7 @@ import threading  # noqa: E402
 got = []
 reader = threading.Thread(target=lambda: got.append(open(fifo).read()))
 reader.start()
-r = subprocess.run([QREPORT, "analyze", m, "--calib", c, "--format", "json", "-o", fifo], capture_output=True,
+r = subprocess.run([qreport_copy, "analyze", m, "--calib", c, "--format", "json", "-o", fifo], capture_output=True,
                    text=True, timeout=300, preexec_fn=as_nobody)
 reader.join(timeout=60)
 import stat  # noqa: E402
