@@ -309,6 +309,18 @@ def main():
     save(m, f"{out}/forked.pt")
     torch.save(hook_inputs(m, x, ["a", "layers.0", "layers.1"]), f"{out}/forked_hooks.pt")
     save(Subclasses(), f"{out}/subclasses.pt")
+    # Already quantized (convert_fx), QAT (prepare_qat_fx, still float), and half-precision models.
+    from torch.ao.quantization import get_default_qat_qconfig_mapping, get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx, prepare_qat_fx
+    img = torch.randn(2, 2, 4, 4)
+    prepared = prepare_fx(ConvRelu().eval(), get_default_qconfig_mapping("x86"), (img,))
+    prepared(img)
+    torch.jit.save(torch.jit.script(convert_fx(prepared)), f"{out}/quantized.pt")
+    qat = prepare_qat_fx(ConvRelu().train(), get_default_qat_qconfig_mapping("x86"), (img,))
+    qat(img)
+    torch.jit.save(torch.jit.script(qat.eval()), f"{out}/qat.pt")
+    save(ConvRelu().half(), f"{out}/half.pt")
+    torch.save([img.half(), img.half()], f"{out}/calib_img_half.pt")
     # Frozen models: nothing left to observe.
     frozen = torch.jit.freeze(torch.jit.script(TwoInput().eval()))
     torch.jit.save(frozen, f"{out}/frozen.pt")

@@ -163,6 +163,10 @@ int main(int argc, char** argv) {
   analyze->add_option("--outlier-fraction-batches", o.outlier.fraction_batches_used_threshold,
                       "Fraction of batches a channel must be usable in to count as sufficient, in [0, 1]")
       ->capture_default_str();
+  bool no_cast = false;
+  analyze->add_flag("--no-cast", no_cast,
+                    "Make floating calibration data of another dtype than the model's parameters an input error "
+                    "(default: cast it, with one warning; integer inputs are never cast)");
   analyze->add_flag("-q,--quiet", quiet, "Only errors on stderr (no progress, no warnings)");
   analyze->add_flag("-v,--verbose", verbose, "Debug logging on stderr (stage timings, each batch)");
 
@@ -232,6 +236,7 @@ int main(int argc, char** argv) {
     if (batch_size_opt->count()) o.calibration.batch_size = batch_size;
     if (max_batches_opt->count()) o.calibration.max_batches = max_batches;
     check_output_is_not_input(output, {o.model_path, o.calib_path});
+    o.cast_inputs = !no_cast;
     if (o.threads < 0) throw UsageError("--threads must be positive");
     o.per_channel.backend = backend;
     o.per_channel.weight_per_channel = qscheme == "per-channel";

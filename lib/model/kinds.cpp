@@ -56,6 +56,11 @@ Kind classify(const std::string& type_name) {
   }
   auto sub = nn_subpath(type_name);
   if (!sub) return k;
+  if (starts_with(*sub, "quantized") || starts_with(*sub, "intrinsic.quantized")) {  // also .dynamic
+    k.is_quantized = true;
+    k.base = "Quantized";
+    return k;
+  }
   if (*sub == "modules.linear") {
     // nn.Linear and its torch.nn subclasses (NonDynamicallyQuantizableLinear); not nn.Identity/Bilinear.
     if (cls == "Linear" || cls == "NonDynamicallyQuantizableLinear") {

@@ -3,9 +3,12 @@
 #include <fstream>
 
 #include <caffe2/serialize/inline_container.h>
+#include <torch/version.h>
 
 #include "common/errors.h"
 #include "common/pickle.h"
+#include <algorithm>
+
 #include "model/model.h"
 
 namespace qreport::model {
@@ -23,6 +26,13 @@ void check_readable_file(const std::string& path, const char* what) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(std::string(what) + " '" + path + "' cannot be read");
   if (st.st_size == 0) throw InputError(std::string(what) + " '" + path + "' is empty");
+}
+
+std::string newer_pytorch_message(const std::string& path, const std::string& detail) {
+  return "model '" + path + "' was saved by a newer PyTorch than this qreport's LibTorch " +
+         std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
+         std::to_string(TORCH_VERSION_PATCH) + " reads (" + detail + "); build qreport against that PyTorch's "
+         "LibTorch (README, \"Two builds\")";
 }
 
 // A class outside torch.nn that nn.Linear's or nn.ConvNd's constructor built: the constants they declare
@@ -81,7 +91,13 @@ void check_pickles(const std::string& path) {
   std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
   try {
     reader = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
-  } catch (const std::exception&) {
+  } catch (const std::exception& e) {
+    // The zip's file-format version is past what this LibTorch reads: a newer PyTorch saved it.
+    if (std::string(e.what()).find("maximum supported version") != std::string::npos) {
+      std::string detail = first_line(e.what());  // LibTorch's first sentence says which versions
+      if (auto end = detail.find(". "); end != std::string::npos) detail.resize(end);
+      throw InputError(newer_pytorch_message(path, detail));
+    }
     return;  // not a zip at all: torch::jit::load reports it in its own words
   }
   std::vector<std::pair<std::string, std::string>> pickles;  // (record, bytes)
@@ -133,6 +149,24 @@ bool has_mkldnn_constants(const std::string& path) {
   return false;
 }
 
+// What makes a model already quantized (converted): quantized modules, or quantize ops in forward.
+// QAT models (fake-quantized, float weights) are not: they are analyzed.
+std::string quantized_parts(const ModuleTree& tree, const torch::jit::Module& module) {
+  std::vector<std::string> found;
+  for (const auto& node : tree.nodes())
+    if (node.kind.is_quantized && (node.parent < 0 || !tree.nodes()[node.parent].kind.is_quantized))
+      found.push_back("module '" + node.fqn + "' (" + node.type_name + ")");
+  for (const torch::jit::Node* n : module.get_method("forward").graph()->nodes()) {
+    const std::string op = n->kind().toQualString();
+    if (op.rfind("quantized::", 0) == 0 || op == "aten::quantize_per_tensor" || op == "aten::quantize_per_channel")
+      if (std::find(found.begin(), found.end(), "op " + op) == found.end()) found.push_back("op " + op);
+  }
+  std::string out;
+  for (size_t i = 0; i < found.size() && i < 3; ++i) out += (i ? ", " : "") + found[i];
+  if (found.size() > 3) out += " and " + std::to_string(found.size() - 3) + " more";
+  return out;
+}
+
 }  // namespace
 
 Model Model::load(const std::string& path) {
@@ -143,6 +177,10 @@ Model Model::load(const std::string& path) {
     m.module_ = std::make_unique<torch::jit::Module>(torch::jit::load(path));
   } catch (const std::exception& e) {
     if (has_mkldnn_constants(path)) throw InputError(frozen_message(path));
+    // Operators or types this LibTorch does not know: most often a model from a newer PyTorch.
+    const std::string what = first_line(e.what());
+    if (what.find("Unknown builtin op") != std::string::npos || what.find("Unknown type name") != std::string::npos)
+      throw InputError(newer_pytorch_message(path, what));
     throw InputError("cannot load model '" + path + "' as TorchScript (save it with torch.jit.save): " +
                      first_line(e.what()));
   }
@@ -151,6 +189,9 @@ Model Model::load(const std::string& path) {
     throw InputError("model '" + path + "' has no forward method");
   if (looks_frozen(*m.module_)) throw InputError(frozen_message(path));
   m.tree_ = std::make_unique<ModuleTree>(build_nodes(*m.module_));
+  if (std::string found = quantized_parts(*m.tree_, *m.module_); !found.empty())
+    throw InputError("model '" + path + "' is already quantized (" + found + "); qreport analyzes the float "
+                     "model, or a QAT model before convert");
   const auto& schema = m.module_->get_method("forward").function().getSchema();
   for (size_t i = 1; i < schema.arguments().size(); ++i) {
     const auto& arg = schema.arguments()[i];

@@ -22,6 +22,7 @@ struct Kind {
   bool is_qat = false;         // a QAT module (torch.nn.qat, torch.ao.nn.qat, intrinsic.qat)
   bool is_fused = false;       // an intrinsic fused module (torch.nn.intrinsic / torch.ao.nn.intrinsic)
   bool is_observer = false;    // an observer or fake-quantize module (activation post process)
+  bool is_quantized = false;   // a converted (already quantized) module: torch.ao.nn.quantized, intrinsic.quantized
   // A user's subclass of nn.Linear or nn.ConvNd (`class MyLinear(nn.Linear)`), recognised by the
   // constants those constructors leave (TorchScript keeps no base classes). PyTorch's isinstance rules
   // (per-channel, dynamic-static) take it; the equalization detector's exact-type rule does not.

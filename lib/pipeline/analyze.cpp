@@ -167,6 +167,53 @@ class FiniteCheck {
   at::Tensor flags_;
 };
 
+// PyTorch's Python names: what the user wrote when saving the data.
+std::string dtype_name(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return "float32";
+    case at::kDouble: return "float64";
+    case at::kHalf: return "float16";
+    case at::kBFloat16: return "bfloat16";
+    default: return c10::toString(t);
+  }
+}
+
+// The dtype of the model's floating parameters (the first one found), or nullopt for a model without any.
+std::optional<at::ScalarType> parameter_dtype(const model::Model& model) {
+  for (const auto& p : model.module().parameters())
+    if (p.is_floating_point()) return p.scalar_type();
+  for (const auto& b : model.module().buffers())
+    if (b.is_floating_point()) return b.scalar_type();
+  return std::nullopt;
+}
+
+// Checks every batch's floating tensors against the model's dtype before calibration starts: an input
+// error with --no-cast, else one warning; returns whether any batch needs a cast.
+bool check_dtypes(const model::Model& model, const std::vector<std::vector<c10::IValue>>& batches,
+                  std::optional<at::ScalarType> dtype, bool cast, std::vector<std::string>& warnings) {
+  if (!dtype) return false;
+  const auto& names = model.forward_arg_names();
+  bool any = false;
+  for (size_t i = 0; i < batches.size(); ++i) {
+    for (size_t a = 0; a < batches[i].size(); ++a) {
+      if (!batches[i][a].isTensor()) continue;
+      const at::Tensor& t = batches[i][a].toTensor();
+      if (!t.is_floating_point() || t.scalar_type() == *dtype) continue;
+      const std::string where = "calibration batch " + std::to_string(i) + ", argument '" +
+                                (a < names.size() ? names[a] : std::to_string(a)) + "'";
+      const std::string have = dtype_name(t.scalar_type()), want = dtype_name(*dtype);
+      if (!cast)
+        throw InputError(where + " is " + have + " but the model's parameters are " + want +
+                         " (without --no-cast qreport casts it)");
+      if (!any)
+        warnings.push_back(where + ": " + have + " data cast to the model's " + want +
+                           " (so is every such tensor; --no-cast makes this an error)");
+      any = true;
+    }
+  }
+  return any;
+}
+
 }  // namespace
 
 std::vector<std::unique_ptr<detectors::Detector>> make_detectors(const AnalyzeOptions& o) {
@@ -215,6 +262,13 @@ report::Report analyze(const AnalyzeOptions& o) {
   batch_args.reserve(archive.size());
   for (size_t i = 0; i < archive.size(); ++i) batch_args.push_back(normalized_args(model, archive.batch(i), i));
 
+  const std::optional<at::ScalarType> dtype = parameter_dtype(model);
+  if (dtype == at::kHalf && device.is_cpu())
+    throw InputError("model '" + o.model_path + "' has float16 parameters, and LibTorch has no CPU kernels for "
+                     "half-precision convolutions and matrix products: analyze the float32 model "
+                     "(model.float() before torch.jit.save) or run on a GPU (--device cuda)");
+  const bool cast = check_dtypes(model, batch_args, dtype, o.cast_inputs, rep.warnings);
+
   instrumentation::Instrumenter instr(model);
   const detectors::ChannelAxes axes = channel_axes(o, model, instr);
   for (const auto& f : instr.fast_paths()) spdlog::debug("fused fast path bypassed: {}", f);
@@ -251,8 +305,12 @@ report::Report analyze(const AnalyzeOptions& o) {
       if (interrupt_requested()) throw Interrupted("interrupted during calibration (batch " + std::to_string(i + 1) +
                                                    " of " + std::to_string(archive.size()) + "); no report written");
       auto args = std::move(batch_args[i]);
-      for (auto& a : args)
-        if (a.isTensor() && a.toTensor().device() != device) a = a.toTensor().to(device, /*non_blocking=*/false);
+      for (auto& a : args) {
+        if (!a.isTensor()) continue;
+        const at::Tensor& t = a.toTensor();
+        const bool recast = cast && t.is_floating_point() && t.scalar_type() != *dtype;
+        if (t.device() != device || recast) a = t.to(device, recast ? *dtype : t.scalar_type());
+      }
       finite.check(args, i);
       try {
         instr.run(std::move(args), sink);

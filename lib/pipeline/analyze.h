@@ -25,6 +25,9 @@ struct AnalyzeOptions {
   // Channel axis of activations for equalization and outliers: nullopt is auto (the axis each module's
   // weight consumes, detectors::ChannelAxes), N is PyTorch's behaviour with ch_axis=N.
   std::optional<int> ch_axis;
+  // Floating calibration tensors of another dtype than the model's parameters are cast to it (one
+  // warning); false (--no-cast) makes that an input error. Integer tensors (token ids) are never cast.
+  bool cast_inputs = true;
   // Called after each calibration batch with (batches done, total).
   std::function<void(size_t, size_t)> on_batch;
 };

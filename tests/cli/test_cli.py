@@ -29,6 +29,11 @@ with open(f"{TMP}/calib_truncated.pt", "wb") as f:
     f.write(data[: len(data) // 2])
 os.makedirs(f"{TMP}/outdir", exist_ok=True)
 os.symlink(os.path.abspath(LINC), f"{TMP}/link-to-calib.pt")
+# A model whose file-format version is past this LibTorch's, as a newer PyTorch writes.
+import zipfile  # noqa: E402
+with zipfile.ZipFile(LIN) as src, zipfile.ZipFile(f"{TMP}/newer.pt", "w") as dst:
+    for info in src.infolist():
+        dst.writestr(info.filename, b"99\n" if info.filename.endswith("/version") else src.read(info.filename))
 with open(f"{TMP}/r1.json", "w") as f:
     f.write("{}")
 
@@ -91,7 +96,13 @@ CASES = [
     ("1-D inputs, auto: a Linear's features are its only axis", ["analyze", f"{G}/tuple_out.pt", "--calib", f"{G}/calib_1d.pt", "--format", "json"], 0, ""),
     ("ch-axis not a number", ["analyze", LIN, "--calib", LINC, "--ch-axis", "last"], 2, "qreport: error: --ch-axis must be auto or an axis >= 0 (got 'last')"),
     ("ch-axis negative", ["inspect", LIN, "--ch-axis=-1"], 2, "qreport: error: --ch-axis must be auto or an axis >= 0 (got '-1')"),
-    ("float64 inputs", ["analyze", f"{G}/tuple_out.pt", "--calib", f"{G}/calib_float64.pt"], 3, "forward failed"),
+    ("float64 inputs are cast", ["analyze", f"{G}/tuple_out.pt", "--calib", f"{G}/calib_float64.pt"], 0, "qreport: warning: calibration batch 0, argument 'x': float64 data cast to the model's float32 (so is every such tensor; --no-cast makes this an error)"),
+    ("float64 inputs, --no-cast", ["analyze", f"{G}/tuple_out.pt", "--calib", f"{G}/calib_float64.pt", "--no-cast"], 2, "qreport: error: calibration batch 0, argument 'x' is float64 but the model's parameters are float32 (without --no-cast qreport casts it)"),
+    ("float16 inputs, float model", ["analyze", f"{G}/fused.pt", "--calib", f"{G}/calib_img_half.pt"], 0, "float16 data cast to the model's float32"),
+    ("float16 model on the CPU", ["analyze", f"{G}/half.pt", "--calib", f"{G}/calib_img_half.pt"], 2, "has float16 parameters, and LibTorch has no CPU kernels for half-precision convolutions and matrix products: analyze the float32 model (model.float() before torch.jit.save) or run on a GPU (--device cuda)"),
+    ("already quantized model", ["analyze", f"{G}/quantized.pt", "--calib", f"{G}/calib_img.pt"], 2, "is already quantized (module 'conv' (torch.nn.intrinsic.quantized.modules.conv_relu.ConvReLU2d), op aten::quantize_per_tensor); qreport analyzes the float model, or a QAT model before convert"),
+    ("QAT model analyzes", ["analyze", f"{G}/qat.pt", "--calib", f"{G}/calib_img.pt", "-o", f"{TMP}/qat.txt"], 0, ""),
+    ("model from a newer PyTorch", ["analyze", f"{TMP}/newer.pt", "--calib", LINC], 2, "was saved by a newer PyTorch than this qreport's LibTorch"),
     ("output is a directory", ["analyze", LIN, "--calib", LINC, "-o", f"{TMP}/outdir"], 2, "cannot write output file"),
     ("output dir unwritable", ["analyze", LIN, "--calib", LINC, "-o", "/proc/qreport-report.json"], 2, "cannot write output file"),
     ("max batches negative", ["analyze", LIN, "--calib", LINC, "--max-batches", "-1"], 2, "--max-batches must be at least 1"),
