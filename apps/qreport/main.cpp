@@ -37,6 +37,15 @@ constexpr const char* kExitCodesNoCalibration =
     "  2   bad usage or bad input (unreadable or invalid model or report, invalid option, unwritable output)\n"
     "  70  internal error (a bug in qreport: please report it)\n";
 
+// diff gates like analyze, and runs no model.
+constexpr const char* kExitCodesDiff =
+    "Exit codes:\n"
+    "  0   success\n"
+    "  1   a gate failed: --fail-on new-findings, or --max-sqnr-drop (the diff is written first)\n"
+    "  2   bad usage or bad input (a file that is not a qreport JSON report of schema 1, invalid option,\n"
+    "      unwritable output)\n"
+    "  70  internal error (a bug in qreport: please report it)\n";
+
 bool progress_line_open = false;  // a "\rcalibrating..." line without its newline yet
 
 int fail(int code, const std::string& message) {
@@ -192,6 +201,25 @@ int main(int argc, char** argv) {
   table->add_option("--feature", feature_filter, "Only features whose name contains this");
   table->add_option("-o,--output", output, "Write to this file instead of stdout");
 
+  std::string diff_old, diff_new, diff_format = "text", diff_fail_on = "none";
+  double max_sqnr_drop = -1;
+  auto* diff = app.add_subcommand(
+      "diff", "Compare two saved JSON reports, e.g. the last release's and this commit's: findings that appeared, "
+              "disappeared or changed, modules added or removed, changed settings, changes of values in dB");
+  diff->footer(kExitCodesDiff);
+  diff->add_option("old", diff_old, "The earlier report (qreport analyze --format json)")->required();
+  diff->add_option("new", diff_new, "The later report")->required();
+  diff->add_option("--format", diff_format, "text, json or html")
+      ->check(CLI::IsMember({"text", "json", "html"}))
+      ->capture_default_str();
+  diff->add_option("--fail-on", diff_fail_on, "none, or new-findings: exit 1 when findings appeared")
+      ->check(CLI::IsMember({"none", "new-findings"}))
+      ->capture_default_str();
+  auto* max_drop_opt = diff->add_option("--max-sqnr-drop", max_sqnr_drop,
+                                        "Exit 1 when a per-module value in dB (SQNR) dropped by more than this");
+  diff->add_option("-o,--output", output, "Write to this file instead of stdout ('-': stdout)");
+  diff->add_flag("-q,--quiet", quiet, "Only errors on stderr");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -215,6 +243,30 @@ int main(int argc, char** argv) {
 
   install_interrupt_handler();
   try {
+    if (diff->parsed()) {
+      if (max_drop_opt->count() && !(max_sqnr_drop >= 0) ) throw UsageError("--max-sqnr-drop must be a number >= 0");
+      check_output_is_not_input(output, {diff_old, diff_new});
+      report::ReportDiff d = report::diff_reports(read_file(diff_old), read_file(diff_new), diff_old, diff_new);
+      emit(output, diff_format == "json" ? report::to_json(d) : diff_format == "html" ? report::to_html(d)
+                                                                                      : report::to_text(d));
+      if (!quiet)
+        for (const auto& w : d.warnings) spdlog::warn("{}", w);
+      size_t failed = 0;
+      if (diff_fail_on == "new-findings")
+        for (const auto& f : d.appeared) {
+          ++failed;
+          if (!quiet) std::fprintf(stderr, "qreport: new finding: %s %s: %s\n", f.kind.c_str(), f.fqn.c_str(), f.detail.c_str());
+        }
+      if (max_drop_opt->count())
+        for (const auto* c : report::drops_beyond(d, max_sqnr_drop)) {
+          ++failed;
+          if (!quiet)
+            std::fprintf(stderr, "qreport: %s %s dropped by %.2f dB (%.2f -> %.2f), more than --max-sqnr-drop %g\n",
+                         c->fqn.c_str(), c->key.c_str(), c->old_db - c->new_db, c->old_db, c->new_db, max_sqnr_drop);
+        }
+      if (failed && !quiet) std::fprintf(stderr, "qreport: diff: %zu gated change%s; exit 1\n", failed, failed == 1 ? "" : "s");
+      return failed ? kExitFindings : kExitOk;
+    }
     if (table->parsed()) {
       check_output_is_not_input(output, {table_report});
       emit(output, report::tables_from_json(read_file(table_report), module_filter, feature_filter));

@@ -70,6 +70,35 @@ std::string to_html(const Report& report);
 std::string tables_from_json(const std::string& json_text, const std::string& module_filter,
                              const std::string& feature_filter);
 
+// qreport diff: what changed between two saved reports (docs/usage.md, "qreport diff").
+struct SettingChange {
+  std::string key, old_value, new_value;  // "outlier_detector.ch_axis", values as JSON text
+};
+struct FindingChange {
+  std::string kind, fqn, old_detail, new_detail;
+};
+struct DecibelChange {
+  std::string detector, fqn, key;  // key: a per-module "*_db" value (quantization error, SQNR)
+  double old_db = 0, new_db = 0;
+};
+struct ReportDiff {
+  std::string old_name, new_name, old_sha256, new_sha256;
+  std::vector<SettingChange> settings_changed;
+  std::vector<std::string> modules_added, modules_removed;  // sorted
+  std::vector<Finding> appeared, disappeared;
+  std::vector<FindingChange> changed;
+  std::vector<DecibelChange> decibels;
+  std::vector<std::string> warnings;
+};
+// Throws InputError when either text is not a qreport JSON report of schema version 1.
+ReportDiff diff_reports(const std::string& old_text, const std::string& new_text, const std::string& old_name,
+                        const std::string& new_name);
+// The dB values that dropped by more than max_drop (the --max-sqnr-drop gate).
+std::vector<const DecibelChange*> drops_beyond(const ReportDiff& diff, double max_drop);
+std::string to_text(const ReportDiff& diff);
+std::string to_json(const ReportDiff& diff);
+std::string to_html(const ReportDiff& diff);
+
 // The LibTorch version qreport was built with, e.g. "1.13.0".
 std::string libtorch_version();
 

@@ -9,6 +9,7 @@
 
 #include "common/errors.h"
 #include "report/report.h"
+#include "report/saved_report.h"
 
 namespace qreport::report {
 namespace {
@@ -57,16 +58,7 @@ std::string render(const std::string& title, const std::vector<std::string>& hea
 
 std::string tables_from_json(const std::string& text, const std::string& module_filter,
                              const std::string& feature_filter) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const std::exception& e) {
-    throw InputError(std::string("the report is not valid JSON: ") + e.what());
-  }
-  if (!j.is_object() || !j.contains("schema_version") || !j.contains("detectors") || !j["detectors"].is_object())
-    throw InputError("the file is not a qreport JSON report (no schema_version/detectors); write one with --format json");
-  if (j["schema_version"] != 1)
-    throw InputError("unsupported report schema_version " + j["schema_version"].dump() + " (this qreport reads 1)");
+  json j = parse_saved_report(text, "the report");
 
   // Module -> feature -> value, modules and features in first-seen order.
   std::vector<std::string> modules, scalar_features, channel_features;
