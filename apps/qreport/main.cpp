@@ -12,6 +12,7 @@
 
 #include "common/errors.h"
 #include "common/output_file.h"
+#include "common/version.h"
 #include "detectors/detectors.h"
 #include "pipeline/analyze.h"
 #include "report/report.h"
@@ -109,7 +110,7 @@ int main(int argc, char** argv) {
   app.footer(kExitCodes);
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("qreport ") + QREPORT_VERSION + " (LibTorch " +
-                                        report::libtorch_version() + ")");
+                                        libtorch_version() + ")");
 
   pipeline::AnalyzeOptions o;
   std::string detectors_arg = "all", format = "text", output, backend = "x86", qscheme = "per-tensor";

@@ -40,7 +40,7 @@ Batch positional_batch(const c10::IValue& item, const std::string& where) {
 Archive Archive::from_ivalue(const c10::IValue& root, const Options& options, const std::string& path) {
   Archive a;
   const std::string prefix = "calibration archive '" + path + "': ";
-  if (options.batch_size && *options.batch_size <= 0) throw UsageError("--batch-size must be positive");
+  if (options.batch_size && *options.batch_size <= 0) throw UsageError("--batch-size must be at least 1");
   if (root.isTensor()) {
     at::Tensor t = root.toTensor();
     if (t.dim() == 0) throw InputError(prefix + "a 0-d tensor cannot be split into batches");
@@ -99,7 +99,7 @@ Archive Archive::from_ivalue(const c10::IValue& root, const Options& options, co
                      "; expected a list of batches, a dict of named arguments or a Tensor");
   }
   if (options.max_batches) {
-    if (*options.max_batches <= 0) throw UsageError("--max-batches must be positive");
+    if (*options.max_batches <= 0) throw UsageError("--max-batches must be at least 1");
     if (a.batches_.size() > static_cast<size_t>(*options.max_batches)) a.batches_.resize(*options.max_batches);
   }
   return a;

@@ -118,6 +118,8 @@ class Detector {
   virtual ~Detector() = default;
   virtual std::string name() const = 0;
   virtual std::vector<ObservationRequest> requests(const model::Model& model, const ChannelAxes& axes) const = 0;
+  // Modules the detector judges from their weights alone, with nothing observed (qreport inspect lists them).
+  virtual std::vector<std::string> weight_only_modules(const model::Model&) const { return {}; }
   virtual DetectorResult report(const model::Model& model, const StatsLookup& stats,
                                 const ChannelAxes& axes) const = 0;
 };

@@ -11,6 +11,12 @@ class PerChannelDetector : public Detector {
   explicit PerChannelDetector(PerChannelOptions o) : o_(std::move(o)) {}
   std::string name() const override { return "per_channel_detector"; }
   std::vector<ObservationRequest> requests(const model::Model&, const ChannelAxes&) const override { return {}; }
+  std::vector<std::string> weight_only_modules(const model::Model& model) const override {
+    std::vector<std::string> out;
+    for (const auto& node : model.tree().nodes())
+      if (node.kind.is_linear_or_conv()) out.push_back(node.fqn);
+    return out;
+  }
 
   DetectorResult report(const model::Model& model, const StatsLookup&, const ChannelAxes&) const override {
     DetectorResult r;
@@ -18,16 +24,15 @@ class PerChannelDetector : public Detector {
     r.options = {{"backend", Value::string(o_.backend)},
                  {"weight_qscheme", Value::string(o_.weight_per_channel ? "per-channel" : "per-tensor")}};
     std::string lines;
-    for (const auto& node : model.tree().nodes()) {
-      if (!node.kind.is_linear_or_conv()) continue;
+    for (const auto& fqn : weight_only_modules(model)) {
       // A QAT module carries its own weight fake-quantizer; float modules get the assumed qconfig.
-      bool used = model.qat_weight_per_channel(node.fqn).value_or(o_.weight_per_channel);
-      r.modules.push_back({node.fqn,
+      bool used = model.qat_weight_per_channel(fqn).value_or(o_.weight_per_channel);
+      r.modules.push_back({fqn,
                            {{"per_channel_quantization_supported", Value::boolean(true)},
                             {"per_channel_quantization_used", Value::boolean(used)},
                             {"backend", Value::string(o_.backend)}}});
-      r.qconfig_info.push_back({node.fqn, false, true, false});
-      if (!used) lines += "Module " + node.fqn + " can be configured to use per_channel quantization.\n";
+      r.qconfig_info.push_back({fqn, false, true, false});
+      if (!used) lines += "Module " + fqn + " can be configured to use per_channel quantization.\n";
     }
     r.text = "Further Optimizations for backend " + o_.backend + ": \n" + lines +
              (lines.empty() ? "No further per_channel optimizations possible."

@@ -19,28 +19,18 @@ std::string fused_ancestor(const model::Model& model, const std::string& fqn) {
 }
 
 std::vector<QConfigEntry> merge_qconfig_info(const model::Model& model, const std::vector<DetectorResult>& results) {
-  std::map<std::string, QConfigInfo> merged;
+  // prepare_fx matches a fused module (ConvReLU2d `conv1`) by its own name, never its children
+  // (`conv1.0`): a mapping for the child would leave the fused module in float. So advice for a child of
+  // a fused module goes to the fused module, OR-merged with the rest.
+  std::map<std::string, QConfigInfo> by_target;
   for (const auto& r : results) {
     for (const auto& info : r.qconfig_info) {
-      auto [it, inserted] = merged.try_emplace(info.fqn, info);
+      auto [it, inserted] = by_target.try_emplace(fused_ancestor(model, info.fqn), info);
       if (!inserted) {
         it->second.is_activation_dynamic |= info.is_activation_dynamic;
         it->second.is_weight_per_channel |= info.is_weight_per_channel;
         it->second.is_equalization_recommended |= info.is_equalization_recommended;
       }
-    }
-  }
-  // prepare_fx matches a fused module (ConvReLU2d `conv1`) by its own name, never its children
-  // (`conv1.0`): a mapping for the child would leave the fused module in float. So advice for a child of
-  // a fused module goes to the fused module, OR-merged over its children.
-  std::map<std::string, QConfigInfo> by_target;
-  for (const auto& [fqn, info] : merged) {
-    const std::string target = fused_ancestor(model, fqn);
-    auto [it, inserted] = by_target.try_emplace(target, info);
-    if (!inserted) {
-      it->second.is_activation_dynamic |= info.is_activation_dynamic;
-      it->second.is_weight_per_channel |= info.is_weight_per_channel;
-      it->second.is_equalization_recommended |= info.is_equalization_recommended;
     }
   }
   std::vector<QConfigEntry> out;

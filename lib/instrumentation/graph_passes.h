@@ -25,11 +25,6 @@ void for_each_node(torch::jit::Block* block, F&& fn) {
 // without submodules other than observers and fake-quantizers.
 bool is_leaf_module_class(const c10::ClassTypePtr& cls);
 
-// Inlines prim::CallMethod nodes on non-leaf modules and every prim::CallFunction (TorchScript
-// functions such as F.multi_head_attention_forward, whose aten::linear calls may be a module's only
-// call site), repeatedly, until only leaf calls remain. Uses each callee's unoptimized graph so that its
-// own calls survive. Returns the number of passes that inlined something.
-int inline_non_leaf_calls(torch::jit::Graph& graph);
 
 // Follows a module (or attribute) value back through prim::GetAttr to `self`: "layers.0.fc" for
 // self.layers.0.fc. nullopt when the value comes from anywhere else.
@@ -47,7 +42,9 @@ int resolve_interface_attributes(torch::jit::Graph& graph, const torch::jit::Mod
 // the number of forks moved.
 int run_forks_in_place(torch::jit::Graph& graph);
 
-// Repeats, to a fixpoint: forks run in place (torch.jit.fork(self.a, x) becomes a direct call), interface
+// Inlines prim::CallMethod nodes on non-leaf modules and every prim::CallFunction (TorchScript functions
+// such as F.multi_head_attention_forward, whose aten::linear calls may be a module's only call site), using
+// each callee's unoptimized graph so that its own calls survive. Repeats, to a fixpoint: forks run in place (torch.jit.fork(self.a, x) becomes a direct call), interface
 // attributes resolved, non-leaf calls inlined. Returns the number of passes that inlined something.
 int expand_calls(const std::shared_ptr<torch::jit::Graph>& graph, const torch::jit::Module& root,
                  std::vector<std::string>* warnings);

@@ -47,13 +47,6 @@ bool inline_in_block(torch::jit::Block* block) {
 
 }  // namespace
 
-int inline_non_leaf_calls(torch::jit::Graph& graph) {
-  int passes = 0;
-  // Inlined nodes land before the iterator, so one walk misses calls they contain: iterate to a fixpoint.
-  while (inline_in_block(graph.block())) ++passes;
-  return passes;
-}
-
 int expand_calls(const std::shared_ptr<torch::jit::Graph>& graph, const torch::jit::Module& root,
                  std::vector<std::string>* warnings) {
   int passes = 0;

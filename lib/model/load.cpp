@@ -3,9 +3,9 @@
 #include <fstream>
 
 #include <caffe2/serialize/inline_container.h>
-#include <torch/version.h>
 
 #include "common/errors.h"
+#include "common/version.h"
 #include "common/pickle.h"
 #include <algorithm>
 
@@ -29,9 +29,8 @@ void check_readable_file(const std::string& path, const char* what) {
 }
 
 std::string newer_pytorch_message(const std::string& path, const std::string& detail) {
-  return "model '" + path + "' was saved by a newer PyTorch than this qreport's LibTorch " +
-         std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
-         std::to_string(TORCH_VERSION_PATCH) + " reads (" + detail + "); build qreport against that PyTorch's "
+  return "model '" + path + "' was saved by a newer PyTorch than this qreport's LibTorch " + libtorch_version() +
+         " reads (" + detail + "); build qreport against that PyTorch's "
          "LibTorch (README, \"Two builds\")";
 }
 

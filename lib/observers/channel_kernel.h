@@ -4,9 +4,15 @@
 // no transposed copy, no sort and no allocation once its buffers have grown to the largest batch.
 #pragma once
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 namespace qreport::observers {
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+// -0.0 and +0.0 are one value for the order statistics: results come out as +0.0.
+inline float canonical(float v) { return v + 0.0f; }
 
 // Results for one batch, indexed by channel; kth holds one row of C values per rank (rank-major).
 // A channel holding a NaN gets NaN for min, max and every rank (as amin/amax/quantile give).

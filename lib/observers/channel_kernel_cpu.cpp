@@ -27,8 +27,6 @@
 namespace qreport::observers {
 namespace {
 
-constexpr float kInf = std::numeric_limits<float>::infinity();
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 // Channels up to this size are gathered and selected directly: a sample would cost as much.
 constexpr int64_t kDirectSelect = 256;
 
@@ -47,7 +45,6 @@ inline float value_of(uint32_t key) {
   return v;
 }
 
-inline float canonical(float v) { return v + 0.0f; }
 
 // One channel of an [outer, C, inner] tensor: `outer` runs of `inner` contiguous values, `stride` apart.
 struct Channel {

@@ -20,8 +20,6 @@
 namespace qreport::observers {
 namespace {
 
-constexpr float kInf = std::numeric_limits<float>::infinity();
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr int64_t kMaxKept = 32;  // beyond this the insertion costs more than a channel-first copy
 constexpr size_t kMaxRanks = 4;
 
@@ -31,8 +29,6 @@ struct Tail {
   bool top;  // keep the largest values (else the smallest)
 };
 Tail tail_of(int64_t k, int64_t m) { return m - k <= k + 1 ? Tail{m - k, true} : Tail{k + 1, false}; }
-
-inline float canonical(float v) { return v + 0.0f; }
 
 // Columns [c0, c1) one at a time; also the tail of the AVX2 path.
 void rows_scalar(const float* data, int64_t rows, int64_t channels, int64_t c0, int64_t c1,

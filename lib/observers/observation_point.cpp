@@ -31,7 +31,6 @@ struct ObservationPoint::Impl {
 
 namespace {
 
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 // Below this many contiguous values per channel run, reading a channel in place is mostly cache misses;
 // a channel-first copy (small, since such tensors are Linear-like [N, C]) is cheaper.
@@ -39,9 +38,10 @@ constexpr int64_t kMinRun = 16;
 
 }  // namespace
 
-// Calls fn(y, outer, C, inner, minmax-or-null, accepted percentiles, ranks) once per channel axis that
-// some statistic wants and accepts this batch; y is x, or a channel-first copy when x's per-channel runs
-// are too short to read in place (and the rows kernel does not apply).
+// Calls fn(y, outer, C, inner, minmax-or-null, rows) once per channel axis that some statistic wants and
+// accepts this batch (accepted percentiles and their ranks in the members); y is x, or a channel-first copy
+// when x's per-channel runs are too short to read in place. rows: y is [outer, C] as it is and goes to the
+// rows kernel (only where the caller allows it).
 template <class F>
 void ObservationPoint::Impl::for_each_axis(const at::Tensor& x, bool rows_kernel, F&& fn) {
   for (int axis : axes) {
@@ -65,7 +65,7 @@ void ObservationPoint::Impl::for_each_axis(const at::Tensor& x, bool rows_kernel
       inner *= outer;
       outer = 1;
     }
-    fn(y, outer, c, inner, want_mm);
+    fn(y, outer, c, inner, want_mm, rows);
   }
 }
 
@@ -74,8 +74,9 @@ void ObservationPoint::Impl::for_each_axis(const at::Tensor& x, bool rows_kernel
 void ObservationPoint::Impl::observe_cpu(const at::Tensor& xin) {
   at::Tensor x = xin.contiguous();
   bool range_done = false;
-  for_each_axis(x, true, [&](const at::Tensor& y, int64_t outer, int64_t c, int64_t inner, MinMaxObserver* mm) {
-    if (inner == 1 && outer > 1)  // for_each_axis made no copy: the rows kernel applies
+  for_each_axis(x, true, [&](const at::Tensor& y, int64_t outer, int64_t c, int64_t inner, MinMaxObserver* mm,
+                             bool rows) {
+    if (rows)
       channel_stats_rows_cpu(y.data_ptr<float>(), outer, c, ranks, batch);
     else
       channel_stats_cpu(y.data_ptr<float>(), outer, c, inner, ranks, batch);
@@ -111,7 +112,8 @@ void ObservationPoint::Impl::observe_device(const at::Tensor& xin) {
   if (xin.is_cuda()) {  // fused kernels; the rare per-tensor range keeps ATen's aminmax
     at::Tensor x = xin.contiguous();
     if (range) range->observe(x);
-    for_each_axis(x, false, [&](const at::Tensor& y, int64_t outer, int64_t c, int64_t inner, MinMaxObserver* mm) {
+    for_each_axis(x, false, [&](const at::Tensor& y, int64_t outer, int64_t c, int64_t inner, MinMaxObserver* mm,
+                                bool) {
       cuda_channel_stats(y, outer, c, inner, mm, accepted, ranks);
     });
     return;

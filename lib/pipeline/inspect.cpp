@@ -60,18 +60,14 @@ report::Inspection inspect(const AnalyzeOptions& o) {
     out.modules.push_back(std::move(m));
   }
   for (const auto& det : dets) {
-    // The per-channel detector reads weights only: it observes nothing, but says which modules it covers.
-    if (det->name() == "per_channel_detector") {
-      for (const auto& node : model.tree().nodes()) {
-        if (!node.kind.is_linear_or_conv()) continue;
-        report::Inspection::Observation ob;
-        ob.detector = det->name();
-        ob.fqn = node.fqn;
-        ob.side = "weight";
-        ob.statistics = "weight only";
-        ob.weight_only = true;
-        out.observations.push_back(std::move(ob));
-      }
+    for (const auto& fqn : det->weight_only_modules(model)) {  // judged from weights, nothing observed
+      report::Inspection::Observation ob;
+      ob.detector = det->name();
+      ob.fqn = fqn;
+      ob.side = "weight";
+      ob.statistics = "weight only";
+      ob.weight_only = true;
+      out.observations.push_back(std::move(ob));
     }
     for (const auto& req : det->requests(model, axes)) {
       report::Inspection::Observation ob;

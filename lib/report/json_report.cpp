@@ -1,8 +1,7 @@
-#include <torch/version.h>
-
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "common/version.h"
 #include "report/json_text.h"
 #include "report/report.h"
 
@@ -10,10 +9,6 @@ namespace qreport::report {
 
 using ojson = nlohmann::ordered_json;
 
-std::string libtorch_version() {
-  return std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
-         std::to_string(TORCH_VERSION_PATCH);
-}
 
 namespace {
 

@@ -99,8 +99,6 @@ std::string to_text(const ReportDiff& diff);
 std::string to_json(const ReportDiff& diff);
 std::string to_html(const ReportDiff& diff);
 
-// The LibTorch version qreport was built with, e.g. "1.13.0".
-std::string libtorch_version();
 
 std::string to_json(const Report& report);  // 2-space indented, ends with a newline
 std::string to_text(const Report& report);

@@ -1,6 +1,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/errors.h"
+#include "common/version.h"
 #include "report/json_text.h"
 #include "report/report.h"
 #include "test_support.h"
@@ -38,7 +39,7 @@ TEST_CASE("JSON report: schema v1 shape, non-finite numbers as null, stable byte
   "tool": {
     "name": "qreport",
     "version": ")" QREPORT_VERSION R"(",
-    "libtorch": ")" + report::libtorch_version() + R"("
+    "libtorch": ")" + libtorch_version() + R"("
   },
   "model": {
     "path": "m.pt",
