@@ -75,7 +75,7 @@ std::vector<std::string> parse_detectors(const std::string& list) {
     auto name = detectors::canonical_detector_name(item);
     if (!name)
       throw UsageError("unknown detector '" + item +
-                       "' (use all, or a comma list of per_channel, dynamic_static, equalization, outlier)");
+                       "' (use all, or a comma list of per_channel, dynamic_static, equalization, outlier, error)");
     out.push_back(*name);
   }
   return out;
@@ -90,7 +90,7 @@ std::vector<std::string> parse_fail_on(const std::string& list) {
   for (const auto& item : out)
     if (std::find(kinds.begin(), kinds.end(), item) == kinds.end())
       throw UsageError("unknown --fail-on kind '" + item + "' (use none, all, or a comma list of per_channel, dynamic, "
-                       "equalization, outliers)");
+                       "equalization, outliers, sqnr)");
   return out;
 }
 
@@ -116,6 +116,7 @@ int main(int argc, char** argv) {
   std::string detectors_arg = "all", format = "text", output, backend = "x86", qscheme = "per-tensor";
   std::string fail_on_arg = "none", inspect_format = "text", table_report, module_filter, feature_filter;
   std::string ch_axis_arg = "auto";
+  double min_sqnr = 0.0;
   bool quiet = false, verbose = false;
   int64_t batch_size = 0, max_batches = 0;
 
@@ -127,8 +128,8 @@ int main(int argc, char** argv) {
                       "[Tensor]}, or one Tensor split by --batch-size")
       ->required();
   analyze->add_option("--detectors", detectors_arg,
-                      "all, or a comma list of per_channel, dynamic_static, equalization, outlier "
-                      "(PyTorch's detector names work too)")
+                      "all, or a comma list of per_channel, dynamic_static, equalization, outlier, error "
+                      "(PyTorch's detector names work too; error is qreport's quantization-error detector)")
       ->capture_default_str();
   analyze->add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str();
   analyze->add_option("--format", format, "Report format: text for people, json for machines (docs/json-schema.md), "
@@ -137,7 +138,17 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   analyze->add_option("--fail-on", fail_on_arg,
                       "Exit 1, after writing the report, if it has findings of these kinds: none, all, or a comma "
-                      "list of per_channel, dynamic, equalization, outliers")
+                      "list of per_channel, dynamic, equalization, outliers, sqnr (with --min-sqnr)")
+      ->capture_default_str();
+  auto* min_sqnr_opt = analyze->add_option(
+      "--min-sqnr", min_sqnr,
+      "With --fail-on sqnr: a layer whose SQNR under the recommended configuration is below this many dB is a "
+      "finding");
+  analyze->add_option("--histogram-min-gain", o.error.histogram_min_gain_db,
+                      "The qconfig mapping uses HistogramObserver for a layer's input only where its range gains at "
+                      "least this many dB of SQNR over MinMaxObserver's")
+      ->capture_default_str();
+  analyze->add_option("--worst", o.error.worst_layers, "How many of the lowest-SQNR layers the report ranks")
       ->capture_default_str();
   analyze->add_option("-o,--output", output,
                       "Write the report to this file ('-': stdout). A regular file is replaced atomically; a "
@@ -146,7 +157,9 @@ int main(int argc, char** argv) {
       analyze->add_option("--batch-size", batch_size, "Split a single-Tensor archive into batches of N rows (N >= 1)");
   auto* max_batches_opt = analyze->add_option("--max-batches", max_batches, "Use at most N calibration batches (N >= 1)");
   analyze->add_option("--threads", o.threads, "Intra-op threads (default: one per core)");
-  analyze->add_option("--backend", backend, "Per-channel detector backend: fbgemm, qnnpack, onednn, x86")
+  analyze->add_option("--backend", backend,
+                      "Backend the per-channel and quantization-error detectors assume (fbgemm and x86 reduce the "
+                      "activation range to 7 bits): fbgemm, qnnpack, onednn, x86")
       ->capture_default_str();
   analyze->add_option("--weight-qscheme", qscheme,
                       "Weight qscheme the per-channel detector assumes for float modules: per-tensor "
@@ -292,6 +305,11 @@ int main(int argc, char** argv) {
     o.cast_inputs = !no_cast;
     if (o.threads < 0) throw UsageError("--threads must be positive");
     o.per_channel.backend = backend;
+    o.error.backend = backend;
+    if (min_sqnr_opt->count()) o.error.min_sqnr_db = min_sqnr;
+    if (std::find(fail_on.begin(), fail_on.end(), "sqnr") != fail_on.end() && !min_sqnr_opt->count() &&
+        fail_on_arg != "all")
+      throw UsageError("--fail-on sqnr needs --min-sqnr DB (the bound a layer's SQNR must reach)");
     o.per_channel.weight_per_channel = qscheme == "per-channel";
     // Progress only for a person watching (stderr is a terminal); -v logs every batch instead.
     const bool show_progress = !quiet && !verbose && ::isatty(STDERR_FILENO);

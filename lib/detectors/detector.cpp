@@ -10,7 +10,8 @@ const Value* find_field(const Fields& fields, const std::string& key) {
 
 const std::vector<std::string>& all_detector_names() {
   static const std::vector<std::string> names = {"per_channel_detector", "dynamic_vs_static_detector",
-                                                 "input_weight_equalization_detector", "outlier_detector"};
+                                                 "input_weight_equalization_detector", "outlier_detector",
+                                                 "quantization_error_detector"};
   return names;
 }
 
@@ -23,6 +24,9 @@ std::optional<std::string> canonical_detector_name(const std::string& name) {
       {"input_weight_equalization", "input_weight_equalization_detector"},
       {"outlier", "outlier_detector"},
       {"outliers", "outlier_detector"},
+      {"error", "quantization_error_detector"},
+      {"quantization_error", "quantization_error_detector"},
+      {"sqnr", "quantization_error_detector"},
   };
   for (const auto& n : all_detector_names())
     if (n == name) return n;

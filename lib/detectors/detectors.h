@@ -19,21 +19,28 @@ namespace qreport::detectors {
 
 using instrumentation::Side;
 
-// A statistic value: null, bool, integer, float (a float32 widened to double), string or list.
+// A statistic value: null, bool, integer, float (a float32 widened to double), string, list or object.
 struct Value {
-  enum class Type { Null, Bool, Int, Float, String, List };
+  enum class Type { Null, Bool, Int, Float, String, List, Object };
   Type type = Type::Null;
   bool b = false;
   int64_t i = 0;
   double f = 0.0;
   std::string s;
   std::vector<Value> list;
+  std::vector<std::pair<std::string, Value>> members;  // Object, in order
 
   static Value null() { return {}; }
   static Value boolean(bool v) { Value x; x.type = Type::Bool; x.b = v; return x; }
   static Value integer(int64_t v) { Value x; x.type = Type::Int; x.i = v; return x; }
   static Value number(double v) { Value x; x.type = Type::Float; x.f = v; return x; }
   static Value string(std::string v) { Value x; x.type = Type::String; x.s = std::move(v); return x; }
+  static Value object(std::vector<std::pair<std::string, Value>> m) {
+    Value x;
+    x.type = Type::Object;
+    x.members = std::move(m);
+    return x;
+  }
   template <class T, class F>
   static Value list_of(const std::vector<T>& items, F make) {
     Value x;
@@ -58,6 +65,8 @@ struct QConfigInfo {
   bool is_activation_dynamic = false;
   bool is_weight_per_channel = false;
   bool is_equalization_recommended = false;
+  // qreport's quantization-error detector: HistogramObserver's range gains enough over min/max.
+  bool is_activation_histogram = false;
 };
 
 struct DetectorResult {
@@ -65,6 +74,7 @@ struct DetectorResult {
   Fields options;
   std::string text;             // PyTorch's report string
   std::vector<ModuleFindings> modules;
+  Fields summary;               // detector-wide results after "modules" in JSON (qreport's own detectors)
   std::vector<QConfigInfo> qconfig_info;
   std::vector<std::string> warnings;
 };
@@ -76,6 +86,7 @@ struct ObservationRequest {
   bool range = false;
   std::optional<int> minmax_axis;
   std::optional<std::pair<int, float>> percentile;  // (ch_axis, q)
+  bool histogram = false;                           // HistogramObserver and the sum of squares
 };
 
 // Finished statistics of the value observed for (fqn, side); nullptr when it was never observed.
@@ -140,15 +151,26 @@ struct OutlierOptions {
   double fraction_batches_used_threshold = 0.95;
 };
 
+struct QuantizationErrorOptions {
+  std::string backend = "x86";          // sets reduce_range as get_default_qconfig(backend) does
+  // The mapping uses HistogramObserver where its range gains this many dB: twice the largest error of
+  // the SQNR estimate in the tests, so a recommendation is never made on estimation noise alone.
+  double histogram_min_gain_db = 0.5;
+  int worst_layers = 10;                // how many of the lowest-SQNR layers are ranked
+  std::optional<double> min_sqnr_db;    // the --fail-on sqnr bound
+};
+
 // Throw UsageError for out-of-range options, with the option's command-line name.
 std::unique_ptr<Detector> make_per_channel(const PerChannelOptions& options);
 std::unique_ptr<Detector> make_dynamic_static(const DynamicStaticOptions& options);
 std::unique_ptr<Detector> make_equalization(const EqualizationOptions& options);
 std::unique_ptr<Detector> make_outlier(const OutlierOptions& options);
+std::unique_ptr<Detector> make_quantization_error(const QuantizationErrorOptions& options);
 
 // "per_channel" or "per_channel_detector" -> "per_channel_detector"; nullopt for an unknown name.
 std::optional<std::string> canonical_detector_name(const std::string& name);
-// PyTorch's names of all four detectors, in the order qreport runs and reports them.
+// The names of every detector (PyTorch's four, then qreport's quantization_error_detector), in the
+// order qreport runs and reports them.
 const std::vector<std::string>& all_detector_names();
 
 // Float helpers shared by detectors: float32 vectors to Values, non-finite values as null in JSON.
@@ -160,7 +182,8 @@ Value float_or_null(std::optional<float> v);
 // generate_qconfig_mapping / generate_equalization_mapping (spec §3.5): per fqn, in module order.
 struct QConfigEntry {
   std::string fqn;
-  std::string activation;  // "default_observer" or "default_dynamic_quant_observer"
+  // "default_observer", "default_histogram_observer" or "default_dynamic_quant_observer"
+  std::string activation;
   std::string weight;      // "default_weight_observer" or "default_per_channel_weight_observer"
   bool equalization_recommended = false;
 };

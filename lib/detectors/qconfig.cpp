@@ -30,6 +30,7 @@ std::vector<QConfigEntry> merge_qconfig_info(const model::Model& model, const st
         it->second.is_activation_dynamic |= info.is_activation_dynamic;
         it->second.is_weight_per_channel |= info.is_weight_per_channel;
         it->second.is_equalization_recommended |= info.is_equalization_recommended;
+        it->second.is_activation_histogram |= info.is_activation_histogram;
       }
     }
   }
@@ -39,7 +40,10 @@ std::vector<QConfigEntry> merge_qconfig_info(const model::Model& model, const st
     if (it == by_target.end()) continue;
     QConfigEntry e;
     e.fqn = node.fqn;
-    e.activation = it->second.is_activation_dynamic ? "default_dynamic_quant_observer" : "default_observer";
+    // Dynamic quantization computes its range per call, so a histogram range would not be used.
+    e.activation = it->second.is_activation_dynamic     ? "default_dynamic_quant_observer"
+                   : it->second.is_activation_histogram ? "default_histogram_observer"
+                                                        : "default_observer";
     e.weight = it->second.is_weight_per_channel ? "default_per_channel_weight_observer" : "default_weight_observer";
     e.equalization_recommended = it->second.is_equalization_recommended;
     out.push_back(std::move(e));

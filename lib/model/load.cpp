@@ -216,6 +216,14 @@ std::optional<std::pair<std::vector<float>, std::vector<float>>> Model::weight_c
                         std::vector<float>(mx.data_ptr<float>(), mx.data_ptr<float>() + mx.numel()));
 }
 
+at::Tensor Model::weight(const std::string& fqn) const {
+  auto mod = find_module(*module_, fqn);
+  if (!mod || !mod->hasattr("weight")) return {};
+  auto w = mod->attr("weight");
+  if (!w.isTensor()) return {};
+  return w.toTensor().detach().to(at::kCPU, at::kFloat);
+}
+
 std::optional<bool> Model::qat_weight_per_channel(const std::string& fqn) const {
   const ModuleNode* node = tree_->find(fqn);
   if (!node || !node->kind.is_qat) return std::nullopt;

@@ -12,6 +12,7 @@ struct ObservationPoint::Impl {
   std::optional<RangeObserver> range;
   std::map<int, MinMaxObserver> minmax;
   std::map<std::pair<int, float>, PercentileObserver> percentile;
+  std::optional<HistogramObserver> histogram;
   std::set<int> axes;  // channel axes some statistic wants, fixed before the first batch
   // CPU path: per-axis scratch, reused across batches.
   ChannelBatchStats batch;
@@ -21,6 +22,7 @@ struct ObservationPoint::Impl {
   std::optional<RangeSummary> range_summary;
   std::map<int, MinMaxSummary> minmax_summary;
   std::map<std::pair<int, float>, PercentileSummary> percentile_summary;
+  std::optional<HistogramSummary> histogram_summary;
 
   // rows_kernel: the caller can take [rows, C] tensors as they are (channel_stats_rows_cpu).
   template <class F>
@@ -142,6 +144,10 @@ void ObservationPoint::want_percentile(int ch_axis, float q) {
   impl_->axes.insert(ch_axis);
 }
 
+void ObservationPoint::want_histogram() {
+  if (!impl_->histogram) impl_->histogram.emplace();
+}
+
 void ObservationPoint::observe(const at::Tensor& x) {
   ++impl_->calls;
   // ModelReportObserver works on x.detach().to(float32); the observed value itself is never modified.
@@ -150,12 +156,14 @@ void ObservationPoint::observe(const at::Tensor& x) {
     impl_->observe_cpu(xf);
   else
     impl_->observe_device(xf);
+  if (impl_->histogram) impl_->histogram->observe(xf);
 }
 
 void ObservationPoint::finalize() {
   if (impl_->range) impl_->range_summary = impl_->range->finalize();
   for (auto& [axis, obs] : impl_->minmax) impl_->minmax_summary[axis] = obs.finalize();
   for (auto& [key, obs] : impl_->percentile) impl_->percentile_summary[key] = obs.finalize();
+  if (impl_->histogram) impl_->histogram_summary = impl_->histogram->finalize();
 }
 
 int64_t ObservationPoint::calls() const { return impl_->calls; }
@@ -170,6 +178,10 @@ const MinMaxSummary* ObservationPoint::minmax(int ch_axis) const {
 const PercentileSummary* ObservationPoint::percentile(int ch_axis, float q) const {
   auto it = impl_->percentile_summary.find({ch_axis, q});
   return it == impl_->percentile_summary.end() ? nullptr : &it->second;
+}
+
+const HistogramSummary* ObservationPoint::histogram() const {
+  return impl_->histogram_summary ? &*impl_->histogram_summary : nullptr;
 }
 
 }  // namespace qreport::observers

@@ -49,6 +49,43 @@ struct PercentileSummary {
   std::string invalid;
 };
 
+// PyTorch's HistogramObserver state (bins over [min_val, max_val], merged across batches as PyTorch
+// merges them) plus what the quantization-error estimate needs: the exact sum of squares and the count.
+struct HistogramSummary {
+  int64_t batches = 0;
+  float min_val = std::numeric_limits<float>::infinity();
+  float max_val = -std::numeric_limits<float>::infinity();
+  std::vector<float> histogram;
+  // The values' own range (MinMaxObserver's): min_val/max_val above are the histogram's, whose max PyTorch
+  // relaxes when it merges batches.
+  float data_min = std::numeric_limits<float>::infinity();
+  float data_max = -std::numeric_limits<float>::infinity();
+  double sum_squares = 0.0;  // sum of x^2 over every observed value, in float64
+  int64_t count = 0;         // values observed
+  std::string invalid;
+};
+
+// Quantization parameters of a uniform quantizer, computed as PyTorch's observers compute them
+// (UniformQuantizationObserverBase._calculate_qparams), one float32 rounding at a time.
+struct QParams {
+  float scale = 1.0f;
+  int64_t zero_point = 0;
+  int64_t quant_min = 0, quant_max = 255;
+};
+// Affine (quint8 activations): quant range [quant_min, quant_max], zero point clamped into it.
+QParams affine_qparams(float min_val, float max_val, int64_t quant_min, int64_t quant_max);
+// Symmetric (qint8 weights): zero point 0, scale = max(|min|, |max|) / ((quant_max - quant_min) / 2).
+QParams symmetric_qparams(float min_val, float max_val, int64_t quant_min, int64_t quant_max);
+
+// The [min, max] HistogramObserver._non_linear_param_search chooses (dst_nbins: 2^bits of the
+// quantized dtype, 256 for quint8); nullopt for an empty histogram.
+std::optional<std::pair<float, float>> histogram_search_range(const HistogramSummary& h, int64_t dst_nbins);
+
+// Sum of (x - fake_quantize(x))^2 over the values the histogram counts, assuming the values of each bin
+// are spread uniformly across it (the same model HistogramObserver's own search uses), integrated
+// exactly over the quantizer's rounding cells and its clipped tails.
+double histogram_quantization_error(const HistogramSummary& h, const QParams& q);
+
 // All statistics wanted of one observed value (a module's input or output). Several detectors may ask
 // for different statistics of the same value; each is computed once with the settings asked for.
 class ObservationPoint {
@@ -63,6 +100,7 @@ class ObservationPoint {
   void want_range();
   void want_minmax(int ch_axis);
   void want_percentile(int ch_axis, float q);
+  void want_histogram();
 
   // Updates every wanted statistic with one observed tensor (any dtype, any device).
   void observe(const at::Tensor& x);
@@ -73,6 +111,7 @@ class ObservationPoint {
   const RangeSummary* range() const;
   const MinMaxSummary* minmax(int ch_axis) const;
   const PercentileSummary* percentile(int ch_axis, float q) const;
+  const HistogramSummary* histogram() const;
 
  private:
   struct Impl;

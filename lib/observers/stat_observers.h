@@ -76,6 +76,22 @@ class PercentileObserver {
   std::string invalid_;
 };
 
+// PyTorch's HistogramObserver(bins=2048, upsample_rate=128).forward, replayed with the same float32
+// operations (docs/quantization-error.md). Unlike PyTorch 1.13, whose torch.histc calls truncate the
+// range to integers, the histogram covers [min_val, max_val] as in PyTorch 1.12 and 2.0-2.4
+// (docs/differences.md). The bins are kept on the host: on a GPU each batch costs one small transfer.
+class HistogramObserver {
+ public:
+  static constexpr int64_t kBins = 2048;
+  static constexpr int64_t kUpsampleRate = 128;
+  void observe(const at::Tensor& x);  // x is float32, any device
+  HistogramSummary finalize() const { return s_; }
+
+ private:
+  void combine(std::vector<float>& fresh, int64_t downsample_rate, int64_t start_idx);
+  HistogramSummary s_;
+};
+
 #if defined(QREPORT_WITH_CUDA_KERNELS)
 // One fused CUDA kernel call for every statistic on one channel axis of a contiguous float32 CUDA
 // tensor viewed as [outer, C, inner] (channel_kernel_cuda.h). No host synchronisation.

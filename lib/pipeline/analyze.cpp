@@ -226,6 +226,7 @@ std::vector<std::unique_ptr<detectors::Detector>> make_detectors(const AnalyzeOp
     if (name == "dynamic_vs_static_detector") out.push_back(detectors::make_dynamic_static(o.dynamic_static));
     if (name == "input_weight_equalization_detector") out.push_back(detectors::make_equalization(o.equalization));
     if (name == "outlier_detector") out.push_back(detectors::make_outlier(o.outlier));
+    if (name == "quantization_error_detector") out.push_back(detectors::make_quantization_error(o.error));
   }
   return out;
 }
@@ -287,6 +288,7 @@ report::Report analyze(const AnalyzeOptions& o) {
       if (req.range) point.want_range();
       if (req.minmax_axis) point.want_minmax(*req.minmax_axis);
       if (req.percentile) point.want_percentile(req.percentile->first, req.percentile->second);
+      if (req.histogram) point.want_histogram();
       plan.route(req.fqn, req.side, id);
     }
   }

@@ -22,6 +22,7 @@ struct AnalyzeOptions {
   detectors::DynamicStaticOptions dynamic_static;
   detectors::EqualizationOptions equalization;
   detectors::OutlierOptions outlier;
+  detectors::QuantizationErrorOptions error;
   // Channel axis of activations for equalization and outliers: nullopt is auto (the axis each module's
   // weight consumes, detectors::ChannelAxes), N is PyTorch's behaviour with ch_axis=N.
   std::optional<int> ch_axis;

@@ -23,7 +23,11 @@ std::string describe(const detectors::ObservationRequest& r) {
     s << sep << "min/max ch_axis=" << axis_name(*r.minmax_axis);
     sep = ", ";
   }
-  if (r.percentile) s << sep << "percentile q=" << r.percentile->second << " ch_axis=" << axis_name(r.percentile->first);
+  if (r.percentile) {
+    s << sep << "percentile q=" << r.percentile->second << " ch_axis=" << axis_name(r.percentile->first);
+    sep = ", ";
+  }
+  if (r.histogram) s << sep << "histogram (2048 bins), sum of squares";
   return s.str();
 }
 

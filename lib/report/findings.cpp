@@ -1,3 +1,4 @@
+#include <cstdio>
 #include <string>
 
 #include "report/report.h"
@@ -16,10 +17,29 @@ std::string true_channels(const detectors::Value* v) {
   return out;
 }
 
+const detectors::Value* number(const detectors::Value* v) {
+  return v && v->type == detectors::Value::Type::Float ? v : nullptr;
+}
+
+std::string db_text(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", v);
+  return buf;
+}
+
+// The quantization-error detector's fields for fqn, when it ran.
+const detectors::Fields* error_fields(const Report& report, const std::string& fqn) {
+  for (const auto& res : report.results)
+    if (res.name == "quantization_error_detector")
+      for (const auto& m : res.modules)
+        if (m.fqn == fqn) return &m.fields;
+  return nullptr;
+}
+
 }  // namespace
 
 const std::vector<std::string>& finding_kinds() {
-  static const std::vector<std::string> kinds = {"per_channel", "dynamic", "equalization", "outliers"};
+  static const std::vector<std::string> kinds = {"per_channel", "dynamic", "equalization", "outliers", "sqnr"};
   return kinds;
 }
 
@@ -31,7 +51,14 @@ std::vector<Finding> findings(const Report& report) {
       if (res.name == "per_channel_detector") {
         if (is_true(detectors::find_field(m.fields, "per_channel_quantization_supported")) &&
             !is_true(detectors::find_field(m.fields, "per_channel_quantization_used")))
-          out.push_back({"per_channel", m.fqn, "supports per-channel weight quantization but does not use it"});
+        {
+          std::string detail = "supports per-channel weight quantization but does not use it";
+          const auto* e = error_fields(report, m.fqn);
+          if (const auto* g = e ? number(detectors::find_field(*e, "weight_per_channel_gain_db")) : nullptr)
+            detail += g->f >= 0.05 ? "; per-channel weights gain " + db_text(g->f) + " dB of weight SQNR"
+                                   : std::string("; per-channel weights barely change its weight SQNR");
+          out.push_back({"per_channel", m.fqn, detail});
+        }
       } else if (res.name == "dynamic_vs_static_detector") {
         if (is_true(detectors::find_field(m.fields, "dynamic_recommended")))
           out.push_back({"dynamic", m.fqn, "dynamic quantization is recommended"});
@@ -49,7 +76,24 @@ std::vector<Finding> findings(const Report& report) {
           for (size_t c = 0; c < flagged->list.size(); ++c)
             if (is_true(&flagged->list[c]) && is_true(&sufficient->list[c]))
               channels += (channels.empty() ? "" : ", ") + std::to_string(c);
-        if (!channels.empty()) out.push_back({"outliers", m.fqn, "outliers in channel(s) " + channels});
+        if (!channels.empty()) {
+          std::string detail = "outliers in channel(s) " + channels;
+          const auto* e = error_fields(report, m.fqn);
+          if (const auto* g = e ? number(detectors::find_field(*e, "input_histogram_gain_db")) : nullptr)
+            detail += g->f >= 0.05 ? "; clipping to the histogram range recovers " + db_text(g->f) + " dB"
+                                   : std::string("; clipping to the histogram range recovers nothing measurable");
+          out.push_back({"outliers", m.fqn, detail});
+        }
+      } else if (res.name == "quantization_error_detector") {
+        // A layer whose SQNR under the recommended configuration stays below --min-sqnr.
+        const auto* bound = number(detectors::find_field(res.options, "min_sqnr_db"));
+        const auto* db = number(detectors::find_field(m.fields, "sqnr_db"));
+        const auto* by = detectors::find_field(m.fields, "sqnr_limited_by");
+        if (bound && db && db->f < bound->f)
+          out.push_back({"sqnr", m.fqn,
+                         "SQNR " + db_text(db->f) + " dB under the recommended configuration, below --min-sqnr " +
+                             db_text(bound->f) + " dB" +
+                             (by && by->type == detectors::Value::Type::String ? " (limited by its " + by->s + ")" : "")});
       }
     }
   }

@@ -42,6 +42,7 @@ std::string show(const Value& v) {
       return buf;
     case Value::Type::String: return v.s;
     case Value::Type::List: return "[" + std::to_string(v.list.size()) + " values]";
+    case Value::Type::Object: return "{" + std::to_string(v.members.size()) + " keys}";
   }
   return "";
 }

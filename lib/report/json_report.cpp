@@ -25,6 +25,11 @@ ojson to_json_value(const detectors::Value& v) {
       for (const auto& x : v.list) a.push_back(to_json_value(x));
       return a;
     }
+    case T::Object: {
+      ojson o = ojson::object();
+      for (const auto& [k, x] : v.members) o[k] = to_json_value(x);
+      return o;
+    }
   }
   return nullptr;
 }
@@ -48,6 +53,7 @@ std::string to_json(const Report& r) {
     ojson modules = ojson::object();
     for (const auto& m : res.modules) modules[m.fqn] = fields_json(m.fields);
     dets[res.name] = {{"options", fields_json(res.options)}, {"report", res.text}, {"modules", modules}};
+    for (const auto& [k, v] : res.summary) dets[res.name][k] = to_json_value(v);
   }
   j["detectors"] = dets;
   ojson qmap = ojson::object(), emap = ojson::object();

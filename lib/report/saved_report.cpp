@@ -17,6 +17,12 @@ detectors::Value value_from_json(const nlohmann::ordered_json& v) {
     for (const auto& x : v) list.list.push_back(value_from_json(x));
     return list;
   }
+  if (v.is_object()) {
+    Value obj;
+    obj.type = Value::Type::Object;
+    for (const auto& [k, x] : v.items()) obj.members.emplace_back(k, value_from_json(x));
+    return obj;
+  }
   return Value::null();
 }
 
@@ -54,6 +60,9 @@ Report report_from_json(const nlohmann::ordered_json& j) {
     if (body.contains("options")) res.options = fields_from_json(body["options"]);
     if (body.contains("modules") && body["modules"].is_object())
       for (const auto& [fqn, fields] : body["modules"].items()) res.modules.push_back({fqn, fields_from_json(fields)});
+    for (const auto& [key, v] : body.items())
+      if (key != "options" && key != "modules" && key != "report") res.summary.emplace_back(key, value_from_json(v));
+    if (body.contains("report") && body["report"].is_string()) res.text = body["report"].get<std::string>();
     r.results.push_back(std::move(res));
   }
   return r;

@@ -159,7 +159,8 @@ if list(j) != expect_top:
     fail("json shape", list(j))
 if j["schema_version"] != 1 or j["tool"]["name"] != "qreport" or j["calibration"]["batches"] != 3:
     fail("json header", j["tool"])
-if sorted(j["detectors"]) != ["dynamic_vs_static_detector", "input_weight_equalization_detector", "outlier_detector", "per_channel_detector"]:
+if sorted(j["detectors"]) != ["dynamic_vs_static_detector", "input_weight_equalization_detector", "outlier_detector",
+                              "per_channel_detector", "quantization_error_detector"]:
     fail("json detectors", sorted(j["detectors"]))
 if j["qconfig_mapping"].get("conv1") != {"activation": "default_observer", "weight": "default_per_channel_weight_observer"} or "conv1.0" in j["qconfig_mapping"]:
     fail("qconfig_mapping names the fused module", j["qconfig_mapping"])

@@ -125,7 +125,14 @@ def main():
         old = renamed.get(target(fqn), [False, False, False])
         renamed[target(fqn)] = [a or b for a, b in zip(old, flags)]
     merged = renamed
-    want_q = {fqn: {"activation": "default_dynamic_quant_observer" if f[0] else "default_observer",
+    # qreport's quantization-error detector (not PyTorch's) may ask for HistogramObserver where its range
+    # gains enough SQNR; tests/detectors/test_quantization_error.py checks those gains against PyTorch's
+    # observers. Dynamic quantization takes precedence (it computes its range per call).
+    errors = got_all["detectors"].get("quantization_error_detector", {}).get("modules", {})
+    histogram = {target(f) for f, d in errors.items()
+                 if d.get("recommended_activation_observer") == "default_histogram_observer"}
+    want_q = {fqn: {"activation": "default_dynamic_quant_observer" if f[0] else
+                    "default_histogram_observer" if fqn in histogram else "default_observer",
                     "weight": "default_per_channel_weight_observer" if f[1] else "default_weight_observer"}
               for fqn, f in merged.items()}
     if set(got_all["qconfig_mapping"]) != set(want_q):

@@ -17,7 +17,8 @@ TMP = tempfile.mkdtemp(prefix="qreport-diff-")
 failures = []
 
 base = json.loads(subprocess.run([QREPORT, "analyze", f"{FIX}/parity/two_linear/model.pt", "--calib",
-                                  f"{FIX}/parity/two_linear/calib.pt", "--format", "json", "-q"],
+                                  f"{FIX}/parity/two_linear/calib.pt", "--format", "json", "-q",
+                                  "--detectors", "per_channel,dynamic_static,equalization,outlier"],
                                  capture_output=True, text=True, check=True).stdout)
 base["model"]["path"] = "model.pt"  # fixed names: the goldens do not depend on where fixtures live
 base["calibration"]["path"] = "calib.pt"

@@ -1,0 +1,294 @@
+// qreport's quantization-error detector (docs/quantization-error.md): for every Linear and Conv module,
+// the signal-to-quantization-noise ratio of its weight (qint8 symmetric, per-tensor and per-channel, as
+// default_weight_observer and default_per_channel_weight_observer quantize it) and of its input on the
+// calibration data (quint8 affine with the backend's reduce_range, for MinMaxObserver's range and for
+// the range HistogramObserver would choose). PyTorch's ModelReport has no such detector.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "common/errors.h"
+#include "detectors/detectors.h"
+#include "model/model.h"
+
+namespace qreport::detectors {
+namespace {
+
+using observers::QParams;
+
+constexpr int64_t kWeightMin = -128, kWeightMax = 127;  // qint8
+constexpr int64_t kHistogramDstBins = 256;              // 2^bits of quint8, HistogramObserver.dst_nbins
+
+std::string db_text(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", v);
+  return buf;
+}
+
+// 10 log10(signal / noise); nullopt (with the reason) where that is not a finite number.
+std::optional<double> sqnr_db(double signal, double noise, std::string* why) {
+  if (!(signal > 0.0)) {
+    *why = "the signal is zero";
+    return std::nullopt;
+  }
+  if (!(noise > 0.0)) {
+    *why = "quantization leaves it exact (zero error)";
+    return std::nullopt;
+  }
+  const double db = 10.0 * std::log10(signal / noise);
+  if (!std::isfinite(db)) {
+    *why = "the ratio is not finite";
+    return std::nullopt;
+  }
+  return db;
+}
+
+Value db_or_null(std::optional<double> v) { return v ? Value::number(*v) : Value::null(); }
+
+// Sum of squares of w and of w - fq(w), in float64 (the difference itself is float32, as the tensors are).
+std::pair<double, double> signal_and_noise(const at::Tensor& w, const at::Tensor& fq) {
+  const double signal = w.to(at::kDouble).square().sum().item<double>();
+  const double noise = (w - fq).to(at::kDouble).square().sum().item<double>();
+  return {signal, noise};
+}
+
+struct WeightSqnr {
+  std::optional<double> per_tensor, per_channel;
+  std::string why_tensor, why_channel;
+};
+
+WeightSqnr weight_sqnr(const at::Tensor& w) {
+  WeightSqnr r;
+  if (!w.defined() || w.numel() == 0 || w.dim() < 1) {
+    r.why_tensor = r.why_channel = "the module has no weight";
+    return r;
+  }
+  auto [mn, mx] = at::aminmax(w);
+  const QParams t = observers::symmetric_qparams(mn.item<float>(), mx.item<float>(), kWeightMin, kWeightMax);
+  at::Tensor fq = at::fake_quantize_per_tensor_affine(w, t.scale, t.zero_point, kWeightMin, kWeightMax);
+  auto [s, n] = signal_and_noise(w, fq);
+  r.per_tensor = sqnr_db(s, n, &r.why_tensor);
+
+  // PerChannelMinMaxObserver(ch_axis=0): min/max over every other axis.
+  auto [cmin, cmax] = at::aminmax(w.reshape({w.size(0), -1}), 1);
+  cmin = cmin.contiguous();
+  cmax = cmax.contiguous();
+  const int64_t channels = w.size(0);
+  at::Tensor scale = at::empty({channels}, at::kFloat);
+  at::Tensor zero_point = at::zeros({channels}, at::kInt);
+  for (int64_t c = 0; c < channels; ++c)
+    scale.data_ptr<float>()[c] = observers::symmetric_qparams(cmin.data_ptr<float>()[c], cmax.data_ptr<float>()[c],
+                                                              kWeightMin, kWeightMax).scale;
+  at::Tensor fqc = at::fake_quantize_per_channel_affine(w, scale, zero_point, 0, kWeightMin, kWeightMax);
+  auto [sc, nc] = signal_and_noise(w, fqc);
+  r.per_channel = sqnr_db(sc, nc, &r.why_channel);
+  return r;
+}
+
+struct InputSqnr {
+  std::optional<double> minmax, histogram;
+  std::optional<QParams> minmax_q, histogram_q;
+  std::optional<std::pair<float, float>> histogram_range;
+  std::string why;  // why both are null
+};
+
+InputSqnr input_sqnr(const observers::HistogramSummary* h, int64_t quant_min, int64_t quant_max) {
+  InputSqnr r;
+  if (!h || h->batches == 0) {
+    r.why = "its input was never observed";
+    return r;
+  }
+  if (!h->invalid.empty()) {
+    r.why = h->invalid;
+    return r;
+  }
+  if (h->data_min == h->data_max) {
+    r.why = "its input is constant";
+    return r;
+  }
+  const QParams mm = observers::affine_qparams(h->data_min, h->data_max, quant_min, quant_max);
+  std::string why_mm, why_h;
+  r.minmax_q = mm;
+  r.minmax = sqnr_db(h->sum_squares, observers::histogram_quantization_error(*h, mm), &why_mm);
+  r.histogram_range = observers::histogram_search_range(*h, kHistogramDstBins);
+  if (r.histogram_range) {
+    const QParams hq = observers::affine_qparams(r.histogram_range->first, r.histogram_range->second, quant_min,
+                                                 quant_max);
+    r.histogram_q = hq;
+    r.histogram = sqnr_db(h->sum_squares, observers::histogram_quantization_error(*h, hq), &why_h);
+  }
+  r.why = !why_mm.empty() ? why_mm : why_h;
+  return r;
+}
+
+std::optional<double> best_of(std::optional<double> a, std::optional<double> b) {
+  if (a && b) return std::max(*a, *b);
+  return a ? a : b;
+}
+std::optional<double> gain(std::optional<double> to, std::optional<double> from) {
+  if (to && from) return *to - *from;
+  return std::nullopt;
+}
+
+class QuantizationErrorDetector : public Detector {
+ public:
+  explicit QuantizationErrorDetector(QuantizationErrorOptions o) : o_(std::move(o)) {}
+  std::string name() const override { return "quantization_error_detector"; }
+
+  std::vector<ObservationRequest> requests(const model::Model& model, const ChannelAxes&) const override {
+    std::vector<ObservationRequest> out;
+    for (const auto& node : model.tree().nodes()) {
+      if (!node.kind.is_linear_or_conv()) continue;
+      ObservationRequest q;
+      q.fqn = node.fqn;
+      q.side = Side::Input;
+      q.histogram = true;
+      out.push_back(q);
+    }
+    return out;
+  }
+
+  DetectorResult report(const model::Model& model, const StatsLookup& stats, const ChannelAxes&) const override {
+    const bool reduce_range = o_.backend == "x86" || o_.backend == "fbgemm";
+    const int64_t qmin = 0, qmax = reduce_range ? 127 : 255;
+    DetectorResult r;
+    r.name = name();
+    r.options = {{"backend", Value::string(o_.backend)},
+                 {"activation_quant_max", Value::integer(qmax)},
+                 {"histogram_min_gain_db", Value::number(o_.histogram_min_gain_db)},
+                 {"min_sqnr_db", o_.min_sqnr_db ? Value::number(*o_.min_sqnr_db) : Value::null()},
+                 {"worst_layers", Value::integer(o_.worst_layers)}};
+    struct Ranked {
+      std::string fqn;
+      double db;
+      bool input;
+      size_t order;
+    };
+    std::vector<Ranked> ranked;
+    for (const auto& node : model.tree().nodes()) {
+      if (!node.kind.is_linear_or_conv()) continue;
+      const WeightSqnr w = weight_sqnr(model.weight(node.fqn));
+      const auto* point = stats.find(node.fqn, Side::Input);
+      const InputSqnr in = input_sqnr(point ? point->histogram() : nullptr, qmin, qmax);
+      if (!w.per_tensor) warn(r, node.fqn, "weight SQNR per tensor", w.why_tensor);
+      if (!w.per_channel) warn(r, node.fqn, "weight SQNR per channel", w.why_channel);
+      if (!in.minmax && !in.histogram) warn(r, node.fqn, "input SQNR", in.why);
+
+      const std::optional<double> channel_gain = gain(w.per_channel, w.per_tensor);
+      const std::optional<double> histogram_gain = gain(in.histogram, in.minmax);
+      const bool use_histogram = histogram_gain && *histogram_gain >= o_.histogram_min_gain_db;
+      const bool use_per_channel = channel_gain && *channel_gain > 0.0;
+      // The layer's SQNR under the recommended configuration: the lower of its weight's and its input's.
+      const std::optional<double> weight_best = use_per_channel ? w.per_channel : best_of(w.per_tensor, w.per_channel);
+      const std::optional<double> input_rec = use_histogram ? in.histogram : (in.minmax ? in.minmax : in.histogram);
+      std::optional<double> layer;
+      std::string limited_by;
+      if (weight_best && (!input_rec || *weight_best <= *input_rec)) {
+        layer = weight_best;
+        limited_by = "weight";
+      } else if (input_rec) {
+        layer = input_rec;
+        limited_by = "input";
+      }
+      if (layer) ranked.push_back({node.fqn, *layer, limited_by == "input", ranked.size()});
+
+      auto scale = [](const std::optional<QParams>& q) { return q ? Value::number(q->scale) : Value::null(); };
+      auto zero_point = [](const std::optional<QParams>& q) { return q ? Value::integer(q->zero_point) : Value::null(); };
+      Value hmin = in.histogram_range ? Value::number(in.histogram_range->first) : Value::null();
+      Value hmax = in.histogram_range ? Value::number(in.histogram_range->second) : Value::null();
+      r.modules.push_back(
+          {node.fqn,
+           {{"weight_sqnr_per_tensor_db", db_or_null(w.per_tensor)},
+            {"weight_sqnr_per_channel_db", db_or_null(w.per_channel)},
+            {"weight_per_channel_gain_db", db_or_null(channel_gain)},
+            {"input_sqnr_minmax_db", db_or_null(in.minmax)},
+            {"input_sqnr_histogram_db", db_or_null(in.histogram)},
+            {"input_histogram_gain_db", db_or_null(histogram_gain)},
+            {"input_histogram_min", hmin},
+            {"input_histogram_max", hmax},
+            {"input_minmax_scale", scale(in.minmax_q)},
+            {"input_minmax_zero_point", zero_point(in.minmax_q)},
+            {"input_histogram_scale", scale(in.histogram_q)},
+            {"input_histogram_zero_point", zero_point(in.histogram_q)},
+            {"recommended_activation_observer",
+             Value::string(use_histogram ? "default_histogram_observer" : "default_observer")},
+            {"recommended_weight_observer",
+             Value::string(use_per_channel ? "default_per_channel_weight_observer" : "default_weight_observer")},
+            {"sqnr_db", db_or_null(layer)},
+            {"sqnr_limited_by", layer ? Value::string(limited_by) : Value::null()}}});
+      QConfigInfo info;
+      info.fqn = node.fqn;
+      info.is_weight_per_channel = use_per_channel;
+      info.is_activation_histogram = use_histogram;
+      r.qconfig_info.push_back(info);
+    }
+    std::stable_sort(ranked.begin(), ranked.end(), [](const Ranked& a, const Ranked& b) { return a.db < b.db; });
+    if (ranked.size() > static_cast<size_t>(o_.worst_layers)) ranked.resize(static_cast<size_t>(o_.worst_layers));
+    Value worst;
+    worst.type = Value::Type::List;
+    for (const auto& k : ranked)
+      worst.list.push_back(Value::object({{"fqn", Value::string(k.fqn)},
+                                          {"sqnr_db", Value::number(k.db)},
+                                          {"limited_by", Value::string(k.input ? "input" : "weight")}}));
+    r.summary = {{"worst_layers", worst}};
+    r.text = text(r, ranked, qmax);
+    return r;
+  }
+
+ private:
+  static void warn(DetectorResult& r, const std::string& fqn, const std::string& what, const std::string& why) {
+    r.warnings.push_back("quantization_error_detector: " + what + " of '" + fqn + "' is null: " + why);
+  }
+
+  template <class R>
+  std::string text(const DetectorResult& r, const std::vector<R>& ranked, int64_t qmax) const {
+    std::string out = "Quantization error (SQNR in dB, higher is better; int8 weights, quint8 inputs in [0, " +
+                      std::to_string(qmax) + "] as get_default_qconfig(\"" + o_.backend + "\") sets them):\n";
+    if (ranked.empty()) return out + "No Linear or Conv layer could be measured.\n";
+    out += "The " + std::to_string(ranked.size()) + " layer" + (ranked.size() == 1 ? "" : "s") +
+           " with the lowest SQNR under the recommended configuration:\n";
+    size_t width = 0;
+    for (const auto& k : ranked) width = std::max(width, k.fqn.size());
+    for (size_t i = 0; i < ranked.size(); ++i) {
+      const auto& k = ranked[i];
+      const Fields& f = std::find_if(r.modules.begin(), r.modules.end(),
+                                     [&](const ModuleFindings& m) { return m.fqn == k.fqn; })->fields;
+      std::string line = "  " + std::to_string(i + 1) + ". " + k.fqn + std::string(width - k.fqn.size(), ' ') + "  " +
+                          db_text(k.db) + " dB, limited by its " + (k.input ? "input" : "weight");
+      const Value* cg = find_field(f, "weight_per_channel_gain_db");
+      const Value* hg = find_field(f, "input_histogram_gain_db");
+      std::string notes;
+      if (cg && cg->type == Value::Type::Float && cg->f > 0.0) notes += "per-channel weights +" + db_text(cg->f) + " dB";
+      if (hg && hg->type == Value::Type::Float && hg->f >= o_.histogram_min_gain_db)
+        notes += std::string(notes.empty() ? "" : ", ") + "histogram range +" + db_text(hg->f) + " dB";
+      out += line + (notes.empty() ? "" : " (" + notes + ")") + "\n";
+    }
+    if (o_.min_sqnr_db) {
+      size_t below = 0;
+      for (const auto& m : r.modules) {
+        const Value* v = find_field(m.fields, "sqnr_db");
+        if (v && v->type == Value::Type::Float && v->f < *o_.min_sqnr_db) ++below;
+      }
+      out += std::to_string(below) + " layer" + (below == 1 ? "" : "s") + " below --min-sqnr " +
+             db_text(*o_.min_sqnr_db) + " dB.\n";
+    }
+    return out;
+  }
+
+  QuantizationErrorOptions o_;
+};
+
+}  // namespace
+
+std::unique_ptr<Detector> make_quantization_error(const QuantizationErrorOptions& options) {
+  bool known = false;
+  for (const char* b : {"fbgemm", "qnnpack", "onednn", "x86"}) known |= options.backend == b;
+  if (!known) throw UsageError("--backend must be one of fbgemm, qnnpack, onednn, x86 (got '" + options.backend + "')");
+  if (!(options.histogram_min_gain_db >= 0.0) || !std::isfinite(options.histogram_min_gain_db))
+    throw UsageError("--histogram-min-gain must be a finite number of dB, 0 or more");
+  if (options.worst_layers < 1) throw UsageError("--worst must be 1 or more");
+  if (options.min_sqnr_db && !std::isfinite(*options.min_sqnr_db)) throw UsageError("--min-sqnr must be a finite number");
+  return std::make_unique<QuantizationErrorDetector>(options);
+}
+
+}  // namespace qreport::detectors

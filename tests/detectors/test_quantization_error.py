@@ -1,0 +1,240 @@
+#!/usr/bin/python3
+"""The quantization-error detector against an oracle built from PyTorch's own observers and
+fake-quantize functions, on the eager model that was scripted into each fixture:
+  * weight SQNR per tensor / per channel: default_weight_observer / default_per_channel_weight_observer,
+    torch.fake_quantize_per_tensor_affine / torch.fake_quantize_per_channel_affine, within 0.01 dB;
+  * input qparams: MinMaxObserver and HistogramObserver (quint8, reduce_range as get_default_qconfig("x86"))
+    fed with every input of the layer, batch by batch: scale within rel 1e-5, zero point exact. PyTorch
+    1.13's HistogramObserver truncates its torch.histc bounds to integers (docs/differences.md); the oracle
+    runs it with that one call corrected, and the test shows what the uncorrected one loses;
+  * input SQNR: qreport's estimate from the histogram within 0.25 dB of the exact measurement (every input
+    fake-quantized with those qparams);
+  * on a model built to show them: a Linear whose input has an outlier feature gains from the histogram
+    range, a conv whose output channels have widely spread weight ranges gains from per-channel weights,
+    and the qconfig mapping picks the histogram observer exactly where the gain passes the bound.
+Usage: test_quantization_error.py QREPORT FIXTURES_DIR SOURCE_DIR"""
+import builtins
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import warnings
+
+warnings.filterwarnings("ignore")
+QREPORT, FIX, SRC = sys.argv[1:4]
+for sub in ("data", "tests/parity", "tests/features"):
+    sys.path.insert(0, os.path.join(SRC, sub))
+
+import torch  # noqa: E402
+import torch.ao.quantization.observer as observer_module  # noqa: E402
+import torch.nn as nn  # noqa: E402
+from torch.ao.quantization.observer import (HistogramObserver, MinMaxObserver, default_per_channel_weight_observer,  # noqa: E402
+                                            default_weight_observer)
+
+import feature_oracle  # noqa: E402
+import fixtures  # noqa: E402
+import transformer_fixtures  # noqa: E402
+from make_fixtures import save_batches  # noqa: E402
+
+torch.set_num_threads(1)
+failures = []
+checked = {"weight_db": 0, "qparams": 0, "input_db": 0}
+worst_input_gap = [0.0, ""]
+
+
+def check(ok, what):
+    if not ok:
+        failures.append(what)
+
+
+def histc_bounds_as_floats():
+    """HistogramObserver.forward in PyTorch 1.13 calls torch.histc(x, bins, min=int(min_val), max=int(max_val)):
+    int() of a float tensor truncates, so the histogram covers [int(min), int(max)] while labelled
+    [min, max]. Shadowing int in the observer's module for float tensors only restores the float bounds
+    (PyTorch 1.12 and 2.0-2.4); every other int() there takes an int tensor or a Python number."""
+    observer_module.int = lambda v: float(v) if torch.is_tensor(v) and v.is_floating_point() else builtins.int(v)
+
+
+def sqnr(signal, noise):
+    return 10 * math.log10(signal / noise) if signal > 0 and noise > 0 else None
+
+
+def weight_oracle(w):
+    w = w.detach().float()
+    t = default_weight_observer()
+    t(w)
+    s, z = t.calculate_qparams()
+    fq = torch.fake_quantize_per_tensor_affine(w, float(s), int(z), -128, 127)
+    c = default_per_channel_weight_observer()
+    c(w)
+    cs, cz = c.calculate_qparams()
+    fqc = torch.fake_quantize_per_channel_affine(w, cs, cz.to(torch.int32), 0, -128, 127)
+    sig = w.double().square().sum().item()
+    return (sqnr(sig, (w - fq).double().square().sum().item()),
+            sqnr(sig, (w - fqc).double().square().sum().item()))
+
+
+def input_oracle(xs, quant_max):
+    mm = MinMaxObserver(quant_min=0, quant_max=quant_max)
+    hist = HistogramObserver(quant_min=0, quant_max=quant_max)
+    for x in xs:
+        mm(x.float())
+        hist(x.float())
+    out = {}
+    for name, obs in (("minmax", mm), ("histogram", hist)):
+        s, z = obs.calculate_qparams()
+        s, z = float(s), int(z)
+        sig = noise = 0.0
+        for x in xs:
+            x = x.float()
+            fq = torch.fake_quantize_per_tensor_affine(x, s, z, 0, quant_max)
+            sig += x.double().square().sum().item()
+            noise += (x - fq).double().square().sum().item()
+        out[name] = (s, z, sqnr(sig, noise))
+    return out
+
+
+def run_qreport(d, *extra):
+    r = subprocess.run([QREPORT, "analyze", f"{d}/model.pt", "--calib", f"{d}/calib.pt", "--detectors", "error",
+                        "--format", "json", "--threads", "1", "-q", *extra], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"qreport failed on {d}: {r.stderr}")
+    return json.loads(r.stdout)
+
+
+def close_db(got, want, tol):
+    if want is None:
+        return got is None
+    return got is not None and abs(got - want) <= tol
+
+
+def compare(name, model, batches, d, quant_max=127):
+    report = run_qreport(d)
+    mods = report["detectors"]["quantization_error_detector"]["modules"]
+    inputs, _ = feature_oracle.record(model, batches)
+    named = dict(model.named_modules())
+    want_fqns = [f for f, m in named.items() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))]
+    check(sorted(mods) == sorted(want_fqns), f"{name}: modules {sorted(mods)} != {sorted(want_fqns)}")
+    oracle = {}
+    for fqn in want_fqns:
+        if fqn not in mods:
+            continue
+        got = mods[fqn]
+        wt, wc = weight_oracle(named[fqn].weight)
+        check(close_db(got["weight_sqnr_per_tensor_db"], wt, 0.01),
+              f"{name}.{fqn}: weight per tensor {got['weight_sqnr_per_tensor_db']} != {wt}")
+        check(close_db(got["weight_sqnr_per_channel_db"], wc, 0.01),
+              f"{name}.{fqn}: weight per channel {got['weight_sqnr_per_channel_db']} != {wc}")
+        checked["weight_db"] += 2
+        if fqn not in inputs:
+            check(got["input_sqnr_minmax_db"] is None, f"{name}.{fqn}: input SQNR without an input")
+            continue
+        o = input_oracle(inputs[fqn], quant_max)
+        oracle[fqn] = o
+        for kind in ("minmax", "histogram"):
+            s, z, db = o[kind]
+            gs, gz = got[f"input_{kind}_scale"], got[f"input_{kind}_zero_point"]
+            check(gs is not None and math.isclose(gs, s, rel_tol=1e-5) and gz == z,
+                  f"{name}.{fqn}: {kind} qparams ({gs}, {gz}) != PyTorch's ({s}, {z})")
+            checked["qparams"] += 1
+            g = got[f"input_sqnr_{kind}_db"]
+            check(close_db(g, db, 0.25), f"{name}.{fqn}: input SQNR ({kind}) {g} dB, exact {db} dB")
+            if g is not None and db is not None and abs(g - db) > worst_input_gap[0]:
+                worst_input_gap[:] = [abs(g - db), f"{name}.{fqn} ({kind})"]
+            checked["input_db"] += 1
+    return report, oracle
+
+
+def check_truncation_bug_shown():
+    """What the correction changes: uncorrected 1.13 drops every value outside [int(min), int(max)]."""
+    x = torch.linspace(-0.5, 2.7, 1000)
+    saved = observer_module.__dict__.pop("int", None)
+    try:
+        h = HistogramObserver(quant_min=0, quant_max=127)
+        h(x)
+        dropped = 1000 - h.histogram.sum().item()
+    finally:
+        if saved is not None:
+            observer_module.int = saved
+    check(dropped > 300, f"uncorrected HistogramObserver dropped only {dropped} of 1000 values")
+    h = HistogramObserver(quant_min=0, quant_max=127)
+    h(x)
+    check(h.histogram.sum().item() == 1000, "corrected HistogramObserver does not count every value")
+
+
+class Gains(nn.Module):
+    """fc's input has one feature 30 times wider than the other 255 (an outlier channel); conv's output
+    channels have weights of very different magnitudes."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 8, 3)
+        self.fc = nn.Linear(256, 4)
+        with torch.no_grad():
+            self.conv.weight.mul_(torch.logspace(-3, 0, 8).view(8, 1, 1, 1))
+
+    def forward(self, x, f):
+        return self.conv(x).mean(), self.fc(f)
+
+
+def gains_fixture(d):
+    torch.manual_seed(13)
+    model = Gains().eval()
+    batches = []
+    for i in range(6):
+        f = torch.randn(256, 256)
+        f[:, 3] *= 30
+        f *= 1 + i / 4  # ranges that grow: the histogram merge path runs
+        batches.append((torch.randn(2, 4, 8, 8), f))
+    os.makedirs(d, exist_ok=True)
+    torch.jit.save(torch.jit.script(model), f"{d}/model.pt")
+    save_batches(batches, f"{d}/calib.pt")
+    return model, batches
+
+
+def main():
+    histc_bounds_as_floats()
+    check_truncation_bug_shown()
+    cases = []
+    for name in ("resnet18", "mobilenet_v2"):
+        model, batches = fixtures.fused(name)
+        cases.append((name, model.eval(), batches, f"{FIX}/parity/{name}"))
+    for name in ("encoder_batch_first", "hand_attention"):
+        model, batches, _ = transformer_fixtures.FEATURES[name]()
+        cases.append((name, model.eval(), batches, f"{FIX}/features/{name}"))
+    tmp = tempfile.mkdtemp(prefix="qreport-error-")
+    model, batches = gains_fixture(f"{tmp}/gains")
+    cases.append(("gains", model, batches, f"{tmp}/gains"))
+    for name, model, batches, d in cases:
+        report, oracle = compare(name, model, batches, d)
+        if name == "gains":
+            m = report["detectors"]["quantization_error_detector"]["modules"]
+            hg = m["fc"]["input_histogram_gain_db"]
+            exact_hg = oracle["fc"]["histogram"][2] - oracle["fc"]["minmax"][2]
+            check(hg is not None and hg > 1 and exact_hg > 1, f"gains: fc histogram gain {hg} dB (exact {exact_hg})")
+            check(m["fc"]["recommended_activation_observer"] == "default_histogram_observer", "gains: fc not histogram")
+            cg = m["conv"]["weight_per_channel_gain_db"]
+            check(cg is not None and cg > 5, f"gains: conv per-channel gain {cg} dB")
+            check(m["conv"]["recommended_activation_observer"] == "default_observer", "gains: conv has no outliers")
+            worst = report["detectors"]["quantization_error_detector"]["worst_layers"]
+            check([w["fqn"] for w in worst] == sorted(m, key=lambda f: m[f]["sqnr_db"]), f"gains: ranking {worst}")
+            # The mapping follows the bound: above the measured gain, min/max again.
+            r2 = run_qreport(d, "--histogram-min-gain", str(math.ceil(hg + 1)))
+            check(r2["qconfig_mapping"]["fc"]["activation"] == "default_observer", "gains: bound not applied")
+            check(report["qconfig_mapping"]["fc"]["activation"] == "default_histogram_observer", "gains: mapping")
+            check(report["qconfig_mapping"]["conv"]["weight"] == "default_per_channel_weight_observer", "gains: conv")
+    print(f"checked {checked['weight_db']} weight SQNRs, {checked['qparams']} input qparams, {checked['input_db']} "
+          f"input SQNRs on {len(cases)} models; largest input SQNR estimate error {worst_input_gap[0]:.3f} dB "
+          f"({worst_input_gap[1]})")
+    if failures:
+        for f in failures[:40]:
+            print("FAIL", f)
+        print(f"{len(failures)} failure(s)")
+        sys.exit(1)
+    print("ok")
+
+
+if __name__ == "__main__":
+    main()
