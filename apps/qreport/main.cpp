@@ -186,6 +186,10 @@ int main(int argc, char** argv) {
   analyze->add_option("--outlier-fraction-batches", o.outlier.fraction_batches_used_threshold,
                       "Fraction of batches a channel must be usable in to count as sufficient, in [0, 1]")
       ->capture_default_str();
+  analyze->add_flag("--simulate", o.simulate,
+                    "Also run the batches with every Linear/Conv input and weight fake-quantized (default_qconfig, "
+                    "then the recommended mapping) and report the model's output SQNR and each layer's: a second "
+                    "pass, about three forwards per batch");
   bool no_cast = false;
   analyze->add_flag("--no-cast", no_cast,
                     "Make floating calibration data of another dtype than the model's parameters an input error "
@@ -322,6 +326,13 @@ int main(int argc, char** argv) {
         progress_line_open = done != total;
       }
       spdlog::debug("calibration batch {}/{} done", done, total);
+    };
+    o.on_simulate_batch = [show_progress, start](size_t done, size_t total) {
+      if (show_progress) {
+        std::fprintf(stderr, "\rsimulating: batch %zu/%zu%s", done, total, done == total ? "\n" : "");
+        progress_line_open = done != total;
+      }
+      spdlog::debug("simulation batch {}/{} done", done, total);
     };
     report::Report rep = pipeline::analyze(o);
     for (const auto& w : rep.warnings) spdlog::warn("{}", w);

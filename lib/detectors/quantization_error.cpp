@@ -16,7 +16,6 @@ namespace {
 
 using observers::QParams;
 
-constexpr int64_t kWeightMin = -128, kWeightMax = 127;  // qint8
 constexpr int64_t kHistogramDstBins = 256;              // 2^bits of quint8, HistogramObserver.dst_nbins
 
 std::string db_text(double v) {
@@ -63,24 +62,9 @@ WeightSqnr weight_sqnr(const at::Tensor& w) {
     r.why_tensor = r.why_channel = "the module has no weight";
     return r;
   }
-  auto [mn, mx] = at::aminmax(w);
-  const QParams t = observers::symmetric_qparams(mn.item<float>(), mx.item<float>(), kWeightMin, kWeightMax);
-  at::Tensor fq = at::fake_quantize_per_tensor_affine(w, t.scale, t.zero_point, kWeightMin, kWeightMax);
-  auto [s, n] = signal_and_noise(w, fq);
+  auto [s, n] = signal_and_noise(w, observers::fake_quantize_weight(w, false));
   r.per_tensor = sqnr_db(s, n, &r.why_tensor);
-
-  // PerChannelMinMaxObserver(ch_axis=0): min/max over every other axis.
-  auto [cmin, cmax] = at::aminmax(w.reshape({w.size(0), -1}), 1);
-  cmin = cmin.contiguous();
-  cmax = cmax.contiguous();
-  const int64_t channels = w.size(0);
-  at::Tensor scale = at::empty({channels}, at::kFloat);
-  at::Tensor zero_point = at::zeros({channels}, at::kInt);
-  for (int64_t c = 0; c < channels; ++c)
-    scale.data_ptr<float>()[c] = observers::symmetric_qparams(cmin.data_ptr<float>()[c], cmax.data_ptr<float>()[c],
-                                                              kWeightMin, kWeightMax).scale;
-  at::Tensor fqc = at::fake_quantize_per_channel_affine(w, scale, zero_point, 0, kWeightMin, kWeightMax);
-  auto [sc, nc] = signal_and_noise(w, fqc);
+  auto [sc, nc] = signal_and_noise(w, observers::fake_quantize_weight(w, true));
   r.per_channel = sqnr_db(sc, nc, &r.why_channel);
   return r;
 }

@@ -91,6 +91,13 @@ LayoutGuess infer_layout(torch::jit::Value* value, torch::jit::Value* self);
 
 // Registers the qreport::observe(Tensor x, int id) -> () op (once) and returns its symbol.
 c10::Symbol observe_symbol();
+// qreport::rewrite(Tensor x, int id) -> Tensor: the current RewriteSink's result, or x itself.
+c10::Symbol rewrite_symbol();
+struct RewriteGuard {
+  explicit RewriteGuard(const void* sink);
+  ~RewriteGuard();
+  const void* previous;
+};
 // Routes observe-op calls to `sink` until the returned guard dies.
 struct SinkGuard {
   explicit SinkGuard(const void* sink);

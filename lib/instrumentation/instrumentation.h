@@ -32,6 +32,9 @@ Layout layout_of_module_type(const std::string& demangled_type_name);
 
 // Receives every observed tensor with the id given to Instrumenter::observe().
 using ObserveSink = std::function<void(int64_t id, const at::Tensor& value)>;
+// Replaces the input of a call rewritten by Instrumenter::rewrite_input() (id as given there) with the
+// tensor it returns; while none is set, the input passes unchanged.
+using RewriteSink = std::function<at::Tensor(int64_t id, const at::Tensor& value)>;
 
 class Instrumenter {
  public:
@@ -51,6 +54,9 @@ class Instrumenter {
   // Observes `side` of every call of `site_fqn` (a value returned by resolve) under `id`. Returns
   // the number of call sites instrumented; sites whose value is not a Tensor are skipped with a warning.
   int observe(const std::string& site_fqn, Side side, int64_t id);
+  // Makes every call of `site_fqn` take its input through the RewriteSink of run() under `id` (--simulate
+  // fake-quantizes it there). Returns the number of call sites rewritten.
+  int rewrite_input(const std::string& site_fqn, int64_t id);
 
   // The op through which `fqn` is called when it has no call of its own but its weight is applied by
   // aten::linear or aten::convNd (MultiheadAttention's out_proj); "" for a module call.
@@ -69,6 +75,8 @@ class Instrumenter {
   // Runs the instrumented forward on the model with forward's arguments (self excluded), sending every
   // observation to `sink`. Exceptions from the model propagate as thrown by LibTorch.
   void run(std::vector<c10::IValue> args, const ObserveSink& sink);
+  // The same, with rewritten inputs going through `rewrite`; returns forward's result.
+  c10::IValue run(std::vector<c10::IValue> args, const ObserveSink& sink, const RewriteSink& rewrite);
 
  private:
   struct Impl;

@@ -110,6 +110,23 @@ int Instrumenter::observe(const std::string& site_fqn, Side side, int64_t id) {
   return count;
 }
 
+int Instrumenter::rewrite_input(const std::string& site_fqn, int64_t id) {
+  auto& g = *impl_->graph;
+  int count = 0;
+  for (auto& call : impl_->calls) {
+    if (call.fqn != site_fqn || !call.input || !is_tensor(call.input)) continue;
+    torch::jit::WithInsertPoint guard(call.node);
+    torch::jit::Value* id_value = g.insertConstant(id);
+    torch::jit::Node* n = g.insertNode(g.create(rewrite_symbol(), {call.input, id_value}, 1));
+    n->output()->setType(call.input->type());
+    // Only this call takes the rewritten value; other uses of the input (a residual branch) keep it.
+    for (size_t i = 0; i < call.node->inputs().size(); ++i)
+      if (call.node->input(i) == call.input) call.node->replaceInput(i, n->output());
+    ++count;
+  }
+  return count;
+}
+
 std::string Instrumenter::functional_op(const std::string& fqn) const {
   for (const auto& c : impl_->calls)
     if (c.fqn == fqn) return c.functional;
@@ -135,6 +152,10 @@ std::string Instrumenter::graph_text() const {
 const std::vector<std::string>& Instrumenter::warnings() const { return impl_->warnings; }
 
 void Instrumenter::run(std::vector<c10::IValue> args, const ObserveSink& sink) {
+  run(std::move(args), sink, RewriteSink());
+}
+
+c10::IValue Instrumenter::run(std::vector<c10::IValue> args, const ObserveSink& sink, const RewriteSink& rewrite) {
   if (!impl_->function) {
     impl_->function = std::make_unique<torch::jit::GraphFunction>("qreport.observed_forward", impl_->graph, nullptr);
     // The instrumented forward is one graph with every non-leaf module inlined (thousands of nodes for a
@@ -152,7 +173,9 @@ void Instrumenter::run(std::vector<c10::IValue> args, const ObserveSink& sink) {
   stack.emplace_back(impl_->model->module()._ivalue());
   for (auto& a : args) stack.emplace_back(std::move(a));
   SinkGuard guard(&sink);
+  RewriteGuard rewrite_guard(rewrite ? &rewrite : nullptr);
   impl_->function->run(stack);
+  return stack.empty() ? c10::IValue() : std::move(stack.back());
 }
 
 }  // namespace qreport::instrumentation

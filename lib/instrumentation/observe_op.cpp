@@ -11,9 +11,15 @@ namespace qreport::instrumentation {
 namespace {
 
 std::atomic<const ObserveSink*> current_sink{nullptr};
+std::atomic<const RewriteSink*> current_rewrite{nullptr};
 
 void observe_kernel(const at::Tensor& x, int64_t id) {
   if (const ObserveSink* s = current_sink.load()) (*s)(id, x);
+}
+
+at::Tensor rewrite_kernel(const at::Tensor& x, int64_t id) {
+  if (const RewriteSink* s = current_rewrite.load()) return (*s)(id, x);
+  return x;
 }
 
 }  // namespace
@@ -22,6 +28,23 @@ SinkGuard::SinkGuard(const void* sink) : previous(current_sink.load()) {
   current_sink = static_cast<const ObserveSink*>(sink);
 }
 SinkGuard::~SinkGuard() { current_sink = static_cast<const ObserveSink*>(previous); }
+
+RewriteGuard::RewriteGuard(const void* sink) : previous(current_rewrite.load()) {
+  current_rewrite = static_cast<const RewriteSink*>(sink);
+}
+RewriteGuard::~RewriteGuard() { current_rewrite = static_cast<const RewriteSink*>(previous); }
+
+c10::Symbol rewrite_symbol() {
+  static const c10::Symbol symbol = [] {
+    static auto registration = torch::RegisterOperators().op(
+        torch::RegisterOperators::options()
+            .schema("qreport::rewrite(Tensor x, int id) -> Tensor")
+            .catchAllKernel<decltype(rewrite_kernel), &rewrite_kernel>()
+            .aliasAnalysis(c10::AliasAnalysisKind::CONSERVATIVE));
+    return c10::Symbol::fromQualString("qreport::rewrite");
+  }();
+  return symbol;
+}
 
 c10::Symbol observe_symbol() {
   static const c10::Symbol symbol = [] {

@@ -77,6 +77,12 @@ QParams affine_qparams(float min_val, float max_val, int64_t quant_min, int64_t 
 // Symmetric (qint8 weights): zero point 0, scale = max(|min|, |max|) / ((quant_max - quant_min) / 2).
 QParams symmetric_qparams(float min_val, float max_val, int64_t quant_min, int64_t quant_max);
 
+// w fake-quantized as qint8 with default_weight_observer's qparams (per tensor, symmetric) or
+// default_per_channel_weight_observer's (axis 0), by torch's fake_quantize functions. Float32 w.
+at::Tensor fake_quantize_weight(const at::Tensor& w, bool per_channel);
+// x (float32) fake-quantized per tensor with q.
+at::Tensor fake_quantize(const at::Tensor& x, const QParams& q);
+
 // The [min, max] HistogramObserver._non_linear_param_search chooses (dst_nbins: 2^bits of the
 // quantized dtype, 256 for quint8); nullopt for an empty histogram.
 std::optional<std::pair<float, float>> histogram_search_range(const HistogramSummary& h, int64_t dst_nbins);

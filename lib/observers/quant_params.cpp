@@ -5,6 +5,8 @@
 #include <cmath>
 #include <limits>
 
+#include <ATen/ATen.h>
+
 #include "observers/observers.h"
 
 namespace qreport::observers {
@@ -41,6 +43,29 @@ QParams symmetric_qparams(float min_val, float max_val, int64_t quant_min, int64
   q.scale = std::max(scale, kEps);
   q.zero_point = 0;  // qint8
   return q;
+}
+
+at::Tensor fake_quantize_weight(const at::Tensor& w, bool per_channel) {
+  constexpr int64_t qmin = -128, qmax = 127;  // qint8
+  if (!per_channel) {
+    auto [mn, mx] = at::aminmax(w);
+    const QParams q = symmetric_qparams(mn.item<float>(), mx.item<float>(), qmin, qmax);
+    return at::fake_quantize_per_tensor_affine(w, q.scale, q.zero_point, qmin, qmax);
+  }
+  // PerChannelMinMaxObserver(ch_axis=0): min/max over every other axis.
+  auto [cmin, cmax] = at::aminmax(w.reshape({w.size(0), -1}), 1);
+  cmin = cmin.to(at::kCPU).contiguous();
+  cmax = cmax.to(at::kCPU).contiguous();
+  const int64_t channels = w.size(0);
+  at::Tensor scale = at::empty({channels}, at::kFloat);
+  for (int64_t c = 0; c < channels; ++c)
+    scale.data_ptr<float>()[c] = symmetric_qparams(cmin.data_ptr<float>()[c], cmax.data_ptr<float>()[c], qmin, qmax).scale;
+  at::Tensor zero_point = at::zeros({channels}, at::kInt);
+  return at::fake_quantize_per_channel_affine(w, scale.to(w.device()), zero_point.to(w.device()), 0, qmin, qmax);
+}
+
+at::Tensor fake_quantize(const at::Tensor& x, const QParams& q) {
+  return at::fake_quantize_per_tensor_affine(x, q.scale, q.zero_point, q.quant_min, q.quant_max);
 }
 
 double histogram_quantization_error(const HistogramSummary& h, const QParams& q) {

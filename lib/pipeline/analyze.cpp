@@ -4,6 +4,7 @@
 #include <torch/cuda.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
 #include <chrono>
 #include <future>
 #include <map>
@@ -15,6 +16,7 @@
 #include "instrumentation/instrumentation.h"
 #include "model/model.h"
 #include "observers/observers.h"
+#include "pipeline/simulate.h"
 
 namespace qreport::pipeline {
 namespace {
@@ -238,6 +240,11 @@ detectors::ChannelAxes channel_axes(const AnalyzeOptions& o, const model::Model&
 
 report::Report analyze(const AnalyzeOptions& o) {
   auto dets = make_detectors(o);
+  if (o.simulate && std::none_of(dets.begin(), dets.end(), [](const auto& d) {
+        return d->name() == "quantization_error_detector";
+      }))
+    throw UsageError("--simulate needs the error detector (its input statistics set the simulated quantizers): "
+                     "add error to --detectors");
   c10::Device device = parse_device(o.device);
   int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(threads);
@@ -298,6 +305,15 @@ report::Report analyze(const AnalyzeOptions& o) {
   clock.lap("instrument");
 
   if (device.type() != c10::kCPU) model.module().to(device);
+  // The batch's tensors on the run's device, cast to the model's dtype where asked.
+  auto to_device = [&](std::vector<c10::IValue>& args) {
+    for (auto& a : args) {
+      if (!a.isTensor()) continue;
+      const at::Tensor& t = a.toTensor();
+      const bool recast = cast && t.is_floating_point() && t.scalar_type() != *dtype;
+      if (t.device() != device || recast) a = t.to(device, recast ? *dtype : t.scalar_type());
+    }
+  };
   auto& points = plan.points();
   instrumentation::ObserveSink sink = [&points](int64_t id, const at::Tensor& x) { points[id].observe(x); };
   FiniteCheck finite(model, archive.size());
@@ -307,12 +323,7 @@ report::Report analyze(const AnalyzeOptions& o) {
       if (interrupt_requested()) throw Interrupted("interrupted during calibration (batch " + std::to_string(i + 1) +
                                                    " of " + std::to_string(archive.size()) + "); no report written");
       auto args = std::move(batch_args[i]);
-      for (auto& a : args) {
-        if (!a.isTensor()) continue;
-        const at::Tensor& t = a.toTensor();
-        const bool recast = cast && t.is_floating_point() && t.scalar_type() != *dtype;
-        if (t.device() != device || recast) a = t.to(device, recast ? *dtype : t.scalar_type());
-      }
+      to_device(args);
       finite.check(args, i);
       try {
         instr.run(std::move(args), sink);
@@ -335,6 +346,25 @@ report::Report analyze(const AnalyzeOptions& o) {
   }
   rep.qconfig = detectors::merge_qconfig_info(model, rep.results);
   clock.lap("report");
+  if (o.simulate) {
+    SimulationInput in;
+    in.model = &model;
+    in.stats = &plan;
+    in.mapping = &rep.qconfig;
+    in.backend = o.error.backend;
+    in.batches = archive.size();
+    in.batch = [&](size_t i) {
+      std::vector<c10::IValue> args = normalized_args(model, archive.batch(i), i);  // checked in the first pass
+      to_device(args);
+      return args;
+    };
+    in.on_batch = [&](size_t done, size_t total) {
+      archive.release(done - 1);
+      if (o.on_simulate_batch) o.on_simulate_batch(done, total);
+    };
+    rep.simulation = simulate(in, &rep.warnings);
+    clock.lap("simulate");
+  }
   return rep;
 }
 

@@ -29,8 +29,11 @@ struct AnalyzeOptions {
   // Floating calibration tensors of another dtype than the model's parameters are cast to it (one
   // warning); false (--no-cast) makes that an input error. Integer tensors (token ids) are never cast.
   bool cast_inputs = true;
-  // Called after each calibration batch with (batches done, total).
+  // --simulate: a second pass with fake-quantized Linear/Conv inputs and weights (needs the error detector).
+  bool simulate = false;
+  // Called after each calibration batch with (batches done, total), and after each --simulate batch.
   std::function<void(size_t, size_t)> on_batch;
+  std::function<void(size_t, size_t)> on_simulate_batch;
 };
 
 // Builds the detectors named in options, validating their options (UsageError).

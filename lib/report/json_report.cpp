@@ -65,6 +65,16 @@ std::string to_json(const Report& r) {
   }
   j["qconfig_mapping"] = qmap;
   j["equalization_mapping"] = emap;
+  if (r.simulation.ran) {
+    auto db = [](const std::optional<double>& v) { return v ? ojson(*v) : ojson(nullptr); };
+    ojson configs = ojson::object();
+    for (const auto& c : r.simulation.configs) {
+      ojson layers = ojson::object();
+      for (const auto& [fqn, v] : c.layers) layers[fqn] = db(v);
+      configs[c.name] = {{"output_sqnr_db", db(c.output_sqnr_db)}, {"layers_output_sqnr_db", layers}};
+    }
+    j["simulation"] = configs;
+  }
   j["warnings"] = ojson::array();
   for (const auto& w : r.warnings) j["warnings"].push_back(json_bytes(w));
   return indent_json(j.dump()) + "\n";

@@ -1,12 +1,26 @@
 // Stage 6: reports. Turns detector results into the JSON report (schema v1, docs/json-schema.md) for
 // machines and a text report for people. Output is a pure function of its input: same input, same bytes.
 #pragma once
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "detectors/detectors.h"
 
 namespace qreport::report {
+
+// --simulate: the model run with fake-quantized Linear/Conv inputs and weights, against the float model.
+struct SimulatedConfig {
+  std::string name;                        // "default_qconfig" or "recommended"
+  std::optional<double> output_sqnr_db;    // the model's output(s) against the float model's
+  // Per observed call site (graph order): its output against the float model's, where the error enters.
+  std::vector<std::pair<std::string, std::optional<double>>> layers;
+};
+struct Simulation {
+  bool ran = false;
+  std::vector<SimulatedConfig> configs;
+};
 
 struct Report {
   std::string model_path;
@@ -17,6 +31,7 @@ struct Report {
   std::string device;
   std::vector<detectors::DetectorResult> results;   // in the order the detectors ran
   std::vector<detectors::QConfigEntry> qconfig;      // qconfig_mapping and equalization_mapping
+  Simulation simulation;                             // filled by --simulate
   std::vector<std::string> warnings;
 };
 

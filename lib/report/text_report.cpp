@@ -1,3 +1,6 @@
+#include <algorithm>
+#include <cstdio>
+
 #include "report/report.h"
 
 namespace qreport::report {
@@ -9,6 +12,25 @@ std::string to_text(const Report& r) {
   for (const auto& res : r.results) {
     out += "\n== " + res.name + " ==\n" + res.text;
     if (!res.text.empty() && res.text.back() != '\n') out += "\n";
+  }
+  if (r.simulation.ran && r.simulation.configs.size() == 2) {
+    const auto& d = r.simulation.configs[0];
+    const auto& q = r.simulation.configs[1];
+    auto show = [](const std::optional<double>& v) {
+      char buf[32];
+      if (!v) return std::string("null");
+      std::snprintf(buf, sizeof buf, "%.1f dB", *v);
+      return std::string(buf);
+    };
+    out += "\n== simulation (--simulate) ==\n";
+    out += "Model output SQNR against the float model: default_qconfig " + show(d.output_sqnr_db) +
+           ", recommended mapping " + show(q.output_sqnr_db) + ".\n";
+    out += "Output SQNR after each observed layer (default_qconfig -> recommended), in graph order:\n";
+    size_t width = 0;
+    for (const auto& [fqn, v] : d.layers) width = std::max(width, fqn.size());
+    for (size_t i = 0; i < d.layers.size() && i < q.layers.size(); ++i)
+      out += "  " + d.layers[i].first + std::string(width - d.layers[i].first.size(), ' ') + "  " +
+             show(d.layers[i].second) + " -> " + show(q.layers[i].second) + "\n";
   }
   if (!r.warnings.empty()) {
     out += "\n== warnings ==\n";

@@ -9,6 +9,9 @@ fake-quantize functions, on the eager model that was scripted into each fixture:
     runs it with that one call corrected, and the test shows what the uncorrected one loses;
   * input SQNR: qreport's estimate from the histogram within 0.25 dB of the exact measurement (every input
     fake-quantized with those qparams);
+  * --simulate: the model's output SQNR, and each observed layer's, with every Linear/Conv input and weight
+    fake-quantized (default_qconfig, then qreport's recommended mapping), within 0.1 dB of the same
+    simulation in Python: forward pre-hooks and F.linear substituted with PyTorch's fake-quantize functions;
   * on a model built to show them: a Linear whose input has an outlier feature gains from the histogram
     range, a conv whose output channels have widely spread weight ranges gains from per-channel weights,
     and the qconfig mapping picks the histogram observer exactly where the gain passes the bound.
@@ -30,6 +33,7 @@ for sub in ("data", "tests/parity", "tests/features"):
 import torch  # noqa: E402
 import torch.ao.quantization.observer as observer_module  # noqa: E402
 import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 from torch.ao.quantization.observer import (HistogramObserver, MinMaxObserver, default_per_channel_weight_observer,  # noqa: E402
                                             default_weight_observer)
 
@@ -40,8 +44,9 @@ from make_fixtures import save_batches  # noqa: E402
 
 torch.set_num_threads(1)
 failures = []
-checked = {"weight_db": 0, "qparams": 0, "input_db": 0}
+checked = {"weight_db": 0, "qparams": 0, "input_db": 0, "simulated_db": 0}
 worst_input_gap = [0.0, ""]
+worst_simulated_gap = [0.0, ""]
 
 
 def check(ok, what):
@@ -97,7 +102,8 @@ def input_oracle(xs, quant_max):
 
 
 def run_qreport(d, *extra):
-    r = subprocess.run([QREPORT, "analyze", f"{d}/model.pt", "--calib", f"{d}/calib.pt", "--detectors", "error",
+    detectors = [] if "--detectors" in extra else ["--detectors", "error"]
+    r = subprocess.run([QREPORT, "analyze", f"{d}/model.pt", "--calib", f"{d}/calib.pt", *detectors,
                         "--format", "json", "--threads", "1", "-q", *extra], capture_output=True, text=True)
     if r.returncode != 0:
         raise SystemExit(f"qreport failed on {d}: {r.stderr}")
@@ -145,6 +151,128 @@ def compare(name, model, batches, d, quant_max=127):
                 worst_input_gap[:] = [abs(g - db), f"{name}.{fqn} ({kind})"]
             checked["input_db"] += 1
     return report, oracle
+
+
+def flat(out):
+    if torch.is_tensor(out):
+        return [out.detach()] if out.is_floating_point() else []
+    if isinstance(out, (tuple, list)):
+        return [t for o in out for t in flat(o)]
+    if isinstance(out, dict):
+        return [t for o in out.values() for t in flat(o)]
+    return []
+
+
+def simulate_oracle(model, batches, report, oracle):
+    """The model's output SQNR and each site's, with fake-quantized Linear/Conv inputs and weights."""
+    named = dict(model.named_modules())
+    mapping = report["qconfig_mapping"]
+    lincon = [f for f, m in named.items() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))]
+
+    def entry(fqn):
+        f = fqn
+        while f not in mapping and f:
+            f = f.rpartition(".")[0]
+        return mapping.get(f, {"activation": "default_observer", "weight": "default_weight_observer"})
+
+    def act_fq(fqn, config, x):
+        if config == "default_qconfig" or entry(fqn)["activation"] == "default_observer":
+            s, z, _ = oracle[fqn]["minmax"]
+        elif entry(fqn)["activation"] == "default_histogram_observer":
+            s, z, _ = oracle[fqn]["histogram"]
+        else:  # dynamic: the call's own range
+            obs = MinMaxObserver(quant_min=0, quant_max=127)
+            obs(x)
+            s, z = obs.calculate_qparams()
+            s, z = float(s), int(z)
+        return torch.fake_quantize_per_tensor_affine(x, s, z, 0, 127)
+
+    def w_fq(fqn, config):
+        w = named[fqn].weight.detach()
+        per_channel = config == "recommended" and entry(fqn)["weight"] == "default_per_channel_weight_observer"
+        obs = default_per_channel_weight_observer() if per_channel else default_weight_observer()
+        obs(w)
+        s, z = obs.calculate_qparams()
+        if per_channel:
+            return torch.fake_quantize_per_channel_affine(w, s, z.to(torch.int32), 0, -128, 127)
+        return torch.fake_quantize_per_tensor_affine(w, float(s), int(z), -128, 127)
+
+    sites = list(report["simulation"]["default_qconfig"]["layers_output_sqnr_db"])
+    linear_of = {id(named[f].weight): f for f in lincon if isinstance(named[f], nn.Linear)}
+    state = {"config": None, "outputs": {}}
+    real_linear = F.linear
+
+    def linear(x, w, b=None):
+        fqn = linear_of.get(id(w))
+        if fqn is not None and state["config"]:
+            x, w = act_fq(fqn, state["config"], x), state["weights"][fqn]
+        y = real_linear(x, w, b)
+        if fqn in sites:
+            state["outputs"].setdefault(fqn, []).append(y.detach())
+        return y
+
+    hooks = []
+    for f in lincon:
+        if isinstance(named[f], nn.Linear):
+            continue
+        hooks.append(named[f].register_forward_pre_hook(
+            lambda m, inp, f=f: (act_fq(f, state["config"], inp[0]),) + tuple(inp[1:]) if state["config"] else None))
+    for s in sites:
+        if not isinstance(named[s], nn.Linear):
+            hooks.append(named[s].register_forward_hook(
+                lambda m, inp, out, s=s: state["outputs"].setdefault(s, []).append(out.detach())))
+    F.linear = linear
+    sums = {c: {"out": [0.0, 0.0], **{s: [0.0, 0.0] for s in sites}} for c in ("default_qconfig", "recommended")}
+    originals = {f: named[f].weight.detach().clone() for f in lincon}
+    try:
+        with torch.enable_grad():
+            for b in batches:
+                state["config"], state["outputs"] = None, {}
+                ref = flat(model(*b))
+                ref_layers = state["outputs"]
+                for c in ("default_qconfig", "recommended"):
+                    state["config"], state["outputs"] = c, {}
+                    state["weights"] = {f: w_fq(f, c) for f in lincon}
+                    with torch.no_grad():
+                        for f in lincon:
+                            if not isinstance(named[f], nn.Linear):
+                                named[f].weight.copy_(state["weights"][f])
+                    got = flat(model(*b))
+                    with torch.no_grad():
+                        for f in lincon:
+                            named[f].weight.copy_(originals[f])
+                    for r, g in zip(ref, got):
+                        sums[c]["out"][0] += r.double().square().sum().item()
+                        sums[c]["out"][1] += (r.double() - g.double()).square().sum().item()
+                    for s in sites:
+                        for r, g in zip(ref_layers.get(s, []), state["outputs"].get(s, [])):
+                            sums[c][s][0] += r.double().square().sum().item()
+                            sums[c][s][1] += (r.double() - g.double()).square().sum().item()
+    finally:
+        F.linear = real_linear
+        for h in hooks:
+            h.remove()
+    return {c: {k: sqnr(*v) for k, v in d.items()} for c, d in sums.items()}
+
+
+def compare_simulation(name, model, batches, d, oracle):
+    report = run_qreport(d, "--detectors", "all", "--simulate")
+    want = simulate_oracle(model, batches, report, oracle)
+    for c, layers in want.items():
+        got = report["simulation"][c]
+        check(close_db(got["output_sqnr_db"], layers["out"], 0.1),
+              f"{name} --simulate {c}: output SQNR {got['output_sqnr_db']} dB, Python {layers['out']} dB")
+        checked["simulated_db"] += 1
+        gap = abs(got["output_sqnr_db"] - layers["out"]) if got["output_sqnr_db"] is not None and layers["out"] else 0
+        if gap >= worst_simulated_gap[0]:
+            worst_simulated_gap[:] = [gap, f"{name} {c}: {got['output_sqnr_db']:.2f} dB"]
+        for s, db in layers.items():
+            if s == "out":
+                continue
+            check(close_db(got["layers_output_sqnr_db"][s], db, 0.1),
+                  f"{name} --simulate {c}: {s} {got['layers_output_sqnr_db'][s]} dB, Python {db} dB")
+            checked["simulated_db"] += 1
+    return report
 
 
 def check_truncation_bug_shown():
@@ -209,6 +337,8 @@ def main():
     cases.append(("gains", model, batches, f"{tmp}/gains"))
     for name, model, batches, d in cases:
         report, oracle = compare(name, model, batches, d)
+        if name in ("resnet18", "encoder_batch_first", "gains"):
+            compare_simulation(name, model, batches, d, oracle)
         if name == "gains":
             m = report["detectors"]["quantization_error_detector"]["modules"]
             hg = m["fc"]["input_histogram_gain_db"]
@@ -226,8 +356,9 @@ def main():
             check(report["qconfig_mapping"]["fc"]["activation"] == "default_histogram_observer", "gains: mapping")
             check(report["qconfig_mapping"]["conv"]["weight"] == "default_per_channel_weight_observer", "gains: conv")
     print(f"checked {checked['weight_db']} weight SQNRs, {checked['qparams']} input qparams, {checked['input_db']} "
-          f"input SQNRs on {len(cases)} models; largest input SQNR estimate error {worst_input_gap[0]:.3f} dB "
-          f"({worst_input_gap[1]})")
+          f"input SQNRs, {checked['simulated_db']} simulated SQNRs on {len(cases)} models; largest input SQNR estimate error {worst_input_gap[0]:.3f} dB "
+          f"({worst_input_gap[1]}); largest simulated output SQNR error {worst_simulated_gap[0]:.4f} dB "
+          f"({worst_simulated_gap[1]})")
     if failures:
         for f in failures[:40]:
             print("FAIL", f)

@@ -1,0 +1,211 @@
+#include "pipeline/simulate.h"
+
+#include <torch/script.h>
+
+#include <cmath>
+#include <map>
+
+#include "common/errors.h"
+#include "common/text.h"
+#include "instrumentation/instrumentation.h"
+#include "model/model.h"
+#include "observers/observers.h"
+
+namespace qreport::pipeline {
+namespace {
+
+using detectors::Side;
+
+// How one call site's input is fake-quantized in one configuration.
+struct Activation {
+  bool dynamic = false;     // per call, from the call's own range
+  observers::QParams q;     // static
+};
+
+// One observed call site: its input quantizer per configuration, and the float outputs of the batch.
+struct Site {
+  std::string fqn;
+  Activation act[2];
+  std::vector<at::Tensor> float_outputs;  // this batch's, in call order
+  size_t next = 0;                        // which float output the next quantized call pairs with
+  double signal[2] = {0, 0}, noise[2] = {0, 0};
+  bool mismatch = false;
+};
+
+// One Linear/Conv module: its weight slot, and the weight each configuration swaps in.
+struct Weight {
+  torch::jit::Module module;
+  at::Tensor original, quantized[2];
+};
+
+std::optional<double> db(double signal, double noise) {
+  if (!(signal > 0.0) || !(noise > 0.0)) return std::nullopt;
+  const double v = 10.0 * std::log10(signal / noise);
+  return std::isfinite(v) ? std::optional<double>(v) : std::nullopt;
+}
+
+// Every floating tensor of a forward result, in order (tuples, lists and dict values recursively).
+void flatten(const c10::IValue& v, std::vector<at::Tensor>& out) {
+  if (v.isTensor()) {
+    if (v.toTensor().is_floating_point()) out.push_back(v.toTensor());
+  } else if (v.isTuple()) {
+    for (const auto& e : v.toTupleRef().elements()) flatten(e, out);
+  } else if (v.isList()) {
+    for (const auto& e : v.toListRef()) flatten(e, out);
+  } else if (v.isGenericDict()) {
+    for (const auto& kv : v.toGenericDict()) flatten(kv.value(), out);
+  }
+}
+
+void accumulate(const at::Tensor& ref, const at::Tensor& got, double& signal, double& noise) {
+  at::Tensor r = ref.to(at::kDouble);
+  signal += r.square().sum().item<double>();
+  noise += (r - got.to(at::kDouble)).square().sum().item<double>();
+}
+
+torch::jit::Module submodule(const torch::jit::Module& root, const std::string& fqn) {
+  torch::jit::Module m = root;
+  size_t start = 0;
+  while (start < fqn.size()) {
+    size_t dot = fqn.find('.', start);
+    if (dot == std::string::npos) dot = fqn.size();
+    m = m.attr(fqn.substr(start, dot - start)).toModule();
+    start = dot + 1;
+  }
+  return m;
+}
+
+}  // namespace
+
+report::Simulation simulate(const SimulationInput& in, std::vector<std::string>* warnings) {
+  const model::Model& model = *in.model;
+  const int64_t dynamic_qmax = in.backend == "x86" || in.backend == "fbgemm" ? 127 : 255;
+  std::map<std::string, const detectors::QConfigEntry*> entry_of;
+  for (const auto& e : *in.mapping) entry_of[e.fqn] = &e;
+
+  instrumentation::Instrumenter instr(model);
+  std::vector<Site> sites;
+  std::map<std::string, size_t> site_index;
+  std::vector<Weight> weights;
+  for (const auto& node : model.tree().nodes()) {
+    if (!node.kind.is_linear_or_conv()) continue;
+    const auto site = instr.resolve(node.fqn);
+    const auto* point = in.stats->find(node.fqn, Side::Input);
+    const auto* h = point ? point->histogram() : nullptr;
+    if (!site || !h || h->batches == 0 || !h->invalid.empty()) {
+      warnings->push_back("--simulate: '" + node.fqn + "' is left in float: its input was not observed");
+      continue;
+    }
+    at::Tensor w = model.weight(node.fqn);
+    if (!w.defined() || w.dim() < 1) continue;
+    const auto it = entry_of.find(detectors::fused_ancestor(model, node.fqn));
+    const detectors::QConfigEntry* entry = it == entry_of.end() ? nullptr : it->second;
+
+    Weight wt;
+    wt.module = submodule(model.module(), node.fqn);
+    wt.original = wt.module.attr("weight").toTensor();
+    const bool per_channel = entry && entry->weight == "default_per_channel_weight_observer";
+    wt.quantized[0] = observers::fake_quantize_weight(w, false).to(wt.original.options());
+    wt.quantized[1] = observers::fake_quantize_weight(w, per_channel).to(wt.original.options());
+    weights.push_back(std::move(wt));
+
+    if (site_index.count(*site)) continue;  // the children of one fused module share its input
+    Site s;
+    s.fqn = *site;
+    // default_observer (and default_histogram_observer) quantize to [0, 127] whatever the backend.
+    s.act[0].q = observers::affine_qparams(h->data_min, h->data_max, 0, 127);
+    s.act[1].q = s.act[0].q;
+    if (entry && entry->activation == "default_histogram_observer") {
+      if (auto range = observers::histogram_search_range(*h, 256))
+        s.act[1].q = observers::affine_qparams(range->first, range->second, 0, 127);
+    } else if (entry && entry->activation == "default_dynamic_quant_observer") {
+      s.act[1].dynamic = true;
+    }
+    const int64_t id = static_cast<int64_t>(sites.size());
+    instr.rewrite_input(*site, id);
+    instr.observe(*site, Side::Output, id);
+    site_index[*site] = sites.size();
+    sites.push_back(std::move(s));
+  }
+
+  report::Simulation sim;
+  sim.ran = true;
+  double out_signal[2] = {0, 0}, out_noise[2] = {0, 0};
+  int config = -1;  // -1: the float pass
+  instrumentation::ObserveSink sink = [&](int64_t id, const at::Tensor& y) {
+    Site& s = sites[static_cast<size_t>(id)];
+    if (config < 0) {
+      s.float_outputs.push_back(y.detach().clone());  // clone: a later in-place op may change y
+      return;
+    }
+    if (s.next >= s.float_outputs.size() || !y.is_floating_point()) {
+      s.mismatch = true;
+      return;
+    }
+    accumulate(s.float_outputs[s.next++], y, s.signal[config], s.noise[config]);
+  };
+  instrumentation::RewriteSink rewrite = [&](int64_t id, const at::Tensor& x) -> at::Tensor {
+    if (config < 0 || !x.is_floating_point()) return x;
+    const Activation& a = sites[static_cast<size_t>(id)].act[config];
+    at::Tensor xf = x.to(at::kFloat);
+    observers::QParams q = a.q;
+    if (a.dynamic) {
+      auto [mn, mx] = at::aminmax(xf);
+      q = observers::affine_qparams(mn.item<float>(), mx.item<float>(), 0, dynamic_qmax);
+    }
+    return observers::fake_quantize(xf, q).to(x.scalar_type());
+  };
+
+  c10::InferenceMode inference;
+  for (size_t i = 0; i < in.batches; ++i) {
+    if (interrupt_requested()) throw Interrupted("interrupted during --simulate; no report written");
+    const std::vector<c10::IValue> args = in.batch(i);
+    for (auto& s : sites) {
+      s.float_outputs.clear();
+      s.next = 0;
+    }
+    std::vector<at::Tensor> float_out;
+    try {
+      config = -1;
+      c10::IValue out = instr.run(args, sink, rewrite);
+      flatten(out, float_out);
+      for (auto& t : float_out) t = t.detach().clone();
+      for (int c = 0; c < 2; ++c) {
+        config = c;
+        for (auto& s : sites) s.next = 0;
+        for (auto& w : weights) w.module.setattr("weight", w.quantized[c]);
+        c10::IValue qout;
+        try {
+          qout = instr.run(args, sink, rewrite);
+        } catch (...) {
+          for (auto& w : weights) w.module.setattr("weight", w.original);
+          throw;
+        }
+        for (auto& w : weights) w.module.setattr("weight", w.original);
+        std::vector<at::Tensor> q_out;
+        flatten(qout, q_out);
+        for (size_t k = 0; k < float_out.size() && k < q_out.size(); ++k)
+          accumulate(float_out[k], q_out[k], out_signal[c], out_noise[c]);
+      }
+    } catch (const c10::Error& e) {
+      throw ModelError("the model's forward failed during --simulate on batch " + std::to_string(i) + ": " +
+                       root_cause_line(e.what()));
+    }
+    if (in.on_batch) in.on_batch(i + 1, in.batches);
+  }
+  for (const auto& s : sites)
+    if (s.mismatch)
+      warnings->push_back("--simulate: the calls of '" + s.fqn + "' differed between the float and the quantized "
+                          "run; its per-layer SQNR covers the calls that paired");
+  const char* names[2] = {"default_qconfig", "recommended"};
+  for (int c = 0; c < 2; ++c) {
+    report::SimulatedConfig rc;
+    rc.name = names[c];
+    rc.output_sqnr_db = db(out_signal[c], out_noise[c]);
+    for (const auto& s : sites) rc.layers.emplace_back(s.fqn, db(s.signal[c], s.noise[c]));
+    sim.configs.push_back(std::move(rc));
+  }
+  return sim;
+}
+
+}  // namespace qreport::pipeline
