@@ -20,7 +20,7 @@ constexpr int64_t kHistogramDstBins = 256;              // 2^bits of quint8, His
 
 std::string db_text(double v) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f", v);
+  std::snprintf(buf, sizeof buf, "%.1f", std::fabs(v) < 0.05 ? 0.0 : v);  // never "-0.0"
   return buf;
 }
 

@@ -302,6 +302,7 @@ report::Report analyze(const AnalyzeOptions& o) {
   for (size_t id = 0; id < plan.keys().size(); ++id)
     instr.observe(plan.keys()[id].first, plan.keys()[id].second, static_cast<int64_t>(id));
   for (const auto& w : instr.warnings()) rep.warnings.push_back(w);
+  rep.call_order = instr.call_sites();
   clock.lap("instrument");
 
   if (device.type() != c10::kCPU) model.module().to(device);

@@ -1,3 +1,4 @@
+#include <cmath>
 #include <cstdio>
 #include <string>
 
@@ -23,7 +24,7 @@ const detectors::Value* number(const detectors::Value* v) {
 
 std::string db_text(double v) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f", v);
+  std::snprintf(buf, sizeof buf, "%.1f", std::fabs(v) < 0.05 ? 0.0 : v);  // never "-0.0"
   return buf;
 }
 

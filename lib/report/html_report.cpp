@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <optional>
 
 #include "report/report.h"
@@ -71,12 +72,32 @@ std::string modules_table(const detectors::DetectorResult& res) {
   return out + "</tbody></table></div>";
 }
 
+// Per-module charts only for modules with something to show (a flagged channel, a recommendation), at
+// most kMaxCharts per detector: the tables list every module, and a page of hundreds of charts is
+// neither readable nor small.
+constexpr size_t kMaxCharts = 12;
+
+bool any_true(const Value* v) {
+  if (!v) return false;
+  if (v->type == Value::Type::Bool) return v->b;
+  if (v->type == Value::Type::List)
+    for (const auto& x : v->list)
+      if (x.type == Value::Type::Bool && x.b) return true;
+  return false;
+}
+
 std::string plots(const detectors::DetectorResult& res) {
   std::string out;
+  size_t charts = 0, skipped = 0;
+  auto room = [&]() {
+    if (charts < kMaxCharts) return ++charts, true;
+    return ++skipped, false;
+  };
   if (res.name == "dynamic_vs_static_detector") {
     svg::BarChart ch;
     ch.title = "S = average batch range / epoch range, per module (input activation)";
     ch.y_label = "S";
+    ch.x_label = "modules";
     ch.threshold = number(find_field(res.options, "tolerance"));
     ch.threshold_label = "tolerance";
     ch.above_is_bad = false;  // S <= tolerance: non-stationary, dynamic recommended
@@ -87,6 +108,7 @@ std::string plots(const detectors::DetectorResult& res) {
     if (!ch.values.empty()) out += "<figure>" + svg::bar_chart(ch) + "</figure>";
   } else if (res.name == "input_weight_equalization_detector") {
     for (const auto& m : res.modules) {
+      if (!any_true(find_field(m.fields, "input_weight_equalization_recommended")) || !room()) continue;
       svg::RangeSeries in{"input activation", "#1f77b4",
                           numbers(find_field(m.fields, "input_activation_per_channel_min")),
                           numbers(find_field(m.fields, "input_activation_per_channel_max"))};
@@ -96,9 +118,11 @@ std::string plots(const detectors::DetectorResult& res) {
     }
   } else if (res.name == "outlier_detector") {
     for (const auto& m : res.modules) {
+      if (!any_true(find_field(m.fields, "outliers_detected")) || !room()) continue;
       svg::BarChart ch;
       ch.title = m.fqn + ": max / reference percentile, per channel";
       ch.y_label = "ratio (log)";
+      ch.x_label = "channels";
       ch.log_scale = true;
       ch.threshold = number(find_field(res.options, "ratio_threshold"));
       ch.threshold_label = "ratio threshold";
@@ -107,7 +131,172 @@ std::string plots(const detectors::DetectorResult& res) {
       out += "<figure>" + svg::bar_chart(ch) + "</figure>";
     }
   }
+  if (skipped)
+    out += "<p class=\"none\">" + std::to_string(skipped) + " more module" + (skipped == 1 ? "" : "s") +
+           " with findings: see the table.</p>";
   return out;
+}
+
+// The first lines of a detector's report text: the outlier detector's runs to a line per channel (a
+// megabyte on resnet50). The whole text is in the text and JSON reports.
+std::string head_lines(const std::string& text) {
+  constexpr size_t kMaxLines = 60;
+  size_t pos = 0, lines = 0;
+  while (lines < kMaxLines && (pos = text.find('\n', pos)) != std::string::npos) ++pos, ++lines;
+  if (pos == std::string::npos || pos >= text.size()) return text;
+  size_t rest = 0;
+  for (size_t i = pos; i < text.size(); ++i) rest += text[i] == '\n';
+  return text.substr(0, pos) + "… " + std::to_string(rest + 1) +
+         " more lines (the whole text is in the text and JSON reports)\n";
+}
+
+const char* detector_of(const std::string& kind) {
+  if (kind == "per_channel") return "per_channel_detector";
+  if (kind == "dynamic") return "dynamic_vs_static_detector";
+  if (kind == "equalization") return "input_weight_equalization_detector";
+  if (kind == "outliers") return "outlier_detector";
+  return "quantization_error_detector";
+}
+
+std::string db(const std::optional<double>& v) {
+  if (!v) return "–";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", std::fabs(*v) < 0.05 ? 0.0 : *v);  // never "-0.0"
+  return buf;
+}
+
+// Linear/Conv layers in graph order: by the first call site that observes them (the module itself or
+// its nearest called ancestor), module order among equals and for the never-called.
+std::vector<std::string> graph_order(const std::vector<std::string>& fqns, const std::vector<std::string>& calls) {
+  auto position = [&](const std::string& fqn) {
+    for (std::string f = fqn;;) {
+      auto it = std::find(calls.begin(), calls.end(), f);
+      if (it != calls.end()) return static_cast<size_t>(it - calls.begin());
+      if (f.empty()) return calls.size();
+      auto dot = f.rfind('.');
+      f = dot == std::string::npos ? std::string() : f.substr(0, dot);
+    }
+  };
+  std::vector<std::pair<size_t, size_t>> keyed;
+  for (size_t i = 0; i < fqns.size(); ++i) keyed.emplace_back(position(fqns[i]), i);
+  std::stable_sort(keyed.begin(), keyed.end());
+  std::vector<std::string> out;
+  for (const auto& [pos, i] : keyed) out.push_back(fqns[i]);
+  return out;
+}
+
+const detectors::DetectorResult* result_named(const Report& r, const std::string& name) {
+  for (const auto& res : r.results)
+    if (res.name == name) return &res;
+  return nullptr;
+}
+
+// The overview: every Linear/Conv layer with its SQNR and finding markers, chart first, table folded.
+std::string overview(const Report& r, const std::vector<Finding>& found) {
+  const auto* err = result_named(r, "quantization_error_detector");
+  std::vector<std::string> fqns;
+  std::map<std::string, const detectors::Fields*> fields;
+  if (err) {
+    for (const auto& m : err->modules) fqns.push_back(m.fqn), fields[m.fqn] = &m.fields;
+  } else {
+    for (const char* name : {"per_channel_detector", "dynamic_vs_static_detector", "input_weight_equalization_detector"})
+      if (const auto* res = result_named(r, name))
+        for (const auto& m : res->modules)
+          if (std::find(fqns.begin(), fqns.end(), m.fqn) == fqns.end()) fqns.push_back(m.fqn);
+  }
+  fqns = graph_order(fqns, r.call_order);
+  const auto& kinds = finding_kinds();
+  std::map<std::string, std::vector<std::string>> kinds_of;
+  for (const auto& f : found) kinds_of[f.fqn].push_back(f.kind);
+
+  svg::OverviewChart ch;
+  ch.title = err ? "SQNR per layer: weight and input, default quantizer to recommended; findings below"
+                 : "Findings per layer (run the error detector for SQNR)";
+  ch.marker_names = kinds;
+  std::string rows;
+  size_t index = 0;
+  for (const auto& fqn : fqns) {
+    svg::OverviewLayer l;
+    const detectors::Fields* f = fields.count(fqn) ? fields[fqn] : nullptr;
+    auto get = [&](const char* key) { return f ? number(find_field(*f, key)) : std::nullopt; };
+    l.weight_default = get("weight_sqnr_per_tensor_db");
+    l.input_default = get("input_sqnr_minmax_db");
+    const Value* wo = f ? find_field(*f, "recommended_weight_observer") : nullptr;
+    const Value* ao = f ? find_field(*f, "recommended_activation_observer") : nullptr;
+    l.weight_best = wo && wo->s == "default_per_channel_weight_observer" ? get("weight_sqnr_per_channel_db")
+                                                                          : l.weight_default;
+    l.input_best = ao && ao->s == "default_histogram_observer" ? get("input_sqnr_histogram_db") : l.input_default;
+    std::string marks;
+    for (const auto& k : kinds) {
+      const auto& ks = kinds_of[fqn];
+      const bool has = std::find(ks.begin(), ks.end(), k) != ks.end();
+      l.markers.push_back(has);
+      if (has) marks += (marks.empty() ? "" : ", ") + k;
+    }
+    l.hover = fqn + ": weight " + db(l.weight_default) + " → " + db(l.weight_best) + " dB, input " +
+              db(l.input_default) + " → " + db(l.input_best) + " dB" + (marks.empty() ? "" : "; findings: " + marks);
+    rows += "<tr><td>" + std::to_string(++index) + "</td><td><code>" + escape(fqn) + "</code></td><td>" +
+            db(l.weight_default) + " → " + db(l.weight_best) + "</td><td>" + db(l.input_default) + " → " +
+            db(l.input_best) + "</td><td>" + db(get("sqnr_db")) + "</td><td>" + escape(marks) + "</td></tr>";
+    ch.layers.push_back(std::move(l));
+  }
+  std::string out = "<section id=\"overview\"><h2>Overview</h2><p class=\"lead\">" + std::to_string(fqns.size()) +
+                    " Linear/Conv layers; " + std::to_string(found.size()) + " finding" +
+                    (found.size() == 1 ? "" : "s") + ".";
+  if (r.simulation.ran && r.simulation.configs.size() == 2)
+    out += " Simulated model output SQNR: <b>" + db(r.simulation.configs[0].output_sqnr_db) +
+           " dB</b> with default_qconfig, <b>" + db(r.simulation.configs[1].output_sqnr_db) +
+           " dB</b> with the recommended mapping.";
+  out += "</p>";
+  if (!ch.layers.empty()) out += "<figure>" + svg::overview_chart(ch) + "</figure>";
+  out += "<details><summary>Per-layer table</summary><div class=\"scroll\"><table><thead><tr><th>#</th><th>layer</th>"
+         "<th>weight SQNR dB (per-tensor → recommended)</th><th>input SQNR dB (min/max → recommended)</th>"
+         "<th>layer SQNR dB</th><th>findings</th></tr></thead><tbody>" +
+         rows + "</tbody></table></div></details></section>";
+  return out;
+}
+
+std::string worst_layers(const Report& r) {
+  const auto* err = result_named(r, "quantization_error_detector");
+  if (!err) return "";
+  const Value* worst = find_field(err->summary, "worst_layers");
+  std::string out = "\n<section id=\"worst\"><h2>Worst layers</h2>";
+  if (!worst || worst->list.empty()) return out + "<p class=\"none\">No layer could be measured.</p></section>";
+  out += "<table><thead><tr><th>rank</th><th>layer</th><th>SQNR dB</th><th>limited by</th><th>per-channel weights gain "
+         "dB</th><th>histogram range gain dB</th></tr></thead><tbody>";
+  size_t rank = 0;
+  for (const auto& w : worst->list) {
+    auto member = [&](const char* key) -> const Value* {
+      for (const auto& [k, v] : w.members)
+        if (k == key) return &v;
+      return nullptr;
+    };
+    const Value* fqn = member("fqn");
+    if (!fqn) continue;
+    const detectors::Fields* f = nullptr;
+    for (const auto& m : err->modules)
+      if (m.fqn == fqn->s) f = &m.fields;
+    auto get = [&](const char* key) { return f ? number(find_field(*f, key)) : std::nullopt; };
+    const Value* by = member("limited_by");
+    out += "<tr><td>" + std::to_string(++rank) + "</td><td><code>" + escape(fqn->s) + "</code></td><td>" +
+           db(number(member("sqnr_db"))) + "</td><td>" + (by ? escape(by->s) : "") + "</td><td>" +
+           db(get("weight_per_channel_gain_db")) + "</td><td>" + db(get("input_histogram_gain_db")) + "</td></tr>";
+  }
+  return out + "</tbody></table></section>";
+}
+
+std::string simulation(const Report& r) {
+  if (!r.simulation.ran || r.simulation.configs.size() != 2) return "";
+  const auto& d = r.simulation.configs[0];
+  const auto& q = r.simulation.configs[1];
+  std::string out = "\n<section id=\"simulation\"><h2>Simulation</h2><p>Model output SQNR against the float model: "
+                    "default_qconfig " + db(d.output_sqnr_db) + " dB, recommended mapping " + db(q.output_sqnr_db) +
+                    " dB.</p><details><summary>Output SQNR after each observed layer</summary><table><thead><tr>"
+                    "<th>call site</th><th>default_qconfig dB</th><th>recommended dB</th></tr></thead><tbody>";
+  for (size_t i = 0; i < d.layers.size() && i < q.layers.size(); ++i)
+    out += "<tr><td><code>" + escape(d.layers[i].first) + "</code></td><td>" + db(d.layers[i].second) + "</td><td>" +
+           db(q.layers[i].second) + "</td></tr>";
+  return out + "</tbody></table></details></section>";
 }
 
 const char* kStyle =
@@ -117,7 +306,9 @@ const char* kStyle =
     "text-align:left}th{background:#f3f3f3}td.yes{background:#fde2e1}td.no{color:#777}"
     "pre{background:#f7f7f7;padding:.8em;white-space:pre-wrap;font-size:.85em}"
     "figure{margin:.5em 0}.ct{font-size:13px;font-weight:600}.tk{font-size:10px;fill:#444}.na{font-size:9px;fill:#999}"
-    ".none{color:#777}.warn li{color:#8a5a00}.scroll{overflow-x:auto}";
+    ".none{color:#777}.warn li{color:#8a5a00}.scroll{overflow-x:auto}.lead{font-size:1.05em}"
+    "details{margin:.4em 0}summary{cursor:pointer}section>details>summary{font-size:1.2em;font-weight:600}"
+    ".col:hover{fill-opacity:.06}";
 
 }  // namespace
 
@@ -131,7 +322,10 @@ std::string to_html(const Report& r) {
          " batches on " + escape(r.device) + "</td></tr></tbody></table>\n";
 
   auto found = findings(r);
-  out += "<h2 id=\"findings\">Findings</h2>";
+  out += overview(r, found);
+  out += worst_layers(r);
+  out += simulation(r);
+  out += "\n<section id=\"findings\"><h2>Findings</h2>";
   if (found.empty()) {
     out += "<p class=\"none\">No findings.</p>";
   } else {
@@ -141,14 +335,20 @@ std::string to_html(const Report& r) {
              "</td></tr>";
     out += "</tbody></table>";
   }
+  out += "</section>\n<h2>Detector details</h2>";
   for (const auto& res : r.results) {
-    out += "\n<section id=\"" + escape(res.name) + "\"><h2>" + escape(res.name) + "</h2>";
+    size_t n = 0;
+    for (const auto& f : found) n += detector_of(f.kind) == res.name;
+    out += "\n<section id=\"" + escape(res.name) + "\"><details><summary>" + escape(res.name) + " — " +
+           std::to_string(res.modules.size()) + " module" + (res.modules.size() == 1 ? "" : "s") + ", " +
+           std::to_string(n) + " finding" + (n == 1 ? "" : "s") + "</summary>";
     out += "<table class=\"options\"><tbody>";
     for (const auto& [k, v] : res.options) out += "<tr><th>" + escape(k) + "</th><td>" + escape(show(v)) + "</td></tr>";
     out += "</tbody></table>";
     out += plots(res);
     out += modules_table(res);
-    out += "<details><summary>PyTorch's report text</summary><pre>" + escape(res.text) + "</pre></details></section>";
+    out += "<details><summary>Report text</summary><pre>" + escape(head_lines(res.text)) +
+           "</pre></details></details></section>";
   }
   if (!r.warnings.empty()) {
     out += "\n<h2 id=\"warnings\">Warnings</h2><ul class=\"warn\">";

@@ -20,6 +20,7 @@ std::string range_chart(const std::string& title, const std::vector<RangeSeries>
 // alarm colour when above_is_bad, below it otherwise. log_scale for ratios spanning decades.
 struct BarChart {
   std::string title, y_label;
+  std::string x_label = "items";  // what the bars are, in the count shown when labels do not fit
   std::vector<std::string> labels;
   std::vector<std::optional<double>> values;
   std::optional<double> threshold;
@@ -28,6 +29,21 @@ struct BarChart {
   bool log_scale = false;
 };
 std::string bar_chart(const BarChart& chart);
+
+// The overview of the HTML report: one column per observed layer in graph order, its SQNR (weight and
+// input, the default quantizer hollow, the recommended one filled, joined by a line) and, under the plot,
+// one row of markers per finding kind. Each column's hover text is `hover`.
+struct OverviewLayer {
+  std::string hover;
+  std::optional<double> weight_default, weight_best, input_default, input_best;
+  std::vector<bool> markers;  // one per OverviewChart::marker_names
+};
+struct OverviewChart {
+  std::string title;
+  std::vector<std::string> marker_names;
+  std::vector<OverviewLayer> layers;
+};
+std::string overview_chart(const OverviewChart& chart);
 
 std::string escape(const std::string& text);  // &, <, >, " for HTML/SVG text and attributes
 

@@ -36,12 +36,19 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--dis
          f"--user-data-dir={tmp}/profile"]
 dom = subprocess.run([chromium, *FLAGS, "--dump-dom", "file://" + html], capture_output=True, text=True,
                      timeout=120).stdout
-for section in ["per_channel_detector", "dynamic_vs_static_detector", "input_weight_equalization_detector",
-                "outlier_detector", "findings"]:
-    if f'id="{section}"' not in dom:
-        failures.append(f"DOM lacks section {section}")
+sections = ["overview", "worst", "findings", "per_channel_detector", "dynamic_vs_static_detector",
+            "input_weight_equalization_detector", "outlier_detector", "quantization_error_detector"]
+at = [dom.find(f'id="{s}"') for s in sections]
+if -1 in at:
+    failures.append(f"DOM lacks sections {[s for s, a in zip(sections, at) if a < 0]}")
+elif at != sorted(at):
+    failures.append(f"sections out of order: {sorted(zip(at, sections))}")
+# The overview first: one hover column per Linear/Conv layer (spiky, fused: linear.0, conv.0), named with its SQNR.
+columns = re.findall(r'class="col"><title>([^<]*)</title>', dom)
+if [c.split(":")[0] for c in columns] != ["linear.0", "conv.0"] or not all(" dB" in c for c in columns):
+    failures.append(f"overview columns {columns}")
 svgs = dom.count("<svg")
-if svgs < 5:  # S chart, 2 equalization range charts, 2+ outlier ratio charts
+if svgs < 4:  # overview, S chart, charts of the modules with findings (outliers, equalization)
     failures.append(f"only {svgs} plots in the DOM")
 if "outliers in channel(s) 0, 2, 4, 6" not in dom:
     failures.append("findings table lacks the spiky outliers")
