@@ -322,6 +322,43 @@ def gains_fixture(d):
     return model, batches
 
 
+class Degenerate(nn.Module):
+    """zero: an all-zero weight (no signal); flat: a conv whose input is constant."""
+
+    def __init__(self):
+        super().__init__()
+        self.zero = nn.Linear(4, 4)
+        self.flat = nn.Conv2d(2, 2, 1)
+        with torch.no_grad():
+            self.zero.weight.zero_()
+
+    def forward(self, x):
+        return self.zero(x), self.flat(torch.ones(1, 2, 3, 3))
+
+
+def check_degenerate(tmp):
+    """A zero signal or a constant input gives null, with a warning naming why; never NaN or Infinity."""
+    d = f"{tmp}/degenerate"
+    os.makedirs(d, exist_ok=True)
+    torch.jit.save(torch.jit.script(Degenerate()), f"{d}/model.pt")
+    save_batches([(torch.randn(3, 4),) for _ in range(2)], f"{d}/calib.pt")
+    r = subprocess.run([QREPORT, "analyze", f"{d}/model.pt", "--calib", f"{d}/calib.pt", "--detectors", "error",
+                        "--format", "json"], capture_output=True, text=True)
+    check(r.returncode == 0, f"degenerate: exit {r.returncode}: {r.stderr}")
+    check("NaN" not in r.stdout and "Infinity" not in r.stdout, "degenerate: non-finite number in the JSON")
+    j = json.loads(r.stdout)
+    m = j["detectors"]["quantization_error_detector"]["modules"]
+    check(m["zero"]["weight_sqnr_per_tensor_db"] is None and m["zero"]["weight_sqnr_per_channel_db"] is None,
+          f"degenerate: zero weight {m['zero']}")
+    check(m["zero"]["input_sqnr_minmax_db"] is not None, "degenerate: zero's input is measurable")
+    check(m["flat"]["input_sqnr_minmax_db"] is None and m["flat"]["input_sqnr_histogram_db"] is None,
+          f"degenerate: constant input {m['flat']}")
+    want = ["quantization_error_detector: weight SQNR per tensor of 'zero' is null: the signal is zero",
+            "quantization_error_detector: input SQNR of 'flat' is null: its input is constant"]
+    for w in want:
+        check(w in j["warnings"], f"degenerate: warning {w!r} missing from {j['warnings']}")
+
+
 def main():
     histc_bounds_as_floats()
     check_truncation_bug_shown()
@@ -333,6 +370,7 @@ def main():
         model, batches, _ = transformer_fixtures.FEATURES[name]()
         cases.append((name, model.eval(), batches, f"{FIX}/features/{name}"))
     tmp = tempfile.mkdtemp(prefix="qreport-error-")
+    check_degenerate(tmp)
     model, batches = gains_fixture(f"{tmp}/gains")
     cases.append(("gains", model, batches, f"{tmp}/gains"))
     for name, model, batches, d in cases:
