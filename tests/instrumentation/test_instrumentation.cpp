@@ -265,3 +265,27 @@ TEST_CASE("calls through torch.jit.fork are call sites, observed like direct cal
   REQUIRE(want.size() == 3);
   for (size_t i = 0; i < 3; ++i) CHECK(at::equal(got[i], want[i]));
 }
+
+TEST_CASE("a rewritten input reaches that call only, and passes unchanged without a rewrite sink") {
+  auto m = model::Model::load(fixture("graph/shared_class.pt"));
+  Instrumenter in(m);
+  CHECK(in.rewrite_input("b1.conv", 3) == 1);
+  CHECK(in.observe("b0.relu", Side::Output, 0) == 1);
+  CHECK(in.graph_text().find("qreport::rewrite") != std::string::npos);
+  at::Tensor x = at::randn({1, 2, 3, 3});
+  const at::Tensor y = m.module().forward({x}).toTensor();
+  Recorder rec;
+  CHECK(at::equal(in.run(args(x), rec.sink(), instrumentation::RewriteSink()).toTensor(), y));
+  // b1.conv sees zeros: the model's output is relu(b1.conv's bias) everywhere; b0 is untouched.
+  std::vector<int64_t> ids;
+  instrumentation::RewriteSink zero = [&](int64_t id, const at::Tensor& v) {
+    ids.push_back(id);
+    return at::zeros_like(v);
+  };
+  Recorder rec2;
+  at::Tensor z = in.run(args(x), rec2.sink(), zero).toTensor();
+  CHECK(ids == std::vector<int64_t>{3});
+  at::Tensor bias = m.module().attr("b1").toModule().attr("conv").toModule().attr("bias").toTensor();
+  CHECK(at::allclose(z, at::relu(bias).view({1, -1, 1, 1}).expand_as(z)));
+  CHECK(at::equal(rec2.seen[0][0], rec.seen[0][0]));
+}

@@ -1,7 +1,9 @@
 // Observer updates against PyTorch's ModelReportObserver (reference oracle v1, v4, v10).
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <cmath>
+#include <limits>
 
 #include "observers/observers.h"
 #include "oracle_v1.h"
@@ -163,4 +165,37 @@ TEST_CASE("no 2^24-element limit on a channel") {
   p.observe(x);
   p.finalize();
   CHECK(p.percentile(1, 0.5f)->avg_ratio == std::vector<float>{2.0f});
+}
+
+TEST_CASE("histogram: the first batch's bins are torch.histc's, bin for bin, on any thread count") {
+  at::manual_seed(3);
+  for (int threads : {1, 2, 3}) {
+    at::set_num_threads(threads);
+    // Values on bin edges, at both ends of the range, repeated (zeros), and a long tail.
+    at::Tensor x = at::cat({at::randn({50000}), at::zeros({20000}), at::linspace(-3, 5, 2049),
+                            at::full({7}, 5.0f), at::randn({100}) * 40});
+    qreport::observers::ObservationPoint p;
+    p.want_histogram();
+    p.observe(x);
+    p.finalize();
+    const auto* h = p.histogram();
+    REQUIRE(h);
+    auto [mn, mx] = at::aminmax(x);
+    at::Tensor want = at::histc(x, 2048, mn.item<float>(), mx.item<float>());
+    REQUIRE(h->histogram.size() == 2048);
+    CHECK(at::equal(at::from_blob(const_cast<float*>(h->histogram.data()), {2048}, at::kFloat), want));
+    CHECK(h->data_min == mn.item<float>());
+    CHECK(h->data_max == mx.item<float>());
+    CHECK(h->sum_squares == doctest::Approx(x.to(at::kDouble).square().sum().item<double>()).epsilon(1e-6));
+    CHECK(h->count == x.numel());
+  }
+  at::set_num_threads(1);
+}
+
+TEST_CASE("histogram: NaN or infinity makes the statistic invalid, not NaN") {
+  qreport::observers::ObservationPoint p;
+  p.want_histogram();
+  p.observe(at::tensor({1.0f, std::numeric_limits<float>::infinity()}));
+  p.finalize();
+  CHECK(p.histogram()->invalid == "the observed values include NaN or infinity");
 }
