@@ -32,6 +32,12 @@ std::string to_text(const Report& r) {
       out += "  " + d.layers[i].first + std::string(width - d.layers[i].first.size(), ' ') + "  " +
              show(d.layers[i].second) + " -> " + show(q.layers[i].second) + "\n";
   }
+  // The findings, with what the error detector measured for them (per-channel gains, histogram gains).
+  const auto found = findings(r);
+  if (!found.empty()) {
+    out += "\n== findings ==\n";
+    for (const auto& f : found) out += "- " + f.kind + " " + (f.fqn.empty() ? "(root)" : f.fqn) + ": " + f.detail + "\n";
+  }
   if (!r.warnings.empty()) {
     out += "\n== warnings ==\n";
     for (const auto& w : r.warnings) out += "- " + w + "\n";
