@@ -16,6 +16,7 @@
 #include "detectors/detectors.h"
 #include "pipeline/analyze.h"
 #include "report/report.h"
+#include "stats/stats.h"
 
 namespace {
 
@@ -120,13 +121,23 @@ int main(int argc, char** argv) {
   bool quiet = false, verbose = false;
   int64_t batch_size = 0, max_batches = 0;
 
-  auto* analyze = app.add_subcommand("analyze", "Calibrate a TorchScript model and report quantization problems");
+  auto* analyze = app.add_subcommand(
+      "analyze", "Calibrate a TorchScript model and report quantization problems. As 'qreport report MODEL --stats "
+                 "FILE...': the detectors again on saved statistics (--save-stats), with any thresholds, no data");
+  analyze->alias("report");
   analyze->footer(kExitCodes);
   analyze->add_option("model", o.model_path, "TorchScript model file (torch.jit.save)")->required();
-  analyze->add_option("--calib", o.calib_path,
+  auto* calib_opt = analyze->add_option("--calib", o.calib_path,
                       "Calibration archive (torch.save): a list of batches, a dict {argument: Tensor | "
-                      "[Tensor]}, or one Tensor split by --batch-size")
-      ->required();
+                      "[Tensor]}, or one Tensor split by --batch-size");
+  std::vector<std::string> stats_paths;
+  analyze->add_option("--stats", stats_paths,
+                      "Instead of --calib (qreport report): statistics files written by --save-stats, merged when "
+                      "several; thresholds may change, what is observed may not")
+      ->excludes(calib_opt);
+  analyze->add_option("--save-stats", o.save_stats,
+                      "Also write the statistics calibration accumulated to this file (a torch.save archive, "
+                      "docs/statistics.md), for qreport report and qreport merge");
   analyze->add_option("--detectors", detectors_arg,
                       "all, or a comma list of per_channel, dynamic_static, equalization, outlier, error "
                       "(PyTorch's detector names work too; error is qreport's quantization-error detector)")
@@ -196,6 +207,15 @@ int main(int argc, char** argv) {
                     "(default: cast it, with one warning; integer inputs are never cast)");
   analyze->add_flag("-q,--quiet", quiet, "Only errors on stderr (no progress, no warnings)");
   analyze->add_flag("-v,--verbose", verbose, "Debug logging on stderr (stage timings, each batch)");
+
+  std::vector<std::string> merge_inputs;
+  std::string merge_output;
+  auto* merge = app.add_subcommand("merge", "Merge statistics files of runs of the same model and settings (shards "
+                                            "of the calibration data) into one");
+  merge->footer(kExitCodesNoCalibration);
+  merge->add_option("stats", merge_inputs, "Statistics files (analyze --save-stats)")->required();
+  merge->add_option("-o,--output", merge_output, "The merged statistics file")->required();
+  merge->add_flag("-q,--quiet", quiet, "Only errors on stderr");
 
   auto* inspect = app.add_subcommand(
       "inspect", "Show the module tree, the call sites found and what each detector would observe where (no data "
@@ -285,6 +305,13 @@ int main(int argc, char** argv) {
       if (failed && !quiet) std::fprintf(stderr, "qreport: diff: %zu gated change%s; exit 1\n", failed, failed == 1 ? "" : "s");
       return failed ? kExitFindings : kExitOk;
     }
+    if (merge->parsed()) {
+      check_output_is_not_input(merge_output, merge_inputs);
+      std::vector<stats::StatsFile> files;
+      for (const auto& p : merge_inputs) files.push_back(stats::load(p));
+      stats::save(stats::merge(files, merge_inputs), merge_output);
+      return kExitOk;
+    }
     if (table->parsed()) {
       check_output_is_not_input(output, {table_report});
       emit(output, report::tables_from_json(read_file(table_report), module_filter, feature_filter));
@@ -300,12 +327,24 @@ int main(int argc, char** argv) {
       return kExitOk;
     }
     std::vector<std::string> fail_on = parse_fail_on(fail_on_arg);
+    const bool from_stats = !stats_paths.empty();
+    if (!from_stats && o.calib_path.empty())
+      throw UsageError("--calib is required (or, for qreport report, --stats FILE...)");
+    if (from_stats && (batch_size_opt->count() || max_batches_opt->count() || o.simulate || !o.save_stats.empty()))
+      throw UsageError("--stats reads saved statistics: --batch-size, --max-batches, --simulate and --save-stats "
+                       "need the calibration data (qreport analyze --calib)");
     // 0 is not "all": a usage error, like any other count below 1.
     if (batch_size_opt->count() && batch_size < 1) throw UsageError("--batch-size must be at least 1");
     if (max_batches_opt->count() && max_batches < 1) throw UsageError("--max-batches must be at least 1");
     if (batch_size_opt->count()) o.calibration.batch_size = batch_size;
     if (max_batches_opt->count()) o.calibration.max_batches = max_batches;
-    check_output_is_not_input(output, {o.model_path, o.calib_path});
+    {
+      std::vector<std::string> inputs = {o.model_path};
+      if (!from_stats) inputs.push_back(o.calib_path);
+      inputs.insert(inputs.end(), stats_paths.begin(), stats_paths.end());
+      check_output_is_not_input(output, inputs);
+      if (!o.save_stats.empty()) check_output_is_not_input(o.save_stats, inputs);
+    }
     o.cast_inputs = !no_cast;
     if (o.threads < 0) throw UsageError("--threads must be positive");
     o.per_channel.backend = backend;
@@ -334,7 +373,7 @@ int main(int argc, char** argv) {
       }
       spdlog::debug("simulation batch {}/{} done", done, total);
     };
-    report::Report rep = pipeline::analyze(o);
+    report::Report rep = from_stats ? pipeline::report_from_stats(o, stats_paths) : pipeline::analyze(o);
     for (const auto& w : rep.warnings) spdlog::warn("{}", w);
     std::string text = format == "json" ? report::to_json(rep) : format == "html" ? report::to_html(rep)
                                                                                   : report::to_text(rep);

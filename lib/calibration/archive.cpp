@@ -31,7 +31,7 @@ void check_storages_fit(const c10::IValue& v, const std::unordered_map<const voi
   if (v.isTensor()) {
     const at::Tensor& t = v.toTensor();
     if (!t.defined() || !t.has_storage()) return;
-    const std::string corrupt = "calibration archive '" + path + "' is corrupt: ";
+    const std::string corrupt = path + " is corrupt: ";  // path: the file's name in messages
     auto it = record_bytes.find(t.storage().data());
     bool fits = it != record_bytes.end() ? t.storage().nbytes() <= it->second : t.storage().nbytes() == 0;
     if (!fits) throw InputError(corrupt + "a tensor's storage is larger than its record");
@@ -59,37 +59,36 @@ void check_storages_fit(const c10::IValue& v, const std::unordered_map<const voi
 
 }  // namespace
 
-Archive Archive::open(const std::string& path, const Options& options) {
+c10::IValue load_torch_save(const std::string& path, const std::string& what, std::shared_ptr<MappedFile>* mapped_out,
+                            size_t* in_place) {
+  const std::string name = what + " '" + path + "'";
   struct stat st {};
-  if (stat(path.c_str(), &st) != 0) throw InputError("calibration archive '" + path + "' does not exist");
-  if (S_ISDIR(st.st_mode)) throw InputError("calibration archive '" + path + "' is a directory, not a file");
-  if (st.st_size == 0) throw InputError("calibration archive '" + path + "' is empty");
+  if (stat(path.c_str(), &st) != 0) throw InputError(name + " does not exist");
+  if (S_ISDIR(st.st_mode)) throw InputError(name + " is a directory, not a file");
+  if (st.st_size == 0) throw InputError(name + " is empty");
   std::string magic = read_magic(path);
-  if (magic.empty()) throw InputError("calibration archive '" + path + "' cannot be read");
+  if (magic.empty()) throw InputError(name + " cannot be read");
   if (magic.size() >= 2 && static_cast<unsigned char>(magic[0]) == 0x80)
-    throw InputError("calibration archive '" + path +
-                     "' is in the legacy (pre-1.6) torch.save format; re-save it with torch.save(obj, path) "
+    throw InputError(name + " is in the legacy (pre-1.6) torch.save format; re-save it with torch.save(obj, path) "
                      "without _use_new_zipfile_serialization=False");
-  if (magic.rfind("PK", 0) != 0)
-    throw InputError("calibration archive '" + path + "' is not a torch.save archive (not a zip file)");
+  if (magic.rfind("PK", 0) != 0) throw InputError(name + " is not a torch.save archive (not a zip file)");
   c10::IValue root;
-  std::shared_ptr<MappedFile> mapped = MappedFile::open(path);
+  std::shared_ptr<MappedFile> mapped = mapped_out ? MappedFile::open(path) : nullptr;
   size_t in_place_count = 0, copied = 0;
   try {
     caffe2::serialize::PyTorchStreamReader reader(path);
     if (reader.hasRecord("constants.pkl") || reader.hasRecord("code/__torch__.py"))
-      throw InputError("calibration archive '" + path +
-                       "' is not a torch.save archive (it looks like a TorchScript model)");
-    if (!reader.hasRecord("data.pkl")) throw InputError("calibration archive '" + path + "' is not a torch.save archive");
+      throw InputError(name + " is not a torch.save archive (it looks like a TorchScript model)");
+    if (!reader.hasRecord("data.pkl")) throw InputError(name + " is not a torch.save archive");
     // What torch::jit::readArchiveAndTensors does, with the pickle patched for LibTorch 1.13 first.
     auto [ptr, size] = reader.getRecord("data.pkl");
     std::string pickle(static_cast<const char*>(ptr.get()), size);
     if (int protocol = pickle_protocol(pickle); protocol > 2)
-      throw InputError("calibration archive '" + path + "' was saved with pickle protocol " +
-                       std::to_string(protocol) + "; LibTorch reads protocol 2: save it with torch.save(obj, path) "
-                       "without pickle_protocol (the default is 2)");
+      throw InputError(name + " was saved with pickle protocol " + std::to_string(protocol) +
+                       "; LibTorch reads protocol 2: save it with torch.save(obj, path) without pickle_protocol "
+                       "(the default is 2)");
     if (std::string problem = pickle_problem(pickle); !problem.empty())
-      throw InputError("calibration archive '" + path + "' is corrupt: data.pkl " + problem);
+      throw InputError(name + " is corrupt: data.pkl " + problem);
     pickle = patch_for_libtorch(pickle);
     size_t pos = 0;
     auto read = [&](char* buf, size_t len) -> size_t {
@@ -101,15 +100,15 @@ Archive Archive::open(const std::string& path, const Options& options) {
     // Storages point into the mapped file where the record allows it; otherwise they are read now.
     // Each record's size, by where its bytes are: a storage may not claim more (checked below).
     std::unordered_map<const void*, size_t> record_bytes;
-    auto read_record = [&](const std::string& name) {
+    auto read_record = [&](const std::string& record) {
       if (mapped)
-        if (at::DataPtr in_place = mapped->record(reader, "data/" + name, mapped)) {
+        if (at::DataPtr here = mapped->record(reader, "data/" + record, mapped)) {
           ++in_place_count;
-          record_bytes[in_place.get()] = mapped->record_size("data/" + name);
-          return in_place;
+          record_bytes[here.get()] = mapped->record_size("data/" + record);
+          return here;
         }
       ++copied;
-      auto [data, bytes] = reader.getRecord("data/" + name);
+      auto [data, bytes] = reader.getRecord("data/" + record);
       record_bytes[data.get()] = bytes;
       return std::move(data);
     };
@@ -118,13 +117,22 @@ Archive Archive::open(const std::string& path, const Options& options) {
     torch::jit::Unpickler unpickler(read, nullptr, nullptr, read_record, c10::Device(c10::kCPU));
     unpickler.set_version(reader.version());
     root = unpickler.parse_ivalue();
-    check_storages_fit(root, record_bytes, path);
-    spdlog::debug("archive: {} storages mapped in place, {} read into memory", in_place_count, copied);
+    check_storages_fit(root, record_bytes, name);
+    spdlog::debug("{}: {} storages mapped in place, {} read into memory", name, in_place_count, copied);
   } catch (const InputError&) {
     throw;
   } catch (const std::exception& e) {
-    throw InputError("cannot read calibration archive '" + path + "': " + first_line(e.what()));
+    throw InputError("cannot read " + name + ": " + first_line(e.what()));
   }
+  if (mapped_out) *mapped_out = std::move(mapped);
+  if (in_place) *in_place = in_place_count;
+  return root;
+}
+
+Archive Archive::open(const std::string& path, const Options& options) {
+  std::shared_ptr<MappedFile> mapped;
+  size_t in_place_count = 0;
+  c10::IValue root = load_torch_save(path, "calibration archive", &mapped, &in_place_count);
   Archive archive;
   try {
     archive = from_ivalue(root, options, path);

@@ -24,6 +24,13 @@ struct Batch {
   std::vector<std::pair<std::string, at::Tensor>> named;    // keyword arguments (dict archives)
 };
 
+// Unpickles a torch.save archive (zip format) with the checks untrusted files get: zip, not a model,
+// pickle protocol 2, a pickle that replays cleanly (common/pickle.h), every tensor inside its record.
+// `what` names the file in messages ("calibration archive", "statistics file"); every problem is an
+// InputError. With `mapped`, storages point into the memory-mapped file where possible.
+c10::IValue load_torch_save(const std::string& path, const std::string& what,
+                            std::shared_ptr<MappedFile>* mapped = nullptr, size_t* in_place = nullptr);
+
 struct Options {
   std::optional<int64_t> batch_size;   // split a single-Tensor archive into batches of this many rows
   std::optional<int64_t> max_batches;  // use at most this many batches

@@ -180,6 +180,19 @@ const PercentileSummary* ObservationPoint::percentile(int ch_axis, float q) cons
   return it == impl_->percentile_summary.end() ? nullptr : &it->second;
 }
 
+ObservationPoint::Finished ObservationPoint::finished() const {
+  return {impl_->calls, impl_->range_summary, impl_->minmax_summary, impl_->percentile_summary,
+          impl_->histogram_summary};
+}
+
+void ObservationPoint::restore(Finished f) {
+  impl_->calls = f.calls;
+  impl_->range_summary = std::move(f.range);
+  impl_->minmax_summary = std::move(f.minmax);
+  impl_->percentile_summary = std::move(f.percentile);
+  impl_->histogram_summary = std::move(f.histogram);
+}
+
 const HistogramSummary* ObservationPoint::histogram() const {
   return impl_->histogram_summary ? &*impl_->histogram_summary : nullptr;
 }

@@ -119,6 +119,18 @@ class ObservationPoint {
   const PercentileSummary* percentile(int ch_axis, float q) const;
   const HistogramSummary* histogram() const;
 
+  // The finished statistics, all of them (lib/stats saves and merges these), and a point rebuilt from
+  // saved ones: restore() stands for observe() and finalize().
+  struct Finished {
+    int64_t calls = 0;
+    std::optional<RangeSummary> range;
+    std::map<int, MinMaxSummary> minmax;                           // by requested ch_axis
+    std::map<std::pair<int, float>, PercentileSummary> percentile;  // by (ch_axis, q)
+    std::optional<HistogramSummary> histogram;
+  };
+  Finished finished() const;
+  void restore(Finished f);
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -16,7 +16,9 @@
 #include "instrumentation/instrumentation.h"
 #include "model/model.h"
 #include "observers/observers.h"
+#include "pipeline/plan.h"
 #include "pipeline/simulate.h"
+#include "stats/stats.h"
 
 namespace qreport::pipeline {
 namespace {
@@ -49,35 +51,6 @@ c10::Device parse_device(const std::string& name) {
   }
   throw UsageError("--device must be cpu, cuda or cuda:N (got '" + name + "')");
 }
-
-// Observation points keyed by the observed value: (call-site fqn, side). Requests of several detectors
-// for the same value share one point; each statistic inside it keeps the settings it was asked with.
-class Plan : public detectors::StatsLookup {
- public:
-  int point_for(const std::string& site, Side side) {
-    auto key = std::make_pair(site, side);
-    auto it = index_.find(key);
-    if (it != index_.end()) return it->second;
-    int id = static_cast<int>(points_.size());
-    points_.emplace_back();
-    keys_.push_back(key);
-    index_[key] = id;
-    return id;
-  }
-  void route(const std::string& fqn, Side side, int id) { routes_[{fqn, side}] = id; }
-  const observers::ObservationPoint* find(const std::string& fqn, Side side) const override {
-    auto it = routes_.find({fqn, side});
-    return it == routes_.end() ? nullptr : &points_[it->second];
-  }
-  std::vector<observers::ObservationPoint>& points() { return points_; }
-  const std::vector<std::pair<std::string, Side>>& keys() const { return keys_; }
-
- private:
-  std::vector<observers::ObservationPoint> points_;
-  std::vector<std::pair<std::string, Side>> keys_;
-  std::map<std::pair<std::string, Side>, int> index_;
-  std::map<std::pair<std::string, Side>, int> routes_;
-};
 
 // Logs how long each stage took (-v); bench/run.py reads these lines for the load+instrument figure.
 class StageClock {
@@ -238,6 +211,14 @@ detectors::ChannelAxes channel_axes(const AnalyzeOptions& o, const model::Model&
   return o.ch_axis ? detectors::ChannelAxes::fixed_axis(*o.ch_axis) : detectors::ChannelAxes::automatic(model, instr);
 }
 
+stats::Settings stats_settings(const AnalyzeOptions& o, const std::vector<std::unique_ptr<detectors::Detector>>& dets) {
+  stats::Settings s;
+  s.ch_axis = o.ch_axis ? std::to_string(*o.ch_axis) : "auto";
+  for (const auto& d : dets) s.detectors.push_back(d->name());
+  s.outlier_reference_percentile = o.outlier.reference_percentile;
+  return s;
+}
+
 report::Report analyze(const AnalyzeOptions& o) {
   auto dets = make_detectors(o);
   if (o.simulate && std::none_of(dets.begin(), dets.end(), [](const auto& d) {
@@ -281,24 +262,7 @@ report::Report analyze(const AnalyzeOptions& o) {
   const detectors::ChannelAxes axes = channel_axes(o, model, instr);
   for (const auto& f : instr.fast_paths()) spdlog::debug("fused fast path bypassed: {}", f);
   Plan plan;
-  std::set<std::string> reported_missing;
-  for (const auto& det : dets) {
-    for (const auto& req : det->requests(model, axes)) {
-      auto site = instr.resolve(req.fqn);
-      if (!site) {
-        if (reported_missing.insert(req.fqn).second)
-          rep.warnings.push_back("module '" + req.fqn + "' is never called from forward; it is not observed");
-        continue;
-      }
-      int id = plan.point_for(*site, req.side);
-      auto& point = plan.points()[id];
-      if (req.range) point.want_range();
-      if (req.minmax_axis) point.want_minmax(*req.minmax_axis);
-      if (req.percentile) point.want_percentile(req.percentile->first, req.percentile->second);
-      if (req.histogram) point.want_histogram();
-      plan.route(req.fqn, req.side, id);
-    }
-  }
+  plan_requests(dets, model, instr, axes, plan, rep.warnings);
   for (size_t id = 0; id < plan.keys().size(); ++id)
     instr.observe(plan.keys()[id].first, plan.keys()[id].second, static_cast<int64_t>(id));
   for (const auto& w : instr.warnings()) rep.warnings.push_back(w);
@@ -339,6 +303,19 @@ report::Report analyze(const AnalyzeOptions& o) {
   finite.finish();
   clock.lap("calibrate");
   for (auto& p : points) p.finalize();
+  if (!o.save_stats.empty()) {
+    stats::StatsFile f;
+    f.tool = std::string("qreport ") + QREPORT_VERSION;
+    f.model_path = o.model_path;
+    f.model_sha256 = rep.model_sha256;
+    f.calibration.push_back({o.calib_path, static_cast<int64_t>(archive.size())});
+    f.device = o.device;
+    f.settings = stats_settings(o, dets);
+    for (size_t id = 0; id < plan.keys().size(); ++id)
+      f.points.push_back({plan.keys()[id].first, instrumentation::side_name(plan.keys()[id].second),
+                          points[id].finished()});
+    stats::save(f, o.save_stats);
+  }
 
   for (const auto& det : dets) {
     auto result = det->report(model, plan, axes);

@@ -29,6 +29,8 @@ struct AnalyzeOptions {
   // Floating calibration tensors of another dtype than the model's parameters are cast to it (one
   // warning); false (--no-cast) makes that an input error. Integer tensors (token ids) are never cast.
   bool cast_inputs = true;
+  // --save-stats: where to write the statistics file (lib/stats), "" for none.
+  std::string save_stats;
   // --simulate: a second pass with fake-quantized Linear/Conv inputs and weights (needs the error detector).
   bool simulate = false;
   // Called after each calibration batch with (batches done, total), and after each --simulate batch.
@@ -48,5 +50,11 @@ report::Inspection inspect(const AnalyzeOptions& options);
 
 // Runs the analysis. Throws UsageError/InputError (exit 2), ModelError (exit 3) or InternalError.
 report::Report analyze(const AnalyzeOptions& options);
+
+// qreport report: the detectors of `options` on saved statistics (merged when several) and the model, no
+// calibration. Thresholds may differ from the run that saved them; settings that change what is observed
+// (--ch-axis, the outlier reference percentile, a detector not observed), another model, or files that
+// do not merge are usage/input errors (exit 2). --simulate is not available (it needs the data).
+report::Report report_from_stats(const AnalyzeOptions& options, const std::vector<std::string>& stats_paths);
 
 }  // namespace qreport::pipeline

@@ -1,0 +1,32 @@
+#include "pipeline/plan.h"
+
+namespace qreport::pipeline {
+
+std::vector<detectors::ObservationRequest> plan_requests(
+    const std::vector<std::unique_ptr<detectors::Detector>>& dets, const model::Model& model,
+    const instrumentation::Instrumenter& instr, const detectors::ChannelAxes& axes, Plan& plan,
+    std::vector<std::string>& warnings) {
+  std::vector<detectors::ObservationRequest> routed;
+  std::set<std::string> reported_missing;
+  for (const auto& det : dets) {
+    for (const auto& req : det->requests(model, axes)) {
+      auto site = instr.resolve(req.fqn);
+      if (!site) {
+        if (reported_missing.insert(req.fqn).second)
+          warnings.push_back("module '" + req.fqn + "' is never called from forward; it is not observed");
+        continue;
+      }
+      int id = plan.point_for(*site, req.side);
+      auto& point = plan.points()[id];
+      if (req.range) point.want_range();
+      if (req.minmax_axis) point.want_minmax(*req.minmax_axis);
+      if (req.percentile) point.want_percentile(req.percentile->first, req.percentile->second);
+      if (req.histogram) point.want_histogram();
+      plan.route(req.fqn, req.side, id);
+      routed.push_back(req);
+    }
+  }
+  return routed;
+}
+
+}  // namespace qreport::pipeline

@@ -1,0 +1,96 @@
+// qreport report: detectors on saved statistics. The points are restored from the file(s), the
+// detectors' requests are routed to them exactly as analyze routes them, and every request must find
+// the statistic it needs with the settings it asks for.
+#include <ATen/Parallel.h>
+
+#include "common/errors.h"
+#include "common/text.h"
+#include "instrumentation/instrumentation.h"
+#include "model/model.h"
+#include "pipeline/analyze.h"
+#include "pipeline/plan.h"
+#include "stats/stats.h"
+
+namespace qreport::pipeline {
+namespace {
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s.empty() ? "none" : s;
+}
+
+// The statistic a request needs, if the restored point lacks it; "" when it is there.
+std::string missing(const detectors::ObservationRequest& r, const observers::ObservationPoint& p) {
+  if (r.range && !p.range()) return "the range";
+  if (r.minmax_axis && !p.minmax(*r.minmax_axis)) return "the per-channel min/max on axis " + std::to_string(*r.minmax_axis);
+  if (r.percentile && !p.percentile(r.percentile->first, r.percentile->second))
+    return "the percentile " + std::to_string(r.percentile->second) + " on axis " + std::to_string(r.percentile->first);
+  if (r.histogram && !p.histogram()) return "the histogram";
+  return "";
+}
+
+}  // namespace
+
+report::Report report_from_stats(const AnalyzeOptions& o, const std::vector<std::string>& paths) {
+  if (o.simulate) throw UsageError("--simulate needs the calibration data: use qreport analyze");
+  auto dets = make_detectors(o);
+  std::vector<stats::StatsFile> files;
+  for (const auto& p : paths) files.push_back(stats::load(p));
+  stats::StatsFile f = stats::merge(files, paths);
+
+  report::Report rep;
+  rep.model_path = o.model_path;
+  rep.model_sha256 = sha256_file(o.model_path);
+  model::Model model = model::Model::load(o.model_path);
+  if (rep.model_sha256 != f.model_sha256)
+    throw InputError("statistics file '" + paths[0] + "' was made from another model ('" + f.model_path +
+                     "', sha256 " + f.model_sha256.substr(0, 12) + "...; '" + o.model_path + "' has " +
+                     rep.model_sha256.substr(0, 12) + "...)");
+  rep.model_modules = model.tree().size();
+  std::vector<std::string> sources;
+  for (const auto& s : f.calibration) sources.push_back(s.path);
+  rep.calib_path = joined(sources);
+  rep.batches = static_cast<size_t>(f.batches());
+  rep.device = f.device;
+
+  const stats::Settings want = stats_settings(o, dets);
+  if (want.ch_axis != f.settings.ch_axis)
+    throw UsageError("--ch-axis " + want.ch_axis + " needs other observations than the statistics hold (observed with "
+                     "--ch-axis " + f.settings.ch_axis + "): run qreport analyze again");
+  for (const auto& d : want.detectors)
+    if (std::find(f.settings.detectors.begin(), f.settings.detectors.end(), d) == f.settings.detectors.end())
+      throw UsageError("the statistics hold no observations for " + d + " (observed for: " +
+                       joined(f.settings.detectors) + "): run qreport analyze with it");
+  const bool outliers = std::find(want.detectors.begin(), want.detectors.end(), "outlier_detector") != want.detectors.end();
+  if (outliers && want.outlier_reference_percentile != f.settings.outlier_reference_percentile)
+    throw UsageError("--outlier-reference-percentile " + std::to_string(want.outlier_reference_percentile) +
+                     " needs other observations than the statistics hold (observed at " +
+                     std::to_string(f.settings.outlier_reference_percentile) + "): run qreport analyze again");
+
+  instrumentation::Instrumenter instr(model);
+  const detectors::ChannelAxes axes = channel_axes(o, model, instr);
+  Plan plan;
+  for (auto& p : f.points) {
+    const Side side = p.side == "input" ? Side::Input : Side::Output;
+    plan.points()[plan.point_for(p.site, side)].restore(std::move(p.stats));
+  }
+  const auto requests = plan_requests(dets, model, instr, axes, plan, rep.warnings);
+  for (const auto& r : requests) {
+    const auto* point = plan.find(r.fqn, r.side);
+    const std::string lack = point ? missing(r, *point) : "everything";
+    if (!lack.empty())
+      throw UsageError("the statistics lack " + lack + " of the " + instrumentation::side_name(r.side) + " of '" +
+                       r.fqn + "', which these options need: run qreport analyze again");
+  }
+  rep.call_order = instr.call_sites();
+  for (const auto& det : dets) {
+    auto result = det->report(model, plan, axes);
+    for (const auto& w : result.warnings) rep.warnings.push_back(w);
+    rep.results.push_back(std::move(result));
+  }
+  rep.qconfig = detectors::merge_qconfig_info(model, rep.results);
+  return rep;
+}
+
+}  // namespace qreport::pipeline

@@ -1,0 +1,166 @@
+#!/usr/bin/python3
+"""Statistics files: analyze --save-stats, qreport report, qreport merge.
+  * round trip: the report from a saved file is byte for byte the direct report; torch.load opens the file;
+  * merge: resnet18 (fused, scripted) over 6 batches, and the same batches in 3 shards analyzed separately
+    and merged: minima, maxima and counts bit-equal, averages within rel 1e-5, the error detector's
+    histogram-based values within the tolerances docs/statistics.md states (1 dB; ranges rel 5e-2), ratios
+    PyTorch saturates at the float32 maximum saturated in both;
+  * thresholds change freely; what would need other observations exits 2 with the reason;
+  * bad files: truncated, wrong version, not statistics, another model, mismatched settings: exit 2, one line.
+Usage: test_stats.py QREPORT SOURCE_DIR"""
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import warnings
+
+warnings.filterwarnings("ignore")
+QREPORT, SRC = sys.argv[1:3]
+sys.path.insert(0, os.path.join(SRC, "data"))
+import torch  # noqa: E402
+
+import fixtures  # noqa: E402
+
+T = tempfile.mkdtemp(prefix="qreport-stats-")
+failures = []
+
+# Values computed from averages (rel 1e-5), from merged histograms (docs/statistics.md), or flags that
+# follow them; everything else must be equal.
+AVERAGED = {"input_activation_dynamic_static_comp_stat", "output_activation_dynamic_static_comp_stat",
+            "outlier_detection_percentile_ratios"}
+HISTOGRAM_DB = {"input_sqnr_minmax_db", "input_sqnr_histogram_db", "input_histogram_gain_db", "sqnr_db"}
+HISTOGRAM_RANGE = {"input_histogram_min", "input_histogram_max", "input_histogram_scale"}
+HISTOGRAM_OTHER = {"input_histogram_zero_point", "recommended_activation_observer", "sqnr_limited_by"}
+
+
+def qreport(*args, code=0):
+    r = subprocess.run([QREPORT, *args], capture_output=True, text=True)
+    if r.returncode != code:
+        failures.append(f"{' '.join(args)}: exit {r.returncode}, want {code}: {r.stderr.strip()}")
+    return r
+
+
+def expect_error(name, args, message):
+    r = qreport(*args, code=2)
+    lines = [l for l in r.stderr.splitlines() if l.startswith("qreport: error:")]
+    if len(lines) != 1 or message not in lines[0]:
+        failures.append(f"{name}: stderr {r.stderr.strip()!r} lacks {message!r}")
+    else:
+        print(f"ok {name}")
+
+
+SATURATED = 1e37  # an infinite max/percentile ratio, which PyTorch's float32 average keeps near FLT_MAX
+
+
+def close(a, b, rel):
+    if a is None or b is None or isinstance(a, (str, bool)):
+        return a == b
+    if a >= SATURATED and b >= SATURATED:
+        return True
+    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-12)
+
+
+def compare(direct, merged):
+    n = 0
+    for det, body in direct["detectors"].items():
+        other = merged["detectors"][det]
+        if set(body["modules"]) != set(other["modules"]):
+            failures.append(f"{det}: modules differ")
+            continue
+        for fqn, fields in body["modules"].items():
+            for key, want in fields.items():
+                got = other["modules"][fqn][key]
+                where = f"{det}.{fqn}.{key}"
+                if key in HISTOGRAM_OTHER:
+                    continue
+                if key in HISTOGRAM_DB:
+                    ok = close(got, want, 0) or (got is not None and want is not None and abs(got - want) <= 1.0)
+                elif key in HISTOGRAM_RANGE:
+                    ok = close(got, want, 5e-2)
+                elif key in AVERAGED:
+                    ok = all(close(g, w, 1e-5) for g, w in zip(got, want)) if isinstance(want, list) else close(got, want, 1e-5)
+                else:
+                    ok = got == want
+                n += 1
+                if not ok:
+                    failures.append(f"merge: {where}: merged {got!r}, single run {want!r}")
+    return n
+
+
+def main():
+    torch.manual_seed(21)
+    gm, _ = fixtures.fused("resnet18")
+    torch.jit.save(torch.jit.script(gm), f"{T}/model.pt")
+    batches = [torch.randn(2, 3, 64, 64) for _ in range(6)]
+    torch.save(batches, f"{T}/all.pt")
+    for s in range(3):
+        torch.save(batches[2 * s:2 * s + 2], f"{T}/shard{s}.pt")
+    common = ["--threads", "1", "-q", "--format", "json"]
+    qreport("analyze", f"{T}/model.pt", "--calib", f"{T}/all.pt", "--save-stats", f"{T}/all.qstats",
+            "-o", f"{T}/direct.json", *common)
+    # Round trip.
+    qreport("report", f"{T}/model.pt", "--stats", f"{T}/all.qstats", "-o", f"{T}/again.json", *common)
+    if open(f"{T}/direct.json").read() != open(f"{T}/again.json").read():
+        failures.append("round trip: the report from the statistics differs from the direct report")
+    else:
+        print("ok round trip")
+    saved = torch.load(f"{T}/all.qstats")
+    if saved["format"] != "qreport-stats" or saved["version"] != 1 or saved["calibration"][0]["batches"] != 6:
+        failures.append(f"torch.load: {saved['format']}, {saved['version']}, {saved['calibration']}")
+    # Merge of three shards.
+    for s in range(3):
+        qreport("analyze", f"{T}/model.pt", "--calib", f"{T}/shard{s}.pt", "--save-stats", f"{T}/shard{s}.qstats",
+                "-o", os.devnull, *common)
+    qreport("merge", f"{T}/shard0.qstats", f"{T}/shard1.qstats", f"{T}/shard2.qstats", "-o", f"{T}/merged.qstats")
+    qreport("report", f"{T}/model.pt", "--stats", f"{T}/merged.qstats", "-o", f"{T}/merged.json", *common)
+    direct, merged = json.load(open(f"{T}/direct.json")), json.load(open(f"{T}/merged.json"))
+    n = compare(direct, merged)
+    if merged["calibration"]["batches"] != 6:
+        failures.append(f"merged batches {merged['calibration']['batches']}")
+    # report takes several files too (merged on the fly): the same report.
+    qreport("report", f"{T}/model.pt", "--stats", f"{T}/shard0.qstats", "--stats", f"{T}/shard1.qstats", "--stats",
+            f"{T}/shard2.qstats", "-o", f"{T}/merged2.json", *common)
+    if json.load(open(f"{T}/merged2.json"))["detectors"] != merged["detectors"]:
+        failures.append("report over three files differs from report over their merge")
+    print(f"ok merge: {n} values compared")
+    # Thresholds change freely.
+    r = qreport("report", f"{T}/model.pt", "--stats", f"{T}/all.qstats", "--outlier-ratio-threshold", "5",
+                "--dynamic-static-tolerance", "0.7", *common)
+    if r.returncode == 0 and json.loads(r.stdout)["detectors"]["outlier_detector"]["options"]["ratio_threshold"] != 5:
+        failures.append("report: --outlier-ratio-threshold not applied")
+    # What needs other observations, and bad files.
+    M, S = f"{T}/model.pt", f"{T}/all.qstats"
+    expect_error("other ch-axis", ["report", M, "--stats", S, "--ch-axis", "1"],
+                 "--ch-axis 1 needs other observations than the statistics hold (observed with --ch-axis auto)")
+    expect_error("other percentile", ["report", M, "--stats", S, "--outlier-reference-percentile", "0.9"],
+                 "needs other observations than the statistics hold (observed at 0.975")
+    qreport("analyze", M, "--calib", f"{T}/shard0.pt", "--detectors", "outlier",
+            "--save-stats", f"{T}/outlier.qstats", "-o", os.devnull, "-q")
+    expect_error("detector not observed", ["report", M, "--stats", f"{T}/outlier.qstats", "--detectors", "equalization"],
+                 "the statistics hold no observations for input_weight_equalization_detector")
+    expect_error("mismatched settings", ["merge", S, f"{T}/outlier.qstats", "-o", f"{T}/x.qstats"],
+                 "was observed with other settings")
+    data = open(S, "rb").read()
+    open(f"{T}/truncated.qstats", "wb").write(data[: len(data) // 2])
+    expect_error("truncated", ["report", M, "--stats", f"{T}/truncated.qstats"], "statistics file")
+    v2 = dict(saved)
+    v2["version"] = 2
+    torch.save(v2, f"{T}/v2.qstats")
+    expect_error("wrong version", ["report", M, "--stats", f"{T}/v2.qstats"], "has format version 2 (this qreport reads 1)")
+    expect_error("not statistics", ["report", M, "--stats", f"{T}/all.pt"], "not of qreport statistics")
+    other = fixtures.fused("two_linear")[0]
+    torch.jit.save(torch.jit.script(other), f"{T}/other.pt")
+    expect_error("other model", ["report", f"{T}/other.pt", "--stats", S], "was made from another model")
+    expect_error("stats and calib", ["report", M, "--stats", S, "--calib", f"{T}/all.pt"], "excludes")
+    expect_error("stats and simulate", ["report", M, "--stats", S, "--simulate"], "--stats reads saved statistics")
+    if failures:
+        print("\n".join(failures[:40]))
+        print(f"{len(failures)} failure(s)")
+        sys.exit(1)
+    print("ok")
+
+
+if __name__ == "__main__":
+    main()
