@@ -16,6 +16,7 @@
 #include "detectors/detectors.h"
 #include "pipeline/analyze.h"
 #include "report/report.h"
+#include "distributed/distributed.h"
 #include "stats/stats.h"
 
 namespace {
@@ -29,6 +30,7 @@ constexpr const char* kExitCodes =
     "  2   bad usage or bad input (unreadable or invalid model or archive, data that does not fit forward,\n"
     "      invalid option, unwritable output)\n"
     "  3   the model's forward failed during calibration\n"
+    "  4   distributed analyze: another rank failed, vanished or differs, or the ranks could not meet\n"
     "  70  internal error (a bug in qreport: please report it)\n"
     "  130 interrupted (Ctrl-C); no report is written\n";
 
@@ -49,10 +51,11 @@ constexpr const char* kExitCodesDiff =
     "  70  internal error (a bug in qreport: please report it)\n";
 
 bool progress_line_open = false;  // a "\rcalibrating..." line without its newline yet
+std::string rank_prefix;          // "rank 2: " in a distributed job, so that each error line names its rank
 
 int fail(int code, const std::string& message) {
   if (progress_line_open) std::fputc('\n', stderr);
-  std::fprintf(stderr, "qreport: error: %s\n", first_line(message).c_str());
+  std::fprintf(stderr, "qreport: error: %s%s\n", rank_prefix.c_str(), first_line(message).c_str());
   return code;
 }
 
@@ -205,6 +208,10 @@ int main(int argc, char** argv) {
   analyze->add_flag("--no-cast", no_cast,
                     "Make floating calibration data of another dtype than the model's parameters an input error "
                     "(default: cast it, with one warning; integer inputs are never cast)");
+  analyze->add_option("--dist-timeout", o.dist_timeout_s,
+                      "Distributed analyze (under torchrun or srun): seconds to wait for a rank to join, or to make "
+                      "progress, before the job gives up on it")
+      ->capture_default_str();
   analyze->add_flag("-q,--quiet", quiet, "Only errors on stderr (no progress, no warnings)");
   analyze->add_flag("-v,--verbose", verbose, "Debug logging on stderr (stage timings, each batch)");
 
@@ -277,6 +284,18 @@ int main(int argc, char** argv) {
   auto logger = spdlog::stderr_color_mt("qreport");
   spdlog::set_default_logger(logger);
   spdlog::set_pattern("qreport: %l: %v");
+  // A distributed job (torchrun, srun): progress and logs from rank 0 only, unless -v.
+  std::optional<distributed::Env> job_env;
+  try {
+    if (analyze->parsed()) job_env = distributed::detect();
+  } catch (const UsageError& e) {
+    return fail(kExitUsage, e.what());
+  }
+  if (job_env) {
+    rank_prefix = "rank " + std::to_string(job_env->rank) + ": ";
+    spdlog::set_pattern("qreport: %l: " + rank_prefix + "%v");
+    if (job_env->rank != 0 && !verbose) quiet = true;
+  }
   spdlog::set_level(quiet ? spdlog::level::err : verbose ? spdlog::level::debug : spdlog::level::warn);
 
   install_interrupt_handler();
@@ -347,6 +366,7 @@ int main(int argc, char** argv) {
     }
     o.cast_inputs = !no_cast;
     if (o.threads < 0) throw UsageError("--threads must be positive");
+    if (o.dist_timeout_s < 1) throw UsageError("--dist-timeout must be at least 1 second");
     o.per_channel.backend = backend;
     o.error.backend = backend;
     if (min_sqnr_opt->count()) o.error.min_sqnr_db = min_sqnr;
@@ -373,7 +393,11 @@ int main(int argc, char** argv) {
       }
       spdlog::debug("simulation batch {}/{} done", done, total);
     };
+    if (from_stats && job_env)
+      throw UsageError("qreport report runs in one process (unset the launcher's RANK/WORLD_SIZE or SLURM_NTASKS)");
+    o.job = job_env;
     report::Report rep = from_stats ? pipeline::report_from_stats(o, stats_paths) : pipeline::analyze(o);
+    if (!rep.emit) return kExitOk;  // a rank of a distributed job other than 0: rank 0 writes
     for (const auto& w : rep.warnings) spdlog::warn("{}", w);
     std::string text = format == "json" ? report::to_json(rep) : format == "html" ? report::to_html(rep)
                                                                                   : report::to_text(rep);
@@ -394,6 +418,8 @@ int main(int argc, char** argv) {
     return fail(kExitUsage, e.what());
   } catch (const ModelError& e) {
     return fail(kExitModelFailed, e.what());
+  } catch (const JobError& e) {
+    return fail(kExitJob, e.what());
   } catch (const Interrupted& e) {
     return fail(kExitInterrupted, e.what());
   } catch (const std::exception& e) {

@@ -11,6 +11,7 @@ enum ExitCode : int {
   kExitFindings = 1,      // --fail-on: the report has findings of the kinds asked for
   kExitUsage = 2,         // bad usage or bad input
   kExitModelFailed = 3,   // the model's forward raised during calibration
+  kExitJob = 4,           // distributed analyze: another rank failed, or the job could not form
   kExitInternal = 70,     // a bug in qreport
   kExitInterrupted = 130, // SIGINT (Ctrl-C) during the run: 128 + SIGINT, as shells report it
 };
@@ -21,6 +22,8 @@ struct UsageError : std::runtime_error { using std::runtime_error::runtime_error
 struct InputError : std::runtime_error { using std::runtime_error::runtime_error; };
 // The user's model raised while running calibration batches.
 struct ModelError : std::runtime_error { using std::runtime_error::runtime_error; };
+// Distributed analyze: another rank failed, vanished or differs, or the ranks could not meet.
+struct JobError : std::runtime_error { using std::runtime_error::runtime_error; };
 // The user interrupted the run (SIGINT).
 struct Interrupted : std::runtime_error { using std::runtime_error::runtime_error; };
 // A broken invariant inside qreport.

@@ -219,7 +219,45 @@ stats::Settings stats_settings(const AnalyzeOptions& o, const std::vector<std::u
   return s;
 }
 
+namespace {
+
+std::string settings_text(const stats::Settings& s) {
+  std::string d;
+  for (const auto& x : s.detectors) d += (d.empty() ? "" : ",") + x;
+  return "--ch-axis " + s.ch_axis + ", detectors " + d + ", reference percentile " +
+         std::to_string(s.outlier_reference_percentile);
+}
+
+std::string replace_rank(std::string path, int rank) {
+  for (size_t at; (at = path.find("{rank}")) != std::string::npos;) path.replace(at, 6, std::to_string(rank));
+  return path;
+}
+
+report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job);
+
+}  // namespace
+
 report::Report analyze(const AnalyzeOptions& o) {
+  if (!o.job) return analyze_rank(o, nullptr);
+  if (o.simulate) throw UsageError("--simulate runs in one process: drop it, or run without a launcher");
+  distributed::Job job(*o.job, std::chrono::milliseconds(static_cast<int64_t>(o.dist_timeout_s) * 1000));
+  try {
+    return analyze_rank(o, &job);
+  } catch (const JobError&) {
+    throw;
+  } catch (const std::exception& e) {
+    job.fail(first_line(e.what()));  // the other ranks stop too, naming this one
+    throw;
+  }
+}
+
+namespace {
+
+report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job) {
+  AnalyzeOptions o = o_in;
+  const bool per_rank_files = job && o.calib_path.find("{rank}") != std::string::npos;
+  if (per_rank_files) o.calib_path = replace_rank(o.calib_path, job->rank());
+  if (job && o.device == "cuda") o.device = "cuda:" + std::to_string(o.job->local_rank);
   auto dets = make_detectors(o);
   if (o.simulate && std::none_of(dets.begin(), dets.end(), [](const auto& d) {
         return d->name() == "quantization_error_detector";
@@ -242,14 +280,24 @@ report::Report analyze(const AnalyzeOptions& o) {
   model::Model model = model::Model::load(o.model_path);
   rep.model_sha256 = sha.get();
   rep.model_modules = model.tree().size();
+  if (job) {  // the same model and observations on every rank, or none starts
+    job->check_same("model", "sha256 " + rep.model_sha256.substr(0, 16));
+    job->check_same("settings", settings_text(stats_settings(o, dets)));
+  }
   calibration::Archive archive = calibration::Archive::open(o.calib_path, o.calibration);
   rep.batches = archive.size();
+  // This rank's batches: all of its own file, or every world-th of the shared one.
+  std::vector<size_t> mine;
+  for (size_t i = 0; i < archive.size(); ++i)
+    if (!job || per_rank_files || static_cast<int>(i % job->world()) == job->rank()) mine.push_back(i);
   clock.lap("load");
   // Check every batch against forward's schema before running anything; the normalized arguments are
   // handles to the archive's tensors (no copies) and are consumed by the calibration loop.
   std::vector<std::vector<c10::IValue>> batch_args;
   batch_args.reserve(archive.size());
-  for (size_t i = 0; i < archive.size(); ++i) batch_args.push_back(normalized_args(model, archive.batch(i), i));
+  for (size_t i = 0; i < archive.size(); ++i)
+    batch_args.push_back(job && !std::binary_search(mine.begin(), mine.end(), i) ? std::vector<c10::IValue>()
+                                                                                 : normalized_args(model, archive.batch(i), i));
 
   const std::optional<at::ScalarType> dtype = parameter_dtype(model);
   if (dtype == at::kHalf && device.is_cpu())
@@ -284,9 +332,10 @@ report::Report analyze(const AnalyzeOptions& o) {
   FiniteCheck finite(model, archive.size());
   {
     c10::InferenceMode inference;
-    for (size_t i = 0; i < archive.size(); ++i) {
-      if (interrupt_requested()) throw Interrupted("interrupted during calibration (batch " + std::to_string(i + 1) +
-                                                   " of " + std::to_string(archive.size()) + "); no report written");
+    for (size_t k = 0; k < mine.size(); ++k) {
+      const size_t i = mine[k];
+      if (interrupt_requested()) throw Interrupted("interrupted during calibration (batch " + std::to_string(k + 1) +
+                                                   " of " + std::to_string(mine.size()) + "); no report written");
       auto args = std::move(batch_args[i]);
       to_device(args);
       finite.check(args, i);
@@ -297,23 +346,54 @@ report::Report analyze(const AnalyzeOptions& o) {
                          root_cause_line(e.what()));
       }
       archive.release(i);
-      if (o.on_batch) o.on_batch(i + 1, archive.size());
+      if (job) job->beat(static_cast<int64_t>(k + 1));
+      if (o.on_batch) o.on_batch(k + 1, mine.size());
     }
   }
   finite.finish();
   clock.lap("calibrate");
   for (auto& p : points) p.finalize();
-  if (!o.save_stats.empty()) {
+  if (!o.save_stats.empty() || job) {
     stats::StatsFile f;
     f.tool = std::string("qreport ") + QREPORT_VERSION;
     f.model_path = o.model_path;
     f.model_sha256 = rep.model_sha256;
-    f.calibration.push_back({o.calib_path, static_cast<int64_t>(archive.size())});
+    f.calibration.push_back({o.calib_path, static_cast<int64_t>(mine.size())});
     f.device = o.device;
     f.settings = stats_settings(o, dets);
     for (size_t id = 0; id < plan.keys().size(); ++id)
       f.points.push_back({plan.keys()[id].first, instrumentation::side_name(plan.keys()[id].second),
                           points[id].finished()});
+    if (job) {
+      // The reduction: every rank's statistics to every rank (one c10d allgather), merged on rank 0 in rank
+      // order by the rules of qreport merge; rank 0 alone reports (and saves the merged statistics).
+      std::vector<std::string> all = job->allgather(stats::to_bytes(f));
+      clock.lap("reduce");
+      if (job->rank() != 0) {
+        report::Report none;
+        none.emit = false;
+        return none;
+      }
+      std::vector<stats::StatsFile> files;
+      std::vector<std::string> names;
+      for (size_t r = 0; r < all.size(); ++r) {
+        names.push_back("rank " + std::to_string(r));
+        files.push_back(stats::from_bytes(all[r], names.back()));
+      }
+      stats::StatsFile merged = stats::merge(files, names);
+      merged.device = o_in.device;
+      if (!o.save_stats.empty()) stats::save(merged, o.save_stats);
+      report::Report out = report_from_statistics(o, model, rep.model_sha256, std::move(merged));
+      out.calib_path = o_in.calib_path;
+      out.device = o_in.device;
+      out.batches = 0;
+      for (const auto& fr : files) out.batches += static_cast<size_t>(fr.batches());
+      std::vector<std::string> warnings = rep.warnings;  // rank 0's own (instrumentation, casts)
+      for (const auto& w : out.warnings)
+        if (std::find(warnings.begin(), warnings.end(), w) == warnings.end()) warnings.push_back(w);
+      out.warnings = warnings;
+      return out;
+    }
     stats::save(f, o.save_stats);
   }
 
@@ -345,5 +425,7 @@ report::Report analyze(const AnalyzeOptions& o) {
   }
   return rep;
 }
+
+}  // namespace
 
 }  // namespace qreport::pipeline

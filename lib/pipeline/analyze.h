@@ -7,6 +7,7 @@
 
 #include "calibration/calibration.h"
 #include "detectors/detectors.h"
+#include "distributed/distributed.h"
 #include "report/report.h"
 
 namespace qreport::pipeline {
@@ -29,6 +30,10 @@ struct AnalyzeOptions {
   // Floating calibration tensors of another dtype than the model's parameters are cast to it (one
   // warning); false (--no-cast) makes that an input error. Integer tensors (token ids) are never cast.
   bool cast_inputs = true;
+  // The job this process is a rank of (distributed::detect()), or nullopt for a single process; waits
+  // for other ranks are bounded by dist_timeout_s.
+  std::optional<distributed::Env> job;
+  int dist_timeout_s = 300;
   // --save-stats: where to write the statistics file (lib/stats), "" for none.
   std::string save_stats;
   // --simulate: a second pass with fake-quantized Linear/Conv inputs and weights (needs the error detector).

@@ -54,6 +54,11 @@ std::vector<detectors::ObservationRequest> plan_requests(
     const instrumentation::Instrumenter& instr, const detectors::ChannelAxes& axes, Plan& plan,
     std::vector<std::string>& warnings);
 
+// The detectors of `o` on statistics `f` of `model` (whose sha256 the caller checked): qreport report,
+// and rank 0 of a distributed analyze after the reduction.
+report::Report report_from_statistics(const AnalyzeOptions& o, const model::Model& model, const std::string& sha,
+                                      stats::StatsFile f);
+
 // What a run with these options observes with (saved in statistics files, checked by report).
 stats::Settings stats_settings(const AnalyzeOptions& o, const std::vector<std::unique_ptr<detectors::Detector>>& dets);
 

@@ -34,19 +34,24 @@ std::string missing(const detectors::ObservationRequest& r, const observers::Obs
 
 report::Report report_from_stats(const AnalyzeOptions& o, const std::vector<std::string>& paths) {
   if (o.simulate) throw UsageError("--simulate needs the calibration data: use qreport analyze");
-  auto dets = make_detectors(o);
   std::vector<stats::StatsFile> files;
   for (const auto& p : paths) files.push_back(stats::load(p));
   stats::StatsFile f = stats::merge(files, paths);
-
-  report::Report rep;
-  rep.model_path = o.model_path;
-  rep.model_sha256 = sha256_file(o.model_path);
+  const std::string sha = sha256_file(o.model_path);
   model::Model model = model::Model::load(o.model_path);
-  if (rep.model_sha256 != f.model_sha256)
+  if (sha != f.model_sha256)
     throw InputError("statistics file '" + paths[0] + "' was made from another model ('" + f.model_path +
                      "', sha256 " + f.model_sha256.substr(0, 12) + "...; '" + o.model_path + "' has " +
-                     rep.model_sha256.substr(0, 12) + "...)");
+                     sha.substr(0, 12) + "...)");
+  return report_from_statistics(o, model, sha, std::move(f));
+}
+
+report::Report report_from_statistics(const AnalyzeOptions& o, const model::Model& model, const std::string& sha,
+                                      stats::StatsFile f) {
+  auto dets = make_detectors(o);
+  report::Report rep;
+  rep.model_path = o.model_path;
+  rep.model_sha256 = sha;
   rep.model_modules = model.tree().size();
   std::vector<std::string> sources;
   for (const auto& s : f.calibration) sources.push_back(s.path);

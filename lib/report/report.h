@@ -32,6 +32,7 @@ struct Report {
   std::vector<detectors::DetectorResult> results;   // in the order the detectors ran
   std::vector<detectors::QConfigEntry> qconfig;      // qconfig_mapping and equalization_mapping
   Simulation simulation;                             // filled by --simulate
+  bool emit = true;  // false on the ranks of a distributed analyze other than 0: they write nothing
   std::vector<std::string> call_order;               // call sites in graph order (the HTML overview's order)
   std::vector<std::string> warnings;
 };

@@ -51,6 +51,10 @@ struct StatsFile {
 void save(const StatsFile& file, const std::string& path);
 // Reads one file with the checks untrusted input gets; every problem is an InputError naming the file.
 StatsFile load(const std::string& path);
+// The same layout in memory, for the distributed reduction (bytes from the job's own ranks).
+std::string to_bytes(const StatsFile& file);
+StatsFile from_bytes(const std::string& bytes, const std::string& name);
+
 // Combines files from runs of the same model and settings (InputError otherwise, naming the difference).
 StatsFile merge(const std::vector<StatsFile>& files, const std::vector<std::string>& names);
 

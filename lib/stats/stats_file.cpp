@@ -8,6 +8,7 @@
 #include "calibration/calibration.h"
 #include "common/errors.h"
 #include "common/output_file.h"
+#include "common/text.h"
 #include "stats/stats.h"
 
 namespace qreport::stats {
@@ -217,7 +218,7 @@ int64_t StatsFile::batches() const {
   return n;
 }
 
-void save(const StatsFile& f, const std::string& path) {
+std::string to_bytes(const StatsFile& f) {
   Dict root = dict();
   root.insert("format", std::string("qreport-stats"));
   root.insert("version", kFormatVersion);
@@ -246,19 +247,37 @@ void save(const StatsFile& f, const std::string& path) {
   for (const auto& p : f.points) points.push_back(point_value(p));
   root.insert("points", points);
   std::vector<char> bytes = torch::jit::pickle_save(root);
-  write_output(path, std::string(bytes.begin(), bytes.end()));
+  return std::string(bytes.begin(), bytes.end());
 }
 
+void save(const StatsFile& f, const std::string& path) { write_output(path, to_bytes(f)); }
+
+StatsFile from_ivalue(const c10::IValue& root, const std::string& name);
+
 StatsFile load(const std::string& path) {
-  c10::IValue root = calibration::load_torch_save(path, "statistics file");
-  const Reader r("'" + path + "'");
+  return from_ivalue(calibration::load_torch_save(path, "statistics file"), "'" + path + "'");
+}
+
+StatsFile from_bytes(const std::string& bytes, const std::string& name) {
+  c10::IValue root;
+  try {
+    root = torch::jit::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
+  } catch (const std::exception& e) {
+    throw InputError("statistics of " + name + " cannot be read: " + first_line(e.what()));
+  }
+  return from_ivalue(root, name);
+}
+
+StatsFile from_ivalue(const c10::IValue& root, const std::string& name) {
+  const Reader r(name);
+  const std::string path = name;
   if (!root.isGenericDict()) r.bad("it is a torch.save archive, but not of qreport statistics");
   Dict d = root.toGenericDict();
   if (!r.has(d, "format") || !d.at("format").isString() || d.at("format").toStringRef() != "qreport-stats")
     r.bad("it is a torch.save archive, but not of qreport statistics (no format 'qreport-stats')");
   const int64_t version = r.integer(d, "version", 0);
   if (version != kFormatVersion)
-    throw InputError("statistics file '" + path + "' has format version " + std::to_string(version) +
+    throw InputError("statistics file " + path + " has format version " + std::to_string(version) +
                      " (this qreport reads " + std::to_string(kFormatVersion) + ")");
   StatsFile f;
   f.tool = r.str(d, "tool");

@@ -19,21 +19,14 @@ import warnings
 warnings.filterwarnings("ignore")
 QREPORT, SRC = sys.argv[1:3]
 sys.path.insert(0, os.path.join(SRC, "data"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 
 import fixtures  # noqa: E402
+from merged_reports import compare  # noqa: E402
 
 T = tempfile.mkdtemp(prefix="qreport-stats-")
 failures = []
-
-# Values computed from averages (rel 1e-5), from merged histograms (docs/statistics.md), or flags that
-# follow them; everything else must be equal.
-AVERAGED = {"input_activation_dynamic_static_comp_stat", "output_activation_dynamic_static_comp_stat",
-            "outlier_detection_percentile_ratios"}
-HISTOGRAM_DB = {"input_sqnr_minmax_db", "input_sqnr_histogram_db", "input_histogram_gain_db", "sqnr_db"}
-HISTOGRAM_RANGE = {"input_histogram_min", "input_histogram_max", "input_histogram_scale"}
-HISTOGRAM_OTHER = {"input_histogram_zero_point", "recommended_activation_observer", "sqnr_limited_by"}
-
 
 def qreport(*args, code=0):
     r = subprocess.run([QREPORT, *args], capture_output=True, text=True)
@@ -49,44 +42,6 @@ def expect_error(name, args, message):
         failures.append(f"{name}: stderr {r.stderr.strip()!r} lacks {message!r}")
     else:
         print(f"ok {name}")
-
-
-SATURATED = 1e37  # an infinite max/percentile ratio, which PyTorch's float32 average keeps near FLT_MAX
-
-
-def close(a, b, rel):
-    if a is None or b is None or isinstance(a, (str, bool)):
-        return a == b
-    if a >= SATURATED and b >= SATURATED:
-        return True
-    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-12)
-
-
-def compare(direct, merged):
-    n = 0
-    for det, body in direct["detectors"].items():
-        other = merged["detectors"][det]
-        if set(body["modules"]) != set(other["modules"]):
-            failures.append(f"{det}: modules differ")
-            continue
-        for fqn, fields in body["modules"].items():
-            for key, want in fields.items():
-                got = other["modules"][fqn][key]
-                where = f"{det}.{fqn}.{key}"
-                if key in HISTOGRAM_OTHER:
-                    continue
-                if key in HISTOGRAM_DB:
-                    ok = close(got, want, 0) or (got is not None and want is not None and abs(got - want) <= 1.0)
-                elif key in HISTOGRAM_RANGE:
-                    ok = close(got, want, 5e-2)
-                elif key in AVERAGED:
-                    ok = all(close(g, w, 1e-5) for g, w in zip(got, want)) if isinstance(want, list) else close(got, want, 1e-5)
-                else:
-                    ok = got == want
-                n += 1
-                if not ok:
-                    failures.append(f"merge: {where}: merged {got!r}, single run {want!r}")
-    return n
 
 
 def main():
@@ -116,7 +71,7 @@ def main():
     qreport("merge", f"{T}/shard0.qstats", f"{T}/shard1.qstats", f"{T}/shard2.qstats", "-o", f"{T}/merged.qstats")
     qreport("report", f"{T}/model.pt", "--stats", f"{T}/merged.qstats", "-o", f"{T}/merged.json", *common)
     direct, merged = json.load(open(f"{T}/direct.json")), json.load(open(f"{T}/merged.json"))
-    n = compare(direct, merged)
+    n = compare(direct, merged, failures)
     if merged["calibration"]["batches"] != 6:
         failures.append(f"merged batches {merged['calibration']['batches']}")
     # report takes several files too (merged on the fly): the same report.

@@ -1,0 +1,57 @@
+// Distributed analyze: one qreport process per rank, launched by torchrun or Slurm (their environment
+// variables say which rank this is), meeting through c10d's TCPStore, reducing statistics with a
+// c10d ProcessGroupGloo collective. No protocol or launcher of qreport's own (docs/distributed.md).
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace qreport::distributed {
+
+struct Env {
+  int rank = 0, world = 1, local_rank = 0;
+  std::string master_addr;
+  int master_port = 29500;
+  std::string launcher;  // "torchrun" (RANK/WORLD_SIZE) or "slurm" (SLURM_PROCID/SLURM_NTASKS)
+};
+
+// The job this process is a rank of, from torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
+// MASTER_PORT) or Slurm's (SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID; MASTER_ADDR/MASTER_PORT exported
+// by the batch script). nullopt for a single process (no such variables, or a world of 1). Inconsistent
+// variables are a UsageError.
+std::optional<Env> detect();
+
+// Whether this qreport was built with c10d's Gloo process group.
+bool available();
+
+// One rank's membership in the job. Every wait is bounded by `timeout`; a rank that publishes a failure,
+// stops making progress for longer than `timeout`, or never joins makes every other rank throw JobError
+// naming it.
+class Job {
+ public:
+  Job(const Env& env, std::chrono::milliseconds timeout);
+  ~Job();
+  Job(const Job&) = delete;
+  Job& operator=(const Job&) = delete;
+
+  int rank() const;
+  int world() const;
+  // Publishes this rank's `value` of `what` and checks that every rank has the same; JobError names the
+  // first rank that differs. `describe` turns a value into words for that message.
+  void check_same(const std::string& what, const std::string& value);
+  // Progress heartbeat (after each batch): a rank whose count stops changing for `timeout` is given up.
+  void beat(int64_t done);
+  // This rank failed with `message`: tells the others, who throw JobError naming this rank.
+  void fail(const std::string& message) noexcept;
+  // Every rank's bytes, in rank order, through one c10d allgather (two: the sizes first).
+  std::vector<std::string> allgather(const std::string& bytes);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace qreport::distributed

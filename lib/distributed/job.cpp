@@ -1,0 +1,234 @@
+// The job's rendezvous and reduction on c10d: a TCPStore (served by rank 0) for joining, fingerprints,
+// heartbeats and failure notices; a ProcessGroupGloo for the one collective that moves statistics.
+// Every wait polls the store so that it can give up on a rank that failed, vanished or never came.
+#include "distributed/distributed.h"
+
+#include <algorithm>
+#include <cstring>
+#include <thread>
+
+#include "common/errors.h"
+#include "common/text.h"
+
+#if defined(USE_C10D_GLOO) && __has_include(<gloo/config.h>) && \
+    __has_include(<torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>)
+#define QREPORT_HAS_C10D 1
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#if defined(C10_USE_GLOG) && __has_include(<glog/logging.h>)
+#include <glog/logging.h>
+#define QREPORT_QUIET_GLOG 1
+#endif
+#endif
+
+namespace qreport::distributed {
+
+#if defined(QREPORT_HAS_C10D)
+
+bool available() { return true; }
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string seconds(std::chrono::milliseconds t) { return std::to_string(t.count() / 1000.0).substr(0, 4) + " s"; }
+
+// c10d logs its own view of every failure (a socket timeout, a closed peer) through glog on stderr, before
+// qreport's one line that names the rank and the cause. Those lines are for PyTorch's developers: off.
+void quiet_c10d_logging() {
+#if defined(QREPORT_QUIET_GLOG)
+  FLAGS_minloglevel = google::GLOG_FATAL;
+#endif
+}
+
+std::string list(const std::vector<int>& ranks) {
+  std::string s;
+  for (int r : ranks) s += (s.empty() ? "" : ", ") + std::to_string(r);
+  return s;
+}
+
+}  // namespace
+
+struct Job::Impl {
+  Env env;
+  std::chrono::milliseconds timeout;
+  c10::intrusive_ptr<c10d::TCPStore> store;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+
+  std::string key(const std::string& what, int r) const { return "qreport/" + what + "/" + std::to_string(r); }
+
+  bool has(const std::string& k) { return store->check({k}); }
+  std::string get(const std::string& k) {
+    auto v = store->get(k);
+    return std::string(v.begin(), v.end());
+  }
+  void set(const std::string& k, const std::string& v) { store->set(k, std::vector<uint8_t>(v.begin(), v.end())); }
+
+  // A failure another rank published: acknowledge it (rank 0 keeps the store up until read) and throw.
+  void throw_if_failed() {
+    for (int r = 0; r < env.world; ++r) {
+      if (r == env.rank || !has(key("failed", r))) continue;
+      const std::string why = get(key("failed", r));
+      set(key("ack", env.rank), "1");
+      throw JobError("rank " + std::to_string(r) + " failed: " + why);
+    }
+  }
+
+  // Waits until every rank has published key `what`. `liveness`: a rank is given up when its heartbeat
+  // has not changed for `timeout` (it may legitimately take long); otherwise when `timeout` has passed.
+  void wait_all(const std::string& what, const std::string& never, bool liveness) {
+    std::vector<bool> seen(env.world, false);
+    std::vector<std::string> beat(env.world);
+    std::vector<Clock::time_point> since(env.world, Clock::now());
+    while (true) {
+      throw_if_failed();
+      std::vector<int> missing, stale;
+      for (int r = 0; r < env.world; ++r) {
+        if (seen[r] || (seen[r] = has(key(what, r)))) continue;
+        missing.push_back(r);
+        if (liveness) {
+          std::string b = has(key("beat", r)) ? get(key("beat", r)) : "";
+          if (b != beat[r]) beat[r] = b, since[r] = Clock::now();
+        }
+        if (Clock::now() - since[r] > timeout) stale.push_back(r);
+      }
+      if (missing.empty()) return;
+      if (!stale.empty()) {
+        std::string where = liveness && !beat[stale[0]].empty() ? " (last at batch " + beat[stale[0]] + ")" : "";
+        throw JobError("rank" + std::string(stale.size() > 1 ? "s " : " ") + list(stale) + " " + never + " within " +
+                       seconds(timeout) + where + ": killed, stuck, or never started (--dist-timeout)");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+};
+
+Job::Job(const Env& env, std::chrono::milliseconds timeout) : impl_(std::make_unique<Impl>()) {
+  quiet_c10d_logging();
+  impl_->env = env;
+  impl_->timeout = timeout;
+  const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
+  c10d::TCPStoreOptions o;
+  o.port = static_cast<uint16_t>(env.master_port);
+  o.isServer = env.rank == 0;
+  o.numWorkers = env.world;
+  o.waitWorkers = false;  // joining is checked below, naming the ranks that never come
+  o.timeout = timeout;
+  try {
+    impl_->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, o);
+  } catch (const std::exception& e) {
+    throw JobError(env.rank == 0 ? "cannot serve the job's store at " + where + ": " + first_line(e.what())
+                                 : "cannot reach rank 0's store at " + where + " within " + seconds(timeout) + ": " +
+                                       first_line(e.what()));
+  }
+  try {
+    impl_->set(impl_->key("join", env.rank), "1");
+    impl_->wait_all("join", "never joined", false);
+    auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+    options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+    impl_->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(
+        c10::make_intrusive<c10d::PrefixStore>("gloo", impl_->store), env.rank, env.world, options);
+  } catch (const JobError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw JobError("the job's ranks could not meet at " + where + ": " + first_line(e.what()));
+  }
+}
+
+Job::~Job() = default;
+
+int Job::rank() const { return impl_->env.rank; }
+int Job::world() const { return impl_->env.world; }
+
+void Job::check_same(const std::string& what, const std::string& value) {
+  try {
+    impl_->set(impl_->key("same-" + what, impl_->env.rank), value);
+    impl_->wait_all("same-" + what, "never reached the start", false);
+    const std::string first = impl_->get(impl_->key("same-" + what, 0));
+    for (int r = 1; r < impl_->env.world; ++r) {
+      const std::string v = impl_->get(impl_->key("same-" + what, r));
+      if (v != first)
+        throw JobError("rank " + std::to_string(r) + " has another " + what + " than rank 0 (" + v + " against " +
+                       first + "): every rank must run the same model with the same settings");
+    }
+  } catch (const JobError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw JobError("lost the job's store (rank 0): " + first_line(e.what()));
+  }
+}
+
+void Job::beat(int64_t done) {
+  try {
+    impl_->set(impl_->key("beat", impl_->env.rank), std::to_string(done));
+  } catch (const std::exception& e) {
+    throw JobError("lost the job's store (rank 0): " + first_line(e.what()));
+  }
+}
+
+void Job::fail(const std::string& message) noexcept {
+  try {
+    impl_->set(impl_->key("failed", impl_->env.rank), message);
+    if (impl_->env.rank != 0) return;
+    // Rank 0 serves the store: keep it up until the others have read the notice (or for a bounded time).
+    const auto deadline = Clock::now() + std::min(impl_->timeout, std::chrono::milliseconds(10000));
+    while (Clock::now() < deadline) {
+      bool all = true;
+      for (int r = 1; r < impl_->env.world && all; ++r) all = impl_->has(impl_->key("ack", r));
+      if (all) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  } catch (...) {
+  }
+}
+
+std::vector<std::string> Job::allgather(const std::string& bytes) {
+  const int world = impl_->env.world;
+  try {
+    // Everyone done calibrating (or a failure named) before the collective, which cannot say who is gone.
+    impl_->set(impl_->key("done", impl_->env.rank), "1");
+    impl_->wait_all("done", "stopped making progress", true);
+    std::vector<at::Tensor> in{at::full({1}, static_cast<int64_t>(bytes.size()), at::kLong)};
+    std::vector<std::vector<at::Tensor>> sizes(1);
+    for (int r = 0; r < world; ++r) sizes[0].push_back(at::empty({1}, at::kLong));
+    impl_->pg->allgather(sizes, in)->wait();
+    int64_t longest = 0;
+    for (const auto& t : sizes[0]) longest = std::max(longest, t.item<int64_t>());
+    at::Tensor buf = at::zeros({std::max<int64_t>(longest, 1)}, at::kByte);
+    std::memcpy(buf.data_ptr<uint8_t>(), bytes.data(), bytes.size());
+    std::vector<at::Tensor> in2{buf};
+    std::vector<std::vector<at::Tensor>> out(1);
+    for (int r = 0; r < world; ++r) out[0].push_back(at::empty_like(buf));
+    impl_->pg->allgather(out, in2)->wait();
+    std::vector<std::string> result;
+    for (int r = 0; r < world; ++r)
+      result.emplace_back(reinterpret_cast<const char*>(out[0][r].data_ptr<uint8_t>()),
+                          static_cast<size_t>(sizes[0][r].item<int64_t>()));
+    return result;
+  } catch (const JobError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw JobError("the statistics reduction failed: " + first_line(e.what()));
+  }
+}
+
+#else  // no c10d Gloo in this LibTorch
+
+bool available() { return false; }
+struct Job::Impl {};
+Job::Job(const Env&, std::chrono::milliseconds) {
+  throw UsageError("this qreport was built with a LibTorch without c10d's Gloo process group: it runs as one "
+                   "process only (unset RANK/WORLD_SIZE or SLURM_NTASKS)");
+}
+Job::~Job() = default;
+int Job::rank() const { return 0; }
+int Job::world() const { return 1; }
+void Job::check_same(const std::string&, const std::string&) {}
+void Job::beat(int64_t) {}
+void Job::fail(const std::string&) noexcept {}
+std::vector<std::string> Job::allgather(const std::string& bytes) { return {bytes}; }
+
+#endif
+
+}  // namespace qreport::distributed

@@ -1,0 +1,166 @@
+#!/usr/bin/python3
+"""Distributed analyze on this machine: ranks launched with the environment torchrun sets (RANK,
+WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT; Debian 12's own torchrun fails before starting any
+worker) and once with Slurm's (SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID).
+  * 2 and 3 ranks over one archive (batch i on rank i mod N), and per-rank archives ('{rank}'): rank 0's
+    report equals the single-process report over the same batches by the merge rule (merged_reports.py);
+    the other ranks write nothing and exit 0;
+  * faults, each ending every surviving rank non-zero with one line naming the failed rank, no report:
+    a rank whose forward fails, a rank killed mid-run, a rank that never joins, a rank with another model.
+Skipped (77) where qreport was built without c10d. Usage: test_distributed.py QREPORT SOURCE_DIR"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+
+warnings.filterwarnings("ignore")
+QREPORT, SRC = sys.argv[1:3]
+sys.path.insert(0, os.path.join(SRC, "data"))
+sys.path.insert(0, os.path.join(SRC, "tests", "stats"))
+import torch  # noqa: E402
+
+import fixtures  # noqa: E402
+from merged_reports import compare  # noqa: E402
+
+T = tempfile.mkdtemp(prefix="qreport-dist-")
+failures = []
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(world, args, ranks=None, env_style="torchrun", per_rank_args=None, timeout=20):
+    """Starts the ranks (all, or those listed) as torchrun would; returns the Popen objects."""
+    port = free_port()
+    procs = []
+    for r in (range(world) if ranks is None else ranks):
+        env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        if env_style == "torchrun":
+            env.update(RANK=str(r), WORLD_SIZE=str(world), LOCAL_RANK=str(r))
+        else:
+            env.update(SLURM_PROCID=str(r), SLURM_NTASKS=str(world), SLURM_LOCALID=str(r))
+        a = list(args) + (per_rank_args(r) if per_rank_args else []) + ["--dist-timeout", str(timeout)]
+        procs.append(subprocess.Popen([QREPORT, "analyze", *a], env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    return procs
+
+
+def finish(procs, limit=120):
+    out = []
+    for p in procs:
+        try:
+            o, e = p.communicate(timeout=limit)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            o, e = p.communicate()
+            e += "\n(HUNG: killed by the test)"
+        out.append((p.returncode, o, e))
+    return out
+
+
+def error_lines(stderr):
+    return [l for l in stderr.splitlines() if l.startswith("qreport: error:")]
+
+
+def expect_fault(name, results, codes, message):
+    """Every listed rank's exit code, one error line each, and `message` in each surviving rank's line."""
+    ok = True
+    for r, (code, _, err) in results.items():
+        want = codes[r]
+        lines = error_lines(err)
+        if code != want or len(lines) != 1 or (want == 4 and message not in lines[0]):
+            failures.append(f"{name}: rank {r}: exit {code} (want {want}), stderr {err.strip()!r}")
+            ok = False
+    if os.path.exists(f"{T}/{name}.json"):
+        failures.append(f"{name}: a report was written")
+        ok = False
+    if ok:
+        print(f"ok {name}")
+
+
+def main():
+    torch.manual_seed(31)
+    gm, _ = fixtures.fused("resnet18")
+    M = f"{T}/model.pt"
+    torch.jit.save(torch.jit.script(gm), M)
+    batches = [torch.randn(2, 3, 64, 64) for _ in range(6)]
+    torch.save(batches, f"{T}/all.pt")
+    common = ["--threads", "1", "--format", "json", "-q"]
+    subprocess.run([QREPORT, "analyze", M, "--calib", f"{T}/all.pt", "-o", f"{T}/single.json", *common], check=True)
+    single = json.load(open(f"{T}/single.json"))
+
+    # Probe: a 2-rank job that cannot form because this build lacks c10d says so (exit 2): skip.
+    probe = finish(launch(2, [M, "--calib", f"{T}/all.pt", "-o", os.devnull, *common], ranks=[0], timeout=1))
+    if probe[0][0] == 2 and "without c10d" in probe[0][2]:
+        print("skipped: qreport was built without c10d's Gloo")
+        sys.exit(77)
+
+    for world, style in ((2, "torchrun"), (3, "torchrun"), (3, "slurm")):
+        out = f"{T}/dist{world}{style}.json"
+        res = finish(launch(world, [M, "--calib", f"{T}/all.pt", "-o", out, *common], env_style=style))
+        if any(code != 0 for code, _, _ in res):
+            failures.append(f"{world} ranks ({style}): exits {[c for c, _, _ in res]}: {[e for _, _, e in res]}")
+            continue
+        got = json.load(open(out))
+        n = compare(single, got, failures)
+        if got["calibration"]["batches"] != 6:
+            failures.append(f"{world} ranks: batches {got['calibration']['batches']}")
+        print(f"ok {world} ranks ({style}): {n} values against the single run")
+
+    # Per-rank archives: shard-{rank}.pt.
+    for s in range(2):
+        torch.save(batches[3 * s:3 * s + 3], f"{T}/shard-{s}.pt")
+    res = finish(launch(2, [M, "--calib", f"{T}/shard-{{rank}}.pt", "-o", f"{T}/pattern.json", *common]))
+    if any(code != 0 for code, _, _ in res):
+        failures.append(f"per-rank archives: exits {[c for c, _, _ in res]}: {[e for _, _, e in res]}")
+    else:
+        n = compare(single, json.load(open(f"{T}/pattern.json")), failures)
+        print(f"ok per-rank archives: {n} values")
+
+    # Faults. 1: rank 1's forward fails (its archive has the wrong shape).
+    torch.save([torch.randn(2, 5, 64, 64)], f"{T}/bad-1.pt")
+    torch.save(batches[:2], f"{T}/bad-0.pt")
+    res = finish(launch(2, [M, "--calib", f"{T}/bad-{{rank}}.pt", "-o", f"{T}/forward.json", *common]))
+    expect_fault("forward", dict(enumerate(res)), {0: 4, 1: 3},
+                 "rank 1 failed: the model's forward failed on calibration batch 0")
+
+    # 2: rank 1 killed mid-run (after its first batch); rank 0 gives up after --dist-timeout without progress.
+    torch.save([torch.randn(2, 3, 64, 64) for _ in range(200)], f"{T}/long.pt")
+    procs = launch(2, [M, "--calib", f"{T}/long.pt", "-o", f"{T}/killed.json", "--threads", "1", "--format", "json"],
+                   per_rank_args=lambda r: ["-v"] if r == 1 else ["-q"], timeout=4)
+    start = time.time()
+    line = ""
+    while "calibration batch 1/" not in line and time.time() - start < 60:
+        line = procs[1].stderr.readline()
+    procs[1].send_signal(signal.SIGKILL)
+    res = finish(procs)
+    expect_fault("killed", {0: res[0]}, {0: 4}, "rank 1 stopped making progress within 4.00 s (last at batch")
+
+    # 3: rank 1 never joins.
+    res = finish(launch(2, [M, "--calib", f"{T}/all.pt", "-o", f"{T}/never.json", *common], ranks=[0], timeout=3))
+    expect_fault("never", {0: res[0]}, {0: 4}, "rank 1 never joined within 3.00 s")
+
+    # 4: rank 1 has another model.
+    other = fixtures.fused("mobilenet_v2")[0]
+    torch.jit.save(torch.jit.script(other), f"{T}/other.pt")
+    res = finish(launch(2, ["--calib", f"{T}/all.pt", "-o", f"{T}/mismatch.json", *common],
+                        per_rank_args=lambda r: [M if r == 0 else f"{T}/other.pt"]))
+    expect_fault("mismatch", dict(enumerate(res)), {0: 4, 1: 4}, "rank 1 has another model than rank 0")
+
+    if failures:
+        print("\n".join(failures[:30]))
+        print(f"{len(failures)} failure(s)")
+        sys.exit(1)
+    print("ok")
+
+
+if __name__ == "__main__":
+    main()
