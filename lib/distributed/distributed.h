@@ -46,8 +46,9 @@ class Job {
   void beat(int64_t done);
   // This rank failed with `message`: tells the others, who throw JobError naming this rank.
   void fail(const std::string& message) noexcept;
-  // Every rank's bytes, in rank order, through one c10d allgather (two: the sizes first).
-  std::vector<std::string> allgather(const std::string& bytes);
+  // Every rank's bytes, in rank order, on rank 0 (empty elsewhere): the sizes through a c10d allgather,
+  // then the bytes through a c10d gather to rank 0.
+  std::vector<std::string> gather(const std::string& bytes);
 
  private:
   struct Impl;

@@ -3,6 +3,10 @@
 // Every wait polls the store so that it can give up on a rank that failed, vanished or never came.
 #include "distributed/distributed.h"
 
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstring>
 #include <thread>
@@ -40,6 +44,29 @@ void quiet_c10d_logging() {
 #if defined(QREPORT_QUIET_GLOG)
   FLAGS_minloglevel = google::GLOG_FATAL;
 #endif
+}
+
+// Waits until rank 0's store accepts connections (or the deadline). c10d's client, started before the
+// server listens, backs off a whole second before retrying: on a short job that second was a fifth of
+// the run. A plain TCP probe every 10 ms connects as soon as the server is up.
+bool wait_for_listener(const std::string& host, int port, std::chrono::milliseconds timeout) {
+  addrinfo hints{}, *res = nullptr;
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) != 0 || !res) return true;  // c10d says why
+  const auto deadline = Clock::now() + timeout;
+  bool up = false;
+  while (!up && Clock::now() < deadline) {
+    for (addrinfo* a = res; a && !up; a = a->ai_next) {
+      int fd = ::socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+      if (fd < 0) continue;
+      up = ::connect(fd, a->ai_addr, a->ai_addrlen) == 0;
+      ::close(fd);
+    }
+    if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  freeaddrinfo(res);
+  return up;
 }
 
 std::string list(const std::vector<int>& ranks) {
@@ -116,7 +143,12 @@ Job::Job(const Env& env, std::chrono::milliseconds timeout) : impl_(std::make_un
   o.waitWorkers = false;  // joining is checked below, naming the ranks that never come
   o.timeout = timeout;
   try {
+    if (env.rank != 0 && !wait_for_listener(env.master_addr, env.master_port, timeout))
+      throw JobError("cannot reach rank 0's store at " + where + " within " + seconds(timeout) +
+                     ": rank 0 never started, or MASTER_ADDR/MASTER_PORT point elsewhere (--dist-timeout)");
     impl_->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, o);
+  } catch (const JobError&) {
+    throw;
   } catch (const std::exception& e) {
     throw JobError(env.rank == 0 ? "cannot serve the job's store at " + where + ": " + first_line(e.what())
                                  : "cannot reach rank 0's store at " + where + " within " + seconds(timeout) + ": " +
@@ -183,7 +215,7 @@ void Job::fail(const std::string& message) noexcept {
   }
 }
 
-std::vector<std::string> Job::allgather(const std::string& bytes) {
+std::vector<std::string> Job::gather(const std::string& bytes) {
   const int world = impl_->env.world;
   try {
     // Everyone done calibrating (or a failure named) before the collective, which cannot say who is gone.
@@ -197,12 +229,14 @@ std::vector<std::string> Job::allgather(const std::string& bytes) {
     for (const auto& t : sizes[0]) longest = std::max(longest, t.item<int64_t>());
     at::Tensor buf = at::zeros({std::max<int64_t>(longest, 1)}, at::kByte);
     std::memcpy(buf.data_ptr<uint8_t>(), bytes.data(), bytes.size());
+    // The statistics themselves go to rank 0 only: a rank sends its own once, whatever the job's size.
     std::vector<at::Tensor> in2{buf};
-    std::vector<std::vector<at::Tensor>> out(1);
-    for (int r = 0; r < world; ++r) out[0].push_back(at::empty_like(buf));
-    impl_->pg->allgather(out, in2)->wait();
+    std::vector<std::vector<at::Tensor>> out(impl_->env.rank == 0 ? 1 : 0);
+    if (impl_->env.rank == 0)
+      for (int r = 0; r < world; ++r) out[0].push_back(at::empty_like(buf));
+    impl_->pg->gather(out, in2)->wait();
     std::vector<std::string> result;
-    for (int r = 0; r < world; ++r)
+    for (int r = 0; impl_->env.rank == 0 && r < world; ++r)
       result.emplace_back(reinterpret_cast<const char*>(out[0][r].data_ptr<uint8_t>()),
                           static_cast<size_t>(sizes[0][r].item<int64_t>()));
     return result;
@@ -227,7 +261,7 @@ int Job::world() const { return 1; }
 void Job::check_same(const std::string&, const std::string&) {}
 void Job::beat(int64_t) {}
 void Job::fail(const std::string&) noexcept {}
-std::vector<std::string> Job::allgather(const std::string& bytes) { return {bytes}; }
+std::vector<std::string> Job::gather(const std::string& bytes) { return {bytes}; }
 
 #endif
 

@@ -240,7 +240,10 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job);
 report::Report analyze(const AnalyzeOptions& o) {
   if (!o.job) return analyze_rank(o, nullptr);
   if (o.simulate) throw UsageError("--simulate runs in one process: drop it, or run without a launcher");
+  const auto t0 = std::chrono::steady_clock::now();
   distributed::Job job(*o.job, std::chrono::milliseconds(static_cast<int64_t>(o.dist_timeout_s) * 1000));
+  spdlog::debug("job of {} ranks ({}) formed in {:.3f} s", job.world(), o.job->launcher,
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   try {
     return analyze_rank(o, &job);
   } catch (const JobError&) {
@@ -365,9 +368,9 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job) {
       f.points.push_back({plan.keys()[id].first, instrumentation::side_name(plan.keys()[id].second),
                           points[id].finished()});
     if (job) {
-      // The reduction: every rank's statistics to every rank (one c10d allgather), merged on rank 0 in rank
-      // order by the rules of qreport merge; rank 0 alone reports (and saves the merged statistics).
-      std::vector<std::string> all = job->allgather(stats::to_bytes(f));
+      // The reduction: every rank's statistics to rank 0 (a c10d gather), merged there in rank order by the
+      // rules of qreport merge; rank 0 alone reports (and saves the merged statistics).
+      std::vector<std::string> all = job->gather(stats::to_bytes(f));
       clock.lap("reduce");
       if (job->rank() != 0) {
         report::Report none;
