@@ -1,5 +1,6 @@
-// libFuzzer targets for the two loaders that read untrusted files: the calibration archive (zip parsing,
-// the pickle patch, LibTorch's unpickler, the batch layouts) and the TorchScript model. Built by
+// libFuzzer targets for the loaders that read untrusted files: the calibration archive (zip parsing,
+// the pickle patch, LibTorch's unpickler, the batch layouts), the TorchScript model, and the statistics
+// file (the archive's loader, then the layout's checks). Built by
 // scripts/fuzz with clang, ASan and UBSan; QREPORT_FUZZ_TARGET selects the loader at compile time.
 //
 // Contract under test: any input either loads or throws qreport's InputError/UsageError. A crash, a
@@ -14,6 +15,7 @@
 #include "calibration/calibration.h"
 #include "common/errors.h"
 #include "model/model.h"
+#include "stats/stats.h"
 
 namespace {
 
@@ -36,9 +38,12 @@ void load(const std::string& path) {
     for (const auto& t : archive.batch(i).positional) (void)t.sizes();
     archive.release(i);
   }
-#else
+#elif QREPORT_FUZZ_TARGET == 2
   auto model = qreport::model::Model::load(path);
   (void)model.tree().size();
+#else
+  auto stats = qreport::stats::load(path);
+  (void)stats.points.size();
 #endif
 }
 
