@@ -362,7 +362,10 @@ int main(int argc, char** argv) {
       if (!from_stats) inputs.push_back(o.calib_path);
       inputs.insert(inputs.end(), stats_paths.begin(), stats_paths.end());
       check_output_is_not_input(output, inputs);
-      if (!o.save_stats.empty()) check_output_is_not_input(o.save_stats, inputs);
+      if (!o.save_stats.empty()) {
+        check_output_is_not_input(o.save_stats, inputs);
+        if (o.save_stats == output) throw UsageError("--save-stats and -o name the same file");
+      }
     }
     o.cast_inputs = !no_cast;
     if (o.threads < 0) throw UsageError("--threads must be positive");
