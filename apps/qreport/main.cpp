@@ -170,7 +170,8 @@ int main(int argc, char** argv) {
   auto* batch_size_opt =
       analyze->add_option("--batch-size", batch_size, "Split a single-Tensor archive into batches of N rows (N >= 1)");
   auto* max_batches_opt = analyze->add_option("--max-batches", max_batches, "Use at most N calibration batches (N >= 1)");
-  analyze->add_option("--threads", o.threads, "Intra-op threads (default: one per core)");
+  analyze->add_option("--threads", o.threads,
+                      "LibTorch's intra-op and inter-op threads (default: OMP_NUM_THREADS, else one per core)");
   analyze->add_option("--backend", backend,
                       "Backend the per-channel and quantization-error detectors assume (fbgemm and x86 reduce the "
                       "activation range to 7 bits): fbgemm, qnnpack, onednn, x86")

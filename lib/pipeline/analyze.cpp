@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <future>
 #include <map>
 #include <set>
@@ -211,6 +212,27 @@ detectors::ChannelAxes channel_axes(const AnalyzeOptions& o, const model::Model&
   return o.ch_axis ? detectors::ChannelAxes::fixed_axis(*o.ch_axis) : detectors::ChannelAxes::automatic(model, instr);
 }
 
+// The thread count, set once for LibTorch's pools: --threads, else OMP_NUM_THREADS (torchrun sets it to 1
+// per rank when it starts several on a node), else one per core. ATen's intra-op pool is OpenMP's in
+// Debian's and PyTorch's builds; the inter-op pool (forked calls, which qreport runs in place anyway) can
+// be sized only before its first use, so a second analyze in one process keeps the first size.
+static void set_threads(int requested) {
+  int threads = requested;
+  if (threads <= 0)
+    if (const char* env = std::getenv("OMP_NUM_THREADS")) threads = std::atoi(env);
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(threads);
+  static bool interop_set = false;
+  if (!interop_set) {
+    interop_set = true;
+    try {
+      at::set_num_interop_threads(threads);
+    } catch (const std::exception&) {  // already started: keep its size
+    }
+  }
+  spdlog::debug("threads: {} (intra-op and inter-op)", threads);
+}
+
 stats::Settings stats_settings(const AnalyzeOptions& o, const std::vector<std::unique_ptr<detectors::Detector>>& dets) {
   stats::Settings s;
   s.ch_axis = o.ch_axis ? std::to_string(*o.ch_axis) : "auto";
@@ -268,8 +290,7 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job) {
     throw UsageError("--simulate needs the error detector (its input statistics set the simulated quantizers): "
                      "add error to --detectors");
   c10::Device device = parse_device(o.device);
-  int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  at::set_num_threads(threads);
+  set_threads(o.threads);
   StageClock clock;
 
   report::Report rep;
