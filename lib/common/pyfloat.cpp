@@ -1,10 +1,17 @@
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 
 #include "common/text.h"
 
 namespace qreport {
+
+std::string format_db(double value) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", std::fabs(value) < 0.05 ? 0.0 : value);
+  return buf;
+}
 
 std::string python_float_repr(double value) {
   if (std::isnan(value)) return "nan";

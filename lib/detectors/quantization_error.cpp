@@ -5,9 +5,9 @@
 // the range HistogramObserver would choose). PyTorch's ModelReport has no such detector.
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 
 #include "common/errors.h"
+#include "common/text.h"
 #include "detectors/detectors.h"
 #include "model/model.h"
 
@@ -17,12 +17,6 @@ namespace {
 using observers::QParams;
 
 constexpr int64_t kHistogramDstBins = 256;              // 2^bits of quint8, HistogramObserver.dst_nbins
-
-std::string db_text(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f", std::fabs(v) < 0.05 ? 0.0 : v);  // never "-0.0"
-  return buf;
-}
 
 // 10 log10(signal / noise); nullopt (with the reason) where that is not a finite number.
 std::optional<double> sqnr_db(double signal, double noise, std::string* why) {
@@ -239,13 +233,13 @@ class QuantizationErrorDetector : public Detector {
       const Fields& f = std::find_if(r.modules.begin(), r.modules.end(),
                                      [&](const ModuleFindings& m) { return m.fqn == k.fqn; })->fields;
       std::string line = "  " + std::to_string(i + 1) + ". " + k.fqn + std::string(width - k.fqn.size(), ' ') + "  " +
-                          db_text(k.db) + " dB, limited by its " + (k.input ? "input" : "weight");
+                          format_db(k.db) + " dB, limited by its " + (k.input ? "input" : "weight");
       const Value* cg = find_field(f, "weight_per_channel_gain_db");
       const Value* hg = find_field(f, "input_histogram_gain_db");
       std::string notes;
-      if (cg && cg->type == Value::Type::Float && cg->f > 0.0) notes += "per-channel weights +" + db_text(cg->f) + " dB";
+      if (cg && cg->type == Value::Type::Float && cg->f > 0.0) notes += "per-channel weights +" + format_db(cg->f) + " dB";
       if (hg && hg->type == Value::Type::Float && hg->f >= o_.histogram_min_gain_db)
-        notes += std::string(notes.empty() ? "" : ", ") + "histogram range +" + db_text(hg->f) + " dB";
+        notes += std::string(notes.empty() ? "" : ", ") + "histogram range +" + format_db(hg->f) + " dB";
       out += line + (notes.empty() ? "" : " (" + notes + ")") + "\n";
     }
     if (o_.min_sqnr_db) {
@@ -255,7 +249,7 @@ class QuantizationErrorDetector : public Detector {
         if (v && v->type == Value::Type::Float && v->f < *o_.min_sqnr_db) ++below;
       }
       out += std::to_string(below) + " layer" + (below == 1 ? "" : "s") + " below --min-sqnr " +
-             db_text(*o_.min_sqnr_db) + " dB.\n";
+             format_db(*o_.min_sqnr_db) + " dB.\n";
     }
     return out;
   }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <thread>
 
@@ -36,7 +37,12 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string seconds(std::chrono::milliseconds t) { return std::to_string(t.count() / 1000.0).substr(0, 4) + " s"; }
+// "3 s", "300 s", "2.5 s" (to_string's six decimals cut to four characters gave "300." for 300 s).
+std::string seconds(std::chrono::milliseconds t) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g s", static_cast<double>(t.count()) / 1000.0);
+  return buf;
+}
 
 // c10d logs its own view of every failure (a socket timeout, a closed peer) through glog on stderr, before
 // qreport's one line that names the rank and the cause. Those lines are for PyTorch's developers: off.

@@ -216,6 +216,12 @@ std::optional<std::pair<std::vector<float>, std::vector<float>>> Model::weight_c
                         std::vector<float>(mx.data_ptr<float>(), mx.data_ptr<float>() + mx.numel()));
 }
 
+torch::jit::Module Model::submodule(const std::string& fqn) const {
+  auto mod = find_module(*module_, fqn);
+  if (!mod) throw InternalError("no module named '" + fqn + "' in the model");
+  return *mod;
+}
+
 at::Tensor Model::weight(const std::string& fqn) const {
   auto mod = find_module(*module_, fqn);
   if (!mod || !mod->hasattr("weight")) return {};

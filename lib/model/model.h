@@ -83,6 +83,8 @@ class Model {
   // (PyTorch's IWE weight statistics). nullopt when the module has no tensor `weight` or ch_axis is out of range.
   std::optional<std::pair<std::vector<float>, std::vector<float>>> weight_channel_min_max(const std::string& fqn,
                                                                                           int ch_axis) const;
+  // The module named `fqn` (a handle into the loaded model); throws InternalError for an unknown name.
+  torch::jit::Module submodule(const std::string& fqn) const;
   // The module's `weight` as a float32 CPU tensor; an undefined tensor when it has no tensor `weight`.
   at::Tensor weight(const std::string& fqn) const;
   // For a QAT module: whether its own weight fake-quantizer is per-channel; nullopt for float modules.

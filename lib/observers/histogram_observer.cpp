@@ -56,11 +56,23 @@ __attribute__((target("avx2"))) void bin_indices_avx2(const float* p, int64_t m,
 }
 #endif
 
-std::vector<float> histc_cpu(const float* x, int64_t n, int64_t bins, float lo, float hi) {
+// Scratch of the calling thread, reused by every observation point and batch: the per-batch path
+// allocates nothing once it has seen its largest tensor.
+struct Scratch {
+  std::vector<uint32_t> counts;
+  std::vector<float> fresh;  // this batch's histogram; swapped with the observer's
+};
+Scratch& scratch() {
+  thread_local Scratch s;
+  return s;
+}
+
+void histc_cpu(const float* x, int64_t n, int64_t bins, float lo, float hi, std::vector<float>& out) {
   const int32_t nb = static_cast<int32_t>(bins);
   const int64_t stride = bins + 1;
   const int threads = at::get_num_threads();
-  std::vector<uint32_t> counts(static_cast<size_t>(threads) * kCopies * stride, 0);
+  std::vector<uint32_t>& counts = scratch().counts;
+  counts.assign(static_cast<size_t>(threads) * kCopies * stride, 0);
   at::parallel_for(0, (n + kBlock - 1) / kBlock, 16, [&, lo, hi, nb](int64_t b0, int64_t b1) {
     uint32_t* h = counts.data() + static_cast<size_t>(at::get_thread_num()) * kCopies * stride;
     const float scale = static_cast<float>(nb);
@@ -84,17 +96,17 @@ std::vector<float> histc_cpu(const float* x, int64_t n, int64_t bins, float lo, 
       for (; k < m; ++k) ++h[idx[k]];
     }
   });
-  std::vector<float> out(bins, 0.0f);
+  out.assign(bins, 0.0f);
   for (size_t c = 0; c < static_cast<size_t>(threads) * kCopies; ++c)
     for (int64_t i = 0; i < bins; ++i) out[i] += static_cast<float>(counts[c * stride + i]);
-  return out;
 }
 
-std::vector<float> histc(const at::Tensor& x, int64_t bins, float mn, float mx) {
+// torch.histc into `out` (the thread's scratch): the replay on the CPU, ATen's elsewhere.
+void histc(const at::Tensor& x, int64_t bins, float mn, float mx, std::vector<float>& out) {
   if (x.is_cpu() && x.scalar_type() == at::kFloat && x.is_contiguous() && mn < mx)
-    return histc_cpu(x.data_ptr<float>(), x.numel(), bins, mn, mx);
+    return histc_cpu(x.data_ptr<float>(), x.numel(), bins, mn, mx, out);
   at::Tensor h = at::histc(x, bins, mn, mx).to(at::kCPU).contiguous();
-  return std::vector<float>(h.data_ptr<float>(), h.data_ptr<float>() + bins);
+  out.assign(h.data_ptr<float>(), h.data_ptr<float>() + bins);
 }
 
 // min, max and sum of squares of a tensor, in one read on the CPU (three ATen reductions otherwise). A
@@ -147,7 +159,11 @@ __attribute__((target("avx2"))) Moments moments_block_avx2(const float* p, int64
 
 Moments moments_cpu(const float* x, int64_t n) {
   const int64_t blocks = (n + kBlock - 1) / kBlock;
-  std::vector<Moments> partial(static_cast<size_t>(blocks));
+  // The calling thread's buffer, reused (no allocation per batch). A reference, so that the workers
+  // below write into it rather than into their own thread_local copies.
+  thread_local std::vector<Moments> storage;
+  std::vector<Moments>& partial = storage;
+  partial.resize(static_cast<size_t>(blocks));
   at::parallel_for(0, blocks, 16, [&](int64_t b0, int64_t b1) {
 #if defined(__x86_64__)
     static const bool avx2 = __builtin_cpu_supports("avx2");
@@ -204,7 +220,7 @@ void HistogramObserver::observe(const at::Tensor& x_in) {
   if (uninitialized || s_.min_val == s_.max_val) {
     s_.min_val = new_min;
     s_.max_val = new_max;
-    s_.histogram = histc(x, kBins, new_min, new_max);
+    histc(x, kBins, new_min, new_max, s_.histogram);
     return;
   }
   float cmin = std::min(new_min, s_.min_val);
@@ -222,14 +238,14 @@ void HistogramObserver::observe(const at::Tensor& x_in) {
   const float e = static_cast<float>(downsample_rate) * grid - (cmax - cmin);
   cmax = cmax + e;
   const int64_t start_idx = static_cast<int64_t>(std::nearbyint((s_.min_val - cmin) / hist_bin_width));
-  std::vector<float> fresh = histc(x, kBins, cmin, cmax);
+  std::vector<float>& fresh = scratch().fresh;
+  histc(x, kBins, cmin, cmax, fresh);
   if (cmin == s_.min_val && cmax == s_.max_val) {
     for (int64_t i = 0; i < kBins; ++i) fresh[i] += s_.histogram[i];
-    s_.histogram = std::move(fresh);
   } else {
     combine(fresh, downsample_rate, start_idx);
-    s_.histogram.swap(fresh);
   }
+  s_.histogram.swap(fresh);  // both buffers keep their capacity
   s_.min_val = cmin;
   s_.max_val = cmax;
 }

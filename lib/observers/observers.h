@@ -1,6 +1,8 @@
 // Stage 4: native statistics equal to PyTorch's ModelReportObserver (reference spec §1), computed on the
 // tensor's own device without host synchronisation; copied to the host once, by finalize().
 #pragma once
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <map>
@@ -13,6 +15,14 @@
 namespace at { class Tensor; }
 
 namespace qreport::observers {
+
+// at::minimum / at::maximum on two floats: NaN if either side is NaN.
+inline float nan_min(float a, float b) {
+  return std::isnan(a) || std::isnan(b) ? std::numeric_limits<float>::quiet_NaN() : std::min(a, b);
+}
+inline float nan_max(float a, float b) {
+  return std::isnan(a) || std::isnan(b) ? std::numeric_limits<float>::quiet_NaN() : std::max(a, b);
+}
 
 // Index that torch.quantile(row, q, interpolation="lower") selects in a sorted row of m elements:
 // floor(float32(q * float32(m - 1))), the product rounded to float32 as PyTorch does (spec §1.3).

@@ -4,14 +4,6 @@
 #include "observers/stat_observers.h"
 
 namespace qreport::observers {
-namespace {
-
-// at::minimum / at::maximum: NaN if either side is NaN.
-float nan_min(float a, float b) { return std::isnan(a) || std::isnan(b) ? std::numeric_limits<float>::quiet_NaN() : std::min(a, b); }
-float nan_max(float a, float b) { return std::isnan(a) || std::isnan(b) ? std::numeric_limits<float>::quiet_NaN() : std::max(a, b); }
-
-}  // namespace
-
 void RangeObserver::update(float mn, float mx) {
   if (!invalid_.empty()) return;
   if (n_ == 0) {

@@ -243,13 +243,6 @@ stats::Settings stats_settings(const AnalyzeOptions& o, const std::vector<std::u
 
 namespace {
 
-std::string settings_text(const stats::Settings& s) {
-  std::string d;
-  for (const auto& x : s.detectors) d += (d.empty() ? "" : ",") + x;
-  return "--ch-axis " + s.ch_axis + ", detectors " + d + ", reference percentile " +
-         std::to_string(s.outlier_reference_percentile);
-}
-
 std::string replace_rank(std::string path, int rank) {
   for (size_t at; (at = path.find("{rank}")) != std::string::npos;) path.replace(at, 6, std::to_string(rank));
   return path;
@@ -306,7 +299,7 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job) {
   rep.model_modules = model.tree().size();
   if (job) {  // the same model and observations on every rank, or none starts
     job->check_same("model", "sha256 " + rep.model_sha256.substr(0, 16));
-    job->check_same("settings", settings_text(stats_settings(o, dets)));
+    job->check_same("settings", stats::describe(stats_settings(o, dets)));
   }
   calibration::Archive archive = calibration::Archive::open(o.calib_path, o.calibration);
   rep.batches = archive.size();
@@ -421,12 +414,7 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job) {
     stats::save(f, o.save_stats);
   }
 
-  for (const auto& det : dets) {
-    auto result = det->report(model, plan, axes);
-    for (const auto& w : result.warnings) rep.warnings.push_back(w);
-    rep.results.push_back(std::move(result));
-  }
-  rep.qconfig = detectors::merge_qconfig_info(model, rep.results);
+  run_detectors(dets, model, plan, axes, rep);
   clock.lap("report");
   if (o.simulate) {
     SimulationInput in;

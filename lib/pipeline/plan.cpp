@@ -29,4 +29,14 @@ std::vector<detectors::ObservationRequest> plan_requests(
   return routed;
 }
 
+void run_detectors(const std::vector<std::unique_ptr<detectors::Detector>>& dets, const model::Model& model,
+                   const Plan& plan, const detectors::ChannelAxes& axes, report::Report& rep) {
+  for (const auto& det : dets) {
+    auto result = det->report(model, plan, axes);
+    for (const auto& w : result.warnings) rep.warnings.push_back(w);
+    rep.results.push_back(std::move(result));
+  }
+  rep.qconfig = detectors::merge_qconfig_info(model, rep.results);
+}
+
 }  // namespace qreport::pipeline

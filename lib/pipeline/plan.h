@@ -54,6 +54,11 @@ std::vector<detectors::ObservationRequest> plan_requests(
     const instrumentation::Instrumenter& instr, const detectors::ChannelAxes& axes, Plan& plan,
     std::vector<std::string>& warnings);
 
+// Every detector's result from the plan's finished statistics into `rep`, with its warnings, and the
+// merged qconfig and equalization mappings.
+void run_detectors(const std::vector<std::unique_ptr<detectors::Detector>>& dets, const model::Model& model,
+                   const Plan& plan, const detectors::ChannelAxes& axes, report::Report& rep);
+
 // The detectors of `o` on statistics `f` of `model` (whose sha256 the caller checked): qreport report,
 // and rank 0 of a distributed analyze after the reduction.
 report::Report report_from_statistics(const AnalyzeOptions& o, const model::Model& model, const std::string& sha,

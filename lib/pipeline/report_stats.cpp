@@ -89,12 +89,7 @@ report::Report report_from_statistics(const AnalyzeOptions& o, const model::Mode
                        r.fqn + "', which these options need: run qreport analyze again");
   }
   rep.call_order = instr.call_sites();
-  for (const auto& det : dets) {
-    auto result = det->report(model, plan, axes);
-    for (const auto& w : result.warnings) rep.warnings.push_back(w);
-    rep.results.push_back(std::move(result));
-  }
-  rep.qconfig = detectors::merge_qconfig_info(model, rep.results);
+  run_detectors(dets, model, plan, axes, rep);
   return rep;
 }
 

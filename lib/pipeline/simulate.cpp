@@ -63,18 +63,6 @@ void accumulate(const at::Tensor& ref, const at::Tensor& got, double& signal, do
   noise += (r - got.to(at::kDouble)).square().sum().item<double>();
 }
 
-torch::jit::Module submodule(const torch::jit::Module& root, const std::string& fqn) {
-  torch::jit::Module m = root;
-  size_t start = 0;
-  while (start < fqn.size()) {
-    size_t dot = fqn.find('.', start);
-    if (dot == std::string::npos) dot = fqn.size();
-    m = m.attr(fqn.substr(start, dot - start)).toModule();
-    start = dot + 1;
-  }
-  return m;
-}
-
 }  // namespace
 
 report::Simulation simulate(const SimulationInput& in, std::vector<std::string>* warnings) {
@@ -102,7 +90,7 @@ report::Simulation simulate(const SimulationInput& in, std::vector<std::string>*
     const detectors::QConfigEntry* entry = it == entry_of.end() ? nullptr : it->second;
 
     Weight wt;
-    wt.module = submodule(model.module(), node.fqn);
+    wt.module = model.submodule(node.fqn);
     wt.original = wt.module.attr("weight").toTensor();
     const bool per_channel = entry && entry->weight == "default_per_channel_weight_observer";
     wt.quantized[0] = observers::fake_quantize_weight(w, false).to(wt.original.options());

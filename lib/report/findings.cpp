@@ -1,7 +1,6 @@
-#include <cmath>
-#include <cstdio>
 #include <string>
 
+#include "common/text.h"
 #include "report/report.h"
 
 namespace qreport::report {
@@ -20,12 +19,6 @@ std::string true_channels(const detectors::Value* v) {
 
 const detectors::Value* number(const detectors::Value* v) {
   return v && v->type == detectors::Value::Type::Float ? v : nullptr;
-}
-
-std::string db_text(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f", std::fabs(v) < 0.05 ? 0.0 : v);  // never "-0.0"
-  return buf;
 }
 
 // The quantization-error detector's fields for fqn, when it ran.
@@ -56,7 +49,7 @@ std::vector<Finding> findings(const Report& report) {
           std::string detail = "supports per-channel weight quantization but does not use it";
           const auto* e = error_fields(report, m.fqn);
           if (const auto* g = e ? number(detectors::find_field(*e, "weight_per_channel_gain_db")) : nullptr)
-            detail += g->f >= 0.05 ? "; per-channel weights gain " + db_text(g->f) + " dB of weight SQNR"
+            detail += g->f >= 0.05 ? "; per-channel weights gain " + format_db(g->f) + " dB of weight SQNR"
                                    : std::string("; per-channel weights barely change its weight SQNR");
           out.push_back({"per_channel", m.fqn, detail});
         }
@@ -81,7 +74,7 @@ std::vector<Finding> findings(const Report& report) {
           std::string detail = "outliers in channel(s) " + channels;
           const auto* e = error_fields(report, m.fqn);
           if (const auto* g = e ? number(detectors::find_field(*e, "input_histogram_gain_db")) : nullptr)
-            detail += g->f >= 0.05 ? "; clipping to the histogram range recovers " + db_text(g->f) + " dB"
+            detail += g->f >= 0.05 ? "; clipping to the histogram range recovers " + format_db(g->f) + " dB"
                                    : std::string("; clipping to the histogram range recovers nothing measurable");
           out.push_back({"outliers", m.fqn, detail});
         }
@@ -92,8 +85,8 @@ std::vector<Finding> findings(const Report& report) {
         const auto* by = detectors::find_field(m.fields, "sqnr_limited_by");
         if (bound && db && db->f < bound->f)
           out.push_back({"sqnr", m.fqn,
-                         "SQNR " + db_text(db->f) + " dB under the recommended configuration, below --min-sqnr " +
-                             db_text(bound->f) + " dB" +
+                         "SQNR " + format_db(db->f) + " dB under the recommended configuration, below --min-sqnr " +
+                             format_db(bound->f) + " dB" +
                              (by && by->type == detectors::Value::Type::String ? " (limited by its " + by->s + ")" : "")});
       }
     }

@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 
+#include "common/text.h"
 #include "report/report.h"
 #include "report/svg.h"
 
@@ -158,12 +159,7 @@ const char* detector_of(const std::string& kind) {
   return "quantization_error_detector";
 }
 
-std::string db(const std::optional<double>& v) {
-  if (!v) return "–";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f", std::fabs(*v) < 0.05 ? 0.0 : *v);  // never "-0.0"
-  return buf;
-}
+std::string db(const std::optional<double>& v) { return v ? format_db(*v) : "–"; }
 
 // Linear/Conv layers in graph order: by the first call site that observes them (the module itself or
 // its nearest called ancestor), module order among equals and for the never-called.

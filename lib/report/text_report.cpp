@@ -1,6 +1,6 @@
 #include <algorithm>
-#include <cstdio>
 
+#include "common/text.h"
 #include "report/report.h"
 
 namespace qreport::report {
@@ -16,12 +16,7 @@ std::string to_text(const Report& r) {
   if (r.simulation.ran && r.simulation.configs.size() == 2) {
     const auto& d = r.simulation.configs[0];
     const auto& q = r.simulation.configs[1];
-    auto show = [](const std::optional<double>& v) {
-      char buf[32];
-      if (!v) return std::string("null");
-      std::snprintf(buf, sizeof buf, "%.1f dB", *v);
-      return std::string(buf);
-    };
+    auto show = [](const std::optional<double>& v) { return v ? format_db(*v) + " dB" : std::string("null"); };
     out += "\n== simulation (--simulate) ==\n";
     out += "Model output SQNR against the float model: default_qconfig " + show(d.output_sqnr_db) +
            ", recommended mapping " + show(q.output_sqnr_db) + ".\n";

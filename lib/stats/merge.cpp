@@ -19,11 +19,8 @@ using observers::MinMaxSummary;
 using observers::PercentileSummary;
 using observers::RangeSummary;
 
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-
-// at::minimum / at::maximum: NaN if either side is NaN.
-float nan_min(float a, float b) { return std::isnan(a) || std::isnan(b) ? kNaN : std::min(a, b); }
-float nan_max(float a, float b) { return std::isnan(a) || std::isnan(b) ? kNaN : std::max(a, b); }
+using observers::nan_max;
+using observers::nan_min;
 
 void keep_invalid(std::string& into, const std::string& other) {
   if (into.empty()) into = other;
@@ -153,6 +150,8 @@ observers::ObservationPoint::Finished merge_point(observers::ObservationPoint::F
   return a;
 }
 
+}  // namespace
+
 std::string describe(const Settings& s) {
   std::string d;
   for (const auto& x : s.detectors) d += (d.empty() ? "" : ",") + x;
@@ -160,8 +159,6 @@ std::string describe(const Settings& s) {
   std::snprintf(q, sizeof q, "%g", s.outlier_reference_percentile);
   return "--ch-axis " + s.ch_axis + ", detectors " + d + ", outlier reference percentile " + q;
 }
-
-}  // namespace
 
 StatsFile merge(const std::vector<StatsFile>& files, const std::vector<std::string>& names) {
   if (files.empty()) throw UsageError("nothing to merge");

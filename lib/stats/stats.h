@@ -27,6 +27,9 @@ struct Settings {
   }
 };
 
+// "--ch-axis auto, detectors a,b, outlier reference percentile 0.975", for messages.
+std::string describe(const Settings& s);
+
 struct Source {
   std::string path;
   int64_t batches = 0;
