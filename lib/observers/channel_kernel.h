@@ -33,6 +33,11 @@ bool rows_kernel_applies(int64_t rows, const std::vector<int64_t>& ranks);
 void channel_stats_rows_cpu(const float* data, int64_t rows, int64_t channels, const std::vector<int64_t>& ranks,
                             ChannelBatchStats& out);
 
+// [outer, C, inner] -> [outer * inner, C] (channels innermost, for the rows kernel) and -> [C, outer * inner]
+// (channel-first); dst holds outer * C * inner values.
+void to_channels_last(const float* src, int64_t outer, int64_t channels, int64_t inner, float* dst);
+void to_channels_first(const float* src, int64_t outer, int64_t channels, int64_t inner, float* dst);
+
 // The exact k-th smallest (0-based) of n finite-or-infinite, NaN-free values, by radix selection on the
 // values' order-preserving integer keys. A result of zero is +0.0 (-0.0 and +0.0 compare equal).
 // Reorders nothing in values; uses scratch as working memory.

@@ -1,11 +1,24 @@
 #include <cmath>
 #include <limits>
 #include <set>
+#include <memory>
 
 #include "observers/channel_kernel.h"
 #include "observers/stat_observers.h"
 
 namespace qreport::observers {
+
+namespace {
+
+// One channel axis of a batch as a kernel reads it: [outer, c, inner], or [outer rows, c] when rows.
+struct AxisView {
+  at::Tensor tensor;   // device path: what the kernel reads
+  const float* data;   // CPU path: what the kernel reads (the batch, or Impl::reordered)
+  int64_t outer, c, inner;
+  bool rows;
+};
+
+}  // namespace
 
 struct ObservationPoint::Impl {
   int64_t calls = 0;
@@ -18,15 +31,23 @@ struct ObservationPoint::Impl {
   ChannelBatchStats batch;
   std::vector<int64_t> ranks;
   std::vector<PercentileObserver*> accepted;
+  std::unique_ptr<float[]> reordered;  // a reordered copy of the batch; grows to the largest, never shrinks
+  int64_t reordered_size = 0;
+  float* reordered_buffer(int64_t n) {
+    if (n > reordered_size) {
+      reordered.reset(new float[n]);  // uninitialised: every value is written before it is read
+      reordered_size = n;
+    }
+    return reordered.get();
+  }
   // Host copies, filled by finalize().
   std::optional<RangeSummary> range_summary;
   std::map<int, MinMaxSummary> minmax_summary;
   std::map<std::pair<int, float>, PercentileSummary> percentile_summary;
   std::optional<HistogramSummary> histogram_summary;
 
-  // rows_kernel: the caller can take [rows, C] tensors as they are (channel_stats_rows_cpu).
   template <class F>
-  void for_each_axis(const at::Tensor& x, bool rows_kernel, F&& fn);
+  void for_each_axis(const at::Tensor& x, bool cpu, F&& fn);
   void observe_cpu(const at::Tensor& x);
   void observe_device(const at::Tensor& x);
 };
@@ -37,15 +58,19 @@ namespace {
 // Below this many contiguous values per channel run, reading a channel in place is mostly cache misses;
 // a channel-first copy (small, since such tensors are Linear-like [N, C]) is cheaper.
 constexpr int64_t kMinRun = 16;
+// At most this many values per channel, the rows kernel on a transposed copy beats per-channel calls,
+// whose fixed cost (a selection, a buffer) is then most of the work.
+constexpr int64_t kSmallChannel = 256;
 
 }  // namespace
 
-// Calls fn(y, outer, C, inner, minmax-or-null, rows) once per channel axis that some statistic wants and
-// accepts this batch (accepted percentiles and their ranks in the members); y is x, or a channel-first copy
-// when x's per-channel runs are too short to read in place. rows: y is [outer, C] as it is and goes to the
-// rows kernel (only where the caller allows it).
+// Calls fn(view, minmax-or-null) once per channel axis that some statistic wants and accepts this batch
+// (accepted percentiles and their ranks in the members). On the CPU (cpu == true) the view's data is x,
+// or x reordered into `reordered` where another layout reads faster: channels innermost for the rows
+// kernel (view.rows), or channel-first where x's per-channel runs are too short to read in place. On a
+// device the view's tensor is x, or its channel-first copy.
 template <class F>
-void ObservationPoint::Impl::for_each_axis(const at::Tensor& x, bool rows_kernel, F&& fn) {
+void ObservationPoint::Impl::for_each_axis(const at::Tensor& x, bool cpu, F&& fn) {
   for (int axis : axes) {
     auto mm = minmax.find(axis);
     MinMaxObserver* want_mm = mm != minmax.end() && mm->second.accept(x) ? &mm->second : nullptr;
@@ -55,19 +80,36 @@ void ObservationPoint::Impl::for_each_axis(const at::Tensor& x, bool rows_kernel
     if (!want_mm && accepted.empty()) continue;
 
     const int a = resolve_axis(axis, x.dim());  // accept() checked that it exists
-    int64_t c = x.size(a), outer = 1, inner = 1;
-    for (int64_t d = 0; d < a; ++d) outer *= x.size(d);
-    for (int64_t d = a + 1; d < x.dim(); ++d) inner *= x.size(d);
+    AxisView v{x, nullptr, 1, x.size(a), 1, false};
+    for (int64_t d = 0; d < a; ++d) v.outer *= x.size(d);
+    for (int64_t d = a + 1; d < x.dim(); ++d) v.inner *= x.size(d);
+    const int64_t m = v.outer * v.inner;
     ranks.clear();
-    for (auto* obs : accepted) ranks.push_back(quantile_lower_rank(obs->q(), outer * inner));
-    at::Tensor y = x;
-    const bool rows = rows_kernel && inner == 1 && outer > 1 && rows_kernel_applies(outer, ranks);
-    if (inner < kMinRun && outer > 1 && !rows) {
-      y = x.movedim(a, 0).contiguous();
-      inner *= outer;
-      outer = 1;
+    for (auto* obs : accepted) ranks.push_back(quantile_lower_rank(obs->q(), m));
+    if (!cpu) {
+      if (v.inner < kMinRun && v.outer > 1) {
+        v.tensor = x.movedim(a, 0).contiguous();
+        v.inner = m;
+        v.outer = 1;
+      }
+      fn(v, want_mm);
+      continue;
     }
-    fn(y, outer, c, inner, want_mm, rows);
+    v.data = x.data_ptr<float>();
+    if (v.inner == 1 && v.outer > 1 && rows_kernel_applies(v.outer, ranks)) {
+      v.rows = true;  // already [rows, C]
+    } else if (v.inner > 1 && m <= kSmallChannel && rows_kernel_applies(m, ranks)) {
+      // Many small channels (late layers, small images): one transposed copy and the rows kernel,
+      // eight channels per instruction, instead of a selection call per channel.
+      float* dst = reordered_buffer(x.numel());
+      to_channels_last(v.data, v.outer, v.c, v.inner, dst);
+      v = AxisView{x, dst, m, v.c, 1, true};
+    } else if (v.inner < kMinRun && v.outer > 1) {
+      float* dst = reordered_buffer(x.numel());
+      to_channels_first(v.data, v.outer, v.c, v.inner, dst);
+      v = AxisView{x, dst, 1, v.c, m, false};
+    }
+    fn(v, want_mm);
   }
 }
 
@@ -76,12 +118,12 @@ void ObservationPoint::Impl::for_each_axis(const at::Tensor& x, bool rows_kernel
 void ObservationPoint::Impl::observe_cpu(const at::Tensor& xin) {
   at::Tensor x = xin.contiguous();
   bool range_done = false;
-  for_each_axis(x, true, [&](const at::Tensor& y, int64_t outer, int64_t c, int64_t inner, MinMaxObserver* mm,
-                             bool rows) {
-    if (rows)
-      channel_stats_rows_cpu(y.data_ptr<float>(), outer, c, ranks, batch);
+  for_each_axis(x, true, [&](const AxisView& v, MinMaxObserver* mm) {
+    const int64_t c = v.c;
+    if (v.rows)
+      channel_stats_rows_cpu(v.data, v.outer, c, ranks, batch);
     else
-      channel_stats_cpu(y.data_ptr<float>(), outer, c, inner, ranks, batch);
+      channel_stats_cpu(v.data, v.outer, c, v.inner, ranks, batch);
     if (mm) mm->update(batch.min.data(), batch.max.data(), c);
     for (size_t r = 0; r < accepted.size(); ++r)
       accepted[r]->update(batch.min.data(), batch.kth.data() + r * c, batch.max.data(), c);
@@ -114,9 +156,8 @@ void ObservationPoint::Impl::observe_device(const at::Tensor& xin) {
   if (xin.is_cuda()) {  // fused kernels; the rare per-tensor range keeps ATen's aminmax
     at::Tensor x = xin.contiguous();
     if (range) range->observe(x);
-    for_each_axis(x, false, [&](const at::Tensor& y, int64_t outer, int64_t c, int64_t inner, MinMaxObserver* mm,
-                                bool) {
-      cuda_channel_stats(y, outer, c, inner, mm, accepted, ranks);
+    for_each_axis(x, false, [&](const AxisView& v, MinMaxObserver* mm) {
+      cuda_channel_stats(v.tensor, v.outer, v.c, v.inner, mm, accepted, ranks);
     });
     return;
   }

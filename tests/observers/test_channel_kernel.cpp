@@ -15,7 +15,7 @@ using namespace qreport::observers;
 namespace {
 
 // Runs the kernel on x viewed as [outer, C, inner] around ch_axis and checks every channel against ATen.
-void check_against_aten(const at::Tensor& x, int ch_axis, const std::vector<float>& qs) {
+void check_ranks_against_aten(const at::Tensor& x, int ch_axis, const std::vector<float>& qs) {
   at::Tensor xc = x.contiguous();
   int64_t c = xc.size(ch_axis), outer = 1, inner = 1;
   for (int64_t d = 0; d < ch_axis; ++d) outer *= xc.size(d);
@@ -46,6 +46,13 @@ void check_against_aten(const at::Tensor& x, int ch_axis, const std::vector<floa
       if (expected == 0.0f) CHECK(!std::signbit(got));  // zeros come back as +0.0
     }
   }
+}
+
+// All ranks in one call, then each alone: a single rank near either end takes the tail selection.
+void check_against_aten(const at::Tensor& x, int ch_axis, const std::vector<float>& qs) {
+  check_ranks_against_aten(x, ch_axis, qs);
+  if (qs.size() > 1)
+    for (float q : qs) check_ranks_against_aten(x, ch_axis, {q});
 }
 
 }  // namespace
@@ -92,6 +99,19 @@ TEST_CASE("a sample that misjudges the bounds falls back to radix selection") {
   check_against_aten(x, 1, {0.95f});
 }
 
+TEST_CASE("tail selection: ranks near either end, data in the worst order for its buffer") {
+  at::manual_seed(6);
+  at::Tensor ramp = at::arange(0, 20000, at::kFloat).reshape({1, 2, 10000});  // every value enters the top buffer
+  check_against_aten(ramp, 1, {0.975f, 0.99f});
+  check_against_aten(ramp.flip(2).contiguous(), 1, {0.025f, 0.01f});  // ... and the bottom one
+  check_against_aten(at::randn({3, 7, 11, 13}), 1, {0.975f, 0.02f, 0.9f});
+  check_against_aten(at::randint(0, 3, {4, 3, 64}).to(at::kFloat), 1, {0.975f, 0.01f});  // ties at the threshold
+  at::Tensor x = at::full({1, 2, 400}, -std::numeric_limits<float>::infinity());
+  x.index_put_({0, 0, at::indexing::Slice(0, 3)}, 1.0);  // fewer finite values than the tail holds
+  x.index_put_({0, 1, at::indexing::Slice(0, 397)}, std::numeric_limits<float>::infinity());
+  check_against_aten(x, 1, {0.975f, 0.01f});
+}
+
 TEST_CASE("channel axis last and outer > 1 (Linear-like [N, C])") {
   at::manual_seed(4);
   check_against_aten(at::randn({300, 6}), 1, {0.95f});
@@ -116,21 +136,23 @@ TEST_CASE("select_kth is exact for random data, ties and wide ranges") {
   }
 }
 
-TEST_CASE("the CPU kernel path and the device (ATen ops) path give identical statistics") {
-  // The device path is what --device cuda runs; on the CPU it can be driven through the observers'
-  // observe() directly. Same float32 arithmetic, so the summaries must be equal to the bit.
-  at::manual_seed(6);
-  std::vector<at::Tensor> batches;
-  for (int b = 0; b < 4; ++b) batches.push_back(at::randn({3, 5, 20, 20}).clamp_min(-0.5 + 0.3 * b) * (b + 1));
-  batches[2].index_put_({at::indexing::Slice(), 4}, 0.0);  // a channel dead in one batch
+namespace {
 
+// The device path is what --device cuda runs; on the CPU it can be driven through the observers'
+// observe() directly. Same float32 arithmetic, so the summaries must be equal to the bit.
+bool same(float a, float b) { return (std::isnan(a) && std::isnan(b)) || a == b; }
+bool same(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](float x, float y) { return same(x, y); });
+}
+
+void check_cpu_path_equals_device_path(const std::vector<at::Tensor>& batches, float q) {
   ObservationPoint point;
   point.want_range();
   point.want_minmax(1);
-  point.want_percentile(1, 0.95f);
+  point.want_percentile(1, q);
   RangeObserver range;
   MinMaxObserver minmax(1);
-  PercentileObserver pct(1, 0.95f);
+  PercentileObserver pct(1, q);
   for (const auto& x : batches) {
     point.observe(x);
     range.observe(x);
@@ -139,17 +161,69 @@ TEST_CASE("the CPU kernel path and the device (ATen ops) path give identical sta
   }
   point.finalize();
   RangeSummary r = range.finalize();
-  CHECK(point.range()->avg_range == r.avg_range);
-  CHECK(point.range()->epoch_min == r.epoch_min);
-  CHECK(point.range()->epoch_max == r.epoch_max);
+  CHECK(same(point.range()->avg_range, r.avg_range));
+  CHECK(same(point.range()->epoch_min, r.epoch_min));
+  CHECK(same(point.range()->epoch_max, r.epoch_max));
   MinMaxSummary mm = minmax.finalize();
-  CHECK(point.minmax(1)->min == mm.min);
-  CHECK(point.minmax(1)->max == mm.max);
+  CHECK(same(point.minmax(1)->min, mm.min));
+  CHECK(same(point.minmax(1)->max, mm.max));
   PercentileSummary p = pct.finalize();
-  CHECK(point.percentile(1, 0.95f)->avg_ratio == p.avg_ratio);
-  CHECK(point.percentile(1, 0.95f)->batches_used == p.batches_used);
-  CHECK(point.percentile(1, 0.95f)->constant_batches == p.constant_batches);
-  CHECK(p.batches_used[4] == 3);
+  CHECK(same(point.percentile(1, q)->avg_ratio, p.avg_ratio));
+  CHECK(point.percentile(1, q)->batches_used == p.batches_used);
+  CHECK(point.percentile(1, q)->constant_batches == p.constant_batches);
+}
+
+std::vector<at::Tensor> relu_like_batches(std::vector<int64_t> shape) {
+  std::vector<at::Tensor> batches;
+  for (int b = 0; b < 4; ++b) batches.push_back(at::randn(shape).clamp_min(-0.5 + 0.3 * b) * (b + 1));
+  batches[2].index_put_({at::indexing::Slice(), 4}, 0.0);  // a channel dead in one batch
+  return batches;
+}
+
+}  // namespace
+
+TEST_CASE("the CPU kernel path and the device (ATen ops) path give identical statistics") {
+  at::manual_seed(6);
+  std::vector<at::Tensor> batches = relu_like_batches({3, 5, 20, 20});
+  check_cpu_path_equals_device_path(batches, 0.95f);
+  PercentileObserver pct(1, 0.95f);
+  for (const auto& x : batches) pct.observe(x);
+  CHECK(pct.finalize().batches_used[4] == 3);
+}
+
+TEST_CASE("every layout the CPU path reorders into gives the device path's statistics") {
+  at::manual_seed(7);
+  SUBCASE("small channels, one image: transposed for the rows kernel") {
+    check_cpu_path_equals_device_path(relu_like_batches({1, 9, 4, 4}), 0.975f);
+  }
+  SUBCASE("small channels, several images: transposed for the rows kernel") {
+    check_cpu_path_equals_device_path(relu_like_batches({6, 5, 3, 2}), 0.975f);
+  }
+  SUBCASE("short runs, larger channels: copied channel-first") {
+    check_cpu_path_equals_device_path(relu_like_batches({40, 5, 3, 3}), 0.975f);
+  }
+  SUBCASE("a rank the rows kernel declines on small channels") {
+    check_cpu_path_equals_device_path(relu_like_batches({1, 7, 8, 8}), 0.5f);
+  }
+  SUBCASE("a NaN in a small channel") {
+    std::vector<at::Tensor> batches = relu_like_batches({1, 9, 4, 4});
+    batches[1].index_put_({0, 3, 2, 1}, std::numeric_limits<float>::quiet_NaN());
+    check_cpu_path_equals_device_path(batches, 0.975f);
+  }
+}
+
+TEST_CASE("the layout copies equal ATen's movedim") {
+  at::manual_seed(8);
+  for (auto shape : {std::vector<int64_t>{3, 17, 70}, std::vector<int64_t>{1, 33, 1024}, std::vector<int64_t>{2, 5, 1}}) {
+    at::Tensor x = at::randn(shape);
+    const int64_t outer = shape[0], c = shape[1], inner = shape[2];
+    std::vector<float> last(x.numel()), first(x.numel());
+    to_channels_last(x.data_ptr<float>(), outer, c, inner, last.data());
+    to_channels_first(x.data_ptr<float>(), outer, c, inner, first.data());
+    at::Tensor want_last = x.movedim(1, 2).contiguous(), want_first = x.movedim(1, 0).contiguous();
+    CHECK(std::equal(last.begin(), last.end(), want_last.data_ptr<float>()));
+    CHECK(std::equal(first.begin(), first.end(), want_first.data_ptr<float>()));
+  }
 }
 
 namespace {
