@@ -14,6 +14,11 @@ constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 // -0.0 and +0.0 are one value for the order statistics: results come out as +0.0.
 inline float canonical(float v) { return v + 0.0f; }
 
+// The fewest values one task of a parallel observer kernel reads. Waking the pool's other threads and
+// joining them costs microseconds (more when they have gone to sleep), a small activation is read in
+// less, so such tensors stay on the calling thread (issue 15's small-batch profile).
+constexpr int64_t kParallelGrainValues = int64_t{1} << 16;
+
 // Results for one batch, indexed by channel; kth holds one row of C values per rank (rank-major).
 // A channel holding a NaN gets NaN for min, max and every rank (as amin/amax/quantile give).
 struct ChannelBatchStats {

@@ -415,8 +415,7 @@ void channel_stats_cpu(const float* data, int64_t outer, int64_t channels, int64
   out.max.resize(channels);
   out.kth.resize(channels * nr);
   const int64_t m = outer * inner;
-  // Enough values per task that scheduling is noise.
-  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(m, 1));
+  const int64_t grain = std::max<int64_t>(1, kParallelGrainValues / std::max<int64_t>(m, 1));
   at::parallel_for(0, channels, grain, [&](int64_t begin, int64_t end) {
     thread_local Scratch scratch;
     for (int64_t c = begin; c < end; ++c)

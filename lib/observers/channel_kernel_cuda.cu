@@ -32,14 +32,43 @@ __device__ __forceinline__ uint32_t high_mask(int d) { return d == 0 ? 0u : d ==
 struct Layout {
   const float* data;
   int64_t outer, channels, inner, m;
-  __device__ __forceinline__ float at(int64_t c, int64_t j) const {
-    int64_t o = j / inner;
-    return data[(o * channels + c) * inner + (j - o * inner)];
+};
+
+// Walks values j, j + stride, ... of channel c (j counts over [outer, inner]) with one division per
+// thread at the start instead of a 64-bit division per value.
+struct Walk {
+  const float* p;
+  int64_t i, inner, step_i, step_p, wrap;
+  __device__ Walk(const Layout& x, int64_t c, int64_t j, int64_t stride) : inner(x.inner) {
+    const int64_t o = j / inner;
+    i = j - o * inner;
+    p = x.data + (o * x.channels + c) * inner + i;
+    const int64_t so = stride / inner;
+    step_i = stride - so * inner;
+    step_p = so * x.channels * inner + step_i;
+    wrap = (x.channels - 1) * inner;  // from past the end of one run of c to the same place in the next
+  }
+  __device__ __forceinline__ void next() {
+    p += step_p;
+    i += step_i;
+    if (i >= inner) {
+      i -= inner;
+      p += wrap;
+    }
   }
 };
 
-// Scratch layout: hist[digit][rank][channel][kBins] with max(1, nranks) ranks (digit 0 only uses rank
-// 0), then partial[c][b][3].
+// Adds one to h[bin] for every lane of the warp at once: lanes with the same bin (ReLU's zeros, all in
+// one bin of the first digit) elect one leader that adds their count, instead of serialising on one
+// shared-memory address. bin < 0: this lane adds nothing.
+__device__ __forceinline__ void add_to_bin(uint32_t* h, int bin) {
+  const unsigned active = __activemask();
+  const unsigned peers = __match_any_sync(active, bin);
+  if (bin >= 0 && (threadIdx.x & 31) == __ffs(peers) - 1) atomicAdd(&h[bin], static_cast<uint32_t>(__popc(peers)));
+}
+
+// Scratch layout (several blocks per channel only): hist[digit][rank][channel][kBins] (digit 0 only uses
+// rank 0; none without ranks), then partial[c][b][3].
 __device__ __forceinline__ uint32_t* hist_at(uint32_t* hist, int d, int r, int64_t c, int64_t channels, int nr) {
   return hist + ((static_cast<int64_t>(d) * nr + r) * channels + c) * kBins;
 }
@@ -94,70 +123,51 @@ __device__ void prefix_for(uint32_t* hist, int d, int r, int64_t c, int64_t chan
   *krem = k;
 }
 
-__global__ void digit_pass(Layout x, int d, int nranks, ChannelStatsArgs args, uint32_t* hist, uint32_t* partial) {
-  __shared__ uint32_t sh[kMaxRanks][kBins];
-  __shared__ uint32_t prefixes[kMaxRanks];
-  const int64_t c = blockIdx.x;
-  const int nh = d == 0 ? 1 : nranks;
-  for (int r = 0; r < nh; ++r)
-    for (int i = threadIdx.x; i < kBins; i += kThreads) sh[r][i] = 0;
-  if (d > 0)
-    for (int r = 0; r < nranks; ++r) {
-      uint32_t p;
-      int64_t krem;
-      prefix_for(hist, d, r, c, x.channels, nranks, args.ranks[r], &p, &krem);
-      if (threadIdx.x == 0) prefixes[r] = p;
-    }
-  __syncthreads();
-
-  const int64_t per_block = (x.m + gridDim.y - 1) / gridDim.y;
-  const int64_t begin = blockIdx.y * per_block, end = min(x.m, begin + per_block);
-  uint32_t kmin = 0xFFFFFFFFu, kmax = 0u, nan = 0u;
+// Counts digit d of the keys of channel c's values [begin, end) into sh (sh[0] for digit 0, which all
+// ranks share; sh[r] for rank r's candidates, those whose higher digits equal prefixes[r], after it).
+// Digit 0 also reduces this thread's min/max keys and NaN flag.
+__device__ void count_digit(const Layout& x, int64_t c, int64_t begin, int64_t end, int d, int nranks,
+                            const uint32_t* prefixes, uint32_t (*sh)[kBins], uint32_t& kmin, uint32_t& kmax,
+                            uint32_t& nan) {
   const int shift = shift_of(d);
   const uint32_t dmask = digit_mask(d), hmask = high_mask(d);
-  for (int64_t j = begin + threadIdx.x; j < end; j += kThreads) {
-    float v = x.at(c, j);
-    if (v != v) {  // NaN: the channel's statistics are NaN; not counted
-      nan = 1u;
-      continue;
-    }
-    uint32_t key = key_of(v);
+  Walk w(x, c, begin + threadIdx.x, kThreads);
+  for (int64_t j = begin + threadIdx.x; j < end; j += kThreads, w.next()) {
+    const float v = *w.p;
+    const bool is_nan = v != v;  // NaN: the channel's statistics are NaN; not counted
+    nan |= is_nan ? 1u : 0u;
+    const uint32_t key = key_of(v);
     if (d == 0) {
-      kmin = min(kmin, key);
-      kmax = max(kmax, key);
-      if (nranks > 0) atomicAdd(&sh[0][key >> shift], 1u);
+      if (!is_nan) {
+        kmin = min(kmin, key);
+        kmax = max(kmax, key);
+      }
+      if (nranks > 0) add_to_bin(sh[0], is_nan ? -1 : static_cast<int>(key >> shift));
     } else {
       for (int r = 0; r < nranks; ++r)
-        if ((key & hmask) == prefixes[r]) atomicAdd(&sh[r][(key >> shift) & dmask], 1u);
+        add_to_bin(sh[r], !is_nan && (key & hmask) == prefixes[r] ? static_cast<int>((key >> shift) & dmask) : -1);
     }
   }
+}
+
+// Block-wide reduction of the threads' min/max keys and NaN flags; the result is valid in thread 0.
+__device__ void reduce_min_max(uint32_t& kmin, uint32_t& kmax, uint32_t& nan) {
+  __shared__ uint32_t rmin[kThreads], rmax[kThreads], rnan[kThreads];
+  rmin[threadIdx.x] = kmin;
+  rmax[threadIdx.x] = kmax;
+  rnan[threadIdx.x] = nan;
   __syncthreads();
-  for (int r = 0; r < nh; ++r) {
-    uint32_t* g = hist_at(hist, d, r, c, x.channels, nranks > 0 ? nranks : 1);
-    for (int i = threadIdx.x; i < kBins; i += kThreads)
-      if (sh[r][i]) atomicAdd(&g[i], sh[r][i]);
-  }
-  if (d == 0) {  // block-reduce min/max keys and the NaN flag into this block's partial slot
-    __shared__ uint32_t rmin[kThreads], rmax[kThreads], rnan[kThreads];
-    rmin[threadIdx.x] = kmin;
-    rmax[threadIdx.x] = kmax;
-    rnan[threadIdx.x] = nan;
+  for (int off = kThreads / 2; off > 0; off >>= 1) {
+    if (threadIdx.x < off) {
+      rmin[threadIdx.x] = min(rmin[threadIdx.x], rmin[threadIdx.x + off]);
+      rmax[threadIdx.x] = max(rmax[threadIdx.x], rmax[threadIdx.x + off]);
+      rnan[threadIdx.x] |= rnan[threadIdx.x + off];
+    }
     __syncthreads();
-    for (int off = kThreads / 2; off > 0; off >>= 1) {
-      if (threadIdx.x < off) {
-        rmin[threadIdx.x] = min(rmin[threadIdx.x], rmin[threadIdx.x + off]);
-        rmax[threadIdx.x] = max(rmax[threadIdx.x], rmax[threadIdx.x + off]);
-        rnan[threadIdx.x] |= rnan[threadIdx.x + off];
-      }
-      __syncthreads();
-    }
-    if (threadIdx.x == 0) {
-      uint32_t* p = partial + (c * gridDim.y + blockIdx.y) * 3;
-      p[0] = rmin[0];
-      p[1] = rmax[0];
-      p[2] = rnan[0];
-    }
   }
+  kmin = rmin[0];
+  kmax = rmax[0];
+  nan = rnan[0];
 }
 
 __device__ __forceinline__ float nan_to_num(float v) {
@@ -169,25 +179,10 @@ __device__ __forceinline__ float nan_to_num(float v) {
 __device__ __forceinline__ float nan_min(float a, float b) { return (a != a || b != b) ? __int_as_float(0x7fc00000) : fminf(a, b); }
 __device__ __forceinline__ float nan_max(float a, float b) { return (a != a || b != b) ? __int_as_float(0x7fc00000) : fmaxf(a, b); }
 
-// One block per channel: the exact values at the ranks, then the observers' float32 updates (spec §1.2).
-__global__ void finalize(Layout x, int blocks, ChannelStatsArgs args, uint32_t* hist, const uint32_t* partial) {
-  const int64_t c = blockIdx.x;
-  __shared__ float values[kMaxRanks];
-  for (int r = 0; r < args.nranks; ++r) {
-    uint32_t p;
-    int64_t krem;
-    prefix_for(hist, 3, r, c, x.channels, args.nranks, args.ranks[r], &p, &krem);
-    if (threadIdx.x == 0) values[r] = value_of(p);
-  }
-  __syncthreads();
-  if (threadIdx.x != 0) return;
-  uint32_t kmin = 0xFFFFFFFFu, kmax = 0u, nan = 0u;
-  for (int b = 0; b < blocks; ++b) {
-    const uint32_t* q = partial + (c * blocks + b) * 3;
-    kmin = min(kmin, q[0]);
-    kmax = max(kmax, q[1]);
-    nan |= q[2];
-  }
+// Thread 0 of channel c's block: the observers' float32 updates (spec §1.2) from the batch's min/max keys,
+// NaN flag and the values at the ranks.
+__device__ void update_observers(int64_t c, uint32_t kmin, uint32_t kmax, uint32_t nan, const float* values,
+                                 const ChannelStatsArgs& args) {
   const float qnan = __int_as_float(0x7fc00000);
   const float mn = nan ? qnan : value_of(kmin), mx = nan ? qnan : value_of(kmax);
   if (args.run_min) {
@@ -208,6 +203,107 @@ __global__ void finalize(Layout x, int blocks, ChannelStatsArgs args, uint32_t* 
   }
 }
 
+// Large channels: several blocks per channel (gridDim.y), so each digit's histograms are summed in global
+// scratch, one launch per digit.
+__global__ void digit_pass(Layout x, int d, int nranks, ChannelStatsArgs args, uint32_t* hist, uint32_t* partial) {
+  __shared__ uint32_t sh[kMaxRanks][kBins];
+  __shared__ uint32_t prefixes[kMaxRanks];
+  const int64_t c = blockIdx.x;
+  const int nh = d == 0 ? (nranks > 0 ? 1 : 0) : nranks;  // min/max alone: no histogram
+  for (int r = 0; r < nh; ++r)
+    for (int i = threadIdx.x; i < kBins; i += kThreads) sh[r][i] = 0;
+  if (d > 0)
+    for (int r = 0; r < nranks; ++r) {
+      uint32_t p;
+      int64_t krem;
+      prefix_for(hist, d, r, c, x.channels, nranks, args.ranks[r], &p, &krem);
+      if (threadIdx.x == 0) prefixes[r] = p;
+    }
+  __syncthreads();
+
+  const int64_t per_block = (x.m + gridDim.y - 1) / gridDim.y;
+  const int64_t begin = blockIdx.y * per_block, end = min(x.m, begin + per_block);
+  uint32_t kmin = 0xFFFFFFFFu, kmax = 0u, nan = 0u;
+  count_digit(x, c, begin, end, d, nranks, prefixes, sh, kmin, kmax, nan);
+  __syncthreads();
+  for (int r = 0; r < nh; ++r) {
+    uint32_t* g = hist_at(hist, d, r, c, x.channels, nranks);
+    for (int i = threadIdx.x; i < kBins; i += kThreads)
+      if (sh[r][i]) atomicAdd(&g[i], sh[r][i]);
+  }
+  if (d == 0) {  // this block's min/max keys and NaN flag into its partial slot
+    reduce_min_max(kmin, kmax, nan);
+    if (threadIdx.x == 0) {
+      uint32_t* p = partial + (c * gridDim.y + blockIdx.y) * 3;
+      p[0] = kmin;
+      p[1] = kmax;
+      p[2] = nan;
+    }
+  }
+}
+
+// Large channels, last launch: one block per channel, the exact values at the ranks, then the updates.
+__global__ void finalize(Layout x, int blocks, ChannelStatsArgs args, uint32_t* hist, const uint32_t* partial) {
+  const int64_t c = blockIdx.x;
+  __shared__ float values[kMaxRanks];
+  for (int r = 0; r < args.nranks; ++r) {
+    uint32_t p;
+    int64_t krem;
+    prefix_for(hist, 3, r, c, x.channels, args.nranks, args.ranks[r], &p, &krem);
+    if (threadIdx.x == 0) values[r] = value_of(p);
+  }
+  __syncthreads();
+  if (threadIdx.x != 0) return;
+  uint32_t kmin = 0xFFFFFFFFu, kmax = 0u, nan = 0u;
+  for (int b = 0; b < blocks; ++b) {
+    const uint32_t* q = partial + (c * blocks + b) * 3;
+    kmin = min(kmin, q[0]);
+    kmax = max(kmax, q[1]);
+    nan |= q[2];
+  }
+  update_observers(c, kmin, kmax, nan, values, args);
+}
+
+// Channels that one block reads whole (blocks_per_channel == 1: most activations, and every Linear
+// input): the three digit passes, the selection and the updates in one launch, histograms in shared
+// memory only. No global scratch, so nothing that grows with the channel count.
+__global__ void channel_block(Layout x, ChannelStatsArgs args) {
+  __shared__ uint32_t sh[kMaxRanks][kBins];
+  __shared__ uint32_t prefixes[kMaxRanks];
+  __shared__ int64_t krem[kMaxRanks];
+  __shared__ float values[kMaxRanks];
+  const int64_t c = blockIdx.x;
+  const int nranks = args.nranks;
+  uint32_t kmin = 0xFFFFFFFFu, kmax = 0u, nan = 0u;
+  if (threadIdx.x < kMaxRanks) {
+    prefixes[threadIdx.x] = 0;
+    krem[threadIdx.x] = threadIdx.x < nranks ? args.ranks[threadIdx.x] : 0;
+  }
+  const int digits = nranks > 0 ? 3 : 1;
+  for (int d = 0; d < digits; ++d) {
+    const int nh = d == 0 ? (nranks > 0 ? 1 : 0) : nranks;
+    for (int r = 0; r < nh; ++r)
+      for (int i = threadIdx.x; i < kBins; i += kThreads) sh[r][i] = 0;
+    __syncthreads();
+    count_digit(x, c, 0, x.m, d, nranks, prefixes, sh, kmin, kmax, nan);
+    __syncthreads();
+    for (int r = 0; r < nranks; ++r) {  // this digit of rank r's value, from its histogram
+      uint32_t b;
+      int64_t below;
+      select_bucket(sh[d == 0 ? 0 : r], krem[r], &b, &below);
+      if (threadIdx.x == 0) {
+        prefixes[r] |= b << shift_of(d);
+        krem[r] -= below;
+      }
+      __syncthreads();
+    }
+  }
+  reduce_min_max(kmin, kmax, nan);
+  if (threadIdx.x != 0) return;
+  for (int r = 0; r < nranks; ++r) values[r] = value_of(prefixes[r]);
+  update_observers(c, kmin, kmax, nan, values, args);
+}
+
 }  // namespace
 
 int blocks_per_channel(int64_t m) {
@@ -215,25 +311,33 @@ int blocks_per_channel(int64_t m) {
   return static_cast<int>(b < 1 ? 1 : b > 64 ? 64 : b);
 }
 
-static int64_t hist_words(int64_t channels, int nranks) { return 3 * int64_t{nranks > 0 ? nranks : 1} * channels * kBins; }
+static int64_t hist_words(int64_t channels, int nranks) { return 3 * int64_t{nranks} * channels * kBins; }
 
 size_t scratch_bytes(int64_t channels, int64_t m, int nranks) {
-  return (hist_words(channels, nranks) + channels * blocks_per_channel(m) * 3) * sizeof(uint32_t);
+  const int blocks = blocks_per_channel(m);
+  if (blocks == 1) return 0;  // channel_block: shared memory only
+  // Several blocks per channel means at least kThreads * 64 values per channel, so the histograms
+  // (24 KiB per channel and rank) are smaller than the data they count.
+  return (hist_words(channels, nranks) + channels * blocks * 3) * sizeof(uint32_t);
 }
 
 const char* channel_stats_cuda(const ChannelStatsArgs& args, void* stream_handle) {
   cudaStream_t stream = static_cast<cudaStream_t>(stream_handle);
   const int64_t m = args.outer * args.inner;
   const int blocks = blocks_per_channel(m);
-  auto* hist = static_cast<uint32_t*>(args.scratch);
-  uint32_t* partial = hist + hist_words(args.channels, args.nranks);
-  // Only the histograms need zeroing (partials are written whole); min/max alone uses none of them.
-  if (args.nranks > 0) cudaMemsetAsync(hist, 0, hist_words(args.channels, args.nranks) * sizeof(uint32_t), stream);
   Layout x{args.data, args.outer, args.channels, args.inner, m};
-  dim3 grid(static_cast<unsigned>(args.channels), static_cast<unsigned>(blocks));
-  const int digits = args.nranks > 0 ? 3 : 1;  // min/max alone needs only the first pass
-  for (int d = 0; d < digits; ++d) digit_pass<<<grid, kThreads, 0, stream>>>(x, d, args.nranks, args, hist, partial);
-  finalize<<<static_cast<unsigned>(args.channels), kThreads, 0, stream>>>(x, blocks, args, hist, partial);
+  if (blocks == 1) {
+    channel_block<<<static_cast<unsigned>(args.channels), kThreads, 0, stream>>>(x, args);
+  } else {
+    auto* hist = static_cast<uint32_t*>(args.scratch);
+    uint32_t* partial = hist + hist_words(args.channels, args.nranks);
+    // Only the histograms need zeroing (partials are written whole); min/max alone uses none of them.
+    if (args.nranks > 0) cudaMemsetAsync(hist, 0, hist_words(args.channels, args.nranks) * sizeof(uint32_t), stream);
+    dim3 grid(static_cast<unsigned>(args.channels), static_cast<unsigned>(blocks));
+    const int digits = args.nranks > 0 ? 3 : 1;  // min/max alone needs only the first pass
+    for (int d = 0; d < digits; ++d) digit_pass<<<grid, kThreads, 0, stream>>>(x, d, args.nranks, args, hist, partial);
+    finalize<<<static_cast<unsigned>(args.channels), kThreads, 0, stream>>>(x, blocks, args, hist, partial);
+  }
   cudaError_t err = cudaGetLastError();
   return err == cudaSuccess ? nullptr : cudaGetErrorString(err);
 }

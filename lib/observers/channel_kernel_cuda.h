@@ -4,8 +4,9 @@
 //
 // One call observes one float32 tensor viewed as [outer, C, inner] and updates the observers' running
 // state on the device, with no host synchronisation: a radix selection in three digit passes over
-// order-preserving keys (11 + 11 + 10 bits, exact), the first pass also reducing min/max/NaN, then one
-// finalising kernel that replays the observers' float32 update arithmetic per channel.
+// order-preserving keys (11 + 11 + 10 bits, exact), the first pass also reducing min/max/NaN, then the
+// observers' float32 update arithmetic per channel. Channels one block reads whole take one launch with
+// the histograms in shared memory; larger ones one launch per digit plus a finalising one.
 #pragma once
 #include <cstdint>
 
@@ -31,12 +32,15 @@ struct ChannelStatsArgs {
   int nranks;                        // 0..kMaxRanks
   int64_t ranks[kMaxRanks];
   PercentileState pct[kMaxRanks];
-  // Scratch, from scratch_bytes(): histograms and per-block partial min/max; zeroed by the call.
+  // Scratch of scratch_bytes() (nullptr when that is 0): histograms and per-block partial min/max;
+  // zeroed by the call.
   void* scratch;
 };
 
-// Blocks per channel for the streaming passes.
+// Blocks per channel for the streaming passes; with one, a single launch does everything in shared memory.
 int blocks_per_channel(int64_t m);
+// 0 where one block reads a whole channel; otherwise about 24 KiB per channel and rank, less than the
+// at least 64 KiB of values per channel that needs several blocks.
 size_t scratch_bytes(int64_t channels, int64_t m, int nranks);
 // Enqueues everything on `stream` (a cudaStream_t); returns a CUDA error string or nullptr.
 const char* channel_stats_cuda(const ChannelStatsArgs& args, void* stream);

@@ -32,10 +32,13 @@ void cuda_channel_stats(const at::Tensor& x, int64_t outer, int64_t channels, in
       a.ranks[a.nranks++] = ranks[i];
     }
     if (!a.run_min && a.nranks == 0) return;
-    // Scratch from the caching allocator: freeing it here is safe, reuse is ordered on the same stream.
-    at::Tensor scratch =
-        at::empty({static_cast<int64_t>(cuda::scratch_bytes(channels, m, a.nranks))}, x.options().dtype(at::kByte));
-    a.scratch = scratch.data_ptr();
+    // Scratch from the caching allocator (freeing it here is safe, reuse is ordered on the same stream),
+    // and only for channels large enough to need several blocks: its size follows the data, not C.
+    at::Tensor scratch;
+    if (const size_t bytes = cuda::scratch_bytes(channels, m, a.nranks)) {
+      scratch = at::empty({static_cast<int64_t>(bytes)}, x.options().dtype(at::kByte));
+      a.scratch = scratch.data_ptr();
+    }
     auto stream = c10::cuda::getCurrentCUDAStream(x.device().index());
     if (const char* err = cuda::channel_stats_cuda(a, stream.stream()))
       throw InternalError(std::string("CUDA observer kernel failed to launch: ") + err);

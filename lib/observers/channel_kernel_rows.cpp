@@ -151,9 +151,9 @@ void channel_stats_rows_cpu(const float* data, int64_t rows, int64_t channels, c
   out.kth.resize(channels * static_cast<int64_t>(ranks.size()));
   std::vector<Tail> tails;
   for (int64_t k : ranks) tails.push_back(tail_of(k, rows));
-  // Tasks of whole groups of eight columns, each with enough values that scheduling is noise.
+  // Tasks of whole groups of eight columns.
   const int64_t groups = (channels + 7) / 8;
-  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(rows * 8, 1));
+  const int64_t grain = std::max<int64_t>(1, kParallelGrainValues / std::max<int64_t>(rows * 8, 1));
   at::parallel_for(0, groups, grain, [&](int64_t g0, int64_t g1) {
     const int64_t c0 = g0 * 8, c1 = std::min(channels, g1 * 8);
 #if defined(QREPORT_HAVE_AVX2_ROWS)

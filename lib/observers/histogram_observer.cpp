@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "observers/channel_kernel.h"
 #include "observers/stat_observers.h"
 
 namespace qreport::observers {
@@ -73,7 +74,7 @@ void histc_cpu(const float* x, int64_t n, int64_t bins, float lo, float hi, std:
   const int threads = at::get_num_threads();
   std::vector<uint32_t>& counts = scratch().counts;
   counts.assign(static_cast<size_t>(threads) * kCopies * stride, 0);
-  at::parallel_for(0, (n + kBlock - 1) / kBlock, 16, [&, lo, hi, nb](int64_t b0, int64_t b1) {
+  at::parallel_for(0, (n + kBlock - 1) / kBlock, kParallelGrainValues / kBlock, [&, lo, hi, nb](int64_t b0, int64_t b1) {
     uint32_t* h = counts.data() + static_cast<size_t>(at::get_thread_num()) * kCopies * stride;
     const float scale = static_cast<float>(nb);
     alignas(64) int32_t idx[kBlock];
@@ -164,7 +165,7 @@ Moments moments_cpu(const float* x, int64_t n) {
   thread_local std::vector<Moments> storage;
   std::vector<Moments>& partial = storage;
   partial.resize(static_cast<size_t>(blocks));
-  at::parallel_for(0, blocks, 16, [&](int64_t b0, int64_t b1) {
+  at::parallel_for(0, blocks, kParallelGrainValues / kBlock, [&](int64_t b0, int64_t b1) {
 #if defined(__x86_64__)
     static const bool avx2 = __builtin_cpu_supports("avx2");
 #endif
