@@ -335,13 +335,19 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job) {
   clock.lap("instrument");
 
   if (device.type() != c10::kCPU) model.module().to(device);
-  // The batch's tensors on the run's device, cast to the model's dtype where asked.
+  // The batch's tensors on the run's device, cast to the model's dtype where asked. To a GPU through
+  // pinned memory and an asynchronous copy: the host side (the copy out of the mapped archive into a
+  // pinned block of LibTorch's caching host allocator) then overlaps the GPU's work on the previous batch,
+  // whose kernels are still running, and the transfer itself needs no host synchronisation.
+  const bool stage_pinned = device.is_cuda();
   auto to_device = [&](std::vector<c10::IValue>& args) {
     for (auto& a : args) {
       if (!a.isTensor()) continue;
       const at::Tensor& t = a.toTensor();
       const bool recast = cast && t.is_floating_point() && t.scalar_type() != *dtype;
-      if (t.device() != device || recast) a = t.to(device, recast ? *dtype : t.scalar_type());
+      if (t.device() == device && !recast) continue;
+      const at::ScalarType to = recast ? *dtype : t.scalar_type();
+      a = stage_pinned && t.is_cpu() ? t.pin_memory().to(device, to, /*non_blocking=*/true) : t.to(device, to);
     }
   };
   auto& points = plan.points();

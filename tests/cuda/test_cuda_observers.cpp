@@ -4,6 +4,7 @@
 // "skipped" to ctest (exit 77) instead of passing.
 #define DOCTEST_CONFIG_IMPLEMENT  // own main(): exit 77 (skipped) without a GPU
 #include <ATen/ATen.h>
+#include <torch/cuda.h>
 
 #include <cmath>
 #include <cstdio>
@@ -77,6 +78,39 @@ TEST_CASE("large channels (several blocks per channel) and many batches") {
   std::vector<at::Tensor> b;
   for (int i = 0; i < 6; ++i) b.push_back(at::randn({16, 3, 128, 128}) * (i + 1));
   check_equal(b);
+}
+
+TEST_CASE("mostly zeros (ReLU) on channels of one block and of several: one histogram bin takes most values") {
+  at::manual_seed(13);
+  check_equal({at::randn({4, 8, 40, 40}).sub(1.5).clamp_min(0), at::randn({16, 2, 128, 128}).sub(1.5).clamp_min(0)});
+}
+
+TEST_CASE("a wide Linear input (4096 features, 64 rows) and min/max alone") {
+  at::manual_seed(14);
+  check_equal({at::randn({64, 4096}), at::randn({64, 4096}).clamp_min(0)});
+  for (const auto& x : {at::randn({64, 4096}), at::randn({16, 3, 128, 128})}) {  // equalization's statistic
+    ObservationPoint cpu, gpu;
+    cpu.want_minmax(1);
+    gpu.want_minmax(1);
+    cpu.observe(x);
+    gpu.observe(x.to(at::Device(at::kCUDA, 0)));
+    cpu.finalize();
+    gpu.finalize();
+    CHECK(same(cpu.minmax(1)->min, gpu.minmax(1)->min));
+    CHECK(same(cpu.minmax(1)->max, gpu.minmax(1)->max));
+  }
+}
+
+TEST_CASE("a second GPU (cuda:1): kernels launch on the tensor's device") {
+  if (torch::cuda::device_count() < 2) {
+    MESSAGE("one GPU: cuda:1 not tested");
+    return;
+  }
+  at::manual_seed(15);
+  std::vector<at::Tensor> b{at::randn({8, 16, 28, 28}), at::randn({16, 3, 128, 128})};
+  ObservationPoint cpu = run(b, at::kCPU), gpu = run(b, at::Device(at::kCUDA, 1));
+  CHECK(same(cpu.minmax(1)->min, gpu.minmax(1)->min));
+  CHECK(same(cpu.percentile(1, 0.975f)->avg_ratio, gpu.percentile(1, 0.975f)->avg_ratio));
 }
 
 int main(int argc, char** argv) {
