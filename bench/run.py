@@ -4,7 +4,12 @@ inputs of bench/make_inputs.py: interleaved runs, whole-process wall time and pe
 one Markdown table on stdout.
 
     /usr/bin/python3 bench/run.py --inputs DIR --qreport build/qreport --baseline build/qreport_bench_baseline
-                                  [--threads N] [--reps R] [--modelreport] [--device cpu|cuda]
+                                  [--threads N] [--reps R] [--modelreport] [--device cpu|cuda] [--all]
+
+--all: the four CPU cases of the performance goals (resnet18, mobilenet_v2, ViT-B/16 and mobilenet_v2 with
+300 small batches; bench/make_inputs.py --models resnet18,mobilenet_v2,vit_b_16,mobilenet_v2_small), each
+against its goal, with PyTorch's ModelReport timed beside the CNNs (--modelreport-reps runs, default 1: it
+takes 10-20x longer and is context, not the measured ratio).
 
 Interleaving (baseline, qreport, ModelReport, baseline, ...) spreads drift of the machine evenly over all
 three. The load+instrument figure comes from qreport's own stage log (-v).
@@ -19,6 +24,9 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+# Issue 15's goals: whole process, --detectors all, against plain inference of the same batches (CPU).
+GOALS = {"resnet18": 1.10, "mobilenet_v2": 1.35, "vit_b_16": 1.15, "mobilenet_v2_small": 1.30}
 
 
 def timed(cmd, stderr_path):
@@ -61,7 +69,17 @@ def main():
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--device", default="cpu")
     p.add_argument("--modelreport", action="store_true", help="also time PyTorch's ModelReport (slow)")
+    p.add_argument("--modelreport-reps", type=int, default=None,
+                   help="ModelReport runs per model (default: --reps; 1 with --all)")
+    p.add_argument("--all", action="store_true", help="the four CPU goal cases, with ModelReport for the CNNs")
     a = p.parse_args()
+    if a.all:
+        a.models = ",".join(GOALS)
+        a.modelreport = True
+        if a.modelreport_reps is None:
+            a.modelreport_reps = 1
+    if a.modelreport_reps is None:
+        a.modelreport_reps = a.reps
 
     # Same BLAS on both sides, or the ratio compares BLAS builds, not qreport.
     blas = {b: blas_of(b) for b in (a.baseline, a.qreport)}
@@ -82,8 +100,10 @@ def main():
         times = {k: [] for k in cmds}
         rss = {k: [] for k in cmds}
         setup = []
-        for _ in range(a.reps):
+        for rep in range(a.reps):
             for k, cmd in cmds.items():
+                if k == "modelreport" and rep >= a.modelreport_reps:
+                    continue
                 log = os.path.join(tmp, k + ".log")
                 w, r = timed(cmd, log)
                 times[k].append(w)
@@ -106,17 +126,24 @@ def main():
     mr = a.modelreport
     print("| model | baseline s | qreport s | qreport / baseline | per-run ratios | load+instrument s |"
           " peak RSS baseline MiB | peak RSS qreport MiB (half the batches) |" +
-          (" ModelReport s | ModelReport / baseline |" if mr else ""))
-    print("|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if mr else ""))
+          (" ModelReport s | ModelReport / baseline |" if mr else "") +
+          (" goal |" if a.device == "cpu" and any(r["model"] in GOALS for r in rows) else ""))
+    goals = a.device == "cpu" and any(r["model"] in GOALS for r in rows)
+    print("|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if mr else "") + ("---|" if goals else ""))
     for r in rows:
         line = "| %s | %.3f | %.3f | **%.2fx** | %.2f-%.2f | %.3f | %.0f | %.0f (%.0f) |" % (
             r["model"], r["baseline_s"], r["qreport_s"], r["ratio"], r["spread"][0], r["spread"][1], r["setup_s"],
             r["rss_baseline"], r["rss_qreport"], r["rss_half"])
         if mr:
             line += " %.2f | %.1fx |" % (r["modelreport_s"], r["mr_ratio"]) if "mr_ratio" in r else " - | - |"
+        if goals:
+            g = GOALS.get(r["model"])
+            line += (" <= %.2fx: %s |" % (g, "met" if r["ratio"] <= g else "NOT met")) if g else " - |"
         print(line)
     print("\n%d interleaved runs each, medians; %d threads; device %s; BLAS %s (baseline and qreport)."
           % (a.reps, a.threads, a.device, blas[a.baseline]))
+    if mr and a.modelreport_reps < a.reps:
+        print("ModelReport: %d run(s) per model." % a.modelreport_reps)
 
 
 if __name__ == "__main__":
