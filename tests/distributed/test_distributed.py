@@ -70,13 +70,17 @@ def error_lines(stderr):
     return [l for l in stderr.splitlines() if l.startswith("qreport: error:")]
 
 
-def expect_fault(name, results, codes, message):
-    """Every listed rank's exit code, one error line each, and `message` in each surviving rank's line."""
+def expect_fault(name, results, codes, message, or_lost_store=()):
+    """Every listed rank's exit code, one error line each, and `message` in each surviving rank's line.
+    or_lost_store: ranks that may instead report losing the store, when rank 0 (which serves it) named the
+    fault and exited first (a race seen once in CI: rank 1 then says "lost the job's store"; rank 0's
+    line, checked here too, still names the fault)."""
     ok = True
     for r, (code, _, err) in results.items():
         want = codes[r]
         lines = error_lines(err)
-        if code != want or len(lines) != 1 or (want == 4 and message not in lines[0]):
+        named = len(lines) == 1 and (message in lines[0] or (r in or_lost_store and "lost the job's store" in lines[0]))
+        if code != want or len(lines) != 1 or (want == 4 and not named):
             failures.append(f"{name}: rank {r}: exit {code} (want {want}), stderr {err.strip()!r}")
             ok = False
     if os.path.exists(f"{T}/{name}.json"):
@@ -153,7 +157,8 @@ def main():
     torch.jit.save(torch.jit.script(other), f"{T}/other.pt")
     res = finish(launch(2, ["--calib", f"{T}/all.pt", "-o", f"{T}/mismatch.json", *common],
                         per_rank_args=lambda r: [M if r == 0 else f"{T}/other.pt"]))
-    expect_fault("mismatch", dict(enumerate(res)), {0: 4, 1: 4}, "rank 1 has another model than rank 0")
+    expect_fault("mismatch", dict(enumerate(res)), {0: 4, 1: 4}, "rank 1 has another model than rank 0",
+                 or_lost_store=(1,))
 
     if failures:
         print("\n".join(failures[:30]))
