@@ -25,10 +25,21 @@ struct ChannelBatchStats {
   std::vector<float> min, max, kth;
 };
 
+// Per rank and channel, a window [lo, hi] of values that will likely hold the next batch's order
+// statistic, learnt from the batches before (batches of one model are alike): a channel with a window
+// skips drawing a sample for its bounds. `half` is the window's half width as a fraction of the channel,
+// widened after a miss and narrowed slowly after hits. Rank-major like ChannelBatchStats::kth; lo NaN:
+// no window yet. Results never depend on the windows, only the time does.
+struct RankWindows {
+  std::vector<float> lo, hi, half;
+  void reset(size_t n);  // n windows, none learnt yet
+};
+
 // data: outer * channels * inner contiguous float32 values. ranks: 0-based, each < outer * inner.
+// windows (optional): read and updated, sized ranks.size() * channels by the caller (reset).
 // Runs in parallel over channels on ATen's intra-op thread pool.
 void channel_stats_cpu(const float* data, int64_t outer, int64_t channels, int64_t inner,
-                       const std::vector<int64_t>& ranks, ChannelBatchStats& out);
+                       const std::vector<int64_t>& ranks, ChannelBatchStats& out, RankWindows* windows = nullptr);
 
 // The same statistics for a [rows, C] row-major tensor (inner == 1: channels innermost, as a Linear's
 // input), read row by row without a channel-first copy. Applies when every rank lies within a short tail

@@ -29,6 +29,8 @@ namespace {
 
 // Channels up to this size are gathered and selected directly: a sample would cost as much.
 constexpr int64_t kDirectSelect = 256;
+// Learnt windows are kept for up to this many ranks per axis (the detectors ask for one).
+constexpr int64_t kMaxWindowRanks = 4;
 
 // Order-preserving integer key of a float; -0.0 and +0.0 share the key of +0.0 (v + 0.0f is +0.0 for both).
 inline uint32_t key_of(float v) {
@@ -316,7 +318,12 @@ struct Scratch {
 
 // Bounds [a, b] that very likely hold the k-th value: order statistics of an evenly spaced sample around
 // k's position, three standard deviations of a sample quantile apart (a miss only costs the fallback).
-std::pair<float, float> sample_bounds(const Channel& ch, int64_t k, std::vector<float>& sample) {
+// half: the window's half width as a fraction of the channel, the start of a learnt window.
+struct Bounds {
+  float a, b;
+  double half;
+};
+Bounds sample_bounds(const Channel& ch, int64_t k, std::vector<float>& sample) {
   const int64_t m = ch.size(), n = sample_size(m);
   sample.resize(n);
   // Runs of kLine consecutive values, evenly spaced over the channel and walked run by run (no division
@@ -349,12 +356,52 @@ std::pair<float, float> sample_bounds(const Channel& ch, int64_t k, std::vector<
     std::nth_element(sample.begin() + std::max<int64_t>(lo_idx, 0), sample.begin() + hi_idx, sample.end());
     b = sample[hi_idx];
   }
-  return {a, b};
+  return {a, b, margin / static_cast<double>(taken)};
+}
+
+// Where rank k lies after a scan with bounds [a, b].
+enum class Place { kA, kInside, kB, kMiss };
+Place place_of(int64_t k, const Scan& c) {
+  if (k >= c.lt_a && k < c.le_a) return Place::kA;
+  if (k >= c.le_a && k < c.lt_b) return Place::kInside;
+  if (k >= c.lt_b && k < c.le_b) return Place::kB;
+  return Place::kMiss;
+}
+
+// One channel's learnt window for one rank (RankWindows entries).
+struct Window {
+  float* lo;
+  float* hi;
+  float* half;
+};
+
+// The next batch's window around rank k, from this batch's scan with bounds [a, b] that held it: the
+// values at ranks k -/+ d, selected among the inside values (partitioned around k - le_a when
+// k_inside), or the bound itself where the rank falls on or beyond it.
+void learn_window(const Window& w, const Scan& c, int64_t k, int64_t m, float a, float b, float* inside,
+                  bool k_inside, double half) {
+  const int64_t d = std::max<int64_t>(4, static_cast<int64_t>(half * static_cast<double>(m)));
+  const int64_t p = k - c.le_a;  // k's position among the inside values, when there
+  auto value_at = [&](int64_t j, bool below) {
+    if (j < 0) return -kInf;
+    if (j >= m) return kInf;
+    if (j < c.le_a) return a;
+    if (j >= c.lt_b) return b;
+    const int64_t q = j - c.le_a;
+    float* first = inside;
+    float* last = inside + c.inside;
+    if (k_inside) (below ? last : first) = inside + p + (below ? 0 : 1);  // the side of k that holds q
+    std::nth_element(first, inside + q, last);
+    return canonical(inside[q]);
+  };
+  *w.lo = value_at(k - d, true);
+  *w.hi = value_at(k + d, false);
+  *w.half = static_cast<float>(half);
 }
 
 // min, max (NaN when the channel holds a NaN) and the value at each rank of one channel.
 void channel_stats(const Channel& ch, const std::vector<int64_t>& ranks, Scratch& s, float& mn, float& mx,
-                   float* kth, int64_t kth_stride) {
+                   float* kth, int64_t kth_stride, const Window* windows) {
   const int64_t m = ch.size();
   bool nan = false;
   if (ranks.empty()) {
@@ -373,22 +420,41 @@ void channel_stats(const Channel& ch, const std::vector<int64_t>& ranks, Scratch
   } else {
     for (size_t r = 0; r < ranks.size() && !nan; ++r) {
       const int64_t k = ranks[r];
-      auto [a, b] = sample_bounds(ch, k, s.sample);
+      const Window* w = windows ? &windows[r] : nullptr;
+      // A learnt window first; the sample's bounds when there is none or it missed.
+      const bool learnt = w && !std::isnan(*w->lo);
+      Bounds bounds = learnt ? Bounds{*w->lo, *w->hi, *w->half} : sample_bounds(ch, k, s.sample);
       float* inside = s.inside_for(m);
-      Scan c = scan(ch, a, b, inside);
+      Scan c = scan(ch, bounds.a, bounds.b, inside);
+      Place place = place_of(k, c);
+      double half = bounds.half;
+      if (learnt && !c.nan) {
+        if (place == Place::kMiss) {
+          bounds = sample_bounds(ch, k, s.sample);
+          c = scan(ch, bounds.a, bounds.b, inside);
+          place = place_of(k, c);
+          half = std::min(0.5, std::max(2 * half, bounds.half));  // missed: twice as wide
+        } else {
+          half -= half / 16;  // held: a little narrower, so that about one batch in ten misses
+        }
+      }
       mn = c.mn;
       mx = c.mx;
       nan = c.nan;
       float& out = kth[r * kth_stride];
       if (nan) break;
-      if (k >= c.lt_a && k < c.le_a)
-        out = canonical(a);
-      else if (k >= c.le_a && k < c.lt_b)
-        out = nth_in_place(inside, c.inside, k - c.le_a);
-      else if (k >= c.lt_b && k < c.le_b)
-        out = canonical(b);
-      else
-        out = radix_select(ch, k, mn, mx, s.radix);  // the sample misjudged the bounds
+      switch (place) {
+        case Place::kA: out = canonical(bounds.a); break;
+        case Place::kInside: out = nth_in_place(inside, c.inside, k - c.le_a); break;
+        case Place::kB: out = canonical(bounds.b); break;
+        case Place::kMiss: out = radix_select(ch, k, mn, mx, s.radix); break;  // the sample misjudged the bounds
+      }
+      if (w) {
+        if (place == Place::kMiss)
+          *w->lo = kNaN;  // draw a sample next time
+        else
+          learn_window(*w, c, k, m, bounds.a, bounds.b, inside, place == Place::kInside, half);
+      }
     }
   }
   if (nan) {
@@ -408,8 +474,14 @@ float select_kth(const float* values, int64_t n, int64_t k, std::vector<float>& 
   return radix_select(Contiguous{values, n}, k, mn, mx, scratch);
 }
 
+void RankWindows::reset(size_t n) {
+  lo.assign(n, kNaN);
+  hi.assign(n, kNaN);
+  half.assign(n, 0.0f);
+}
+
 void channel_stats_cpu(const float* data, int64_t outer, int64_t channels, int64_t inner,
-                       const std::vector<int64_t>& ranks, ChannelBatchStats& out) {
+                       const std::vector<int64_t>& ranks, ChannelBatchStats& out, RankWindows* windows) {
   const int64_t nr = static_cast<int64_t>(ranks.size());
   out.min.resize(channels);
   out.max.resize(channels);
@@ -418,9 +490,14 @@ void channel_stats_cpu(const float* data, int64_t outer, int64_t channels, int64
   const int64_t grain = std::max<int64_t>(1, kParallelGrainValues / std::max<int64_t>(m, 1));
   at::parallel_for(0, channels, grain, [&](int64_t begin, int64_t end) {
     thread_local Scratch scratch;
-    for (int64_t c = begin; c < end; ++c)
+    Window w[kMaxWindowRanks];
+    const bool learn = windows && nr <= kMaxWindowRanks;
+    for (int64_t c = begin; c < end; ++c) {
+      for (int64_t r = 0; learn && r < nr; ++r)
+        w[r] = Window{&windows->lo[r * channels + c], &windows->hi[r * channels + c], &windows->half[r * channels + c]};
       channel_stats(Channel{data + c * inner, outer, inner, channels * inner}, ranks, scratch, out.min[c],
-                    out.max[c], out.kth.data() + c, channels);
+                    out.max[c], out.kth.data() + c, channels, learn ? w : nullptr);
+    }
   });
 }
 

@@ -61,32 +61,76 @@ __attribute__((target("avx2"))) void bin_indices_avx2(const float* p, int64_t m,
 // allocates nothing once it has seen its largest tensor.
 struct Scratch {
   std::vector<uint32_t> counts;
-  std::vector<float> fresh;  // this batch's histogram; swapped with the observer's
+  std::vector<char> used;      // per thread: its copies of counts were cleared and written
+  std::vector<double> partial;  // per block: sum of squares
+  std::vector<float> fresh;    // this batch's histogram; swapped with the observer's
 };
 Scratch& scratch() {
   thread_local Scratch s;
   return s;
 }
 
-void histc_cpu(const float* x, int64_t n, int64_t bins, float lo, float hi, std::vector<float>& out) {
+// Sum of squares of one block, with moments_block's float arithmetic (below), so that a sum taken
+// alongside the histogram equals the one moments() takes.
+float squares_block(const float* p, int64_t m) {
+  float ss = 0.0f;
+  for (int64_t k = 0; k < m; ++k) ss += p[k] * p[k];
+  return ss;
+}
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) double squares_block_avx2(const float* p, int64_t m) {
+  __m256 ss = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 8 <= m; k += 8) {
+    const __m256 v = _mm256_loadu_ps(p + k);
+    ss = _mm256_add_ps(ss, _mm256_mul_ps(v, v));
+  }
+  alignas(32) float c[8];
+  _mm256_store_ps(c, ss);
+  double r = 0.0;
+  for (int i = 0; i < 8; ++i) r += c[i];
+  if (k < m) r += squares_block(p + k, m - k);
+  return r;
+}
+#endif
+
+// histc, and with sum_squares the sum of squares of x (moments()' value) in the same read.
+void histc_cpu(const float* x, int64_t n, int64_t bins, float lo, float hi, std::vector<float>& out,
+               double* sum_squares) {
   const int32_t nb = static_cast<int32_t>(bins);
   const int64_t stride = bins + 1;
   const int threads = at::get_num_threads();
-  std::vector<uint32_t>& counts = scratch().counts;
-  counts.assign(static_cast<size_t>(threads) * kCopies * stride, 0);
-  at::parallel_for(0, (n + kBlock - 1) / kBlock, kParallelGrainValues / kBlock, [&, lo, hi, nb](int64_t b0, int64_t b1) {
-    uint32_t* h = counts.data() + static_cast<size_t>(at::get_thread_num()) * kCopies * stride;
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  Scratch& s = scratch();
+  std::vector<uint32_t>& counts = s.counts;
+  counts.resize(static_cast<size_t>(threads) * kCopies * stride);
+  // Each task zeroes its thread's copies and marks them used; a tensor below the parallel grain then
+  // clears and sums one thread's copies, not every thread's.
+  s.used.assign(static_cast<size_t>(threads), 0);
+  s.partial.resize(sum_squares ? static_cast<size_t>(blocks) : 0);
+  at::parallel_for(0, blocks, kParallelGrainValues / kBlock, [&, lo, hi, nb](int64_t b0, int64_t b1) {
+    const int t = at::get_thread_num();
+    uint32_t* h = counts.data() + static_cast<size_t>(t) * kCopies * stride;
+    if (!s.used[t]) {
+      std::fill(h, h + kCopies * stride, 0u);
+      s.used[t] = 1;
+    }
     const float scale = static_cast<float>(nb);
     alignas(64) int32_t idx[kBlock];
     for (int64_t b = b0; b < b1; ++b) {
+      const float* p = x + b * kBlock;
       const int64_t m = std::min(kBlock, n - b * kBlock);
 #if defined(__x86_64__)
       static const bool avx2 = __builtin_cpu_supports("avx2");
-      if (avx2)
-        bin_indices_avx2(x + b * kBlock, m, lo, hi, scale, nb, idx);
-      else
+      if (avx2) {
+        bin_indices_avx2(p, m, lo, hi, scale, nb, idx);
+        if (sum_squares) s.partial[b] = squares_block_avx2(p, m);  // the block is in L1 now
+      } else
 #endif
-        bin_indices(x + b * kBlock, m, lo, hi, scale, nb, idx);
+      {
+        bin_indices(p, m, lo, hi, scale, nb, idx);
+        if (sum_squares) s.partial[b] = squares_block(p, m);
+      }
       int64_t k = 0;
       for (; k + kCopies <= m; k += kCopies) {
         ++h[idx[k]];
@@ -98,14 +142,22 @@ void histc_cpu(const float* x, int64_t n, int64_t bins, float lo, float hi, std:
     }
   });
   out.assign(bins, 0.0f);
-  for (size_t c = 0; c < static_cast<size_t>(threads) * kCopies; ++c)
-    for (int64_t i = 0; i < bins; ++i) out[i] += static_cast<float>(counts[c * stride + i]);
+  for (size_t t = 0; t < static_cast<size_t>(threads); ++t) {
+    if (!s.used[t]) continue;
+    for (size_t c = t * kCopies; c < (t + 1) * kCopies; ++c)
+      for (int64_t i = 0; i < bins; ++i) out[i] += static_cast<float>(counts[c * stride + i]);
+  }
+  if (sum_squares) {
+    *sum_squares = 0.0;
+    for (double p : s.partial) *sum_squares += p;  // in block order, as moments()
+  }
 }
 
 // torch.histc into `out` (the thread's scratch): the replay on the CPU, ATen's elsewhere.
-void histc(const at::Tensor& x, int64_t bins, float mn, float mx, std::vector<float>& out) {
+void histc(const at::Tensor& x, int64_t bins, float mn, float mx, std::vector<float>& out,
+           double* sum_squares = nullptr) {
   if (x.is_cpu() && x.scalar_type() == at::kFloat && x.is_contiguous() && mn < mx)
-    return histc_cpu(x.data_ptr<float>(), x.numel(), bins, mn, mx, out);
+    return histc_cpu(x.data_ptr<float>(), x.numel(), bins, mn, mx, out, sum_squares);
   at::Tensor h = at::histc(x, bins, mn, mx).to(at::kCPU).contiguous();
   out.assign(h.data_ptr<float>(), h.data_ptr<float>() + bins);
 }
@@ -191,7 +243,12 @@ Moments moments_cpu(const float* x, int64_t n) {
 }
 
 Moments moments(const at::Tensor& x) {
-  if (x.is_cpu() && x.scalar_type() == at::kFloat) return moments_cpu(x.data_ptr<float>(), x.numel());
+  if (x.is_cpu() && x.scalar_type() == at::kFloat) {
+    Moments r = moments_cpu(x.data_ptr<float>(), x.numel());
+    r.min = canonical(r.min);  // -0.0 as +0.0, as the channel kernel's range (known_range) has it
+    r.max = canonical(r.max);
+    return r;
+  }
   auto [mn, mx] = at::aminmax(x);
   at::Tensor flat = x.reshape(-1);
   // One transfer for the three scalars (a device sync on a GPU: the merge below needs them on the host).
@@ -201,12 +258,54 @@ Moments moments(const at::Tensor& x) {
 
 }  // namespace
 
-void HistogramObserver::observe(const at::Tensor& x_in) {
+void HistogramObserver::observe(const at::Tensor& x_in, const std::optional<std::pair<float, float>>& known_range) {
   if (!s_.invalid.empty() || x_in.numel() == 0) return;
-  const at::Tensor x = x_in.contiguous();  // read twice: once contiguous
-  const Moments mo = moments(x);
+  const at::Tensor x = x_in.contiguous();
+  // With the batch's range already known (the channel kernel's, in the same call), the sum of squares is
+  // taken in the histogram's read: one read of x instead of two.
+  const bool fused = known_range && x.is_cpu() && x.scalar_type() == at::kFloat;
+  Moments mo{};
+  if (fused) {
+    mo.min = canonical(known_range->first);
+    mo.max = canonical(known_range->second);
+  } else {
+    mo = moments(x);
+  }
   const float new_min = mo.min, new_max = mo.max;
   if (!std::isfinite(new_min) || !std::isfinite(new_max) || !std::isfinite(mo.sum_squares)) {
+    s_.invalid = "the observed values include NaN or infinity";
+    return;
+  }
+  const bool uninitialized = std::isinf(s_.min_val) && std::isinf(s_.max_val);
+  // PyTorch starts over while every value seen so far was the same (min_val == max_val).
+  const bool restart = uninitialized || s_.min_val == s_.max_val;
+  float cmin = new_min, cmax = new_max;
+  int64_t downsample_rate = 1, start_idx = 0;
+  std::string invalid;
+  if (!restart) {
+    cmin = std::min(new_min, s_.min_val);
+    cmax = std::max(new_max, s_.max_val);
+    // _adjust_min_max: a grid of width hist_bin_width on which both histograms align; only the max is relaxed.
+    const float hist_bin_width = (s_.max_val - s_.min_val) / static_cast<float>(kBins * kUpsampleRate);
+    const float grid = static_cast<float>(kBins) * hist_bin_width;
+    const double down = std::ceil(static_cast<double>((cmax - cmin) / grid));
+    if (!(hist_bin_width > 0.0f) || !std::isfinite(down) || down > 1e12) {
+      invalid = "the range grew too much from one batch to the next for a histogram (from [" +
+                std::to_string(s_.min_val) + ", " + std::to_string(s_.max_val) + "])";
+    } else {
+      downsample_rate = static_cast<int64_t>(down);
+      const float e = static_cast<float>(downsample_rate) * grid - (cmax - cmin);
+      cmax = cmax + e;
+      start_idx = static_cast<int64_t>(std::nearbyint((s_.min_val - cmin) / hist_bin_width));
+    }
+  }
+  std::vector<float>& fresh = scratch().fresh;
+  if (invalid.empty()) {
+    histc(x, kBins, cmin, cmax, fresh, fused ? &mo.sum_squares : nullptr);
+  } else if (fused) {
+    mo = moments(x);  // rare: the statistics of an invalid histogram still count this batch
+  }
+  if (fused && !std::isfinite(mo.sum_squares)) {
     s_.invalid = "the observed values include NaN or infinity";
     return;
   }
@@ -215,32 +314,16 @@ void HistogramObserver::observe(const at::Tensor& x_in) {
   s_.data_min = std::min(s_.data_min, new_min);
   s_.data_max = std::max(s_.data_max, new_max);
   ++s_.batches;
-
-  const bool uninitialized = std::isinf(s_.min_val) && std::isinf(s_.max_val);
-  // PyTorch starts over while every value seen so far was the same (min_val == max_val).
-  if (uninitialized || s_.min_val == s_.max_val) {
+  if (!invalid.empty()) {
+    s_.invalid = std::move(invalid);
+    return;
+  }
+  if (restart) {
+    s_.histogram.swap(fresh);
     s_.min_val = new_min;
     s_.max_val = new_max;
-    histc(x, kBins, new_min, new_max, s_.histogram);
     return;
   }
-  float cmin = std::min(new_min, s_.min_val);
-  float cmax = std::max(new_max, s_.max_val);
-  // _adjust_min_max: a grid of width hist_bin_width on which both histograms align; only the max is relaxed.
-  const float hist_bin_width = (s_.max_val - s_.min_val) / static_cast<float>(kBins * kUpsampleRate);
-  const float grid = static_cast<float>(kBins) * hist_bin_width;
-  const double down = std::ceil(static_cast<double>((cmax - cmin) / grid));
-  if (!(hist_bin_width > 0.0f) || !std::isfinite(down) || down > 1e12) {
-    s_.invalid = "the range grew too much from one batch to the next for a histogram (from [" +
-                 std::to_string(s_.min_val) + ", " + std::to_string(s_.max_val) + "])";
-    return;
-  }
-  const int64_t downsample_rate = static_cast<int64_t>(down);
-  const float e = static_cast<float>(downsample_rate) * grid - (cmax - cmin);
-  cmax = cmax + e;
-  const int64_t start_idx = static_cast<int64_t>(std::nearbyint((s_.min_val - cmin) / hist_bin_width));
-  std::vector<float>& fresh = scratch().fresh;
-  histc(x, kBins, cmin, cmax, fresh);
   if (cmin == s_.min_val && cmax == s_.max_val) {
     for (int64_t i = 0; i < kBins; ++i) fresh[i] += s_.histogram[i];
   } else {

@@ -16,6 +16,7 @@ struct AxisView {
   const float* data;   // CPU path: what the kernel reads (the batch, or Impl::reordered)
   int64_t outer, c, inner;
   bool rows;
+  RankWindows* windows = nullptr;  // CPU path: this axis's learnt windows
 };
 
 }  // namespace
@@ -31,6 +32,7 @@ struct ObservationPoint::Impl {
   ChannelBatchStats batch;
   std::vector<int64_t> ranks;
   std::vector<PercentileObserver*> accepted;
+  std::map<int, RankWindows> windows;  // per channel axis
   std::unique_ptr<float[]> reordered;  // a reordered copy of the batch; grows to the largest, never shrinks
   int64_t reordered_size = 0;
   float* reordered_buffer(int64_t n) {
@@ -48,7 +50,7 @@ struct ObservationPoint::Impl {
 
   template <class F>
   void for_each_axis(const at::Tensor& x, bool cpu, F&& fn);
-  void observe_cpu(const at::Tensor& x);
+  std::optional<std::pair<float, float>> observe_cpu(const at::Tensor& x);  // x contiguous
   void observe_device(const at::Tensor& x);
 };
 
@@ -96,6 +98,9 @@ void ObservationPoint::Impl::for_each_axis(const at::Tensor& x, bool cpu, F&& fn
       continue;
     }
     v.data = x.data_ptr<float>();
+    RankWindows& w = windows[axis];
+    if (w.lo.size() != ranks.size() * static_cast<size_t>(v.c)) w.reset(ranks.size() * v.c);
+    v.windows = &w;
     if (v.inner == 1 && v.outer > 1 && rows_kernel_applies(v.outer, ranks)) {
       v.rows = true;  // already [rows, C]
     } else if (v.inner > 1 && m <= kSmallChannel && rows_kernel_applies(m, ranks)) {
@@ -103,31 +108,31 @@ void ObservationPoint::Impl::for_each_axis(const at::Tensor& x, bool cpu, F&& fn
       // eight channels per instruction, instead of a selection call per channel.
       float* dst = reordered_buffer(x.numel());
       to_channels_last(v.data, v.outer, v.c, v.inner, dst);
-      v = AxisView{x, dst, m, v.c, 1, true};
+      v = AxisView{x, dst, m, v.c, 1, true, v.windows};
     } else if (v.inner < kMinRun && v.outer > 1) {
       float* dst = reordered_buffer(x.numel());
       to_channels_first(v.data, v.outer, v.c, v.inner, dst);
-      v = AxisView{x, dst, 1, v.c, m, false};
+      v = AxisView{x, dst, 1, v.c, m, false, v.windows};
     }
     fn(v, want_mm);
   }
 }
 
 // One fused kernel call per channel axis serves every statistic on that axis; the tensor-wide range is
-// then the min/max of the channel results (NaN if any channel saw one, as aminmax).
-void ObservationPoint::Impl::observe_cpu(const at::Tensor& xin) {
-  at::Tensor x = xin.contiguous();
-  bool range_done = false;
+// then the min/max of the channel results (NaN if any channel saw one, as aminmax), returned for the
+// histogram. Without any channel statistic, the range statistic takes its own read.
+std::optional<std::pair<float, float>> ObservationPoint::Impl::observe_cpu(const at::Tensor& x) {
+  std::optional<std::pair<float, float>> seen;
   for_each_axis(x, true, [&](const AxisView& v, MinMaxObserver* mm) {
     const int64_t c = v.c;
     if (v.rows)
       channel_stats_rows_cpu(v.data, v.outer, c, ranks, batch);
     else
-      channel_stats_cpu(v.data, v.outer, c, v.inner, ranks, batch);
+      channel_stats_cpu(v.data, v.outer, c, v.inner, ranks, batch, v.windows);
     if (mm) mm->update(batch.min.data(), batch.max.data(), c);
     for (size_t r = 0; r < accepted.size(); ++r)
       accepted[r]->update(batch.min.data(), batch.kth.data() + r * c, batch.max.data(), c);
-    if (range && !range_done) {
+    if (!seen) {
       float mn = std::numeric_limits<float>::infinity(), mx = -mn;
       for (int64_t i = 0; i < c; ++i) {
         if (std::isnan(batch.min[i])) {
@@ -137,18 +142,20 @@ void ObservationPoint::Impl::observe_cpu(const at::Tensor& xin) {
         mn = std::min(mn, batch.min[i]);
         mx = std::max(mx, batch.max[i]);
       }
-      range->update(mn, mx);
-      range_done = true;
+      seen.emplace(mn, mx);
     }
   });
-  if (range && !range_done) {
-    if (x.numel() == 0) {
+  if (range) {
+    if (seen) {
+      range->update(seen->first, seen->second);
+    } else if (x.numel() == 0) {
       range->invalidate("an empty tensor was observed");
-      return;
+    } else {
+      auto [mn, mx] = at::aminmax(x);
+      range->update(mn.item<float>(), mx.item<float>());  // CPU tensors: no device sync involved
     }
-    auto [mn, mx] = at::aminmax(x);
-    range->update(mn.item<float>(), mx.item<float>());  // CPU tensors: no device sync involved
   }
+  return seen;
 }
 
 void ObservationPoint::Impl::observe_device(const at::Tensor& xin) {
@@ -193,10 +200,13 @@ void ObservationPoint::observe(const at::Tensor& x) {
   ++impl_->calls;
   // ModelReportObserver works on x.detach().to(float32); the observed value itself is never modified.
   at::Tensor xf = x.detach().to(at::kFloat);
-  if (xf.is_cpu())
-    impl_->observe_cpu(xf);
-  else
-    impl_->observe_device(xf);
+  if (xf.is_cpu()) {
+    xf = xf.contiguous();
+    const auto seen = impl_->observe_cpu(xf);
+    if (impl_->histogram) impl_->histogram->observe(xf, seen);
+    return;
+  }
+  impl_->observe_device(xf);
   if (impl_->histogram) impl_->histogram->observe(xf);
 }
 

@@ -7,6 +7,9 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <optional>
+#include <utility>
+
 #include "observers/observers.h"
 
 namespace qreport::observers {
@@ -84,7 +87,9 @@ class HistogramObserver {
  public:
   static constexpr int64_t kBins = 2048;
   static constexpr int64_t kUpsampleRate = 128;
-  void observe(const at::Tensor& x);  // x is float32, any device
+  // x is float32, any device. known_range: x's min and max when the caller has them (NaN if x holds one),
+  // which saves a read of x on the CPU.
+  void observe(const at::Tensor& x, const std::optional<std::pair<float, float>>& known_range = std::nullopt);
   HistogramSummary finalize() const { return s_; }
 
  private:

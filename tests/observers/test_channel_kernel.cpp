@@ -15,7 +15,8 @@ using namespace qreport::observers;
 namespace {
 
 // Runs the kernel on x viewed as [outer, C, inner] around ch_axis and checks every channel against ATen.
-void check_ranks_against_aten(const at::Tensor& x, int ch_axis, const std::vector<float>& qs) {
+void check_ranks_against_aten(const at::Tensor& x, int ch_axis, const std::vector<float>& qs,
+                              RankWindows* windows = nullptr) {
   at::Tensor xc = x.contiguous();
   int64_t c = xc.size(ch_axis), outer = 1, inner = 1;
   for (int64_t d = 0; d < ch_axis; ++d) outer *= xc.size(d);
@@ -24,7 +25,8 @@ void check_ranks_against_aten(const at::Tensor& x, int ch_axis, const std::vecto
   std::vector<int64_t> ranks;
   for (float q : qs) ranks.push_back(quantile_lower_rank(q, m));
   ChannelBatchStats out;
-  channel_stats_cpu(xc.data_ptr<float>(), outer, c, inner, ranks, out);
+  if (windows && windows->lo.size() != ranks.size() * c) windows->reset(ranks.size() * c);
+  channel_stats_cpu(xc.data_ptr<float>(), outer, c, inner, ranks, out, windows);
   at::Tensor rows = channels_first_2d(xc, ch_axis).contiguous();
   for (int64_t ch = 0; ch < c; ++ch) {
     at::Tensor row = rows[ch];
@@ -66,6 +68,25 @@ TEST_CASE("large channels: sample bounds, one pass") {
   at::manual_seed(2);
   check_against_aten(at::randn({8, 6, 40, 40}), 1, {0.95f, 0.975f});
   check_against_aten(at::randn({3, 4, 5000}).exp(), 1, {0.9f});  // heavy tail
+}
+
+TEST_CASE("learnt windows: every batch exact whether the last batch's window holds or misses") {
+  at::manual_seed(7);
+  RankWindows w;
+  const std::vector<float> qs{0.975f, 0.5f};
+  at::Tensor base = at::randn({4, 6, 20, 20});
+  check_ranks_against_aten(base, 1, qs, &w);  // no window yet: sample bounds
+  for (size_t i = 0; i < w.lo.size(); ++i) CHECK(!std::isnan(w.lo[i]));  // ... and now a window each
+  check_ranks_against_aten(base + 0.01 * at::randn_like(base), 1, qs, &w);  // alike: windows hold
+  check_ranks_against_aten(base + 3.0, 1, qs, &w);                          // shifted up: all miss high
+  check_ranks_against_aten(base * 0.01, 1, qs, &w);                         // narrower: miss low and high
+  check_ranks_against_aten(base.sub(1.0).clamp_min(0), 1, qs, &w);          // ReLU zeros: ties at a bound
+  check_ranks_against_aten(at::zeros({4, 6, 20, 20}), 1, qs, &w);           // constant channels
+  at::Tensor nan = base.clone();
+  nan.index_put_({1, 2, 3, 4}, std::numeric_limits<float>::quiet_NaN());
+  check_ranks_against_aten(nan, 1, qs, &w);                                 // one channel NaN
+  check_ranks_against_aten(at::randn({7, 6, 20, 20}) * 5, 1, qs, &w);       // more values per channel
+  check_ranks_against_aten(at::randn({1, 6, 20, 20}).exp(), 1, {0.975f}, &w);  // one rank: windows reset
 }
 
 TEST_CASE("many ties at the bounds: ReLU zeros and saturated values") {

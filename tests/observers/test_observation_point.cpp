@@ -199,3 +199,54 @@ TEST_CASE("histogram: NaN or infinity makes the statistic invalid, not NaN") {
   p.finalize();
   CHECK(p.histogram()->invalid == "the observed values include NaN or infinity");
 }
+
+// A point with channel statistics passes their range to its histogram, which then takes the sum of
+// squares in its own read; the summary must be the one a histogram-only point computes bit for bit.
+TEST_CASE("histogram: the range lent by the channel statistics changes nothing in the summary") {
+  const float inf = std::numeric_limits<float>::infinity();
+  auto batches = [&](int variant) {
+    at::manual_seed(11);
+    std::vector<at::Tensor> b;
+    b.push_back(at::randn({2, 3, 40, 40}));
+    b.push_back(at::randn({2, 3, 40, 40}).clamp_min(0) * 3);  // wider: the histograms combine
+    at::Tensor z = at::randn({2, 3, 40, 40});
+    z.index_put_({0}, -0.0f);  // signed zeros at the minimum
+    b.push_back(z.clamp_max(0.0f).neg());
+    b.push_back(at::randn({2, 3, 5, 5}) * 0.5);  // narrower and smaller
+    if (variant == 1) b.push_back(at::full({2, 3, 4, 4}, inf));
+    if (variant == 2) b.push_back(at::full({2, 3, 4, 4}, std::numeric_limits<float>::quiet_NaN()));
+    if (variant == 3) b.push_back(at::randn({2, 3, 4, 4}) * 1e30);  // grew too much
+    b.push_back(at::randn({2, 3, 8, 8}));
+    return b;
+  };
+  for (int threads : {1, 2}) {
+    at::set_num_threads(threads);
+    for (int variant = 0; variant < 4; ++variant) {
+      CAPTURE(threads);
+      CAPTURE(variant);
+      ObservationPoint alone, lent;
+      alone.want_histogram();
+      lent.want_histogram();
+      lent.want_minmax(1);
+      for (const at::Tensor& x : batches(variant)) {
+        alone.observe(x);
+        lent.observe(x);
+      }
+      alone.finalize();
+      lent.finalize();
+      const HistogramSummary& a = *alone.histogram();
+      const HistogramSummary& l = *lent.histogram();
+      CHECK(l.invalid == a.invalid);
+      CHECK(l.histogram == a.histogram);
+      CHECK(l.min_val == a.min_val);
+      CHECK(l.max_val == a.max_val);
+      CHECK(l.data_min == a.data_min);
+      CHECK(l.data_max == a.data_max);
+      CHECK(l.sum_squares == a.sum_squares);  // bit for bit: same blocks, same float operations
+      CHECK(l.count == a.count);
+      CHECK(l.batches == a.batches);
+      CHECK(a.invalid.empty() == (variant == 0));
+    }
+  }
+  at::set_num_threads(1);
+}
