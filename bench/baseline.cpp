@@ -1,7 +1,9 @@
 // The benchmark's baseline: plain LibTorch inference of the same scripted model over the same batches,
 // with the same thread count and the same inference mode as qreport's calibration loop. It does what a
 // user's own inference program would do: torch::jit::load, torch::pickle_load, forward per batch.
-//   qreport_bench_baseline MODEL.pt CALIB.pt THREADS [cpu|cuda[:N]]
+//   qreport_bench_baseline MODEL.pt CALIB.pt THREADS [cpu|cuda[:N]] [--keep-freed-memory]
+// --keep-freed-memory: qreport's heap policy (lib/common/heap.h), for the ratio of the analysis alone;
+// without it, the C library's defaults, as a user's program has them.
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 #include <torch/script.h>
@@ -11,10 +13,17 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <string>
+
+#include "common/heap.h"
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[argc - 1]) == "--keep-freed-memory") {
+    std::cerr << "baseline: " << qreport::keep_freed_memory() << "\n";
+    --argc;
+  }
   if (argc < 4) {
-    std::cerr << "usage: qreport_bench_baseline MODEL.pt CALIB.pt THREADS [DEVICE]\n";
+    std::cerr << "usage: qreport_bench_baseline MODEL.pt CALIB.pt THREADS [DEVICE] [--keep-freed-memory]\n";
     return 2;
   }
   try {

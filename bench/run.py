@@ -11,8 +11,13 @@ one Markdown table on stdout.
 against its goal, with PyTorch's ModelReport timed beside the CNNs (--modelreport-reps runs, default 1: it
 takes 10-20x longer and is context, not the measured ratio).
 
-Interleaving (baseline, qreport, ModelReport, baseline, ...) spreads drift of the machine evenly over all
-three. The load+instrument figure comes from qreport's own stage log (-v).
+Interleaving (baseline, baseline with qreport's heap policy, qreport, ModelReport, baseline, ...) spreads
+drift of the machine evenly over all of them. The load+instrument figure comes from qreport's own stage
+log (-v).
+
+Two baselines: the goal's, plain LibTorch inference with the C library's heap defaults (what a user's
+program does), and the same with qreport's heap policy (--keep-freed-memory, lib/common/heap.h), whose
+ratio is the cost of the analysis alone: qreport's policy also speeds up the inference it runs.
 """
 import argparse
 import os
@@ -92,6 +97,7 @@ def main():
         model, calib = os.path.join(d, "model.pt"), os.path.join(d, "calib.pt")
         cmds = {
             "baseline": [a.baseline, model, calib, str(a.threads), a.device],
+            "baseline_heap": [a.baseline, model, calib, str(a.threads), a.device, "--keep-freed-memory"],
             "qreport": [a.qreport, "analyze", model, "--calib", calib, "--detectors", "all", "--device", a.device,
                         "--threads", str(a.threads), "--format", "json", "-o", os.path.join(tmp, "r.json"), "-v"],
         }
@@ -116,7 +122,8 @@ def main():
         med = {k: statistics.median(v) for k, v in times.items()}
         pair = [q / b for q, b in zip(times["qreport"], times["baseline"])]  # each rep's interleaved pair
         row = {"model": name, "baseline_s": med["baseline"], "qreport_s": med["qreport"],
-               "ratio": med["qreport"] / med["baseline"], "spread": (min(pair), max(pair)), "setup_s": statistics.median(setup),
+               "ratio": med["qreport"] / med["baseline"], "heap_s": med["baseline_heap"],
+               "heap_ratio": med["qreport"] / med["baseline_heap"], "spread": (min(pair), max(pair)), "setup_s": statistics.median(setup),
                "rss_baseline": max(rss["baseline"]), "rss_qreport": max(rss["qreport"]), "rss_half": rss_half}
         if "modelreport" in med:
             row["modelreport_s"] = med["modelreport"]
@@ -124,15 +131,17 @@ def main():
         rows.append(row)
 
     mr = a.modelreport
-    print("| model | baseline s | qreport s | qreport / baseline | per-run ratios | load+instrument s |"
+    print("| model | baseline s | qreport s | qreport / baseline | per-run ratios |"
+          " baseline, qreport's heap s | qreport / that | load+instrument s |"
           " peak RSS baseline MiB | peak RSS qreport MiB (half the batches) |" +
           (" ModelReport s | ModelReport / baseline |" if mr else "") +
           (" goal |" if a.device == "cpu" and any(r["model"] in GOALS for r in rows) else ""))
     goals = a.device == "cpu" and any(r["model"] in GOALS for r in rows)
-    print("|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if mr else "") + ("---|" if goals else ""))
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if mr else "") + ("---|" if goals else ""))
     for r in rows:
-        line = "| %s | %.3f | %.3f | **%.2fx** | %.2f-%.2f | %.3f | %.0f | %.0f (%.0f) |" % (
-            r["model"], r["baseline_s"], r["qreport_s"], r["ratio"], r["spread"][0], r["spread"][1], r["setup_s"],
+        line = "| %s | %.3f | %.3f | **%.2fx** | %.2f-%.2f | %.3f | %.2fx | %.3f | %.0f | %.0f (%.0f) |" % (
+            r["model"], r["baseline_s"], r["qreport_s"], r["ratio"], r["spread"][0], r["spread"][1], r["heap_s"],
+            r["heap_ratio"], r["setup_s"],
             r["rss_baseline"], r["rss_qreport"], r["rss_half"])
         if mr:
             line += " %.2f | %.1fx |" % (r["modelreport_s"], r["mr_ratio"]) if "mr_ratio" in r else " - | - |"

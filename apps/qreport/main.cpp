@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/errors.h"
+#include "common/heap.h"
 #include "common/output_file.h"
 #include "common/version.h"
 #include "detectors/detectors.h"
@@ -298,6 +299,7 @@ int main(int argc, char** argv) {
     if (job_env->rank != 0 && !verbose) quiet = true;
   }
   spdlog::set_level(quiet ? spdlog::level::err : verbose ? spdlog::level::debug : spdlog::level::warn);
+  spdlog::debug("{}", keep_freed_memory());
 
   install_interrupt_handler();
   try {

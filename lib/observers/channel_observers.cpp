@@ -38,11 +38,11 @@ std::vector<int32_t> to_ints(const at::Tensor& t) {
   return std::vector<int32_t>(c.data_ptr<int32_t>(), c.data_ptr<int32_t>() + c.numel());
 }
 
-// torch.nan_to_num for float32.
-float nan_to_num(float v) {
-  if (std::isnan(v)) return 0.0f;
-  if (std::isinf(v)) return v > 0 ? kFltMax : -kFltMax;
-  return v;
+// torch.nan_to_num for float32, as selects (the per-channel loops below then vectorise).
+inline float nan_to_num(float v) {
+  v = v != v ? 0.0f : v;
+  v = v > kFltMax ? kFltMax : v;
+  return v < -kFltMax ? -kFltMax : v;
 }
 
 // axis_used: the first accepted tensor's axis, counted from the front (what reports show).
@@ -66,9 +66,12 @@ void MinMaxObserver::update(const float* bmin, const float* bmax, int64_t c) {
     max_.assign(bmax, bmax + c);
     return;
   }
+  float* mn = min_.data();
+  float* mx = max_.data();
   for (int64_t i = 0; i < c; ++i) {  // at::minimum / at::maximum propagate NaN
-    min_[i] = std::isnan(min_[i]) || std::isnan(bmin[i]) ? kNaN : std::min(min_[i], bmin[i]);
-    max_[i] = std::isnan(max_[i]) || std::isnan(bmax[i]) ? kNaN : std::max(max_[i], bmax[i]);
+    const float a = mn[i], b = bmin[i], x = mx[i], y = bmax[i];
+    mn[i] = (a != a || b != b) ? kNaN : (b < a ? b : a);
+    mx[i] = (x != x || y != y) ? kNaN : (y > x ? y : x);
   }
 }
 
@@ -127,14 +130,17 @@ void PercentileObserver::update(const float* qz, const float* qc, const float* q
     batches_used_.assign(c, 0);
     constant_.assign(c, 0);
   }
+  float* avg = avg_ratio_.data();
+  int32_t* used_before = batches_used_.data();
+  int32_t* constant = constant_.data();
   for (int64_t i = 0; i < c; ++i) {
-    int32_t nz = (qc[i] != 0 || qm[i] != 0) ? 1 : 0;  // NaN != 0 holds, as in torch
-    int32_t cst = (qm[i] - qz[i]) == 0 ? 1 : 0;
-    float rnz = static_cast<float>(nz) * nan_to_num(qm[i] / qc[i]);
-    int32_t used = batches_used_[i] + nz;
-    avg_ratio_[i] = nan_to_num((avg_ratio_[i] * static_cast<float>(batches_used_[i]) + rnz) / static_cast<float>(used));
-    batches_used_[i] = used;
-    constant_[i] += cst;
+    const int32_t nz = (qc[i] != 0.0f) | (qm[i] != 0.0f);  // NaN != 0 holds, as in torch
+    const int32_t cst = (qm[i] - qz[i]) == 0.0f;
+    const float rnz = static_cast<float>(nz) * nan_to_num(qm[i] / qc[i]);
+    const int32_t used = used_before[i] + nz;
+    avg[i] = nan_to_num((avg[i] * static_cast<float>(used_before[i]) + rnz) / static_cast<float>(used));
+    used_before[i] = used;
+    constant[i] += cst;
   }
   ++n_;
 }

@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "observers/channel_kernel.h"
 #include "observers/stat_observers.h"
@@ -107,12 +108,15 @@ void histc_cpu(const float* x, int64_t n, int64_t bins, float lo, float hi, std:
   // Each task zeroes its thread's copies and marks them used; a tensor below the parallel grain then
   // clears and sums one thread's copies, not every thread's.
   s.used.assign(static_cast<size_t>(threads), 0);
+  // A tensor of fewer values than bins gains nothing from the interleaved copies, whose clearing and
+  // summing would then cost more than the counting.
+  const int copies = n >= 4 * bins ? kCopies : 1;
   s.partial.resize(sum_squares ? static_cast<size_t>(blocks) : 0);
   at::parallel_for(0, blocks, kParallelGrainValues / kBlock, [&, lo, hi, nb](int64_t b0, int64_t b1) {
     const int t = at::get_thread_num();
     uint32_t* h = counts.data() + static_cast<size_t>(t) * kCopies * stride;
     if (!s.used[t]) {
-      std::fill(h, h + kCopies * stride, 0u);
+      std::fill(h, h + copies * stride, 0u);
       s.used[t] = 1;
     }
     const float scale = static_cast<float>(nb);
@@ -132,19 +136,20 @@ void histc_cpu(const float* x, int64_t n, int64_t bins, float lo, float hi, std:
         if (sum_squares) s.partial[b] = squares_block(p, m);
       }
       int64_t k = 0;
-      for (; k + kCopies <= m; k += kCopies) {
-        ++h[idx[k]];
-        ++h[stride + idx[k + 1]];
-        ++h[2 * stride + idx[k + 2]];
-        ++h[3 * stride + idx[k + 3]];
-      }
+      if (copies == kCopies)
+        for (; k + kCopies <= m; k += kCopies) {
+          ++h[idx[k]];
+          ++h[stride + idx[k + 1]];
+          ++h[2 * stride + idx[k + 2]];
+          ++h[3 * stride + idx[k + 3]];
+        }
       for (; k < m; ++k) ++h[idx[k]];
     }
   });
   out.assign(bins, 0.0f);
   for (size_t t = 0; t < static_cast<size_t>(threads); ++t) {
     if (!s.used[t]) continue;
-    for (size_t c = t * kCopies; c < (t + 1) * kCopies; ++c)
+    for (size_t c = t * kCopies; c < t * kCopies + copies; ++c)
       for (int64_t i = 0; i < bins; ++i) out[i] += static_cast<float>(counts[c * stride + i]);
   }
   if (sum_squares) {
@@ -338,6 +343,40 @@ void HistogramObserver::observe(const at::Tensor& x_in, const std::optional<std:
 // PyTorch allocates): the old bins, each repeated kUpsampleRate times from start_idx, are summed in
 // float64 in the same sequential order as torch.cumsum, and read at every downsample_rate-th position.
 // `fresh` (this batch's histogram on the combined range) receives the interpolated old counts.
+namespace {
+
+// Exponent of the lowest set bit of a finite, non-zero double; floor(log2 |x|) of a normal one. From the
+// bits: frexp and ldexp cost a library call each, and this runs once per run of an upsampled bin.
+int lowest_bit_exponent(double x) {
+  uint64_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  const int biased = static_cast<int>((bits >> 52) & 0x7FF);
+  uint64_t mantissa = bits & ((uint64_t{1} << 52) - 1);
+  if (biased != 0) mantissa |= uint64_t{1} << 52;  // the implicit bit of a normal number
+  return (biased != 0 ? biased : 1) - 1075 + __builtin_ctzll(mantissa);
+}
+int floor_log2(double x) {
+  uint64_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  return static_cast<int>((bits >> 52) & 0x7FF) - 1023;
+}
+
+}  // namespace
+
+double add_repeated(double acc, double v, int64_t n) {
+  if (v == 0.0 || n <= 0) return acc;
+  // Every partial sum acc + i * v lies on the grid 2^q of both operands' lowest bits; while the largest
+  // stays below 2^(52 + q) each is a double, so each addition is exact and the n additions give
+  // acc + n * v (n * v itself is exact: v has 24 significant bits, n far fewer than 29).
+  int q = lowest_bit_exponent(v);
+  if (acc != 0.0) q = std::min(q, lowest_bit_exponent(acc));
+  const double bound = std::fabs(acc) + static_cast<double>(n) * std::fabs(v);
+  if (n < (int64_t{1} << 28) && std::isnormal(bound) && floor_log2(bound) < 51 + q)
+    return acc + static_cast<double>(n) * v;
+  for (int64_t i = 0; i < n; ++i) acc += v;
+  return acc;
+}
+
 void HistogramObserver::combine(std::vector<float>& fresh, int64_t downsample_rate, int64_t start_idx) {
   const std::vector<float>& old = s_.histogram;
   const int64_t end = start_idx + kBins * kUpsampleRate;  // one past the last upsampled position
@@ -353,7 +392,8 @@ void HistogramObserver::combine(std::vector<float>& fresh, int64_t downsample_ra
         j = run_end + 1;
         continue;
       }
-      for (; j <= run_end; ++j) acc += v;
+      acc = add_repeated(acc, v, run_end - j + 1);
+      j = run_end + 1;
     }
     const double shifted = static_cast<double>(static_cast<float>(prev));  // PyTorch's float32 buffer
     const double interpolated = (acc - shifted) / static_cast<double>(kUpsampleRate);

@@ -97,6 +97,10 @@ class HistogramObserver {
   HistogramSummary s_;
 };
 
+// acc plus n additions of v, one after the other in float64, as torch.cumsum adds the repeated values of
+// an upsampled histogram: one multiply-add where that is provably the same number (v a float32 value).
+double add_repeated(double acc, double v, int64_t n);
+
 #if defined(QREPORT_WITH_CUDA_KERNELS)
 // One fused CUDA kernel call for every statistic on one channel axis of a contiguous float32 CUDA
 // tensor viewed as [outer, C, inner] (channel_kernel_cuda.h). No host synchronisation.

@@ -3,9 +3,11 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
+#include <random>
 #include <limits>
 
 #include "observers/observers.h"
+#include "observers/stat_observers.h"
 #include "oracle_v1.h"
 #include "test_support.h"
 
@@ -249,4 +251,29 @@ TEST_CASE("histogram: the range lent by the channel statistics changes nothing i
     }
   }
   at::set_num_threads(1);
+}
+
+TEST_CASE("add_repeated equals n float64 additions one by one, also where rounding happens") {
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  int rounded = 0;
+  for (int t = 0; t < 20000; ++t) {
+    // Histogram-like values: counts, counts / 128, and wide ranges of float32 magnitudes.
+    const int kind = t % 4;
+    float v = kind == 0 ? std::floor(static_cast<float>(unit(rng) * 1000))
+              : kind == 1 ? std::floor(static_cast<float>(unit(rng) * 1000)) / 128.0f
+              : static_cast<float>(std::ldexp(unit(rng), static_cast<int>(unit(rng) * 80) - 40));
+    double acc = kind == 3 ? std::ldexp(unit(rng), static_cast<int>(unit(rng) * 60))
+                           : std::floor(unit(rng) * 1e6) / (kind == 1 ? 128.0 : 1.0);
+    const int64_t n = 1 + static_cast<int64_t>(unit(rng) * 128);
+    double slow = acc;
+    for (int64_t i = 0; i < n; ++i) slow += static_cast<double>(v);
+    const double fast = add_repeated(acc, static_cast<double>(v), n);
+    CAPTURE(acc);
+    CAPTURE(v);
+    CAPTURE(n);
+    REQUIRE(fast == slow);
+    rounded += acc + static_cast<double>(n) * v != slow;
+  }
+  CHECK(rounded > 100);  // cases where the shortcut would be wrong were tried
 }
