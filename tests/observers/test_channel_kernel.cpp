@@ -89,6 +89,26 @@ TEST_CASE("learnt windows: every batch exact whether the last batch's window hol
   check_ranks_against_aten(at::randn({1, 6, 20, 20}).exp(), 1, {0.975f}, &w);  // one rank: windows reset
 }
 
+TEST_CASE("memory-order scan (batch > 1, short runs): a window holding most values, min/max only") {
+  at::manual_seed(8);
+  at::Tensor x = at::randn({8, 5, 7, 7});  // runs of 49 values, 392 per channel
+  RankWindows w;
+  w.reset(5);
+  std::fill(w.lo.begin(), w.lo.end(), -10.0f);  // every value between the bounds: more inside values
+  std::fill(w.hi.begin(), w.hi.end(), 10.0f);   // than their region holds, so each channel is done again
+  std::fill(w.half.begin(), w.half.end(), 0.5f);
+  check_ranks_against_aten(x, 1, {0.975f}, &w);
+  for (size_t i = 0; i < w.lo.size(); ++i) CHECK(w.lo[i] > -10.0f);  // ... and learns a window of its own
+  check_ranks_against_aten(x * 2, 1, {0.975f}, &w);
+  ChannelBatchStats out;
+  at::Tensor y = at::randn({3, 4, 6, 5});
+  channel_stats_cpu(y.data_ptr<float>(), 3, 4, 30, {}, out);  // no ranks: min and max in memory order
+  for (int64_t c = 0; c < 4; ++c) {
+    CHECK(out.min[c] == y.select(1, c).min().item<float>());
+    CHECK(out.max[c] == y.select(1, c).max().item<float>());
+  }
+}
+
 TEST_CASE("many ties at the bounds: ReLU zeros and saturated values") {
   at::manual_seed(3);
   at::Tensor relu = at::randn({4, 5, 30, 30}).sub(1.8).clamp_min(0);  // most values exactly 0
