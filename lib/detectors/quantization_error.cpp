@@ -57,6 +57,11 @@ WeightSqnr weight_sqnr(const at::Tensor& w) {
     r.why_tensor = r.why_channel = "the module has no weight";
     return r;
   }
+  if (const auto fused = observers::weight_quantization_noise(w)) {
+    r.per_tensor = sqnr_db(fused->signal, fused->noise_per_tensor, &r.why_tensor);
+    r.per_channel = sqnr_db(fused->signal, fused->noise_per_channel, &r.why_channel);
+    return r;
+  }
   auto [s, n] = signal_and_noise(w, observers::fake_quantize_weight(w, false));
   r.per_tensor = sqnr_db(s, n, &r.why_tensor);
   auto [sc, nc] = signal_and_noise(w, observers::fake_quantize_weight(w, true));

@@ -90,6 +90,14 @@ QParams symmetric_qparams(float min_val, float max_val, int64_t quant_min, int64
 // w fake-quantized as qint8 with default_weight_observer's qparams (per tensor, symmetric) or
 // default_per_channel_weight_observer's (axis 0), by torch's fake_quantize functions. Float32 w.
 at::Tensor fake_quantize_weight(const at::Tensor& w, bool per_channel);
+// Sums of squares of a float32 weight and of its quantization errors w - fq(w), fq as
+// fake_quantize_weight's per tensor and per channel, in two reads of w (the per-batch-free part of the
+// error detector, which for a transformer's weights took longer than calibration's observers).
+// nullopt where torch's path must decide (not a CPU float32 tensor, or NaN or infinity in w).
+struct WeightNoise {
+  double signal = 0, noise_per_tensor = 0, noise_per_channel = 0;
+};
+std::optional<WeightNoise> weight_quantization_noise(const at::Tensor& w);
 // x (float32) fake-quantized per tensor with q.
 at::Tensor fake_quantize(const at::Tensor& x, const QParams& q);
 

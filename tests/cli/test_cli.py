@@ -188,6 +188,23 @@ else:
 if [f for f in os.listdir(TMP) if ".tmp." in f]:
     fail("atomic output", os.listdir(TMP))
 
+# Heap policy (lib/common/heap.h): freed memory kept for reuse, unless the user set glibc's malloc
+# tunables; the report is the same bytes either way.
+heap_logs = {}
+for label, extra in (("kept", {}), ("user", {"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"})):
+    r = subprocess.run([QREPORT, "analyze", LIN, "--calib", LINC, "-v", "--format", "json", "-o", f"{TMP}/heap_{label}.json"],
+                       capture_output=True, text=True, timeout=300, env=dict(os.environ, **extra))
+    heap_logs[label] = r.stderr
+want = {"kept": "heap: freed memory kept for reuse (no mmap, no trim)",
+        "user": "heap: glibc's malloc tunables as set in GLIBC_TUNABLES"}
+for label, line in want.items():
+    if line not in heap_logs[label]:
+        fail(f"heap policy {label}", heap_logs[label])
+if open(f"{TMP}/heap_kept.json", "rb").read() != open(f"{TMP}/heap_user.json", "rb").read():
+    fail("heap policy", "the report depends on the heap policy")
+else:
+    print("ok heap policy")
+
 # A failed run leaves no report file behind.
 bad = f"{TMP}/bad.json"
 run(["analyze", LIN, "--calib", f"{G}/calib_wrong_shape.pt", "-o", bad])

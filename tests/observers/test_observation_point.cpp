@@ -277,3 +277,27 @@ TEST_CASE("add_repeated equals n float64 additions one by one, also where roundi
   }
   CHECK(rounded > 100);  // cases where the shortcut would be wrong were tried
 }
+
+// The fused weight noise against torch's fake_quantize functions: the same fake-quantized values, so the
+// same sums (float64 here, against float64 sums of torch's float32 differences).
+TEST_CASE("weight quantization noise equals torch's fake_quantize per tensor and per channel") {
+  at::manual_seed(12);
+  for (const at::Tensor& w : {at::randn({64, 3, 3, 3}), at::randn({768, 3072}) * 0.02, at::randn({10, 1}),
+                              at::cat({at::zeros({1, 50}), at::randn({5, 50}).exp()}), at::randn({7})}) {
+    CAPTURE(w.sizes());
+    const auto got = weight_quantization_noise(w);
+    REQUIRE(got);
+    auto sums = [&](const at::Tensor& fq) {
+      const at::Tensor d = (w - fq).to(at::kDouble);
+      return (d * d).sum().item<double>();
+    };
+    const double signal = w.to(at::kDouble).square().sum().item<double>();
+    CHECK(got->signal == doctest::Approx(signal).epsilon(1e-6));
+    CHECK(got->noise_per_tensor == doctest::Approx(sums(fake_quantize_weight(w, false))).epsilon(1e-6));
+    CHECK(got->noise_per_channel == doctest::Approx(sums(fake_quantize_weight(w, true))).epsilon(1e-6));
+  }
+  at::Tensor bad = at::randn({4, 4});
+  bad[1][2] = std::numeric_limits<float>::infinity();
+  CHECK(!weight_quantization_noise(bad));  // torch's path decides what a non-finite weight gives
+  CHECK(!weight_quantization_noise(at::randn({4, 4}).to(at::kDouble)));
+}
