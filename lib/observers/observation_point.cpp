@@ -1,3 +1,5 @@
+#include <ATen/Parallel.h>
+
 #include <cmath>
 #include <limits>
 #include <set>
@@ -202,6 +204,21 @@ void ObservationPoint::observe(const at::Tensor& x) {
   at::Tensor xf = x.detach().to(at::kFloat);
   if (xf.is_cpu()) {
     xf = xf.contiguous();
+    if (impl_->histogram && !impl_->axes.empty() && xf.numel() < 2 * kParallelGrainValues &&
+        at::get_num_threads() > 1 && !at::in_parallel_region()) {
+      // A small activation, which the kernels read on one thread: its channel statistics and its
+      // histogram side by side on two instead (the histogram then finds its own range, the same one).
+      // The two touch disjoint state and thread-local scratch.
+      at::parallel_for(0, 2, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t task = begin; task < end; ++task) {
+          if (task == 0)
+            impl_->observe_cpu(xf);
+          else
+            impl_->histogram->observe(xf);
+        }
+      });
+      return;
+    }
     const auto seen = impl_->observe_cpu(xf);
     if (impl_->histogram) impl_->histogram->observe(xf, seen);
     return;

@@ -301,3 +301,31 @@ TEST_CASE("weight quantization noise equals torch's fake_quantize per tensor and
   CHECK(!weight_quantization_noise(bad));  // torch's path decides what a non-finite weight gives
   CHECK(!weight_quantization_noise(at::randn({4, 4}).to(at::kDouble)));
 }
+
+// Below the parallel grain, two threads take a point's channel statistics and its histogram side by
+// side; the results are one thread's, whatever ran where.
+TEST_CASE("a small activation's statistics and histogram, side by side on two threads, equal one thread's") {
+  auto run = [](int threads) {
+    at::set_num_threads(threads);
+    at::manual_seed(13);
+    ObservationPoint p;
+    p.want_range();
+    p.want_minmax(1);
+    p.want_percentile(1, 0.975f);
+    p.want_histogram();
+    for (int b = 0; b < 6; ++b) p.observe(at::randn({1, 16, 20, 20}) * (1 + b % 3));
+    p.finalize();
+    return p;
+  };
+  ObservationPoint one = run(1), two = run(2);
+  at::set_num_threads(1);
+  CHECK(two.calls() == one.calls());
+  CHECK(two.minmax(1)->min == one.minmax(1)->min);
+  CHECK(two.minmax(1)->max == one.minmax(1)->max);
+  CHECK(two.percentile(1, 0.975f)->avg_ratio == one.percentile(1, 0.975f)->avg_ratio);
+  CHECK(two.range()->avg_range == one.range()->avg_range);
+  CHECK(two.histogram()->histogram == one.histogram()->histogram);
+  CHECK(two.histogram()->sum_squares == one.histogram()->sum_squares);
+  CHECK(two.histogram()->max_val == one.histogram()->max_val);
+  CHECK(!one.histogram()->histogram.empty());
+}
