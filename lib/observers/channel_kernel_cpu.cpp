@@ -522,7 +522,7 @@ void channel_stats_interleaved(const float* data, int64_t outer, int64_t channel
     for (int64_t i = 0; i < n; ++i) {
       const int64_t c = c0 + i;
       if (redo[i]) continue;
-      float* lo = windows ? &windows->lo[r * channels + c] : nullptr;
+      float* lo = windows && nr ? &windows->lo[r * channels + c] : nullptr;  // no windows without ranks
       iv.learnt[i] = nr && lo && !std::isnan(*lo);
       if (!nr)
         iv.bounds[i] = Bounds{kInf, -kInf, 0.0};  // min and max only: nothing between the bounds
