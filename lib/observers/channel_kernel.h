@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <vector>
 
 namespace qreport::observers {
@@ -19,6 +20,23 @@ inline float canonical(float v) { return v + 0.0f; }
 // the second thread pays (mobilenet_v2 at 300 x 1x3x64x64, observers' time: 0.87 s at 64 Ki values per
 // task, 0.79-0.80 s at 16 Ki, 0.78-0.81 s at 8 Ki).
 constexpr int64_t kParallelGrainValues = int64_t{1} << 14;
+
+// A float buffer that grows to the largest size asked of it and never shrinks, uninitialised: its users
+// write every value they read (the per-batch path then allocates nothing after the largest batch).
+class GrowingBuffer {
+ public:
+  float* get(int64_t n) {
+    if (n > capacity_) {
+      data_.reset(new float[n]);
+      capacity_ = n;
+    }
+    return data_.get();
+  }
+
+ private:
+  std::unique_ptr<float[]> data_;
+  int64_t capacity_ = 0;
+};
 
 // Results for one batch, indexed by channel; kth holds one row of C values per rank (rank-major).
 // A channel holding a NaN gets NaN for min, max and every rank (as amin/amax/quantile give).

@@ -319,15 +319,8 @@ int64_t sample_size(int64_t m) {
 
 struct Scratch {
   std::vector<float> sample, radix;
-  std::unique_ptr<float[]> inside;  // uninitialised: only the values written are read
-  int64_t inside_capacity = 0;
-  float* inside_for(int64_t m) {
-    if (m > inside_capacity) {
-      inside.reset(new float[m]);
-      inside_capacity = m;
-    }
-    return inside.get();
-  }
+  GrowingBuffer inside;
+  float* inside_for(int64_t m) { return inside.get(m); }
 };
 
 // Bounds [a, b] that very likely hold the k-th value: order statistics of an evenly spaced sample around
@@ -488,15 +481,7 @@ struct Interleaved {
   std::vector<Bounds> bounds;
   std::vector<Scan> scans;
   std::vector<char> learnt, overflow;
-  std::unique_ptr<float[]> inside;  // uninitialised: only the values written are read
-  int64_t capacity = 0;
-  float* regions(int64_t n) {
-    if (n > capacity) {
-      inside.reset(new float[n]);
-      capacity = n;
-    }
-    return inside.get();
-  }
+  GrowingBuffer inside;
 };
 
 // channel_stats for channels [c0, c1) of an [outer, C, inner] tensor, scanned in memory order: the
@@ -511,7 +496,7 @@ void channel_stats_interleaved(const float* data, int64_t outer, int64_t channel
   // Room for a window's inside values with a wide margin, plus one run: a run is scanned whole before
   // its channel's count is checked.
   const int64_t region = std::max<int64_t>(kDirectSelect, m / 8) + inner;
-  float* inside = iv.regions(n * region);
+  float* inside = iv.inside.get(n * region);
   std::vector<char> redo(static_cast<size_t>(n), 0);
   iv.bounds.resize(n);
   iv.scans.resize(n);

@@ -35,15 +35,7 @@ struct ObservationPoint::Impl {
   std::vector<int64_t> ranks;
   std::vector<PercentileObserver*> accepted;
   std::map<int, RankWindows> windows;  // per channel axis
-  std::unique_ptr<float[]> reordered;  // a reordered copy of the batch; grows to the largest, never shrinks
-  int64_t reordered_size = 0;
-  float* reordered_buffer(int64_t n) {
-    if (n > reordered_size) {
-      reordered.reset(new float[n]);  // uninitialised: every value is written before it is read
-      reordered_size = n;
-    }
-    return reordered.get();
-  }
+  GrowingBuffer reordered;  // a reordered copy of the batch
   // Host copies, filled by finalize().
   std::optional<RangeSummary> range_summary;
   std::map<int, MinMaxSummary> minmax_summary;
@@ -108,11 +100,11 @@ void ObservationPoint::Impl::for_each_axis(const at::Tensor& x, bool cpu, F&& fn
     } else if (v.inner > 1 && m <= kSmallChannel && rows_kernel_applies(m, ranks)) {
       // Many small channels (late layers, small images): one transposed copy and the rows kernel,
       // eight channels per instruction, instead of a selection call per channel.
-      float* dst = reordered_buffer(x.numel());
+      float* dst = reordered.get(x.numel());
       to_channels_last(v.data, v.outer, v.c, v.inner, dst);
       v = AxisView{x, dst, m, v.c, 1, true, v.windows};
     } else if (v.inner < kMinRun && v.outer > 1) {
-      float* dst = reordered_buffer(x.numel());
+      float* dst = reordered.get(x.numel());
       to_channels_first(v.data, v.outer, v.c, v.inner, dst);
       v = AxisView{x, dst, 1, v.c, m, false, v.windows};
     }
