@@ -299,14 +299,7 @@ void scan_runs(const float* p, int64_t len, float a, float b, Scan& c, float* in
 
 Scan scan(const Channel& ch, float a, float b, float* inside) {
   Scan c;
-#if defined(QREPORT_HAVE_AVX2_SCAN)
-  static const bool avx2 = __builtin_cpu_supports("avx2");
-  if (avx2) {
-    ch.for_each_run([&](const float* p, int64_t len) { scan_run_avx2(p, len, a, b, c, inside); });
-    return c;
-  }
-#endif
-  ch.for_each_run([&](const float* p, int64_t len) { scan_run(p, len, a, b, c, inside); });
+  ch.for_each_run([&](const float* p, int64_t len) { scan_runs(p, len, a, b, c, inside); });
   return c;
 }
 
@@ -381,6 +374,14 @@ struct Window {
   float* hi;
   float* half;
 };
+Window window_of(RankWindows& w, int64_t r, int64_t channels, int64_t c) {
+  const int64_t i = r * channels + c;
+  return {&w.lo[i], &w.hi[i], &w.half[i]};
+}
+
+// The next window's half width after a scan that held the rank: a little narrower than a learnt one
+// (so that about one batch in ten misses), or a fraction of the sample's margin after a sample.
+double held_half(bool learnt, double half) { return learnt ? half - half / 16 : half * kFirstWindow; }
 
 // The next batch's window around rank k, from this batch's scan with bounds [a, b] that held it: the
 // values at ranks k -/+ d, selected among the inside values (partitioned around k - le_a when
@@ -434,16 +435,13 @@ void channel_stats(const Channel& ch, const std::vector<int64_t>& ranks, Scratch
       float* inside = s.inside_for(m);
       Scan c = scan(ch, bounds.a, bounds.b, inside);
       Place place = place_of(k, c);
-      double half = learnt ? bounds.half : bounds.half * kFirstWindow;
-      if (learnt && !c.nan) {
-        if (place == Place::kMiss) {
-          bounds = sample_bounds(ch, k, s.sample);
-          c = scan(ch, bounds.a, bounds.b, inside);
-          place = place_of(k, c);
-          half = std::min(0.5, std::max(2 * half, bounds.half));  // missed: twice as wide
-        } else {
-          half -= half / 16;  // held: a little narrower, so that about one batch in ten misses
-        }
+      double half = held_half(learnt, bounds.half);
+      if (learnt && !c.nan && place == Place::kMiss) {
+        const double missed = bounds.half;
+        bounds = sample_bounds(ch, k, s.sample);
+        c = scan(ch, bounds.a, bounds.b, inside);
+        place = place_of(k, c);
+        half = std::min(0.5, std::max(2 * missed, bounds.half));  // missed: twice as wide
       }
       mn = c.mn;
       mx = c.mx;
@@ -480,7 +478,7 @@ constexpr int64_t kInterleaveBelow = 4096;
 struct Interleaved {
   std::vector<Bounds> bounds;
   std::vector<Scan> scans;
-  std::vector<char> learnt, overflow;
+  std::vector<char> learnt, overflow, redo;
   GrowingBuffer inside;
 };
 
@@ -497,7 +495,8 @@ void channel_stats_interleaved(const float* data, int64_t outer, int64_t channel
   // its channel's count is checked.
   const int64_t region = std::max<int64_t>(kDirectSelect, m / 8) + inner;
   float* inside = iv.inside.get(n * region);
-  std::vector<char> redo(static_cast<size_t>(n), 0);
+  std::vector<char>& redo = iv.redo;  // 1: channel_stats does it again; 2: done (NaN)
+  redo.assign(static_cast<size_t>(n), 0);
   iv.bounds.resize(n);
   iv.scans.resize(n);
   iv.learnt.resize(n);
@@ -507,12 +506,12 @@ void channel_stats_interleaved(const float* data, int64_t outer, int64_t channel
     for (int64_t i = 0; i < n; ++i) {
       const int64_t c = c0 + i;
       if (redo[i]) continue;
-      float* lo = windows && nr ? &windows->lo[r * channels + c] : nullptr;  // no windows without ranks
-      iv.learnt[i] = nr && lo && !std::isnan(*lo);
+      const Window w = windows && nr ? window_of(*windows, r, channels, c) : Window{};  // none without ranks
+      iv.learnt[i] = w.lo && !std::isnan(*w.lo);
       if (!nr)
         iv.bounds[i] = Bounds{kInf, -kInf, 0.0};  // min and max only: nothing between the bounds
       else if (iv.learnt[i])
-        iv.bounds[i] = Bounds{*lo, windows->hi[r * channels + c], windows->half[r * channels + c]};
+        iv.bounds[i] = Bounds{*w.lo, *w.hi, *w.half};
       else
         iv.bounds[i] = sample_bounds(Channel{data + c * inner, outer, inner, channels * inner}, k, s.sample);
       iv.scans[i] = Scan{};
@@ -538,7 +537,7 @@ void channel_stats_interleaved(const float* data, int64_t outer, int64_t channel
       if (sc.nan) {
         out.min[c] = out.max[c] = kNaN;
         for (int64_t q = 0; q < nr; ++q) out.kth[q * channels + c] = kNaN;
-        redo[i] = 2;  // done: NaN everywhere
+        redo[i] = 2;
         continue;
       }
       out.min[c] = sc.mn;
@@ -556,13 +555,11 @@ void channel_stats_interleaved(const float* data, int64_t outer, int64_t channel
             : place == Place::kB ? canonical(b.b)
                                  : nth_in_place(mine, sc.inside, k - sc.le_a);
       if (windows && nr <= kMaxWindowRanks) {
-        const Window w{&windows->lo[r * channels + c], &windows->hi[r * channels + c],
-                       &windows->half[r * channels + c]};
-        const double half = iv.learnt[i] ? b.half - b.half / 16 : b.half * kFirstWindow;
+        const Window w = window_of(*windows, r, channels, c);
         if (iv.overflow[i])
           *w.lo = kNaN;  // its inside values are lost: draw a sample next time
         else
-          learn_window(w, sc, k, m, b.a, b.b, mine, place == Place::kInside, half);
+          learn_window(w, sc, k, m, b.a, b.b, mine, place == Place::kInside, held_half(iv.learnt[i], b.half));
       }
     }
   }
@@ -572,7 +569,7 @@ void channel_stats_interleaved(const float* data, int64_t outer, int64_t channel
     if (redo[i] != 1) continue;
     const int64_t c = c0 + i;
     for (int64_t r = 0; learn && r < nr; ++r) {
-      w[r] = Window{&windows->lo[r * channels + c], &windows->hi[r * channels + c], &windows->half[r * channels + c]};
+      w[r] = window_of(*windows, r, channels, c);
       *w[r].lo = kNaN;  // channel_stats then draws a sample, as after any miss
     }
     channel_stats(Channel{data + c * inner, outer, inner, channels * inner}, ranks, s, out.min[c], out.max[c],
@@ -616,8 +613,7 @@ void channel_stats_cpu(const float* data, int64_t outer, int64_t channels, int64
     Window w[kMaxWindowRanks];
     const bool learn = windows && nr <= kMaxWindowRanks;
     for (int64_t c = begin; c < end; ++c) {
-      for (int64_t r = 0; learn && r < nr; ++r)
-        w[r] = Window{&windows->lo[r * channels + c], &windows->hi[r * channels + c], &windows->half[r * channels + c]};
+      for (int64_t r = 0; learn && r < nr; ++r) w[r] = window_of(*windows, r, channels, c);
       channel_stats(Channel{data + c * inner, outer, inner, channels * inner}, ranks, scratch, out.min[c],
                     out.max[c], out.kth.data() + c, channels, learn ? w : nullptr);
     }

@@ -68,10 +68,9 @@ void MinMaxObserver::update(const float* bmin, const float* bmax, int64_t c) {
   }
   float* mn = min_.data();
   float* mx = max_.data();
-  for (int64_t i = 0; i < c; ++i) {  // at::minimum / at::maximum propagate NaN
-    const float a = mn[i], b = bmin[i], x = mx[i], y = bmax[i];
-    mn[i] = (a != a || b != b) ? kNaN : (b < a ? b : a);
-    mx[i] = (x != x || y != y) ? kNaN : (y > x ? y : x);
+  for (int64_t i = 0; i < c; ++i) {
+    mn[i] = nan_min(mn[i], bmin[i]);
+    mx[i] = nan_max(mx[i], bmax[i]);
   }
 }
 

@@ -71,8 +71,8 @@ Scratch& scratch() {
   return s;
 }
 
-// Sum of squares of one block, with moments_block's float arithmetic (below), so that a sum taken
-// alongside the histogram equals the one moments() takes.
+// Sum of squares of one block (float32 lanes, then float64), the one arithmetic of both moments() and
+// the sum taken alongside the histogram, so that the two are the same number.
 float squares_block(const float* p, int64_t m) {
   float ss = 0.0f;
   for (int64_t k = 0; k < m; ++k) ss += p[k] * p[k];
@@ -175,41 +175,35 @@ struct Moments {
 };
 
 Moments moments_block(const float* p, int64_t m) {
-  float mn = p[0], mx = p[0], ss = 0.0f;
+  float mn = p[0], mx = p[0];
   for (int64_t k = 0; k < m; ++k) {
     const float v = p[k];
     mn = v < mn ? v : mn;
     mx = v > mx ? v : mx;
-    ss += v * v;
   }
-  return {mn, mx, ss};
+  return {mn, mx, squares_block(p, m)};  // the block is in L1: a second loop costs little
 }
 
 #if defined(__x86_64__)
 __attribute__((target("avx2"))) Moments moments_block_avx2(const float* p, int64_t m) {
-  __m256 mn = _mm256_set1_ps(p[0]), mx = mn, ss = _mm256_setzero_ps();
+  __m256 mn = _mm256_set1_ps(p[0]), mx = mn;
   int64_t k = 0;
   for (; k + 8 <= m; k += 8) {
     const __m256 v = _mm256_loadu_ps(p + k);
     mn = _mm256_min_ps(mn, v);
     mx = _mm256_max_ps(mx, v);
-    ss = _mm256_add_ps(ss, _mm256_mul_ps(v, v));
   }
-  alignas(32) float a[8], b[8], c[8];
+  alignas(32) float a[8], b[8];
   _mm256_store_ps(a, mn);
   _mm256_store_ps(b, mx);
-  _mm256_store_ps(c, ss);
-  Moments r{a[0], b[0], 0.0};
+  Moments r{a[0], b[0], squares_block_avx2(p, m)};
   for (int i = 0; i < 8; ++i) {
     r.min = std::min(r.min, a[i]);
     r.max = std::max(r.max, b[i]);
-    r.sum_squares += c[i];
   }
-  if (k < m) {
-    const Moments t = moments_block(p + k, m - k);
-    r.min = std::min(r.min, t.min);
-    r.max = std::max(r.max, t.max);
-    r.sum_squares += t.sum_squares;
+  for (; k < m; ++k) {
+    r.min = std::min(r.min, p[k]);
+    r.max = std::max(r.max, p[k]);
   }
   return r;
 }
@@ -339,10 +333,6 @@ void HistogramObserver::observe(const at::Tensor& x_in, const std::optional<std:
   s_.max_val = cmax;
 }
 
-// _combine_histograms without materialising the upsampled grid (kBins * downsample_rate floats, which
-// PyTorch allocates): the old bins, each repeated kUpsampleRate times from start_idx, are summed in
-// float64 in the same sequential order as torch.cumsum, and read at every downsample_rate-th position.
-// `fresh` (this batch's histogram on the combined range) receives the interpolated old counts.
 namespace {
 
 // Exponent of the lowest set bit of a finite, non-zero double; floor(log2 |x|) of a normal one. From the
@@ -377,6 +367,10 @@ double add_repeated(double acc, double v, int64_t n) {
   return acc;
 }
 
+// _combine_histograms without materialising the upsampled grid (kBins * downsample_rate floats, which
+// PyTorch allocates): the old bins, each repeated kUpsampleRate times from start_idx, are summed in
+// float64 in the same sequential order as torch.cumsum, and read at every downsample_rate-th position.
+// `fresh` (this batch's histogram on the combined range) receives the interpolated old counts.
 void HistogramObserver::combine(std::vector<float>& fresh, int64_t downsample_rate, int64_t start_idx) {
   const std::vector<float>& old = s_.histogram;
   const int64_t end = start_idx + kBins * kUpsampleRate;  // one past the last upsampled position

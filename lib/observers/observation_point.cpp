@@ -3,7 +3,6 @@
 #include <cmath>
 #include <limits>
 #include <set>
-#include <memory>
 
 #include "observers/channel_kernel.h"
 #include "observers/stat_observers.h"
@@ -127,14 +126,10 @@ std::optional<std::pair<float, float>> ObservationPoint::Impl::observe_cpu(const
     for (size_t r = 0; r < accepted.size(); ++r)
       accepted[r]->update(batch.min.data(), batch.kth.data() + r * c, batch.max.data(), c);
     if (!seen) {
-      float mn = std::numeric_limits<float>::infinity(), mx = -mn;
+      float mn = kInf, mx = -kInf;
       for (int64_t i = 0; i < c; ++i) {
-        if (std::isnan(batch.min[i])) {
-          mn = mx = kNaN;
-          break;
-        }
-        mn = std::min(mn, batch.min[i]);
-        mx = std::max(mx, batch.max[i]);
+        mn = nan_min(mn, batch.min[i]);
+        mx = nan_max(mx, batch.max[i]);
       }
       seen.emplace(mn, mx);
     }

@@ -86,28 +86,16 @@ std::optional<WeightNoise> weight_quantization_noise(const at::Tensor& w) {
   const at::Tensor wc = w.contiguous();
   const float* p = wc.data_ptr<float>();
   const int64_t channels = w.size(0), m = w.numel() / channels;
-  // Pass 1: per-channel min and max (PerChannelMinMaxObserver(ch_axis=0)); the tensor's are theirs.
-  std::vector<float> cmin(channels), cmax(channels);
-  std::vector<char> bad(channels, 0);
+  // Pass 1: per-channel min and max (PerChannelMinMaxObserver(ch_axis=0)) by the channel kernel; the
+  // tensor's are theirs. An infinite min or max, or a NaN one (a NaN anywhere in the channel), leaves
+  // the weight to torch's path.
+  ChannelBatchStats mm;
+  channel_stats_cpu(p, 1, channels, m, {}, mm);
+  for (int64_t c = 0; c < channels; ++c)
+    if (!std::isfinite(mm.min[c]) || !std::isfinite(mm.max[c])) return std::nullopt;
+  const float tmin = *std::min_element(mm.min.begin(), mm.min.end());
+  const float tmax = *std::max_element(mm.max.begin(), mm.max.end());
   const int64_t grain = std::max<int64_t>(1, kParallelGrainValues / std::max<int64_t>(m, 1));
-  at::parallel_for(0, channels, grain, [&](int64_t b, int64_t e) {
-    for (int64_t c = b; c < e; ++c) {
-      float mn = kInf, mx = -kInf;
-      bool nonfinite = false;
-      for (int64_t i = 0; i < m; ++i) {
-        const float v = p[c * m + i];
-        mn = v < mn ? v : mn;
-        mx = v > mx ? v : mx;
-        nonfinite |= !(v - v == 0.0f);  // NaN or infinity
-      }
-      cmin[c] = mn;
-      cmax[c] = mx;
-      bad[c] = nonfinite;
-    }
-  });
-  if (std::any_of(bad.begin(), bad.end(), [](char b) { return b != 0; })) return std::nullopt;  // torch's path
-  const float tmin = *std::min_element(cmin.begin(), cmin.end());
-  const float tmax = *std::max_element(cmax.begin(), cmax.end());
   const float st = symmetric_qparams(tmin, tmax, kQMin, kQMax).scale;
   // Pass 2: per channel, summed in channel order afterwards (the same sums whatever the thread count).
   std::vector<Sums> sums(channels);
@@ -116,7 +104,7 @@ std::optional<WeightNoise> weight_quantization_noise(const at::Tensor& w) {
     static const bool avx2 = __builtin_cpu_supports("avx2");
 #endif
     for (int64_t c = b; c < e; ++c) {
-      const float sc = symmetric_qparams(cmin[c], cmax[c], kQMin, kQMax).scale;
+      const float sc = symmetric_qparams(mm.min[c], mm.max[c], kQMin, kQMax).scale;
 #if defined(QREPORT_HAVE_AVX2_NOISE)
       if (avx2) {
         noise_avx2(p + c * m, m, st, sc, sums[c]);
