@@ -4,6 +4,7 @@
 //   qreport_bench_baseline MODEL.pt CALIB.pt THREADS [cpu|cuda[:N]] [--keep-freed-memory]
 // --keep-freed-memory: qreport's heap policy (lib/common/heap.h), for the ratio of the analysis alone;
 // without it, the C library's defaults, as a user's program has them.
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 #include <torch/script.h>
@@ -12,7 +13,6 @@
 #include <chrono>
 #include <fstream>
 #include <iostream>
-#include <iterator>
 #include <string>
 
 #include "common/heap.h"
@@ -31,8 +31,11 @@ int main(int argc, char** argv) {
     c10::Device device(argc > 4 ? argv[4] : "cpu");
     torch::jit::Module model = torch::jit::load(argv[1], device);
     model.eval();
-    std::ifstream in(argv[2], std::ios::binary);
-    std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (device.is_cuda()) at::globalContext().setAllowTF32CuDNN(false);  // float32 convolutions, as qreport
+    std::ifstream in(argv[2], std::ios::binary | std::ios::ate);  // the file in one read
+    std::vector<char> bytes(static_cast<size_t>(in.tellg()));
+    in.seekg(0);
+    in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     c10::IValue archive = torch::pickle_load(bytes);
     c10::InferenceMode guard;
     const auto start = std::chrono::steady_clock::now();

@@ -4,24 +4,25 @@ inputs of bench/make_inputs.py: interleaved runs, whole-process wall time and pe
 one Markdown table on stdout.
 
     /usr/bin/python3 bench/run.py --inputs DIR --qreport build/qreport --baseline build/qreport_bench_baseline
-                                  [--threads N] [--reps R] [--modelreport] [--device cpu|cuda] [--all]
+                                  [--threads N] [--reps R] [--modelreport] [--device cpu|cuda] [--all] [--keep-logs DIR]
 
 --all: the four CPU cases of the performance goals (resnet18, mobilenet_v2, ViT-B/16 and mobilenet_v2 with
 300 small batches; bench/make_inputs.py --models resnet18,mobilenet_v2,vit_b_16,mobilenet_v2_small), each
 against its goal, with PyTorch's ModelReport timed beside the CNNs (--modelreport-reps runs, default 1: it
 takes 10-20x longer and is context, not the measured ratio).
 
-Interleaving (baseline, baseline with qreport's heap policy, qreport, ModelReport, baseline, ...) spreads
+Interleaving (baseline, qreport, baseline with qreport's heap policy, ModelReport, baseline, ...) spreads
 drift of the machine evenly over all of them. The load+instrument figure comes from qreport's own stage
 log (-v).
 
-Two baselines: the goal's, plain LibTorch inference with the C library's heap defaults (what a user's
+Two baselines on the CPU: the goal's, plain LibTorch inference with the C library's heap defaults (what a user's
 program does), and the same with qreport's heap policy (--keep-freed-memory, lib/common/heap.h), whose
 ratio is the cost of the analysis alone: qreport's policy also speeds up the inference it runs.
 """
 import argparse
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -38,7 +39,7 @@ def timed(cmd, stderr_path):
     """Whole-process wall time (s) and peak RSS (MiB) of one run; raises when it fails."""
     with open(stderr_path, "w") as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(cmd, stdout=err, stderr=err)  # the baseline's forward_s line too
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:
@@ -73,6 +74,7 @@ def main():
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--keep-logs", metavar="DIR", help="copy each model's last qreport -v log (stage times) here")
     p.add_argument("--modelreport", action="store_true", help="also time PyTorch's ModelReport (slow)")
     p.add_argument("--modelreport-reps", type=int, default=None,
                    help="ModelReport runs per model (default: --reps; 1 with --all)")
@@ -97,15 +99,16 @@ def main():
         model, calib = os.path.join(d, "model.pt"), os.path.join(d, "calib.pt")
         cmds = {
             "baseline": [a.baseline, model, calib, str(a.threads), a.device],
-            "baseline_heap": [a.baseline, model, calib, str(a.threads), a.device, "--keep-freed-memory"],
             "qreport": [a.qreport, "analyze", model, "--calib", calib, "--detectors", "all", "--device", a.device,
                         "--threads", str(a.threads), "--format", "json", "-o", os.path.join(tmp, "r.json"), "-v"],
         }
+        if a.device == "cpu":  # a GPU's activations are not on the host heap: no second baseline there
+            cmds["baseline_heap"] = [a.baseline, model, calib, str(a.threads), a.device, "--keep-freed-memory"]
         if a.modelreport and os.path.exists(os.path.join(d, "fx_model.pth")):  # no FX model for ViT
             cmds["modelreport"] = ["/usr/bin/python3", os.path.join(HERE, "modelreport.py"), d, str(a.threads)]
         times = {k: [] for k in cmds}
         rss = {k: [] for k in cmds}
-        setup = []
+        setup, calibrate, forward = [], [], []
         for rep in range(a.reps):
             for k, cmd in cmds.items():
                 if k == "modelreport" and rep >= a.modelreport_reps:
@@ -116,14 +119,22 @@ def main():
                 rss[k].append(r)
                 if k == "qreport":
                     setup.append(stage_seconds(open(log).read(), ["load", "instrument"]))
+                    calibrate.append(stage_seconds(open(log).read(), ["calibrate"]))
+                elif k == "baseline":
+                    m = re.search(r"forward_s ([0-9.]+)", open(log).read())
+                    forward.append(float(m.group(1)) if m else float("nan"))
+        if a.keep_logs:
+            os.makedirs(a.keep_logs, exist_ok=True)
+            shutil.copy(os.path.join(tmp, "qreport.log"), os.path.join(a.keep_logs, name + "-qreport.log"))
         # Memory against the number of batches: the same run on the first half of the batches.
         half = [c for c in cmds["qreport"]] + ["--max-batches", str(max(1, count_batches(calib) // 2))]
         rss_half = max(timed(half, os.path.join(tmp, "half.log"))[1] for _ in range(2))
         med = {k: statistics.median(v) for k, v in times.items()}
         pair = [q / b for q, b in zip(times["qreport"], times["baseline"])]  # each rep's interleaved pair
         row = {"model": name, "baseline_s": med["baseline"], "qreport_s": med["qreport"],
-               "ratio": med["qreport"] / med["baseline"], "heap_s": med["baseline_heap"],
-               "heap_ratio": med["qreport"] / med["baseline_heap"], "spread": (min(pair), max(pair)), "setup_s": statistics.median(setup),
+               "ratio": med["qreport"] / med["baseline"], "heap_s": med.get("baseline_heap", float("nan")),
+               "heap_ratio": med["qreport"] / med.get("baseline_heap", float("nan")), "spread": (min(pair), max(pair)), "setup_s": statistics.median(setup),
+               "calibrate_s": statistics.median(calibrate), "forward_s": statistics.median(forward),
                "rss_baseline": max(rss["baseline"]), "rss_qreport": max(rss["qreport"]), "rss_half": rss_half}
         if "modelreport" in med:
             row["modelreport_s"] = med["modelreport"]
@@ -139,9 +150,9 @@ def main():
     goals = a.device == "cpu" and any(r["model"] in GOALS for r in rows)
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if mr else "") + ("---|" if goals else ""))
     for r in rows:
-        line = "| %s | %.3f | %.3f | **%.2fx** | %.2f-%.2f | %.3f | %.2fx | %.3f | %.0f | %.0f (%.0f) |" % (
-            r["model"], r["baseline_s"], r["qreport_s"], r["ratio"], r["spread"][0], r["spread"][1], r["heap_s"],
-            r["heap_ratio"], r["setup_s"],
+        heap = "- | -" if r["heap_s"] != r["heap_s"] else "%.3f | %.2fx" % (r["heap_s"], r["heap_ratio"])  # NaN: GPU
+        line = "| %s | %.3f | %.3f | **%.2fx** | %.2f-%.2f | %s | %.3f | %.0f | %.0f (%.0f) |" % (
+            r["model"], r["baseline_s"], r["qreport_s"], r["ratio"], r["spread"][0], r["spread"][1], heap, r["setup_s"],
             r["rss_baseline"], r["rss_qreport"], r["rss_half"])
         if mr:
             line += " %.2f | %.1fx |" % (r["modelreport_s"], r["mr_ratio"]) if "mr_ratio" in r else " - | - |"
@@ -151,6 +162,10 @@ def main():
         print(line)
     print("\n%d interleaved runs each, medians; %d threads; device %s; BLAS %s (baseline and qreport)."
           % (a.reps, a.threads, a.device, blas[a.baseline]))
+    # The batch loop alone, without process start, loading and the report: where per-batch costs show.
+    print("Batch loop alone (medians): " + "; ".join(
+        "%s %.3f s in qreport's calibrate stage against %.3f s of the baseline's forward passes (%.2fx)"
+        % (r["model"], r["calibrate_s"], r["forward_s"], r["calibrate_s"] / max(r["forward_s"], 1e-9)) for r in rows) + ".")
     if mr and a.modelreport_reps < a.reps:
         print("ModelReport: %d run(s) per model." % a.modelreport_reps)
 

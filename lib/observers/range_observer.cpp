@@ -33,7 +33,9 @@ void RangeObserver::observe(const at::Tensor& x) {
   } else {
     min_t_ = at::minimum(min_t_, mn);
     max_t_ = at::maximum(max_t_, mx);
-    avg_t_ = (avg_t_ * n_ + (mx - mn)) / (n_ + 1);
+    // The divisor as a tensor on x's device: CUDA divides by a host scalar as a multiplication by its
+    // reciprocal, one rounding off the CPU's (and ModelReport's) true division.
+    avg_t_ = (avg_t_ * n_ + (mx - mn)) / at::full({}, static_cast<double>(n_ + 1), mn.options());
   }
   ++n_;
 }

@@ -1,5 +1,6 @@
 #include "pipeline/analyze.h"
 
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 #include <c10/core/InferenceMode.h>
@@ -47,6 +48,10 @@ c10::Device parse_device(const std::string& name) {
       throw UsageError("--device " + name + ": this machine has " + std::to_string(count) + " CUDA GPU" +
                        (count == 1 ? "" : "s") + " (cuda:0" + (count > 1 ? "..cuda:" + std::to_string(count - 1) : "") + ")");
     if (!dev.has_index()) dev = c10::Device(c10::kCUDA, 0);
+    // IEEE float32 convolutions: PyTorch lets cuDNN use TF32 (10-bit mantissa) by default, which moves
+    // activations by ~1e-3 relative, and the statistics would no longer be the float32 model's (nor the
+    // CPU's). Matmuls are float32 already by default ("highest" precision).
+    at::globalContext().setAllowTF32CuDNN(false);
 #endif
     return dev;
   }

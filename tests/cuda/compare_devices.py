@@ -5,8 +5,15 @@ The error detector's histogram-based values follow HistogramObserver's search, w
 difference in the activations (cuDNN against oneDNN) can stop one step apart: its SQNRs within 0.25 dB
 (the estimate's own bound), its ranges within rel 5e-2, its zero points within 1, and its recommendation
 (and the mapping's histogram observer) free where the CPU's gain lies within 0.25 dB of the bound.
+Deep models take RTOL (e.g. 1e-2 for resnet18 and mobilenet_v2): cuDNN and oneDNN sum each convolution in
+a different order, and through 20-50 layers the activations themselves drift apart, most visibly in the
+statistics of channels whose values are near zero (a minimum, a percentile ratio over a tiny median). Their
+numbers are then compared norm-wise, each against the largest magnitude of its array (the usual test for
+results of different summation orders), percentile ratios within 5 x RTOL (a ratio of two order statistics
+is ill-conditioned where the median is small: resnet18's layer4.1.relu channel 502 gave 150.23 on the CPU
+and 147.87 on an H200, 1.6e-2), and the borderline band for booleans widens to RTOL.
 Exits 77 (ctest: skipped) where qreport cannot use CUDA (no GPU, or a LibTorch without CUDA).
-Usage: compare_devices.py QREPORT FIXTURE_DIR"""
+Usage: compare_devices.py QREPORT FIXTURE_DIR [RTOL]"""
 import json
 import math
 import subprocess
@@ -14,6 +21,9 @@ import sys
 import tempfile
 
 QREPORT, DIR = sys.argv[1:3]
+RTOL = float(sys.argv[3]) if len(sys.argv) > 3 else None  # None: elementwise, rel 1e-4
+BAND = RTOL or 1e-4
+worst = [0.0, ""]  # the largest difference seen, relative to its scale, and where
 tmp = tempfile.mkdtemp()
 
 
@@ -33,18 +43,25 @@ cpu, gpu = report("cpu"), report("cuda")
 problems = []
 
 
-def close(a, b):
+def close(a, b, scale, path):
     if a is None or b is None:
         return a is b
-    return math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-6)
+    if RTOL is None:
+        return math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-6)
+    if math.isinf(a) or math.isinf(b):
+        return a == b
+    rel = abs(a - b) / max(scale, 1e-6)
+    if rel > worst[0]:
+        worst[:] = [rel, path]
+    return rel <= (5 * RTOL if "percentile_ratios[" in path else RTOL)
 
 
 def near(value, threshold):
-    return value is not None and abs(value - threshold) <= 1e-4 * max(1.0, abs(threshold))
+    return value is not None and abs(value - threshold) <= BAND * max(1.0, abs(threshold))
 
 
 def borderline(det, options, fields, key, index):
-    """Whether the boolean fields[key][index] is decided by a value within 1e-4 of its threshold."""
+    """Whether the boolean fields[key][index] is decided by a value within BAND of its threshold."""
     pick = (lambda v: v[index] if index is not None else v)
     if key == "outliers_detected":
         return near(pick(fields["outlier_detection_percentile_ratios"]), options["ratio_threshold"])
@@ -56,7 +73,7 @@ def borderline(det, options, fields, key, index):
     return False
 
 
-def walk(a, b, path, ctx):
+def walk(a, b, path, ctx, scale=None):
     if isinstance(a, dict):
         if list(a) != list(b):
             problems.append(f"{path}: keys differ")
@@ -67,8 +84,9 @@ def walk(a, b, path, ctx):
         if len(a) != len(b):
             problems.append(f"{path}: lengths {len(a)} vs {len(b)}")
             return
+        finite = [abs(x) for x in a if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)]
         for i, (x, y) in enumerate(zip(a, b)):
-            walk(x, y, f"{path}[{i}]", ctx + [i])
+            walk(x, y, f"{path}[{i}]", ctx + [i], max(finite, default=None))
     elif isinstance(a, bool) or isinstance(b, bool):
         if a != b:
             det, fqn, key = ctx[0], ctx[1], ctx[2]
@@ -77,7 +95,7 @@ def walk(a, b, path, ctx):
             if not borderline(det, d["options"], d["modules"][fqn], key, idx):
                 problems.append(f"{path}: {a} vs {b}")
     elif isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        if not close(a, b):
+        if not close(a, b, scale if scale is not None else abs(a), path):
             problems.append(f"{path}: {a} vs {b}")
     elif a != b and not path.endswith(".device") and not path.endswith(".report"):
         problems.append(f"{path}: {a!r} vs {b!r}")
@@ -124,5 +142,7 @@ for fqn, q in cpu["qconfig_mapping"].items():
         problems.append(f"qconfig_mapping.{fqn}: missing on cuda")
     elif q != g and not any(u == fqn or u.startswith(fqn + ".") for u in unsure):
         problems.append(f"qconfig_mapping.{fqn}: {q} vs {g}")
+if RTOL is not None:
+    print(f"largest difference, relative to its array's largest magnitude: {worst[0]:.2e} ({worst[1]})")
 print("\n".join(problems[:40]) or f"ok: cuda report equals cpu report for {DIR}")
 sys.exit(1 if problems else 0)

@@ -28,18 +28,20 @@ ObservationPoint run(const std::vector<at::Tensor>& batches, const at::Device& d
   return p;
 }
 
+bool same(float a, float b) { return a == b || (std::isnan(a) && std::isnan(b)); }
+
 bool same(const std::vector<float>& a, const std::vector<float>& b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i)
-    if (!(a[i] == b[i] || (std::isnan(a[i]) && std::isnan(b[i])))) return false;
+    if (!same(a[i], b[i])) return false;
   return true;
 }
 
 void check_equal(const std::vector<at::Tensor>& batches) {
   ObservationPoint cpu = run(batches, at::kCPU), gpu = run(batches, at::Device(at::kCUDA, 0));
-  CHECK(cpu.range()->avg_range == gpu.range()->avg_range);
-  CHECK(cpu.range()->epoch_min == gpu.range()->epoch_min);
-  CHECK(cpu.range()->epoch_max == gpu.range()->epoch_max);
+  CHECK(same(cpu.range()->avg_range, gpu.range()->avg_range));
+  CHECK(same(cpu.range()->epoch_min, gpu.range()->epoch_min));
+  CHECK(same(cpu.range()->epoch_max, gpu.range()->epoch_max));
   CHECK(same(cpu.minmax(1)->min, gpu.minmax(1)->min));
   CHECK(same(cpu.minmax(1)->max, gpu.minmax(1)->max));
   for (float q : {0.975f, 0.5f}) {

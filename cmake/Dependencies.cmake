@@ -1,0 +1,75 @@
+# CLI11, nlohmann/json, spdlog and doctest: through their CMake packages where those are installed (Debian's
+# -dev packages), else from their headers alone. The GPU machines have the headers but not always the
+# packages' CMake files, and a failed configure there costs a whole device session.
+
+# An INTERFACE target named `target` over the folder holding `header`, unless the package defined it.
+function(qreport_headers_target target header)
+  if(TARGET ${target})
+    return()
+  endif()
+  string(MAKE_C_IDENTIFIER "QREPORT_${target}_INCLUDE" var)
+  find_path(${var} ${header})
+  if(NOT ${var})
+    message(FATAL_ERROR "qreport: neither a CMake package nor the header ${header} was found for ${target}")
+  endif()
+  add_library(${target} INTERFACE IMPORTED GLOBAL)
+  set_target_properties(${target} PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${${var}}")
+  message(STATUS "qreport: ${target} from its headers in ${${var}}")
+endfunction()
+
+find_package(CLI11 CONFIG QUIET)
+qreport_headers_target(CLI11::CLI11 CLI/CLI.hpp)
+find_package(nlohmann_json CONFIG QUIET)
+qreport_headers_target(nlohmann_json::nlohmann_json nlohmann/json.hpp)
+
+find_package(spdlog CONFIG QUIET)
+if(NOT TARGET spdlog::spdlog)
+  # Header-only spdlog, with its bundled fmt where it has one, else fmt's package or fmt header-only.
+  qreport_headers_target(spdlog::spdlog spdlog/spdlog.h)
+  set_property(TARGET spdlog::spdlog APPEND PROPERTY INTERFACE_COMPILE_DEFINITIONS SPDLOG_HEADER_ONLY)
+  find_path(QREPORT_SPDLOG_BUNDLED_FMT spdlog/fmt/bundled/core.h)
+  if(NOT QREPORT_SPDLOG_BUNDLED_FMT)
+    set_property(TARGET spdlog::spdlog APPEND PROPERTY INTERFACE_COMPILE_DEFINITIONS SPDLOG_FMT_EXTERNAL)
+    find_package(fmt CONFIG QUIET)
+    if(TARGET fmt::fmt)
+      set_property(TARGET spdlog::spdlog APPEND PROPERTY INTERFACE_LINK_LIBRARIES fmt::fmt)
+    else()
+      qreport_headers_target(qreport_fmt_headers fmt/format.h)
+      set_property(TARGET spdlog::spdlog APPEND PROPERTY INTERFACE_LINK_LIBRARIES qreport_fmt_headers)
+      set_property(TARGET spdlog::spdlog APPEND PROPERTY INTERFACE_COMPILE_DEFINITIONS FMT_HEADER_ONLY)
+    endif()
+  endif()
+endif()
+
+if(QREPORT_BUILD_TESTS)
+  find_package(doctest CONFIG QUIET)
+  qreport_headers_target(doctest::doctest doctest/doctest.h)
+endif()
+
+# PyTorch's Python wheels ship their own fmt (v12 in 2.11) in torch/include, which LibTorch's include path
+# puts ahead of the system folders: a system spdlog built against the system's fmt then compiles against
+# the wheel's and fails. A folder holding only a link to the fmt that spdlog was built with, put first on
+# qreport_core's include path (lib/CMakeLists.txt), makes every <fmt/...> that one.
+set(QREPORT_FMT_PIN_DIR "")
+set(_spdlog_fmt "")
+foreach(_t fmt::fmt qreport_fmt_headers)
+  if(TARGET ${_t} AND NOT _spdlog_fmt)
+    get_target_property(_dirs ${_t} INTERFACE_INCLUDE_DIRECTORIES)
+    foreach(_d ${_dirs})
+      if(EXISTS "${_d}/fmt/format.h" AND NOT _spdlog_fmt)
+        set(_spdlog_fmt "${_d}")
+      endif()
+    endforeach()
+  endif()
+endforeach()
+if(_spdlog_fmt)
+  foreach(_d ${TORCH_INCLUDE_DIRS})
+    if(EXISTS "${_d}/fmt/format.h" AND NOT _d STREQUAL _spdlog_fmt)
+      set(QREPORT_FMT_PIN_DIR "${CMAKE_BINARY_DIR}/fmt-pin")
+      file(MAKE_DIRECTORY "${QREPORT_FMT_PIN_DIR}")
+      file(CREATE_LINK "${_spdlog_fmt}/fmt" "${QREPORT_FMT_PIN_DIR}/fmt" SYMBOLIC)
+      message(STATUS "qreport: LibTorch ships its own fmt (${_d}); spdlog's fmt from ${_spdlog_fmt} comes first")
+      break()
+    endif()
+  endforeach()
+endif()
