@@ -18,6 +18,7 @@
 #include "instrumentation/instrumentation.h"
 #include "model/model.h"
 #include "observers/observers.h"
+#include "pipeline/observe_worker.h"
 #include "pipeline/plan.h"
 #include "pipeline/simulate.h"
 #include "stats/stats.h"
@@ -356,7 +357,10 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job) {
     }
   };
   auto& points = plan.points();
-  instrumentation::ObserveSink sink = [&points](int64_t id, const at::Tensor& x) { points[id].observe(x); };
+  // Small activations are observed on a thread of their own while the model runs on (observe_worker.h).
+  ObserveSchedule schedule([&points](int64_t id, const at::Tensor& x) { points[id].observe(x); }, points.size(),
+                           device.is_cpu());
+  instrumentation::ObserveSink sink = [&schedule](int64_t id, const at::Tensor& x) { schedule.observe(id, x); };
   FiniteCheck finite(model, archive.size());
   {
     c10::InferenceMode inference;
@@ -373,11 +377,16 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job) {
         throw ModelError("the model's forward failed on calibration batch " + std::to_string(i) + ": " +
                          root_cause_line(e.what()));
       }
+      schedule.batch_done();
       archive.release(i);
       if (job) job->beat(static_cast<int64_t>(k + 1));
       if (o.on_batch) o.on_batch(k + 1, mine.size());
     }
   }
+  schedule.finish();
+  if (schedule.split())
+    spdlog::debug("small activations: the model ran on {} thread(s) after the first batch, their observers on one",
+                  at::get_num_threads() - 1);
   finite.finish();
   clock.lap("calibrate");
   for (auto& p : points) p.finalize();

@@ -1,0 +1,155 @@
+#include "pipeline/observe_worker.h"
+
+#include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace qreport::pipeline {
+namespace {
+// Activations up to 128 Ki values go to the worker (above that the observer kernels run on every core, on
+// the calling thread), and a run uses one only where none is larger; at most 16 Mi values (64 MiB of
+// copies) wait for it.
+constexpr int64_t kWorkerMaxValues = int64_t{1} << 17;
+constexpr int64_t kQueuedValues = int64_t{1} << 24;
+}  // namespace
+
+ObserveWorker::ObserveWorker(Observe observe, size_t points, int64_t max_values, int64_t max_queued_values)
+    : observe_(std::move(observe)), max_values_(max_values), max_queued_values_(max_queued_values), spare_(points) {
+  thread_ = std::thread([this] { run(); });
+}
+
+ObserveWorker::~ObserveWorker() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+    queue_.clear();
+  }
+  wake_.notify_one();
+  thread_.join();
+}
+
+at::Tensor ObserveWorker::buffer_for(int64_t id, const at::Tensor& x) {
+  auto& spare = spare_[static_cast<size_t>(id)];
+  while (!spare.empty()) {
+    at::Tensor t = std::move(spare.back());
+    spare.pop_back();
+    if (t.sizes() == x.sizes()) return t;  // a shape the point no longer has is dropped
+  }
+  return at::empty(x.sizes(), x.options().memory_format(c10::MemoryFormat::Contiguous));
+}
+
+void ObserveWorker::observe(int64_t id, const at::Tensor& x) {
+  const bool small = x.is_cpu() && x.scalar_type() == at::kFloat && x.is_contiguous() && x.numel() <= max_values_ &&
+                     id >= 0 && static_cast<size_t>(id) < spare_.size();
+  if (!small) {  // observed here, with every core, after what is queued (each point keeps its order)
+    drain();
+    if (!failed_) observe_(id, x);
+    return;
+  }
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (queued_values_ + x.numel() > max_queued_values_ && !queue_.empty()) {
+    ++waiting_;
+    done_.wait(lock, [&] { return queued_values_ + x.numel() <= max_queued_values_ || queue_.empty() || error_; });
+    --waiting_;
+  }
+  if (error_) return;
+  at::Tensor copy = buffer_for(id, x);
+  lock.unlock();
+  std::memcpy(copy.data_ptr(), x.data_ptr(), static_cast<size_t>(x.numel()) * sizeof(float));
+  lock.lock();
+  queued_values_ += x.numel();
+  queue_.push_back({id, std::move(copy)});
+  const bool was_idle = !busy_ && queue_.size() == 1;
+  lock.unlock();
+  if (was_idle) wake_.notify_one();
+}
+
+void ObserveWorker::drain() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  ++waiting_;
+  done_.wait(lock, [this] { return (queue_.empty() && !busy_) || error_; });
+  --waiting_;
+  failed_ = error_ != nullptr;
+}
+
+void ObserveWorker::check() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (error_) std::rethrow_exception(error_);
+}
+
+void ObserveWorker::run() {
+  // Behind inference: the model's threads (the caller and its OpenMP team) win a contended core, and this
+  // thread uses the time they leave. Its observer kernels run on this thread alone (a parallel region
+  // opened from here would start a second OpenMP team on the same cores).
+  setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 10);
+  at::init_num_threads();
+#ifdef _OPENMP
+  omp_set_num_threads(1);
+#endif
+  c10::InferenceMode inference;
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    wake_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+    if (stop_) return;
+    Item item = std::move(queue_.front());
+    queue_.pop_front();
+    busy_ = true;
+    lock.unlock();
+    try {
+      if (!error_) observe_(item.id, item.copy);  // error_ is written by this thread alone
+    } catch (...) {
+      lock.lock();
+      error_ = std::current_exception();
+      lock.unlock();
+    }
+    lock.lock();
+    busy_ = false;
+    queued_values_ -= item.copy.numel();
+    spare_[static_cast<size_t>(item.id)].push_back(std::move(item.copy));
+    if (waiting_ > 0) done_.notify_all();
+  }
+}
+
+ObserveSchedule::ObserveSchedule(ObserveWorker::Observe observe, size_t points, bool allowed)
+    : observe_(std::move(observe)), points_(points), threads_(at::get_num_threads()),
+      decided_(!allowed || threads_ < 2) {}
+
+ObserveSchedule::~ObserveSchedule() {
+  worker_.reset();
+  if (at::get_num_threads() != threads_) at::set_num_threads(threads_);
+}
+
+void ObserveSchedule::observe(int64_t id, const at::Tensor& x) {
+  if (worker_) return worker_->observe(id, x);
+  largest_ = std::max(largest_, x.numel());
+  observe_(id, x);
+}
+
+void ObserveSchedule::batch_done() {
+  if (worker_) worker_->check();
+  if (decided_) return;
+  decided_ = true;
+  if (largest_ > kWorkerMaxValues) return;
+  at::set_num_threads(threads_ - 1);
+  split_ = true;
+  worker_ = std::make_unique<ObserveWorker>(observe_, points_, kWorkerMaxValues, kQueuedValues);
+}
+
+void ObserveSchedule::finish() {
+  if (worker_) {
+    worker_->drain();
+    worker_->check();
+  }
+  worker_.reset();
+  if (at::get_num_threads() != threads_) at::set_num_threads(threads_);
+}
+
+}  // namespace qreport::pipeline
