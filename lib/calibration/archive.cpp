@@ -1,4 +1,5 @@
 #include <caffe2/serialize/inline_container.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <torch/csrc/jit/serialization/unpickler.h>
 

@@ -1,5 +1,8 @@
 // Turns the unpickled archive object into batches of forward arguments.
 #include "calibration/calibration.h"
+
+#include <ATen/core/ivalue.h>
+
 #include "common/errors.h"
 
 namespace qreport::calibration {

@@ -3,6 +3,8 @@
 // default_weight_observer and default_per_channel_weight_observer quantize it) and of its input on the
 // calibration data (quint8 affine with the backend's reduce_range, for MinMaxObserver's range and for
 // the range HistogramObserver would choose). PyTorch's ModelReport has no such detector.
+#include <ATen/ATen.h>
+
 #include <algorithm>
 #include <cmath>
 

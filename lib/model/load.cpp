@@ -1,4 +1,5 @@
 #include <sys/stat.h>
+#include <torch/script.h>
 
 #include <fstream>
 

@@ -8,6 +8,7 @@
 // times scale (an integer of eight bits times a float32 is exact in float64, so the float32 product
 // torch stores equals this one). The differences w - fq(w) are float32 as torch's tensors are; their
 // squares are summed in float64.
+#include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>

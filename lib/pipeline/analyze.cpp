@@ -2,7 +2,9 @@
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
+#include <spdlog/spdlog.h>
 #include <torch/cuda.h>
+#include <torch/script.h>
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>

@@ -1,5 +1,6 @@
 #include "pipeline/observe_worker.h"
 
+#include <ATen/Functions.h>
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 #include <sys/resource.h>

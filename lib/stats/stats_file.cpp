@@ -2,6 +2,7 @@
 // statistics are stored as Python floats (float64 holds every float32 exactly) or float32 tensors, so a
 // round trip gives back the same bits.
 #include <torch/csrc/jit/serialization/pickle.h>
+#include <ATen/ATen.h>
 
 #include <cmath>
 
