@@ -117,11 +117,12 @@ def main():
                 w, r = timed(cmd, log)
                 times[k].append(w)
                 rss[k].append(r)
+                text = open(log).read()
                 if k == "qreport":
-                    setup.append(stage_seconds(open(log).read(), ["load", "instrument"]))
-                    calibrate.append(stage_seconds(open(log).read(), ["calibrate"]))
+                    setup.append(stage_seconds(text, ["load", "instrument"]))
+                    calibrate.append(stage_seconds(text, ["calibrate"]))
                 elif k == "baseline":
-                    m = re.search(r"forward_s ([0-9.]+)", open(log).read())
+                    m = re.search(r"forward_s ([0-9.]+)", text)
                     forward.append(float(m.group(1)) if m else float("nan"))
         if a.keep_logs:
             os.makedirs(a.keep_logs, exist_ok=True)

@@ -51,10 +51,6 @@ c10::Device parse_device(const std::string& name) {
       throw UsageError("--device " + name + ": this machine has " + std::to_string(count) + " CUDA GPU" +
                        (count == 1 ? "" : "s") + " (cuda:0" + (count > 1 ? "..cuda:" + std::to_string(count - 1) : "") + ")");
     if (!dev.has_index()) dev = c10::Device(c10::kCUDA, 0);
-    // IEEE float32 convolutions: PyTorch lets cuDNN use TF32 (10-bit mantissa) by default, which moves
-    // activations by ~1e-3 relative, and the statistics would no longer be the float32 model's (nor the
-    // CPU's). Matmuls are float32 already by default ("highest" precision).
-    at::globalContext().setAllowTF32CuDNN(false);
 #endif
     return dev;
   }
@@ -291,6 +287,10 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job) {
     throw UsageError("--simulate needs the error detector (its input statistics set the simulated quantizers): "
                      "add error to --detectors");
   c10::Device device = parse_device(o.device);
+  // IEEE float32 convolutions on a GPU: PyTorch lets cuDNN use TF32 (10-bit mantissa) by default, which
+  // moves activations by ~1e-3 relative, and the statistics would no longer be the float32 model's (nor
+  // the CPU's). Matmuls are float32 by default already ("highest" precision).
+  if (device.is_cuda()) at::globalContext().setAllowTF32CuDNN(false);
   set_threads(o.threads);
   StageClock clock;
 

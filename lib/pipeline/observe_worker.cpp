@@ -51,8 +51,7 @@ void ObserveWorker::observe(int64_t id, const at::Tensor& x) {
   const bool small = x.is_cpu() && x.scalar_type() == at::kFloat && x.is_contiguous() && x.numel() <= max_values_ &&
                      id >= 0 && static_cast<size_t>(id) < spare_.size();
   if (!small) {  // observed here, with every core, after what is queued (each point keeps its order)
-    drain();
-    if (!failed_) observe_(id, x);
+    if (drain()) observe_(id, x);
     return;
   }
   std::unique_lock<std::mutex> lock(mutex_);
@@ -73,12 +72,12 @@ void ObserveWorker::observe(int64_t id, const at::Tensor& x) {
   if (was_idle) wake_.notify_one();
 }
 
-void ObserveWorker::drain() {
+bool ObserveWorker::drain() {
   std::unique_lock<std::mutex> lock(mutex_);
   ++waiting_;
   done_.wait(lock, [this] { return (queue_.empty() && !busy_) || error_; });
   --waiting_;
-  failed_ = error_ != nullptr;
+  return !error_;
 }
 
 void ObserveWorker::check() {

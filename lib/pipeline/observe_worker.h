@@ -44,8 +44,8 @@ class ObserveWorker {
   // Called by the instrumented graph's observe op, on the thread running the model. Never throws the
   // worker's error (it would pass for the model's own): once there is one, activations are dropped.
   void observe(int64_t id, const at::Tensor& x);
-  // Waits until every queued activation has been observed, or the worker failed.
-  void drain();
+  // Waits until every queued activation has been observed, or the worker failed; false if it failed.
+  bool drain();
   // Rethrows the worker's first error, if any (between batches, outside the model's forward).
   void check();
 
@@ -68,7 +68,6 @@ class ObserveWorker {
   int waiting_ = 0;  // callers waiting on done_
   bool busy_ = false;  // the worker holds an item
   bool stop_ = false;
-  bool failed_ = false;  // the caller saw the error after a drain (the caller's thread only)
   std::exception_ptr error_;
   // Each point's copies the worker has finished with, reused so the per-batch path allocates nothing.
   std::vector<std::vector<at::Tensor>> spare_;

@@ -58,7 +58,7 @@ TEST_CASE("statistics through the worker equal the calling thread's, though the 
       w.observe(1, x);
       x.fill_(std::nanf(""));  // the buffer reused for the next layer
     }
-    w.drain();
+    CHECK(w.drain());
   }
   for (size_t i = 0; i < 2; ++i) {
     direct[i].finalize();
@@ -85,7 +85,7 @@ TEST_CASE("small activations go to the worker in order; large ones, and other dt
     w.observe(0, at::full({10}, 4, at::kLong));         // not float: on the caller too
     w.observe(0, at::full({10, 2}, 5.0f).t());          // not contiguous: on the caller too
     w.observe(0, at::full({10}, 6.0f));
-    w.drain();
+    CHECK(w.drain());
   }
   REQUIRE(seen.size() == 6);
   const std::vector<std::pair<int64_t, bool>> expected{{1, false}, {2, false}, {3, true}, {4, true}, {5, true},
@@ -101,10 +101,10 @@ TEST_CASE("the worker's error reaches the caller between batches, not inside the
   }, 1, 100, 1000);
   w.observe(0, at::full({4}, 1.0f));
   w.observe(0, at::full({4}, 2.0f));
-  w.drain();
+  CHECK_FALSE(w.drain());
   CHECK_NOTHROW(w.observe(0, at::full({4}, 3.0f)));    // dropped: the run fails anyway
   CHECK_NOTHROW(w.observe(0, at::full({400}, 4.0f)));  // not observed on the caller either
-  w.drain();
+  CHECK_FALSE(w.drain());
   CHECK_THROWS_WITH(w.check(), "observer failed on 2");
   CHECK(seen == std::vector<float>{1.0f, 2.0f});
 }
@@ -120,7 +120,7 @@ TEST_CASE("the queue holds at most max_queued_values; the caller waits beyond") 
     if (now > most) most = now;
     w.observe(0, at::full({100}, 1.0f));
   }
-  w.drain();
+  CHECK(w.drain());
   CHECK(pending == 0);
   // Two queued (200 values) plus the one being submitted: a third would exceed 250.
   CHECK(most <= 300);
