@@ -18,8 +18,8 @@ from torch.ao.quantization.fx._model_report.model_report import ModelReport  # n
 def main():
     d, threads = sys.argv[1], int(sys.argv[2])
     torch.set_num_threads(threads)
-    gm = torch.load(d + "/fx_model.pth")
-    batches = torch.load(d + "/calib.pt")
+    gm = torch.load(d + "/fx_model.pth", weights_only=False)  # a pickled GraphModule
+    batches = torch.load(d + "/calib.pt", weights_only=False)
     for m in gm.modules():
         m.qconfig = default_qconfig
     mr = ModelReport(gm, {PerChannelDetector("x86"), DynamicStaticDetector(), InputWeightEqualizationDetector(0.5),

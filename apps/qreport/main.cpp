@@ -12,6 +12,7 @@
 
 #include "common/errors.h"
 #include "common/heap.h"
+#include "common/libtorch_warnings.h"
 #include "common/output_file.h"
 #include "common/version.h"
 #include "detectors/detectors.h"
@@ -286,6 +287,7 @@ int main(int argc, char** argv) {
   auto logger = spdlog::stderr_color_mt("qreport");
   spdlog::set_default_logger(logger);
   spdlog::set_pattern("qreport: %l: %v");
+  route_libtorch_warnings_to_log();
   // A distributed job (torchrun, srun): progress and logs from rank 0 only, unless -v.
   std::optional<distributed::Env> job_env;
   try {

@@ -31,8 +31,8 @@ void check_readable_file(const std::string& path, const char* what) {
 
 std::string newer_pytorch_message(const std::string& path, const std::string& detail) {
   return "model '" + path + "' was saved by a newer PyTorch than this qreport's LibTorch " + libtorch_version() +
-         " reads (" + detail + "); build qreport against that PyTorch's "
-         "LibTorch (README, \"Two builds\")";
+         " reads (" + detail + "); qreport's default build (scripts/build) uses PyTorch 2.x's LibTorch, or build "
+         "against the LibTorch of the PyTorch that saved it (README, \"Two builds\")";
 }
 
 // A class outside torch.nn that nn.Linear's or nn.ConvNd's constructor built: the constants they declare
