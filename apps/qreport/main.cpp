@@ -306,7 +306,11 @@ int main(int argc, char** argv) {
     if (diff->parsed()) {
       if (max_drop_opt->count() && !(max_sqnr_drop >= 0) ) throw UsageError("--max-sqnr-drop must be a number >= 0");
       check_output_is_not_input(output, {diff_old, diff_new});
-      report::ReportDiff d = report::diff_reports(read_file(diff_old), read_file(diff_new), diff_old, diff_new);
+      const std::string old_text = read_file(diff_old), new_text = read_file(diff_new);
+      report::ReportDiff d = report::diff_reports(old_text, new_text, diff_old, diff_new);
+      if (max_drop_opt->count())  // a drop gate over reports without SQNR figures could never fail
+        for (const auto& [text, name] : {std::pair{&old_text, &diff_old}, std::pair{&new_text, &diff_new}})
+          if (std::string why = report::sqnr_drop_unevaluable(*text, *name); !why.empty()) throw UsageError(why);
       emit(output, diff_format == "json" ? report::to_json(d) : diff_format == "html" ? report::to_html(d)
                                                                                       : report::to_text(d));
       if (!quiet)
@@ -376,9 +380,7 @@ int main(int argc, char** argv) {
     o.per_channel.backend = backend;
     o.error.backend = backend;
     if (min_sqnr_opt->count()) o.error.min_sqnr_db = min_sqnr;
-    if (std::find(fail_on.begin(), fail_on.end(), "sqnr") != fail_on.end() && !min_sqnr_opt->count() &&
-        fail_on_arg != "all")
-      throw UsageError("--fail-on sqnr needs --min-sqnr DB (the bound a layer's SQNR must reach)");
+    report::check_gates_runnable(fail_on_arg, fail_on, o.detectors, detectors_arg, min_sqnr_opt->count() > 0);
     o.per_channel.weight_per_channel = qscheme == "per-channel";
     // Progress only for a person watching (stderr is a terminal); -v logs every batch instead.
     const bool show_progress = !quiet && !verbose && ::isatty(STDERR_FILENO);
@@ -408,6 +410,8 @@ int main(int argc, char** argv) {
     std::string text = format == "json" ? report::to_json(rep) : format == "html" ? report::to_html(rep)
                                                                                   : report::to_text(rep);
     emit(output, text);
+    // A gate whose detector judged no module cannot fail: refused, after the report that says why.
+    if (std::string why = report::unevaluated_gates(rep, fail_on); !why.empty()) throw UsageError(why);
     // The gate: one line per finding of a gated kind, then a summary line; exit 1.
     size_t gated = 0;
     for (const auto& f : report::findings(rep)) {
