@@ -29,7 +29,8 @@ constexpr const char* kExitCodes =
     "  0   success\n"
     "  1   findings of a kind named by --fail-on (the report is written first)\n"
     "  2   bad usage or bad input (unreadable or invalid model or archive, data that does not fit forward,\n"
-    "      invalid option, unwritable output)\n"
+    "      invalid option, unwritable output), or a --fail-on gate that cannot be evaluated (its detector not\n"
+    "      selected, sqnr without --min-sqnr, or its detector judged no module: the report is written first)\n"
     "  3   the model's forward failed during calibration\n"
     "  4   distributed analyze: another rank failed, vanished or differs, or the ranks could not meet\n"
     "  70  internal error (a bug in qreport: please report it)\n"
@@ -48,7 +49,7 @@ constexpr const char* kExitCodesDiff =
     "  0   success\n"
     "  1   a gate failed: --fail-on new-findings, or --max-sqnr-drop (the diff is written first)\n"
     "  2   bad usage or bad input (a file that is not a qreport JSON report of schema 1, invalid option,\n"
-    "      unwritable output)\n"
+    "      unwritable output), or --max-sqnr-drop on a report without SQNR figures\n"
     "  70  internal error (a bug in qreport: please report it)\n";
 
 bool progress_line_open = false;  // a "\rcalibrating..." line without its newline yet
