@@ -300,7 +300,9 @@ std::string overview_chart(const OverviewChart& ch) {
   // Each column's layer name is written under it, rotated: a column is at least kMinSlot wide (a line of
   // the 10px font), so that no two names overlap; past 66 layers the chart grows wider (and scrolls).
   constexpr double kMinSlot = 14;
-  constexpr size_t kMaxLabel = 48;  // longer names keep their end, which tells layers apart: "…blocks.11.mlp.0"
+  // Names are written whole up to kMaxLabel characters (ViT-B/16's longest, ...encoder_layer_11.self_attention.
+  // out_proj, has 55); longer ones keep their first and last 31, where the layers' indices usually are.
+  constexpr size_t kMaxLabel = 64;
   const size_t n = std::max<size_t>(ch.layers.size(), 1);
   const double slot = std::max(kMinSlot, (1040 - left - right) / static_cast<double>(n));
   const double W = left + right + slot * static_cast<double>(n);
@@ -313,10 +315,14 @@ std::string overview_chart(const OverviewChart& ch) {
     size_t chars = 0;  // UTF-8 code points, for the width
     for (unsigned char c : name) chars += (c & 0xC0) != 0x80;
     if (chars > kMaxLabel) {
-      size_t cut = name.size() - (kMaxLabel - 1);
-      while (cut < name.size() && (static_cast<unsigned char>(name[cut]) & 0xC0) == 0x80) ++cut;
-      name = "…" + name.substr(cut);
-      chars = kMaxLabel;
+      constexpr size_t kKeep = (kMaxLabel - 2) / 2;
+      size_t head = 0, tail = name.size();
+      for (size_t k = 0; k < kKeep; ++k) {  // kKeep code points from each end
+        do ++head; while (head < name.size() && (static_cast<unsigned char>(name[head]) & 0xC0) == 0x80);
+        do --tail; while (tail > 0 && (static_cast<unsigned char>(name[tail]) & 0xC0) == 0x80);
+      }
+      name = name.substr(0, head) + "…" + name.substr(tail);
+      chars = 2 * kKeep + 1;
     }
     longest = std::max(longest, chars);
     names.push_back(std::move(name));
@@ -386,14 +392,14 @@ std::string overview_chart(const OverviewChart& ch) {
   const double ly = H - 10;
   s += "<text x=\"" + num(left) + "\" y=\"" + num(ly) + "\" class=\"tk\">" + std::to_string(ch.layers.size()) +
        " layers in graph order (hover a column for its values)</text>";
-  s += "<circle cx=\"" + num(W - 390) + "\" cy=\"" + num(ly - 4) + "\" r=\"3.5\" fill=\"" + kWeight +
-       "\"/><text x=\"" + num(W - 382) + "\" y=\"" + num(ly) + "\" class=\"tk\">weight</text>";
-  s += "<circle cx=\"" + num(W - 330) + "\" cy=\"" + num(ly - 4) + "\" r=\"3.5\" fill=\"" + std::string(kOk) +
-       "\"/><text x=\"" + num(W - 322) + "\" y=\"" + num(ly) + "\" class=\"tk\">input</text>";
-  s += "<circle cx=\"" + num(W - 275) + "\" cy=\"" + num(ly - 4) + "\" r=\"3.5\" fill=\"#fff\" stroke=\"#444\"/><text x=\"" +
-       num(W - 267) + "\" y=\"" + num(ly) + "\" class=\"tk\">default</text>";
-  s += "<circle cx=\"" + num(W - 215) + "\" cy=\"" + num(ly - 4) + "\" r=\"3.5\" fill=\"#444\"/><text x=\"" +
-       num(W - 207) + "\" y=\"" + num(ly) + "\" class=\"tk\">recommended (best)</text>";
+  s += "<circle cx=\"" + num(left + 340) + "\" cy=\"" + num(ly - 4) + "\" r=\"3.5\" fill=\"" + kWeight +
+       "\"/><text x=\"" + num(left + 348) + "\" y=\"" + num(ly) + "\" class=\"tk\">weight</text>";
+  s += "<circle cx=\"" + num(left + 400) + "\" cy=\"" + num(ly - 4) + "\" r=\"3.5\" fill=\"" + std::string(kOk) +
+       "\"/><text x=\"" + num(left + 408) + "\" y=\"" + num(ly) + "\" class=\"tk\">input</text>";
+  s += "<circle cx=\"" + num(left + 455) + "\" cy=\"" + num(ly - 4) + "\" r=\"3.5\" fill=\"#fff\" stroke=\"#444\"/><text x=\"" +
+       num(left + 463) + "\" y=\"" + num(ly) + "\" class=\"tk\">default</text>";
+  s += "<circle cx=\"" + num(left + 515) + "\" cy=\"" + num(ly - 4) + "\" r=\"3.5\" fill=\"#444\"/><text x=\"" +
+       num(left + 523) + "\" y=\"" + num(ly) + "\" class=\"tk\">recommended (best)</text>";
   return s + "</svg>";
 }
 
