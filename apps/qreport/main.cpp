@@ -30,7 +30,8 @@ constexpr const char* kExitCodes =
     "  0   success\n"
     "  1   findings of a kind named by --fail-on (the report is written first)\n"
     "  2   bad usage or bad input (unreadable or invalid model or archive, data that does not fit forward,\n"
-    "      invalid option, unwritable output)\n"
+    "      invalid option, unwritable output), or a --fail-on gate that cannot be evaluated (its detector not\n"
+    "      selected, sqnr without --min-sqnr, or its detector judged no module: the report is written first)\n"
     "  3   the model's forward failed during calibration\n"
     "  4   distributed analyze: another rank failed, vanished or differs, or the ranks could not meet\n"
     "  70  internal error (a bug in qreport: please report it)\n"
@@ -49,7 +50,7 @@ constexpr const char* kExitCodesDiff =
     "  0   success\n"
     "  1   a gate failed: --fail-on new-findings, or --max-sqnr-drop (the diff is written first)\n"
     "  2   bad usage or bad input (a file that is not a qreport JSON report of schema 1, invalid option,\n"
-    "      unwritable output)\n"
+    "      unwritable output), or --max-sqnr-drop on a report without SQNR figures\n"
     "  70  internal error (a bug in qreport: please report it)\n";
 
 bool progress_line_open = false;  // a "\rcalibrating..." line without its newline yet
@@ -308,7 +309,11 @@ int main(int argc, char** argv) {
     if (diff->parsed()) {
       if (max_drop_opt->count() && !(max_sqnr_drop >= 0) ) throw UsageError("--max-sqnr-drop must be a number >= 0");
       check_output_is_not_input(output, {diff_old, diff_new});
-      report::ReportDiff d = report::diff_reports(read_file(diff_old), read_file(diff_new), diff_old, diff_new);
+      const std::string old_text = read_file(diff_old), new_text = read_file(diff_new);
+      report::ReportDiff d = report::diff_reports(old_text, new_text, diff_old, diff_new);
+      if (max_drop_opt->count())  // a drop gate over reports without SQNR figures could never fail
+        for (const auto& [text, name] : {std::pair{&old_text, &diff_old}, std::pair{&new_text, &diff_new}})
+          if (std::string why = report::sqnr_drop_unevaluable(*text, *name); !why.empty()) throw UsageError(why);
       emit(output, diff_format == "json" ? report::to_json(d) : diff_format == "html" ? report::to_html(d)
                                                                                       : report::to_text(d));
       if (!quiet)
@@ -378,9 +383,7 @@ int main(int argc, char** argv) {
     o.per_channel.backend = backend;
     o.error.backend = backend;
     if (min_sqnr_opt->count()) o.error.min_sqnr_db = min_sqnr;
-    if (std::find(fail_on.begin(), fail_on.end(), "sqnr") != fail_on.end() && !min_sqnr_opt->count() &&
-        fail_on_arg != "all")
-      throw UsageError("--fail-on sqnr needs --min-sqnr DB (the bound a layer's SQNR must reach)");
+    report::check_gates_runnable(fail_on_arg, fail_on, o.detectors, detectors_arg, min_sqnr_opt->count() > 0);
     o.per_channel.weight_per_channel = qscheme == "per-channel";
     // Progress only for a person watching (stderr is a terminal); -v logs every batch instead.
     const bool show_progress = !quiet && !verbose && ::isatty(STDERR_FILENO);
@@ -410,6 +413,8 @@ int main(int argc, char** argv) {
     std::string text = format == "json" ? report::to_json(rep) : format == "html" ? report::to_html(rep)
                                                                                   : report::to_text(rep);
     emit(output, text);
+    // A gate whose detector judged no module cannot fail: refused, after the report that says why.
+    if (std::string why = report::unevaluated_gates(rep, fail_on); !why.empty()) throw UsageError(why);
     // The gate: one line per finding of a gated kind, then a summary line; exit 1.
     size_t gated = 0;
     for (const auto& f : report::findings(rep)) {

@@ -150,6 +150,11 @@ struct OutlierOptions {
   double reference_percentile = 0.975;
   double fraction_batches_used_threshold = 0.95;
 };
+// A sparse channel: its reference percentile was 0 in some batch where its max was not (a channel after a
+// ReLU that is mostly zero). PyTorch's ratio max / 0 is inf, which nan_to_num makes FLT_MAX, so the batch
+// average of the ratio (after the detector's fix-ups) stays near FLT_MAX / batches_used or above: no real
+// ratio comes close. Such a ratio says nothing about outliers (docs/differences.md).
+bool is_sparse_channel(double ratio, int64_t batches_used);
 
 struct QuantizationErrorOptions {
   std::string backend = "x86";          // sets reduce_range as get_default_qconfig(backend) does

@@ -1,6 +1,7 @@
 // OutlierDetector (spec §4.4): per input channel of every leaf module, the average ratio of the max to
 // the reference percentile; a ratio above the threshold flags outliers.
 #include <cmath>
+#include <limits>
 
 #include "common/errors.h"
 #include "common/text.h"
@@ -41,6 +42,7 @@ class OutlierDetector : public Detector {
                  {"ch_axis", axes.option_value()}};
     const float q = static_cast<float>(o_.reference_percentile);
     std::string lines;
+    Value sparse = Value::object({});  // fqn -> its sparse channels (PyTorch flags them as outliers)
     for (const auto& node : model.tree().nodes()) {
       if (!targeted(node)) continue;
       const auto* point = stats.find(node.fqn, Side::Input);
@@ -58,6 +60,8 @@ class OutlierDetector : public Detector {
       Value ratios;
       ratios.type = Value::Type::List;
       std::vector<bool> outliers(channels), sufficient(channels);
+      Value sparse_here;
+      sparse_here.type = Value::Type::List;
       for (size_t c = 0; c < channels; ++c) {
         if (pct->batches_used[c] == 0) {
           // Never usable: PyTorch turns the 0 into 1/0 = inf and flags it; there is no ratio to judge.
@@ -69,9 +73,11 @@ class OutlierDetector : public Detector {
           if (p < 1) p = 1.0f / p;
           ratios.list.push_back(Value::number(p));
           outliers[c] = double(p) > o_.ratio_threshold;
+          if (is_sparse_channel(p, pct->batches_used[c])) sparse_here.list.push_back(Value::integer(int64_t(c)));
         }
         sufficient[c] = double(pct->batches_used[c]) / double(pct->batches) >= o_.fraction_batches_used_threshold;
       }
+      if (!sparse_here.list.empty()) sparse.members.emplace_back(node.fqn, std::move(sparse_here));
       r.modules.push_back({node.fqn,
                            {{"outlier_detection_channel_axis", Value::integer(pct->axis)},
                             {"outlier_detection_reference_percentile", Value::number(o_.reference_percentile)},
@@ -99,6 +105,7 @@ class OutlierDetector : public Detector {
               "occurred and why.\n");
       }
     }
+    r.summary = {{"sparse_channels", sparse}};
     r.text = "Outlier detection report: \n" +
              (lines.empty() ? std::string("There were no outliers found in the activations.\n")
                             : lines + "Note: outlier detection is only reliable for stationary distributions. We "
@@ -112,6 +119,11 @@ class OutlierDetector : public Detector {
 };
 
 }  // namespace
+
+bool is_sparse_channel(double ratio, int64_t batches_used) {
+  // Half of FLT_MAX leaves room for the float32 rounding of the running average over any number of batches.
+  return batches_used > 0 && ratio * double(batches_used) >= double(std::numeric_limits<float>::max()) / 2;
+}
 
 std::unique_ptr<Detector> make_outlier(const OutlierOptions& options) {
   if (!(options.reference_percentile >= 0.0 && options.reference_percentile <= 1.0))

@@ -1,3 +1,5 @@
+#include <algorithm>
+#include <cstdio>
 #include <string>
 
 #include "common/text.h"
@@ -28,6 +30,25 @@ const detectors::Fields* error_fields(const Report& report, const std::string& f
       for (const auto& m : res.modules)
         if (m.fqn == fqn) return &m.fields;
   return nullptr;
+}
+
+std::string four_digits(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4g", v);
+  return buf;
+}
+
+// The sparse channels of an outlier_detector module (detectors::is_sparse_channel), from its raw values.
+std::vector<size_t> sparse_channels(const detectors::Fields& fields) {
+  const auto* ratios = detectors::find_field(fields, "outlier_detection_percentile_ratios");
+  const auto* used = detectors::find_field(fields, "outlier_detection_batches_used");
+  std::vector<size_t> out;
+  if (!ratios || !used || ratios->list.size() != used->list.size()) return out;
+  for (size_t c = 0; c < ratios->list.size(); ++c)
+    if (number(&ratios->list[c]) && used->list[c].type == detectors::Value::Type::Int &&
+        detectors::is_sparse_channel(ratios->list[c].f, used->list[c].i))
+      out.push_back(c);
+  return out;
 }
 
 }  // namespace
@@ -62,13 +83,16 @@ std::vector<Finding> findings(const Report& report) {
           out.push_back({"equalization", m.fqn, "input-weight equalization is recommended for channel(s) " + channels});
       } else if (res.name == "outlier_detector") {
         // A channel flagged from too few usable batches (below --outlier-fraction-batches) is not
-        // evidence enough to fail a build on: only flagged channels with sufficient batches count.
+        // evidence enough to fail a build on: only flagged channels with sufficient batches count. A
+        // sparse channel (reference percentile 0) is flagged by PyTorch but is a note, not an outlier.
         const auto* flagged = detectors::find_field(m.fields, "outliers_detected");
         const auto* sufficient = detectors::find_field(m.fields, "outlier_detection_is_sufficient_batches");
+        const auto sparse = sparse_channels(m.fields);
         std::string channels;
         if (flagged && sufficient && flagged->list.size() == sufficient->list.size())
           for (size_t c = 0; c < flagged->list.size(); ++c)
-            if (is_true(&flagged->list[c]) && is_true(&sufficient->list[c]))
+            if (is_true(&flagged->list[c]) && is_true(&sufficient->list[c]) &&
+                std::find(sparse.begin(), sparse.end(), c) == sparse.end())
               channels += (channels.empty() ? "" : ", ") + std::to_string(c);
         if (!channels.empty()) {
           std::string detail = "outliers in channel(s) " + channels;
@@ -89,6 +113,31 @@ std::vector<Finding> findings(const Report& report) {
                              format_db(bound->f) + " dB" +
                              (by && by->type == detectors::Value::Type::String ? " (limited by its " + by->s + ")" : "")});
       }
+    }
+  }
+  return out;
+}
+
+// Sparse channels are listed with their max (the only number that means something for them), at most
+// kListed per module: a 512-channel layer after a ReLU can have hundreds; the JSON lists them all.
+std::vector<Finding> notes(const Report& report) {
+  constexpr size_t kListed = 8;
+  std::vector<Finding> out;
+  for (const auto& res : report.results) {
+    if (res.name != "outlier_detector") continue;
+    for (const auto& m : res.modules) {
+      const auto sparse = sparse_channels(m.fields);
+      if (sparse.empty()) continue;
+      const auto* max = detectors::find_field(m.fields, "input_activation_per_channel_max");
+      std::string detail = std::string(sparse.size() == 1 ? "sparse channel " : "sparse channels ");
+      for (size_t i = 0; i < sparse.size() && i < kListed; ++i) {
+        const size_t c = sparse[i];
+        const auto* mx = max && c < max->list.size() ? number(&max->list[c]) : nullptr;
+        detail += (i ? ", " : "") + std::to_string(c) + (mx ? " (max " + four_digits(mx->f) + ")" : "");
+      }
+      if (sparse.size() > kListed) detail += " and " + std::to_string(sparse.size() - kListed) + " more";
+      detail += ": reference percentile 0, so the max / percentile ratio is not an outlier measure (not gated)";
+      out.push_back({"sparse", m.fqn, detail});
     }
   }
   return out;

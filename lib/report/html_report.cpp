@@ -73,26 +73,81 @@ std::string modules_table(const detectors::DetectorResult& res) {
   return out + "</tbody></table></div>";
 }
 
-// Per-module charts only for modules with something to show (a flagged channel, a recommendation), at
-// most kMaxCharts per detector: the tables list every module, and a page of hundreds of charts is
-// neither readable nor small.
+// Per-module charts only for modules with a finding, at most kMaxCharts per detector: the rest are listed
+// in a table, and a page of hundreds of charts is neither readable nor small.
 constexpr size_t kMaxCharts = 12;
 
-bool any_true(const Value* v) {
-  if (!v) return false;
-  if (v->type == Value::Type::Bool) return v->b;
-  if (v->type == Value::Type::List)
-    for (const auto& x : v->list)
-      if (x.type == Value::Type::Bool && x.b) return true;
-  return false;
+// A finding's text for the page: lists of channel numbers with their consecutive runs as ranges ("0, 1,
+// 2, 3, 7" -> "0–3, 7"; an equalization finding on a 3072-feature layer lists every channel), and at most
+// kMaxDetail characters: the text and JSON reports have the whole of it.
+std::string compact_detail(const std::string& text) {
+  constexpr size_t kMaxDetail = 400;
+  std::string out;
+  size_t i = 0;
+  auto digits_at = [&](size_t p) {
+    size_t e = p;
+    while (e < text.size() && text[e] >= '0' && text[e] <= '9') ++e;
+    return e;
+  };
+  while (i < text.size()) {
+    const bool starts = text[i] >= '0' && text[i] <= '9' && (i == 0 || text[i - 1] == ' ');
+    if (!starts) {
+      out += text[i++];
+      continue;
+    }
+    // A list: numbers joined by ", ".
+    std::vector<long long> nums;
+    size_t p = i, end = i;
+    while (true) {
+      size_t e = digits_at(p);
+      if (e == p || e - p > 12 || (e < text.size() && text[e] != ',' && text[e] != ';' && text[e] != ' ' &&
+                                   text[e] != ')'))
+        break;
+      nums.push_back(std::stoll(text.substr(p, e - p)));
+      end = e;
+      if (text.compare(e, 2, ", ") != 0) break;
+      p = e + 2;
+    }
+    if (nums.size() < 3) {
+      out += text[i++];
+      continue;
+    }
+    for (size_t a = 0; a < nums.size();) {
+      size_t b = a;
+      while (b + 1 < nums.size() && nums[b + 1] == nums[b] + 1) ++b;
+      out += (a ? ", " : "") + std::to_string(nums[a]);
+      if (b >= a + 2) out += "–" + std::to_string(nums[b]);
+      else if (b == a + 1) out += ", " + std::to_string(nums[b]);
+      a = b + 1;
+    }
+    i = end;
+  }
+  if (out.size() > kMaxDetail) {
+    size_t cut = kMaxDetail;
+    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;
+    out = out.substr(0, cut) + "… (the text and JSON reports have all of it)";
+  }
+  return out;
 }
 
-std::string plots(const detectors::DetectorResult& res) {
-  std::string out;
+// The finding of `kind` for module fqn, or nullptr.
+const Finding* finding_of(const std::vector<Finding>& found, const std::string& kind, const std::string& fqn) {
+  for (const auto& f : found)
+    if (f.kind == kind && f.fqn == fqn) return &f;
+  return nullptr;
+}
+
+// Charts for the modules with a finding of `kind`, at most kMaxCharts; the rest as a table of their
+// findings, so that the page's height is bounded whatever the model.
+std::string plots(const detectors::DetectorResult& res, const std::vector<Finding>& found) {
+  std::string out, rest;
   size_t charts = 0, skipped = 0;
-  auto room = [&]() {
+  auto room = [&](const Finding* f) {
+    if (!f) return false;
     if (charts < kMaxCharts) return ++charts, true;
-    return ++skipped, false;
+    ++skipped;
+    rest += "<tr><td><code>" + escape(f->fqn) + "</code></td><td>" + escape(compact_detail(f->detail)) + "</td></tr>";
+    return false;
   };
   if (res.name == "dynamic_vs_static_detector") {
     svg::BarChart ch;
@@ -109,7 +164,7 @@ std::string plots(const detectors::DetectorResult& res) {
     if (!ch.values.empty()) out += "<figure>" + svg::bar_chart(ch) + "</figure>";
   } else if (res.name == "input_weight_equalization_detector") {
     for (const auto& m : res.modules) {
-      if (!any_true(find_field(m.fields, "input_weight_equalization_recommended")) || !room()) continue;
+      if (!room(finding_of(found, "equalization", m.fqn))) continue;
       svg::RangeSeries in{"input activation", "#1f77b4",
                           numbers(find_field(m.fields, "input_activation_per_channel_min")),
                           numbers(find_field(m.fields, "input_activation_per_channel_max"))};
@@ -119,7 +174,8 @@ std::string plots(const detectors::DetectorResult& res) {
     }
   } else if (res.name == "outlier_detector") {
     for (const auto& m : res.modules) {
-      if (!any_true(find_field(m.fields, "outliers_detected")) || !room()) continue;
+      // Only modules with outliers that count: sparse channels alone (reference percentile 0) are notes.
+      if (!room(finding_of(found, "outliers", m.fqn))) continue;
       svg::BarChart ch;
       ch.title = m.fqn + ": max / reference percentile, per channel";
       ch.y_label = "ratio (log)";
@@ -128,13 +184,20 @@ std::string plots(const detectors::DetectorResult& res) {
       ch.threshold = number(find_field(res.options, "ratio_threshold"));
       ch.threshold_label = "ratio threshold";
       ch.values = numbers(find_field(m.fields, "outlier_detection_percentile_ratios"));
+      // A sparse channel's ratio (about FLT_MAX) is max / 0: drawn as inf, so it does not scale the axis.
+      const auto used = numbers(find_field(m.fields, "outlier_detection_batches_used"));
+      for (size_t c = 0; c < ch.values.size() && c < used.size(); ++c)
+        if (ch.values[c] && used[c] && detectors::is_sparse_channel(*ch.values[c], static_cast<int64_t>(*used[c])))
+          ch.values[c] = INFINITY;
+      ch.inf_note = "reference percentile 0, not gated";
       for (size_t c = 0; c < ch.values.size(); ++c) ch.labels.push_back("ch " + std::to_string(c));
       out += "<figure>" + svg::bar_chart(ch) + "</figure>";
     }
   }
   if (skipped)
     out += "<p class=\"none\">" + std::to_string(skipped) + " more module" + (skipped == 1 ? "" : "s") +
-           " with findings: see the table.</p>";
+           " with findings, not plotted:</p><div class=\"scroll\"><table class=\"rest\"><thead><tr><th>module</th>"
+           "<th>finding</th></tr></thead><tbody>" + rest + "</tbody></table></div>";
   return out;
 }
 
@@ -229,6 +292,7 @@ std::string overview(const Report& r, const std::vector<Finding>& found) {
       l.markers.push_back(has);
       if (has) marks += (marks.empty() ? "" : ", ") + k;
     }
+    l.name = fqn;
     l.hover = fqn + ": weight " + db(l.weight_default) + " → " + db(l.weight_best) + " dB, input " +
               db(l.input_default) + " → " + db(l.input_best) + " dB" + (marks.empty() ? "" : "; findings: " + marks);
     rows += "<tr><td>" + std::to_string(++index) + "</td><td><code>" + escape(fqn) + "</code></td><td>" +
@@ -244,7 +308,7 @@ std::string overview(const Report& r, const std::vector<Finding>& found) {
            " dB</b> with default_qconfig, <b>" + db(r.simulation.configs[1].output_sqnr_db) +
            " dB</b> with the recommended mapping.";
   out += "</p>";
-  if (!ch.layers.empty()) out += "<figure>" + svg::overview_chart(ch) + "</figure>";
+  if (!ch.layers.empty()) out += "<figure class=\"scroll\">" + svg::overview_chart(ch) + "</figure>";
   out += "<details><summary>Per-layer table</summary><div class=\"scroll\"><table><thead><tr><th>#</th><th>layer</th>"
          "<th>weight SQNR dB (per-tensor → recommended)</th><th>input SQNR dB (min/max → recommended)</th>"
          "<th>layer SQNR dB</th><th>findings</th></tr></thead><tbody>" +
@@ -295,6 +359,27 @@ std::string simulation(const Report& r) {
   return out + "</tbody></table></details></section>";
 }
 
+// Findings with the same kind and text in one row that lists their modules (a transformer's 36 layers
+// with one per-channel sentence make one row), in the order of each group's first module.
+std::string grouped_table(const std::vector<Finding>& items) {
+  std::vector<std::pair<const Finding*, std::vector<std::string>>> groups;
+  for (const auto& f : items) {
+    auto it = std::find_if(groups.begin(), groups.end(), [&](const auto& g) {
+      return g.first->kind == f.kind && g.first->detail == f.detail;
+    });
+    if (it == groups.end()) groups.push_back({&f, {}}), it = groups.end() - 1;
+    it->second.push_back(f.fqn.empty() ? "(root)" : f.fqn);
+  }
+  std::string out = "<table class=\"findings\"><thead><tr><th>kind</th><th>modules</th><th>detail</th></tr></thead><tbody>";
+  for (const auto& [f, fqns] : groups) {
+    std::string cell = fqns.size() > 1 ? std::to_string(fqns.size()) + " modules: " : "";
+    for (size_t i = 0; i < fqns.size(); ++i) cell += (i ? ", " : "") + std::string("<code>") + escape(fqns[i]) + "</code>";
+    out += "<tr><td>" + escape(f->kind) + "</td><td>" + cell + "</td><td>" + escape(compact_detail(f->detail)) +
+           "</td></tr>";
+  }
+  return out + "</tbody></table>";
+}
+
 const char* kStyle =
     "body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}"
     "h1{font-size:1.5em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}"
@@ -311,7 +396,9 @@ const char* kStyle =
 std::string to_html(const Report& r) {
   std::string out = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>qreport: " +
                     escape(r.model_path) + "</title><style>" + kStyle + "</style></head><body>\n";
-  out += "<h1>qreport " QREPORT_VERSION "</h1><table id=\"summary\"><tbody>";
+  // The heading names the model (a printed page or a tab among several says which model it is about).
+  out += "<h1>Quantization report: <code>" + escape(r.model_path) + "</code></h1><p class=\"none\">qreport " +
+         QREPORT_VERSION + "</p><table id=\"summary\"><tbody>";
   out += "<tr><th>model</th><td><code>" + escape(r.model_path) + "</code> (" + std::to_string(r.model_modules) +
          " modules)</td></tr><tr><th>sha256</th><td><code>" + r.model_sha256 + "</code></td></tr>";
   out += "<tr><th>calibration</th><td><code>" + escape(r.calib_path) + "</code>, " + std::to_string(r.batches) +
@@ -322,15 +409,9 @@ std::string to_html(const Report& r) {
   out += worst_layers(r);
   out += simulation(r);
   out += "\n<section id=\"findings\"><h2>Findings</h2>";
-  if (found.empty()) {
-    out += "<p class=\"none\">No findings.</p>";
-  } else {
-    out += "<table><thead><tr><th>kind</th><th>module</th><th>detail</th></tr></thead><tbody>";
-    for (const auto& f : found)
-      out += "<tr><td>" + escape(f.kind) + "</td><td><code>" + escape(f.fqn) + "</code></td><td>" + escape(f.detail) +
-             "</td></tr>";
-    out += "</tbody></table>";
-  }
+  out += found.empty() ? "<p class=\"none\">No findings.</p>" : grouped_table(found);
+  const auto noted = notes(r);
+  if (!noted.empty()) out += "<h3>Notes (no gate acts on these)</h3>" + grouped_table(noted);
   out += "</section>\n<h2>Detector details</h2>";
   for (const auto& res : r.results) {
     size_t n = 0;
@@ -341,7 +422,7 @@ std::string to_html(const Report& r) {
     out += "<table class=\"options\"><tbody>";
     for (const auto& [k, v] : res.options) out += "<tr><th>" + escape(k) + "</th><td>" + escape(show(v)) + "</td></tr>";
     out += "</tbody></table>";
-    out += plots(res);
+    out += plots(res, found);
     out += modules_table(res);
     out += "<details><summary>Report text</summary><pre>" + escape(head_lines(res.text)) +
            "</pre></details></details></section>";

@@ -47,6 +47,19 @@ struct Finding {
 const std::vector<std::string>& finding_kinds();
 // Every finding of the report, by detector then module order.
 std::vector<Finding> findings(const Report& report);
+// What the report notes but no gate acts on, as findings of kind "sparse": input channels whose reference
+// percentile is 0 (after a ReLU), whose max / percentile ratio says nothing about outliers.
+std::vector<Finding> notes(const Report& report);
+
+// --fail-on gates that could not fail (lib/report/gates.cpp). Before calibration: throws UsageError when a
+// gated kind's detector is not among `detectors` (canonical names; empty: all run), or sqnr is gated
+// without --min-sqnr. After: one line naming every gated kind whose detector judged no module, or "".
+void check_gates_runnable(const std::string& fail_on_arg, const std::vector<std::string>& kinds,
+                          const std::vector<std::string>& detectors, const std::string& detectors_arg,
+                          bool has_min_sqnr);
+std::string unevaluated_gates(const Report& report, const std::vector<std::string>& kinds);
+// diff --max-sqnr-drop on a report without SQNR figures: why it cannot be evaluated, or "".
+std::string sqnr_drop_unevaluable(const std::string& json_text, const std::string& name);
 
 // What `qreport inspect` shows: the module tree, the call sites found, and what each detector would observe.
 struct Inspection {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <vector>
 
 namespace qreport::report::svg {
 namespace {
@@ -11,10 +12,14 @@ constexpr double kWidth = 760, kHeight = 240, kLeft = 64, kRight = 16, kTop = 28
 // Above this many channels or modules a chart draws lines and marks only the alarms: one element, with
 // its hover text, per item would make the page megabytes for a 2048-channel layer.
 constexpr size_t kMaxMarks = 128;
+// Dense charts draw at most this many buckets of items across the plot (one per 2 px), each the envelope
+// (min and max) of its items: what a screen shows of 3072 channels, in a few KB instead of 170.
+constexpr size_t kMaxBuckets = 340;
 // Width of one character of the 10px tick font, to decide whether labels fit under their bars.
 constexpr double kCharWidth = 5.6;
 const char* kAlarm = "#d62728";
 const char* kOk = "#1f77b4";
+const char* kInf = "#555";  // infinite values: no alarm colour, they are not measured against the threshold
 
 std::string num(double v) {
   char buf[32];
@@ -26,6 +31,42 @@ std::string tick(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.3g", v);
   return buf;
+}
+
+// An axis tick, at most 7 characters ("1e+39" -> "1e39", "0.000123" -> "1.2e-4"), so that the ticks
+// right-aligned at kLeft - 4 never reach the rotated axis label at x = 12.
+std::string short_tick(double v) {
+  std::string s = tick(v);
+  if (s.size() <= 7 && s.find('e') == std::string::npos) return s;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, v > 0 ? "%.1e" : "%.0e", v);
+  std::string m = buf, mant = m.substr(0, m.find('e')), exp = m.substr(m.find('e') + 1);
+  if (mant.size() > 2 && mant.compare(mant.size() - 2, 2, ".0") == 0) mant.resize(mant.size() - 2);
+  const bool neg = exp[0] == '-';
+  exp = exp.substr(1);
+  while (exp.size() > 1 && exp[0] == '0') exp.erase(0, 1);
+  return mant + "e" + (neg ? "-" : "") + exp;
+}
+
+// A chart title within the chart's width (13px bold: at most about 8.6 px a character), cut from the
+// left: a module name's end tells layers apart. The whole title is the chart's hover text.
+std::string fit_title(const std::string& title) {
+  const size_t max_chars = static_cast<size_t>((kWidth - kLeft - 8) / 8.6);
+  size_t chars = 0;
+  for (unsigned char c : title) chars += (c & 0xC0) != 0x80;
+  if (chars <= max_chars) return title;
+  size_t cut = 0;
+  for (size_t drop = chars - (max_chars - 1); drop > 0; --drop) {
+    ++cut;
+    while (cut < title.size() && (static_cast<unsigned char>(title[cut]) & 0xC0) == 0x80) ++cut;
+  }
+  return "…" + title.substr(cut);
+}
+
+// An upward triangle marking an infinite value at the top of the plot.
+std::string inf_marker(double x, const char* color, const std::string& hover) {
+  return "<path d=\"M" + num(x - 4) + " " + num(kTop + 7) + "L" + num(x) + " " + num(kTop) + "L" + num(x + 4) + " " +
+         num(kTop + 7) + "Z\" fill=\"" + color + "\" class=\"inf\"><title>" + escape(hover) + "</title></path>";
 }
 
 // Maps data values to the plot's y pixels.
@@ -45,15 +86,24 @@ std::string frame(const std::string& title, const YAxis& y, const std::string& y
   std::string s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(kWidth) + "\" height=\"" +
                   num(kHeight) + "\" viewBox=\"0 0 " + num(kWidth) + " " + num(kHeight) +
                   "\" role=\"img\" class=\"chart\"><title>" + escape(title) + "</title>";
-  s += "<text x=\"" + num(kLeft) + "\" y=\"18\" class=\"ct\">" + escape(title) + "</text>";
+  s += "<text x=\"" + num(kLeft) + "\" y=\"18\" class=\"ct\">" + escape(fit_title(title)) + "</text>";
   s += "<line x1=\"" + num(kLeft) + "\" y1=\"" + num(kTop) + "\" x2=\"" + num(kLeft) + "\" y2=\"" +
        num(kHeight - kBottom) + "\" stroke=\"#444\"/>";
   s += "<line x1=\"" + num(kLeft) + "\" y1=\"" + num(kHeight - kBottom) + "\" x2=\"" + num(kWidth - kRight) +
        "\" y2=\"" + num(kHeight - kBottom) + "\" stroke=\"#444\"/>";
-  for (double v : {y.lo, y.log ? std::sqrt(y.lo * y.hi) : (y.lo + y.hi) / 2, y.hi}) {
+  // Log axes: the powers of ten (at most 5 of them, evenly skipped); linear axes: both ends and the middle.
+  std::vector<double> ticks;
+  if (y.log) {
+    const int a = static_cast<int>(std::lround(std::log10(y.lo))), b = static_cast<int>(std::lround(std::log10(y.hi)));
+    const int every = std::max(1, (b - a + 3) / 4);
+    for (int e = a; e <= b; e += every) ticks.push_back(std::pow(10.0, e));
+  } else {
+    ticks = {y.lo, (y.lo + y.hi) / 2, y.hi};
+  }
+  for (double v : ticks) {
     double py = y.map(v);
-    s += "<text x=\"" + num(kLeft - 4) + "\" y=\"" + num(py + 4) + "\" text-anchor=\"end\" class=\"tk\">" + tick(v) +
-         "</text>";
+    s += "<text x=\"" + num(kLeft - 4) + "\" y=\"" + num(py + 4) + "\" text-anchor=\"end\" class=\"tk\">" +
+         short_tick(v) + "</text>";
   }
   if (!y_label.empty())
     s += "<text x=\"12\" y=\"" + num((kTop + kHeight - kBottom) / 2) + "\" class=\"tk\" transform=\"rotate(-90 12 " +
@@ -101,13 +151,22 @@ std::string range_chart(const std::string& title, const std::vector<RangeSeries>
   const bool dense = channels > kMaxMarks;
   for (size_t k = 0; k < series.size(); ++k) {
     const auto& s = series[k];
-    if (dense) {  // one band per series (hi forward, lo back): a few KB whatever the channel count
+    if (dense) {  // one band per series (hi forward, lo back) over buckets of channels: a few KB at most
       std::string d;
-      for (size_t c = 0; c < s.hi.size(); ++c)
-        if (s.hi[c] && std::isfinite(*s.hi[c]))
-          d += (d.empty() ? "M" : "L") + num(kLeft + (c + 0.5) * slot) + " " + num(y.map(*s.hi[c]));
-      for (size_t c = s.lo.size(); c-- > 0;)
-        if (s.lo[c] && std::isfinite(*s.lo[c])) d += "L" + num(kLeft + (c + 0.5) * slot) + " " + num(y.map(*s.lo[c]));
+      const size_t buckets = std::min(kMaxBuckets, channels);
+      std::vector<std::string> back;
+      for (size_t b = 0; b < buckets; ++b) {
+        double top = -INFINITY, bottom = INFINITY;
+        for (size_t c = b * channels / buckets; c < (b + 1) * channels / buckets; ++c) {
+          if (c < s.hi.size() && s.hi[c] && std::isfinite(*s.hi[c])) top = std::max(top, *s.hi[c]);
+          if (c < s.lo.size() && s.lo[c] && std::isfinite(*s.lo[c])) bottom = std::min(bottom, *s.lo[c]);
+        }
+        const double x = kLeft + (b + 0.5) * (kWidth - kLeft - kRight) / buckets;
+        if (std::isfinite(top)) d += (d.empty() ? "M" : "L") + num(x) + " " + num(y.map(top));
+        if (std::isfinite(bottom)) back.push_back("L" + num(x) + " " + num(y.map(bottom)));
+      }
+      for (size_t i = back.size(); i-- > 0;) d += back[i];
+      if (!d.empty() && d[0] == 'L') d[0] = 'M';
       if (!d.empty())
         out += "<path d=\"" + d + "Z\" fill=\"" + s.color + "\" fill-opacity=\"0.45\" stroke=\"" + s.color +
                "\" stroke-width=\"0.5\"><title>" + escape(s.name) + ": per-channel [min, max]</title></path>";
@@ -149,18 +208,36 @@ std::string bar_chart(const BarChart& ch) {
   const double slot = (kWidth - kLeft - kRight) / std::max<size_t>(ch.values.size(), 1);
   const double base = y.map(lo);
   const bool dense = ch.values.size() > kMaxMarks;
-  if (dense) {  // a line through every value; only the alarms get a mark and a hover text
+  size_t infinite = 0, missing = 0;
+  if (dense) {  // a line through the values' envelope per bucket; only the alarms get a mark and a hover text
     std::string d;
-    for (size_t i = 0; i < ch.values.size(); ++i) {
-      const auto& v = ch.values[i];
-      if (!v || !std::isfinite(*v) || (ch.log_scale && *v <= 0)) continue;
-      d += (d.empty() ? "M" : "L") + num(kLeft + (i + 0.5) * slot) + " " + num(y.map(*v));
+    const size_t n = ch.values.size(), buckets = std::min(kMaxBuckets, n);
+    for (size_t b = 0; b < buckets; ++b) {
+      double top = -INFINITY, bottom = INFINITY;
+      for (size_t i = b * n / buckets; i < (b + 1) * n / buckets; ++i) {
+        const auto& v = ch.values[i];
+        if (!v || !std::isfinite(*v) || (ch.log_scale && *v <= 0)) continue;
+        top = std::max(top, *v), bottom = std::min(bottom, *v);
+      }
+      if (!std::isfinite(top)) continue;
+      const double x = kLeft + (b + 0.5) * (kWidth - kLeft - kRight) / buckets;
+      d += (d.empty() ? "M" : "L") + num(x) + " " + num(y.map(bottom));
+      if (top > bottom) d += "L" + num(x) + " " + num(y.map(top));
     }
     if (!d.empty()) out += "<path d=\"" + d + "\" fill=\"none\" stroke=\"" + std::string(kOk) + "\" stroke-width=\"1\"/>";
   }
   for (size_t i = 0; i < ch.values.size(); ++i) {
     const auto& v = ch.values[i];
     std::string label = i < ch.labels.size() ? ch.labels[i] : std::to_string(i);
+    const bool inf = v && std::isinf(*v) && *v > 0;
+    if (inf) {  // never scales the axis: a marker at the top, "inf" above the bar's place when it fits
+      const double x = kLeft + (i + 0.5) * slot;
+      out += inf_marker(x, kInf, label + ": inf" + (ch.inf_note.empty() ? "" : " (" + ch.inf_note + ")"));
+      if (!dense && slot >= 3 * kCharWidth + 2)
+        out += "<text x=\"" + num(x) + "\" y=\"" + num(kTop + 18) + "\" text-anchor=\"middle\" class=\"tk\">inf</text>";
+      ++infinite;
+      continue;
+    }
     if (dense) {
       if (!v || !std::isfinite(*v) || !ch.threshold || (ch.above_is_bad ? !(*v > *ch.threshold) : !(*v <= *ch.threshold)))
         continue;
@@ -168,9 +245,15 @@ std::string bar_chart(const BarChart& ch) {
              kAlarm + "\"><title>" + escape(label) + ": " + tick(*v) + "</title></circle>";
       continue;
     }
-    if (!v || !std::isfinite(*v)) {
-      out += "<text x=\"" + num(kLeft + (i + 0.5) * slot) + "\" y=\"" + num(base - 4) +
-             "\" text-anchor=\"middle\" class=\"na\">n/a<title>" + escape(label) + ": no value</title></text>";
+    if (!v || !std::isfinite(*v)) {  // "n/a" where it fits (3 characters of the 9px font), else a grey stub
+      ++missing;
+      if (slot >= 3 * 5.0 + 2)
+        out += "<text x=\"" + num(kLeft + (i + 0.5) * slot) + "\" y=\"" + num(base - 4) +
+               "\" text-anchor=\"middle\" class=\"na\">n/a<title>" + escape(label) + ": no value</title></text>";
+      else
+        out += "<rect x=\"" + num(kLeft + i * slot + slot * 0.1) + "\" y=\"" + num(base - 3) + "\" width=\"" +
+               num(std::max(0.5, slot * 0.8)) + "\" height=\"3\" fill=\"#bbb\"><title>" + escape(label) +
+               ": no value</title></rect>";
       continue;
     }
     bool bad = ch.threshold && (ch.above_is_bad ? *v > *ch.threshold : *v <= *ch.threshold);
@@ -185,6 +268,18 @@ std::string bar_chart(const BarChart& ch) {
            num(ty) + "\" stroke=\"#333\" stroke-dasharray=\"6 3\"/><text x=\"" + num(kWidth - kRight) + "\" y=\"" +
            num(ty - 4) + "\" text-anchor=\"end\" class=\"tk\">" + escape(ch.threshold_label) + "</text>";
   }
+  // The legend of what has no bar: infinite values (a marker at the top) and missing ones.
+  std::string legend;
+  if (infinite)
+    legend += "<path d=\"M" + num(kLeft) + " " + num(kHeight - 5) + "L" + num(kLeft + 4) + " " + num(kHeight - 12) + "L" +
+              num(kLeft + 8) + " " + num(kHeight - 5) + "Z\" fill=\"" + kInf + "\"/><text x=\"" + num(kLeft + 12) +
+              "\" y=\"" + num(kHeight - 5) + "\" class=\"tk\">inf: " + std::to_string(infinite) + " " +
+              escape(ch.x_label) + (ch.inf_note.empty() ? "" : ", " + escape(ch.inf_note)) + "</text>";
+  if (missing)
+    legend += std::string("<text x=\"") + num(kWidth - kRight) + "\" y=\"" + num(kHeight - 5) +
+              "\" text-anchor=\"end\" class=\"tk\">n/a (grey): " + std::to_string(missing) + " " + escape(ch.x_label) +
+              " without a value</text>";
+  out += legend;
   // Labels only where the longest fits under its bar; otherwise each bar's hover text names it.
   size_t longest = 0;
   for (const auto& l : ch.labels) longest = std::max(longest, l.size());
@@ -201,10 +296,39 @@ std::string bar_chart(const BarChart& ch) {
 }
 
 std::string overview_chart(const OverviewChart& ch) {
-  constexpr double W = 1040, left = 96, right = 16, top = 30, plot_h = 220, row_h = 13;
-  const double rows_top = top + plot_h + 16;
-  const double H = rows_top + row_h * static_cast<double>(ch.marker_names.size()) + 34;
+  constexpr double left = 96, right = 16, top = 30, plot_h = 220, row_h = 13;
+  // Each column's layer name is written under it, rotated: a column is at least kMinSlot wide (a line of
+  // the 10px font), so that no two names overlap; past 66 layers the chart grows wider (and scrolls).
+  constexpr double kMinSlot = 14;
+  // Names are written whole up to kMaxLabel characters (ViT-B/16's longest, ...encoder_layer_11.self_attention.
+  // out_proj, has 55); longer ones keep their first and last 31, where the layers' indices usually are.
+  constexpr size_t kMaxLabel = 64;
   const size_t n = std::max<size_t>(ch.layers.size(), 1);
+  const double slot = std::max(kMinSlot, (1040 - left - right) / static_cast<double>(n));
+  const double W = left + right + slot * static_cast<double>(n);
+  const double rows_top = top + plot_h + 16;
+  const double labels_top = rows_top + row_h * static_cast<double>(ch.marker_names.size()) + 6;
+  std::vector<std::string> names;
+  size_t longest = 0;
+  for (const auto& l : ch.layers) {
+    std::string name = l.name;
+    size_t chars = 0;  // UTF-8 code points, for the width
+    for (unsigned char c : name) chars += (c & 0xC0) != 0x80;
+    if (chars > kMaxLabel) {
+      constexpr size_t kKeep = (kMaxLabel - 2) / 2;
+      size_t head = 0, tail = name.size();
+      for (size_t k = 0; k < kKeep; ++k) {  // kKeep code points from each end
+        do ++head; while (head < name.size() && (static_cast<unsigned char>(name[head]) & 0xC0) == 0x80);
+        do --tail; while (tail > 0 && (static_cast<unsigned char>(name[tail]) & 0xC0) == 0x80);
+      }
+      name = name.substr(0, head) + "…" + name.substr(tail);
+      chars = 2 * kKeep + 1;
+    }
+    longest = std::max(longest, chars);
+    names.push_back(std::move(name));
+  }
+  const double labels_h = static_cast<double>(longest) * kCharWidth + 6;
+  const double H = labels_top + labels_h + 24;
   double lo = INFINITY, hi = -INFINITY;
   for (const auto& l : ch.layers)
     for (const auto& v : {l.weight_default, l.weight_best, l.input_default, l.input_best})
@@ -225,7 +349,6 @@ std::string overview_chart(const OverviewChart& ch) {
   }
   s += "<text x=\"12\" y=\"" + num(top + plot_h / 2) + "\" class=\"tk\" transform=\"rotate(-90 12 " +
        num(top + plot_h / 2) + ")\" text-anchor=\"middle\">SQNR (dB)</text>";
-  const double slot = (W - left - right) / static_cast<double>(n);
   const double r = std::clamp(slot * 0.3, 1.2, 3.5), off = std::min(slot * 0.18, 4.0);
   const char* kWeight = "#ff7f0e";
   auto pair = [&](double x, const std::optional<double>& d, const std::optional<double>& b, const char* color) {
@@ -254,22 +377,29 @@ std::string overview_chart(const OverviewChart& ch) {
         s += "<rect x=\"" + num(x - std::max(1.0, slot * 0.35)) + "\" y=\"" + num(rows_top + row_h * k + 1) +
              "\" width=\"" + num(std::max(2.0, slot * 0.7)) + "\" height=\"9\" fill=\"" + kMarkerColors[k % 6] + "\"/>";
   }
+  // The names, read upwards, ending under the marker rows; the baseline is offset so that the glyphs
+  // (ascent about 7.5 px of the 10px font, descent 2.5; rotated, ascent points left) are centred on the column.
+  for (size_t i = 0; i < names.size(); ++i) {
+    const double x = left + (static_cast<double>(i) + 0.5) * slot + 2.5;
+    s += "<text x=\"" + num(x) + "\" y=\"" + num(labels_top) + "\" text-anchor=\"end\" transform=\"rotate(-90 " + num(x) +
+         " " + num(labels_top) + ")\" class=\"tk ln\">" + escape(names[i]) + "</text>";
+  }
   // Hover targets last, so they sit on top: the whole column names its layer.
   for (size_t i = 0; i < ch.layers.size(); ++i)
     s += "<rect x=\"" + num(left + static_cast<double>(i) * slot) + "\" y=\"" + num(top) + "\" width=\"" + num(slot) +
-         "\" height=\"" + num(rows_top + row_h * ch.marker_names.size() - top) +
+         "\" height=\"" + num(labels_top + labels_h - top) +
          "\" fill=\"#000\" fill-opacity=\"0\" class=\"col\"><title>" + escape(ch.layers[i].hover) + "</title></rect>";
   const double ly = H - 10;
   s += "<text x=\"" + num(left) + "\" y=\"" + num(ly) + "\" class=\"tk\">" + std::to_string(ch.layers.size()) +
-       " layers in graph order (hover a column for its name and values)</text>";
-  s += "<circle cx=\"" + num(W - 390) + "\" cy=\"" + num(ly - 4) + "\" r=\"3.5\" fill=\"" + kWeight +
-       "\"/><text x=\"" + num(W - 382) + "\" y=\"" + num(ly) + "\" class=\"tk\">weight</text>";
-  s += "<circle cx=\"" + num(W - 330) + "\" cy=\"" + num(ly - 4) + "\" r=\"3.5\" fill=\"" + std::string(kOk) +
-       "\"/><text x=\"" + num(W - 322) + "\" y=\"" + num(ly) + "\" class=\"tk\">input</text>";
-  s += "<circle cx=\"" + num(W - 275) + "\" cy=\"" + num(ly - 4) + "\" r=\"3.5\" fill=\"#fff\" stroke=\"#444\"/><text x=\"" +
-       num(W - 267) + "\" y=\"" + num(ly) + "\" class=\"tk\">default</text>";
-  s += "<circle cx=\"" + num(W - 215) + "\" cy=\"" + num(ly - 4) + "\" r=\"3.5\" fill=\"#444\"/><text x=\"" +
-       num(W - 207) + "\" y=\"" + num(ly) + "\" class=\"tk\">recommended (best)</text>";
+       " layers in graph order (hover a column for its values)</text>";
+  s += "<circle cx=\"" + num(left + 340) + "\" cy=\"" + num(ly - 4) + "\" r=\"3.5\" fill=\"" + kWeight +
+       "\"/><text x=\"" + num(left + 348) + "\" y=\"" + num(ly) + "\" class=\"tk\">weight</text>";
+  s += "<circle cx=\"" + num(left + 400) + "\" cy=\"" + num(ly - 4) + "\" r=\"3.5\" fill=\"" + std::string(kOk) +
+       "\"/><text x=\"" + num(left + 408) + "\" y=\"" + num(ly) + "\" class=\"tk\">input</text>";
+  s += "<circle cx=\"" + num(left + 455) + "\" cy=\"" + num(ly - 4) + "\" r=\"3.5\" fill=\"#fff\" stroke=\"#444\"/><text x=\"" +
+       num(left + 463) + "\" y=\"" + num(ly) + "\" class=\"tk\">default</text>";
+  s += "<circle cx=\"" + num(left + 515) + "\" cy=\"" + num(ly - 4) + "\" r=\"3.5\" fill=\"#444\"/><text x=\"" +
+       num(left + 523) + "\" y=\"" + num(ly) + "\" class=\"tk\">recommended (best)</text>";
   return s + "</svg>";
 }
 

@@ -27,6 +27,9 @@ struct BarChart {
   std::string threshold_label;
   bool above_is_bad = true;
   bool log_scale = false;
+  // +inf values are drawn as a marker at the top, written "inf", and never scale the axis; the note says
+  // why they are infinite, in their hover text and the chart's legend.
+  std::string inf_note;
 };
 std::string bar_chart(const BarChart& chart);
 
@@ -34,6 +37,7 @@ std::string bar_chart(const BarChart& chart);
 // input, the default quantizer hollow, the recommended one filled, joined by a line) and, under the plot,
 // one row of markers per finding kind. Each column's hover text is `hover`.
 struct OverviewLayer {
+  std::string name;   // written under the column
   std::string hover;
   std::optional<double> weight_default, weight_best, input_default, input_best;
   std::vector<bool> markers;  // one per OverviewChart::marker_names

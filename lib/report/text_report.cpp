@@ -33,6 +33,12 @@ std::string to_text(const Report& r) {
     out += "\n== findings ==\n";
     for (const auto& f : found) out += "- " + f.kind + " " + (f.fqn.empty() ? "(root)" : f.fqn) + ": " + f.detail + "\n";
   }
+  // Notes: what a reader should know but no gate acts on (sparse channels that PyTorch flags as outliers).
+  const auto noted = notes(r);
+  if (!noted.empty()) {
+    out += "\n== notes ==\n";
+    for (const auto& f : noted) out += "- " + f.kind + " " + (f.fqn.empty() ? "(root)" : f.fqn) + ": " + f.detail + "\n";
+  }
   if (!r.warnings.empty()) {
     out += "\n== warnings ==\n";
     for (const auto& w : r.warnings) out += "- " + w + "\n";

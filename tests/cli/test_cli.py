@@ -141,7 +141,24 @@ CASES = [
     ("fail-on unknown kind", ["analyze", LIN, "--calib", LINC, "--fail-on", "bugs"], 2, "unknown --fail-on kind 'bugs'"),
     ("fail-on outliers", ["analyze", f"{P}/spiky/model.pt", "--calib", f"{P}/spiky/calib.pt", "--ch-axis", "1", "--fail-on", "outliers", "--format", "json", "-o", f"{TMP}/gate.json"], 1, "qreport: --fail-on outliers: 2 findings; exit 1"),
     ("fail-on none found", ["analyze", f"{P}/spiky/model.pt", "--calib", f"{P}/spiky/calib.pt", "--ch-axis", "1", "--fail-on", "dynamic", "-o", f"{TMP}/gate2.json"], 0, ""),
-    ("fail-on all", ["analyze", f"{P}/spiky/model.pt", "--calib", f"{P}/spiky/calib.pt", "--ch-axis", "1", "--fail-on", "all", "-o", f"{TMP}/gate3.json"], 1, "--fail-on all: 6 findings"),
+    ("fail-on all", ["analyze", f"{P}/spiky/model.pt", "--calib", f"{P}/spiky/calib.pt", "--ch-axis", "1", "--fail-on", "all", "--min-sqnr", "1", "-o", f"{TMP}/gate3.json"], 1, "--fail-on all: 6 findings"),
+    # Gates that could never fail are refused (exit 2, one line), before calibration: the archive named
+    # here does not exist, and the gate's error comes first.
+    ("fail-on sqnr without the error detector", ["analyze", LIN, "--calib", "/nonexistent.pt", "--fail-on", "sqnr", "--min-sqnr", "99", "--detectors", "outlier"], 2,
+     "qreport: error: --fail-on sqnr needs the error detector, which --detectors outlier leaves out\n"),
+    ("fail-on outliers without the outlier detector", ["analyze", LIN, "--calib", "/nonexistent.pt", "--fail-on", "outliers", "--detectors", "per_channel"], 2,
+     "qreport: error: --fail-on outliers needs the outlier detector, which --detectors per_channel leaves out\n"),
+    ("fail-on all without --min-sqnr", ["analyze", LIN, "--calib", "/nonexistent.pt", "--fail-on", "all"], 2,
+     "qreport: error: --fail-on all includes sqnr, which needs --min-sqnr DB (the bound a layer's SQNR must reach)\n"),
+    ("fail-on all with two detectors", ["analyze", LIN, "--calib", "/nonexistent.pt", "--fail-on", "all", "--min-sqnr", "20", "--detectors", "outlier,error"], 2,
+     "qreport: error: --fail-on all needs the per_channel, dynamic_static, equalization detectors, which --detectors outlier,error leaves out\n"),
+    ("fail-on dynamic,equalization by PyTorch's names", ["analyze", LIN, "--calib", "/nonexistent.pt", "--fail-on", "dynamic,equalization", "--detectors", "dynamic_vs_static_detector"], 2,
+     "qreport: error: --fail-on dynamic,equalization needs the equalization detector, which --detectors dynamic_vs_static_detector leaves out\n"),
+    ("report --stats gates likewise, before reading statistics", ["report", LIN, "--stats", "/nonexistent.stats", "--fail-on", "outliers", "--detectors", "per_channel"], 2,
+     "qreport: error: --fail-on outliers needs the outlier detector, which --detectors per_channel leaves out\n"),
+    ("report --stats: all without --min-sqnr", ["report", LIN, "--stats", "/nonexistent.stats", "--fail-on", "all"], 2,
+     "qreport: error: --fail-on all includes sqnr, which needs --min-sqnr DB (the bound a layer's SQNR must reach)\n"),
+    ("fail-on sqnr with its detector and bound runs", ["analyze", LIN, "--calib", LINC, "--fail-on", "sqnr", "--min-sqnr", "1", "--detectors", "error", "-o", "/dev/null"], 0, ""),
     ("inspect missing model", ["inspect", "/nonexistent.pt"], 2, "model '/nonexistent.pt' does not exist"),
     ("inspect bad format", ["inspect", LIN, "--format", "html"], 2, "--format"),
     ("table missing file", ["table", "/nonexistent.json"], 2, "cannot read '/nonexistent.json'"),
@@ -295,11 +312,108 @@ if not ok:
     fail("Linear/Conv subclasses", r.stdout[:300] + r.stderr)
 else:
     print("ok Linear/Conv subclasses")
-r = run(["analyze", LIN, "--calib", LINC, "--fail-on", "all", "-q", "-o", f"{TMP}/quiet-gate.json"])
+r = run(["analyze", LIN, "--calib", LINC, "--fail-on", "all", "--min-sqnr", "1", "-q", "-o", f"{TMP}/quiet-gate.json"])
 if r.returncode != 1 or r.stderr:
     fail("-q with --fail-on", f"exit {r.returncode}, stderr {r.stderr!r}")
 else:
     print("ok -q with --fail-on")
+
+# A gate whose detector judged no module (--ch-axis 7 skips every module: 2-d inputs) exits 2 after
+# writing the report, naming why; without the gate the same run exits 0.
+gate_json = f"{TMP}/unjudged.json"
+r = run(["analyze", LIN, "--calib", LINC, "--ch-axis", "7", "--fail-on", "outliers", "-q", "--format", "json", "-o",
+         gate_json])
+want = ("qreport: error: --fail-on outliers cannot be evaluated: outlier_detector judged no module ('fc1' skipped: a "
+        "2-d tensor has no channel axis 7; 1 more in the report)\n")
+if r.returncode != 2 or r.stderr != want or json.load(open(gate_json))["detectors"]["outlier_detector"]["modules"] != {}:
+    fail("unjudged gate", f"exit {r.returncode}, stderr {r.stderr!r}")
+else:
+    print("ok unjudged gate")
+r = run(["analyze", LIN, "--calib", LINC, "--ch-axis", "7", "--fail-on", "per_channel,outliers,equalization", "-q",
+         "-o", gate_json])
+want = ("qreport: error: --fail-on outliers cannot be evaluated: outlier_detector judged no module ('fc1' skipped: a "
+        "2-d tensor has no channel axis 7; 1 more in the report), --fail-on equalization cannot be evaluated: "
+        "input_weight_equalization_detector judged no module ('fc1' skipped: input statistics unavailable: a 2-d tensor "
+        "has no channel axis 7; 1 more in the report)\n")
+if r.returncode != 2 or r.stderr != want:
+    fail("unjudged gates", f"exit {r.returncode}, stderr {r.stderr!r}")
+else:
+    print("ok unjudged gates")
+r = run(["analyze", LIN, "--calib", LINC, "--ch-axis", "7", "-q", "-o", gate_json])
+if r.returncode != 0:
+    fail("ungated run with nothing judged", f"exit {r.returncode}, stderr {r.stderr!r}")
+# The same from saved statistics (qreport report): the gate reads the same detectors.
+stats = f"{TMP}/axis7.stats"
+r1 = run(["analyze", LIN, "--calib", LINC, "--ch-axis", "7", "-q", "--save-stats", stats, "-o", "/dev/null"])
+r = run(["report", LIN, "--stats", stats, "--ch-axis", "7", "--fail-on", "outliers", "-q", "-o", gate_json])
+want = ("qreport: error: --fail-on outliers cannot be evaluated: outlier_detector judged no module ('fc1' skipped: a "
+        "2-d tensor has no channel axis 7; 1 more in the report)\n")
+if r1.returncode != 0 or r.returncode != 2 or r.stderr != want:
+    fail("unjudged gate from statistics", f"exit {r1.returncode}/{r.returncode}, stderr {r1.stderr + r.stderr!r}")
+else:
+    print("ok unjudged gate from statistics")
+# diff --max-sqnr-drop between reports without SQNR figures (no error detector) could never fail.
+for label, dets in (("a", "outlier"), ("b", "outlier,per_channel")):
+    run(["analyze", LIN, "--calib", LINC, "--detectors", dets, "--format", "json", "-o", f"{TMP}/nosqnr_{label}.json"])
+r = run(["diff", f"{TMP}/nosqnr_a.json", f"{TMP}/nosqnr_b.json", "--max-sqnr-drop", "1"])
+want = (f"qreport: error: --max-sqnr-drop needs SQNR figures, and {TMP}/nosqnr_a.json has none (no "
+        "quantization_error_detector modules, no simulation): analyze with the error detector\n")
+if r.returncode != 2 or r.stderr != want or r.stdout:
+    fail("diff drop gate without SQNR", f"exit {r.returncode}, stderr {r.stderr!r}")
+else:
+    print("ok diff drop gate without SQNR")
+r = run(["diff", f"{TMP}/nosqnr_a.json", f"{TMP}/nosqnr_b.json", "--fail-on", "new-findings", "-o", "/dev/null"])
+if r.returncode not in (0, 1):
+    fail("diff without the drop gate", f"exit {r.returncode}, stderr {r.stderr!r}")
+
+# --fail-on outliers on a plain ReLU CNN (resnet18, random weights): PyTorch flags every channel whose
+# reference percentile is 0 in some batch (ratio max / 0 -> FLT_MAX); the gate fails only on the finite
+# ratios above the threshold. The expectation comes from PyTorch's own values (the fixture's oracle.json),
+# and the JSON keeps PyTorch's raw flags.
+R18 = f"{P}/resnet18"
+oracle = json.load(open(f"{R18}/oracle.json"))["outlier_detector"]["modules"]
+want_gate, want_sparse = {}, {}
+for fqn, d in oracle.items():
+    ratios, used = d["outlier_detection_percentile_ratios"], d["outlier_detection_batches_used"]
+    sparse = [c for c, x in enumerate(ratios) if used[c] > 0 and x > 1e30]  # max / 0 in some batch
+    real = [c for c, x in enumerate(ratios) if used[c] > 0 and x <= 1e30 and x > d["outlier_detection_ratio_threshold"]
+            and d["outlier_detection_is_sufficient_batches"][c]]
+    if sparse:
+        want_sparse[fqn] = sparse
+    if real:
+        want_gate[fqn] = real
+r18_json = f"{TMP}/resnet18_gate.json"
+r = run(["analyze", f"{R18}/model.pt", "--calib", f"{R18}/calib.pt", "--threads", "1", "--fail-on", "outliers",
+         "--format", "json", "-o", r18_json])
+got_gate = {}
+for line in r.stderr.splitlines():
+    if line.startswith("qreport: finding: outliers "):
+        fqn, rest = line[len("qreport: finding: outliers "):].split(": ", 1)
+        got_gate[fqn] = [int(c) for c in rest.split(";")[0].replace("outliers in channel(s) ", "").split(", ")]
+rj = json.load(open(r18_json)) if os.path.exists(r18_json) else {"detectors": {"outlier_detector": {"modules": {}}}}
+raw_flags_kept = all(rj["detectors"]["outlier_detector"]["modules"][f]["outliers_detected"][c]
+                     for f, cs in want_sparse.items() for c in cs)
+summary = f"{len(want_gate)} modules gated, {sum(map(len, want_sparse.values()))} sparse channels"
+if len(want_sparse) < 10 or not want_gate:
+    fail("resnet18 outlier gate", f"the fixture no longer has sparse and real outliers to tell apart ({summary})")
+elif r.returncode != 1 or got_gate != want_gate:
+    fail("resnet18 outlier gate", f"exit {r.returncode}; gated {sorted(got_gate.items())[:3]}, want "
+                                  f"{sorted(want_gate.items())[:3]}")
+elif rj["detectors"]["outlier_detector"].get("sparse_channels") != want_sparse or not raw_flags_kept:
+    fail("resnet18 sparse channels", f"sparse_channels {str(rj['detectors']['outlier_detector'].get('sparse_channels'))[:200]}")
+else:
+    print(f"ok resnet18 outlier gate ({summary})")
+# The text report notes the sparse channels apart, with their max.
+r = run(["analyze", f"{R18}/model.pt", "--calib", f"{R18}/calib.pt", "--threads", "1", "--detectors", "outlier"])
+fqn = next(f for f in want_sparse if f in want_gate)  # a module with both
+c = want_sparse[fqn][0]
+mx = oracle[fqn]["input_activation_per_channel_max"][c]
+note = (f"- sparse {fqn}: sparse channels {c} (max {mx:.4g}), " if len(want_sparse[fqn]) > 1 else
+        f"- sparse {fqn}: sparse channel {c} (max {mx:.4g}): ")
+if "\n== notes ==\n" not in r.stdout or note not in r.stdout or f"- outliers {fqn}: outliers in channel(s) {', '.join(map(str, want_gate[fqn]))}\n" not in r.stdout:
+    fail("sparse notes", r.stdout[r.stdout.find("== findings"):][:600])
+else:
+    print("ok sparse notes")
 
 # Interface-typed and forked submodules: observed at their own calls, nothing reported never called.
 for name, model, fqn, width in (("interface", "interface.pt", "blk.fc2", 8), ("fork", "forked.pt", "layers.1", 4)):
@@ -384,5 +498,5 @@ r = run(["analyze", f"{SRC}/data/demo/model.pt", "--calib", f"{SRC}/data/demo/ca
 if r.returncode != 0 or "Outlier detection report" not in r.stdout:
     fail("demo", r.stderr)
 
-print(f"{len(CASES) + 20 - failures} passed, {failures} failed")
+print(f"{len(CASES) + 27 - failures} passed, {failures} failed")
 sys.exit(1 if failures else 0)

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""The HTML report on real architectures (mobilenet_v3_small, resnet50, as users script them): under the
-1.5 MB budget, summary first (overview, worst layers, findings, then one folded <details> per detector),
+"""The HTML report on real architectures (mobilenet_v3_small, resnet50, and ViT-B/16 with its 768- and
+3072-feature layers, as users script them; random weights): under the 1.5 MB budget, summary first (overview, worst layers, findings, then one folded <details> per detector),
 one overview column per Linear/Conv layer whose hover text names it, and no chart label overlapping its
 neighbour. Usage: test_html_budget.py QREPORT"""
 import os
@@ -38,12 +38,18 @@ def overlapping_labels(page):
     return bad
 
 
-for name in ("mobilenet_v3_small", "resnet50"):
+# ViT-B/16 at its own 224x224 (its position embedding fixes the size), one image per batch: the page's
+# size comes from its layers and their widths, not from the batch.
+for name, shape, batches in (("mobilenet_v3_small", (2, 3, 96, 96), 3), ("resnet50", (2, 3, 96, 96), 3),
+                             ("vit_b_16", (1, 3, 224, 224), 2)):
     torch.manual_seed(0)
     model = getattr(torchvision.models, name)().eval()
+    if name == "vit_b_16":  # torchvision zeroes the head, whose weight SQNR would then have no value
+        nn.init.normal_(model.heads.head.weight, std=0.02)
+    # Linear subclasses count (MultiheadAttention's out_proj is a NonDynamicallyQuantizableLinear).
     layers = sum(isinstance(m, (nn.Linear, nn.Conv2d)) for m in model.modules())
     torch.jit.save(torch.jit.script(model), f"{tmp}/{name}.pt")
-    torch.save([torch.randn(2, 3, 96, 96) for _ in range(3)], f"{tmp}/{name}_calib.pt")
+    torch.save([torch.randn(*shape) for _ in range(batches)], f"{tmp}/{name}_calib.pt")
     html = f"{tmp}/{name}.html"
     subprocess.run([QREPORT, "analyze", f"{tmp}/{name}.pt", "--calib", f"{tmp}/{name}_calib.pt", "--format", "html",
                     "-o", html, "-q"], check=True)
@@ -72,6 +78,7 @@ for name in ("mobilenet_v3_small", "resnet50"):
         failures.append(f"{name}: {len(bad)} overlapping axis labels, e.g. at x={bad[0]}")
     if "<script" in page.lower():
         failures.append(f"{name}: the page has a script")
+    os.remove(f"{tmp}/{name}.pt")  # ViT-B/16's is 346 MB
 
 print("\n".join(failures) or "ok: summary-first HTML within budget")
 sys.exit(1 if failures else 0)

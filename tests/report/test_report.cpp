@@ -1,9 +1,12 @@
+#include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "common/errors.h"
 #include "common/version.h"
 #include "report/json_text.h"
 #include "report/report.h"
+#include "report/svg.h"
 #include "test_support.h"
 
 using namespace qreport;
@@ -190,4 +193,71 @@ TEST_CASE("HTML report: self-contained, escaped, a section per detector") {
                          "outlier_detector", "findings"})
     CHECK(h.find(std::string("id=\"") + id + "\"") != std::string::npos);
   CHECK(h == report::to_html(r));  // deterministic
+}
+
+TEST_CASE("sparse channels: a ratio saturated by max / 0 in some batch, and nothing else") {
+  const double flt_max = std::numeric_limits<float>::max();
+  CHECK(detectors::is_sparse_channel(flt_max, 1));
+  CHECK(detectors::is_sparse_channel(flt_max / 2, 2));         // one batch of two had percentile 0
+  CHECK(detectors::is_sparse_channel(flt_max / 1000, 1000));   // one of a thousand
+  CHECK(detectors::is_sparse_channel(INFINITY, 3));
+  CHECK_FALSE(detectors::is_sparse_channel(1e30, 2));          // huge, but a real ratio
+  CHECK_FALSE(detectors::is_sparse_channel(flt_max, 0));       // never usable: no ratio at all
+  CHECK_FALSE(detectors::is_sparse_channel(NAN, 2));
+}
+
+TEST_CASE("outlier findings count finite ratios above the threshold; sparse channels are notes") {
+  report::Report r;
+  detectors::DetectorResult d;
+  d.name = "outlier_detector";
+  const float big = std::numeric_limits<float>::max();
+  d.modules.push_back({"conv", {{"outlier_detection_percentile_ratios", detectors::float_list({5.0f, big, 1.2f, big / 2})},
+                                {"outlier_detection_batches_used", detectors::int_list({2, 2, 2, 2})},
+                                {"outliers_detected", detectors::bool_list({true, true, false, true})},
+                                {"outlier_detection_is_sufficient_batches", detectors::bool_list({true, true, true, true})},
+                                {"input_activation_per_channel_max", detectors::float_list({9.0f, 0.25f, 1.0f, 3.0f})}}});
+  d.modules.push_back({"relu", {{"outlier_detection_percentile_ratios", detectors::float_list({big})},
+                                {"outlier_detection_batches_used", detectors::int_list({1})},
+                                {"outliers_detected", detectors::bool_list({true})},
+                                {"outlier_detection_is_sufficient_batches", detectors::bool_list({true})},
+                                {"input_activation_per_channel_max", detectors::float_list({0.5f})}}});
+  r.results.push_back(d);
+  auto f = report::findings(r);
+  REQUIRE(f.size() == 1);
+  CHECK(f[0].fqn == "conv");
+  CHECK(f[0].detail == "outliers in channel(s) 0");
+  auto n = report::notes(r);
+  REQUIRE(n.size() == 2);
+  CHECK(n[0].kind == "sparse");
+  CHECK(n[0].detail == "sparse channels 1 (max 0.25), 3 (max 3): reference percentile 0, so the max / percentile ratio "
+                       "is not an outlier measure (not gated)");
+  CHECK(n[1].detail == "sparse channel 0 (max 0.5): reference percentile 0, so the max / percentile ratio is not an "
+                       "outlier measure (not gated)");
+  // The gate cannot evaluate what no module was judged on; here the outlier detector judged two.
+  CHECK(report::unevaluated_gates(r, {"outliers"}).empty());
+  r.results[0].modules.clear();
+  r.results[0].warnings.push_back("outlier_detector: 'conv' skipped: a 2-d tensor has no channel axis 7");
+  CHECK(report::unevaluated_gates(r, {"outliers"}) ==
+        "--fail-on outliers cannot be evaluated: outlier_detector judged no module ('conv' skipped: a 2-d tensor has "
+        "no channel axis 7)");
+  CHECK(report::unevaluated_gates(r, {"dynamic"}) ==
+        "--fail-on dynamic cannot be evaluated: the report has no dynamic_vs_static_detector");
+}
+
+TEST_CASE("bar chart: an infinite value is a marker at the top written inf, and never scales the axis") {
+  report::svg::BarChart ch;
+  ch.title = "t";
+  ch.log_scale = true;
+  ch.threshold = 3.5;
+  ch.values = {2.0, INFINITY, 40.0};
+  ch.labels = {"ch 0", "ch 1", "ch 2"};
+  ch.x_label = "channels";
+  ch.inf_note = "reference percentile 0";
+  const std::string s = report::svg::bar_chart(ch);
+  CHECK(s.find("class=\"inf\"><title>ch 1: inf (reference percentile 0)</title>") != std::string::npos);
+  CHECK(s.find(">inf</text>") != std::string::npos);  // 3 bars: room to write it
+  CHECK(s.find("inf: 1 channels, reference percentile 0</text>") != std::string::npos);
+  CHECK(s.find("class=\"tk\">100</text>") != std::string::npos);  // the axis ends at 100, above 40
+  CHECK(s.find("class=\"tk\">1000</text>") == std::string::npos);
+  CHECK(s.find("e+") == std::string::npos);
 }
