@@ -28,9 +28,14 @@ def main():
     for name in names:
         d = os.path.join(out, name)
         os.makedirs(d, exist_ok=True)
-        model, batches, weightless_axis = transformer_fixtures.FEATURES[name]()
+        model, batches, weightless_axis = {**transformer_fixtures.FEATURES, **transformer_fixtures.HF_FEATURES}[name]()
         model.eval()
-        torch.jit.save(torch.jit.script(model), os.path.join(d, "model.pt"))
+        if name in transformer_fixtures.HF_FEATURES:
+            with torch.no_grad():
+                scripted = torch.jit.trace(model, batches[0], strict=False, check_trace=False)
+        else:
+            scripted = torch.jit.script(model)
+        torch.jit.save(scripted, os.path.join(d, "model.pt"))
         save_batches(batches, os.path.join(d, "calib.pt"))
         with open(os.path.join(d, "oracle.json"), "w") as f:
             json.dump(feature_oracle.run(model, batches, weightless_axis), f, indent=1)
