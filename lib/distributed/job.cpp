@@ -174,7 +174,8 @@ struct Job::Impl {
   std::string where;  // "host:port" of rank 0's store
   c10::intrusive_ptr<c10d::TCPStore> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
-  Caller caller;  // last: its thread stops before the store and the process group go
+  bool joining = true;  // until every rank has joined: a store that does not answer may not be rank 0's
+  Caller caller;        // last: its thread stops before the store and the process group go
 
   std::string key(const std::string& what, int r) const { return "qreport/" + what + "/" + std::to_string(r); }
 
@@ -182,6 +183,9 @@ struct Job::Impl {
   template <class F>
   auto store_call(F f) -> decltype(f()) {
     return caller.call(std::move(f), Clock::now() + timeout, [this] {
+      if (joining)
+        return "rank 0's store at " + where + " accepted the connection but did not answer within " +
+               seconds(timeout) + ": rank 0 is stopped or hung, or another program holds that port (--dist-timeout)";
       return "rank 0's store at " + where + " did not answer within " + seconds(timeout) +
              ": rank 0 is stopped or hung, or its machine is unreachable (--dist-timeout)";
     });
@@ -295,6 +299,7 @@ Job::Job(const Env& env, std::chrono::milliseconds timeout) : impl_(std::make_un
                                                             rank, world, options);
         },
         std::max(deadline, Clock::now() + timeout), silent);
+    impl_->joining = false;
   } catch (const JobError&) {
     throw;
   } catch (const Interrupted&) {

@@ -179,8 +179,12 @@ def join_faults(M, common):
     r0.send_signal(signal.SIGINT)
     r0.started = time.time()
     timed("Ctrl-C on rank 0 waiting for rank 1", r0, 130, "interrupted while the job's ranks were meeting", 0, 2)
+    connected = len(quiet.conns)
     p = start_rank(2, 1, quiet.port, args, 60)
-    time.sleep(1.0)
+    start = time.time()
+    while len(quiet.conns) == connected and time.time() - start < 30:  # it has started, and is blocked on the store
+        time.sleep(0.02)
+    time.sleep(0.5)
     p.send_signal(signal.SIGINT)
     p.started = time.time()
     timed("Ctrl-C on rank 1 blocked on a silent store", p, 130, "interrupted while the job's ranks were meeting", 0, 2)
