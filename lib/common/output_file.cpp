@@ -125,8 +125,10 @@ void check_writable(const std::string& path) {
     int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) cannot_write(path, errno);
     ::close(fd);
-    // A regular file is replaced by a rename in its folder, which must allow creating the temporary file.
-    if (!S_ISREG(st.st_mode)) return;
+    // A regular file is replaced by a rename in its folder, which must allow creating the temporary file;
+    // anything else, a symbolic link included (/dev/stdout), is written in place (mode_of).
+    struct stat link {};
+    if (::lstat(path.c_str(), &link) != 0 || !S_ISREG(link.st_mode)) return;
   } else if (errno != ENOENT) {
     cannot_write(path, errno);
   }
