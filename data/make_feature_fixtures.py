@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.join(here, "..", "tests", "features"))
 import torch  # noqa: E402
 
 import feature_oracle  # noqa: E402
+import input_oracle  # noqa: E402
 import transformer_fixtures  # noqa: E402
 from make_fixtures import save_batches  # noqa: E402
 
@@ -37,6 +38,8 @@ def main():
             scripted = torch.jit.script(model)
         torch.jit.save(scripted, os.path.join(d, "model.pt"))
         save_batches(batches, os.path.join(d, "calib.pt"))
+        with open(os.path.join(d, "input_sqnr.json"), "w") as f:  # PyTorch's input SQNRs (compare.py)
+            json.dump(input_oracle.input_sqnr(model, batches), f, indent=1)
         with open(os.path.join(d, "oracle.json"), "w") as f:
             json.dump(feature_oracle.run(model, batches, weightless_axis), f, indent=1)
         print("fixture", name, "->", d)

@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import torch  # noqa: E402
 
 import fixtures  # noqa: E402
+import input_oracle  # noqa: E402
 import oracle  # noqa: E402
 
 
@@ -35,6 +36,8 @@ def main():
         save_batches(batches, os.path.join(d, "calib.pt"))
         with open(os.path.join(d, "oracle.json"), "w") as f:
             json.dump(oracle.run_all(name), f, indent=1, sort_keys=False)
+        with open(os.path.join(d, "input_sqnr.json"), "w") as f:  # PyTorch's input SQNRs (compare.py)
+            json.dump(input_oracle.input_sqnr(gm, batches), f, indent=1)
         with open(os.path.join(d, "fused.json"), "w") as f:  # fused modules: what prepare_fx matches
             json.dump([n for n, m in gm.named_modules() if type(m).__module__.startswith(
                 ("torch.nn.intrinsic", "torch.ao.nn.intrinsic"))], f)

@@ -336,6 +336,7 @@ int main(int argc, char** argv) {
     }
     if (merge->parsed()) {
       check_output_is_not_input(merge_output, merge_inputs);
+      check_writable(merge_output);
       std::vector<stats::StatsFile> files;
       for (const auto& p : merge_inputs) files.push_back(stats::load(p));
       stats::save(stats::merge(files, merge_inputs), merge_output);
@@ -407,12 +408,22 @@ int main(int argc, char** argv) {
     if (from_stats && job_env)
       throw UsageError("qreport report runs in one process (unset the launcher's RANK/WORLD_SIZE or SLURM_NTASKS)");
     o.job = job_env;
+    // Outputs checked before calibration, written together once the run succeeded (lib/pipeline/job_run.cpp).
+    o.check_outputs = [&] {
+      check_writable(output);
+      if (!o.save_stats.empty()) check_writable(o.save_stats);
+    };
+    o.write_outputs = [&](const report::Report& rep, const std::string& stats_bytes) {
+      for (const auto& w : rep.warnings) spdlog::warn("{}", w);
+      std::string text = format == "json" ? report::to_json(rep) : format == "html" ? report::to_html(rep)
+                                                                                    : report::to_text(rep);
+      std::vector<std::pair<std::string, std::string>> outputs;
+      if (!o.save_stats.empty()) outputs.emplace_back(o.save_stats, stats_bytes);
+      outputs.emplace_back(output, std::move(text));
+      write_outputs(outputs);
+    };
     report::Report rep = from_stats ? pipeline::report_from_stats(o, stats_paths) : pipeline::analyze(o);
     if (!rep.emit) return kExitOk;  // a rank of a distributed job other than 0: rank 0 writes
-    for (const auto& w : rep.warnings) spdlog::warn("{}", w);
-    std::string text = format == "json" ? report::to_json(rep) : format == "html" ? report::to_html(rep)
-                                                                                  : report::to_text(rep);
-    emit(output, text);
     // A gate whose detector judged no module cannot fail: refused, after the report that says why.
     if (std::string why = report::unevaluated_gates(rep, fail_on); !why.empty()) throw UsageError(why);
     // The gate: one line per finding of a gated kind, then a summary line; exit 1.

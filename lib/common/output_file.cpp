@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 
 #include "common/errors.h"
@@ -13,8 +14,23 @@
 namespace qreport {
 namespace {
 
-[[noreturn]] void cannot_write(const std::string& path) {
-  throw InputError("cannot write output file '" + path + "'");
+[[noreturn]] void cannot_write(const std::string& path, int error) {
+  throw InputError("cannot write output file '" + path + "': " + std::strerror(error));
+}
+
+bool is_stdout(const std::string& path) { return path.empty() || path == "-"; }
+
+// How an output is written: replaced through a temporary file and a rename (a regular file or a new
+// path), or in place (a device, a FIFO, a link: renaming over it would replace the device or the link).
+enum class Mode { Stdout, Atomic, InPlace };
+
+Mode mode_of(const std::string& path) {
+  if (is_stdout(path)) return Mode::Stdout;
+  struct stat link {}, target {};
+  if (::lstat(path.c_str(), &link) != 0 || S_ISREG(link.st_mode)) return Mode::Atomic;
+  if (S_ISDIR(link.st_mode) || (::stat(path.c_str(), &target) == 0 && S_ISDIR(target.st_mode)))
+    cannot_write(path, EISDIR);
+  return Mode::InPlace;
 }
 
 void write_all(int fd, const std::string& content, const std::string& path) {
@@ -22,15 +38,16 @@ void write_all(int fd, const std::string& content, const std::string& path) {
   while (done < content.size()) {
     ssize_t n = ::write(fd, content.data() + done, content.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) cannot_write(path);
+    if (n <= 0) cannot_write(path, n < 0 ? errno : EIO);
     done += static_cast<size_t>(n);
   }
 }
 
-void write_atomically(const std::string& path, const std::string& content) {
+// `path`'s temporary file, written in full; its name, for the rename.
+std::string stage(const std::string& path, const std::string& content) {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (fd < 0) cannot_write(path);
+  if (fd < 0) cannot_write(path, errno);
   try {
     write_all(fd, content, path);
   } catch (...) {
@@ -38,36 +55,92 @@ void write_atomically(const std::string& path, const std::string& content) {
     std::remove(tmp.c_str());
     throw;
   }
-  if (::close(fd) != 0 || std::rename(tmp.c_str(), path.c_str()) != 0) {
+  if (::close(fd) != 0) {
+    const int error = errno;
     std::remove(tmp.c_str());
-    cannot_write(path);
+    cannot_write(path, error);
   }
+  return tmp;
+}
+
+void write_in_place(const std::string& path, const std::string& content) {
+  if (is_stdout(path)) {
+    std::cout << content << std::flush;
+    if (!std::cout) cannot_write("-", errno ? errno : EIO);
+    return;
+  }
+  // No O_CREAT (it exists), O_TRUNC for a link to a regular file; devices and FIFOs ignore it.
+  int fd = ::open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+  if (fd < 0) cannot_write(path, errno);
+  try {
+    write_all(fd, content, path);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  if (::close(fd) != 0) cannot_write(path, errno);
+}
+
+// The folder `path` would be created in ("." for a bare name).
+std::string folder_of(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
 }
 
 }  // namespace
 
-void write_output(const std::string& path, const std::string& content) {
-  if (path.empty() || path == "-") {
-    std::cout << content << std::flush;
-    if (!std::cout) cannot_write(path.empty() ? "-" : path);
-    return;
-  }
-  struct stat link {}, target {};
-  const bool exists = ::lstat(path.c_str(), &link) == 0;
-  const bool regular = exists && S_ISREG(link.st_mode);
-  if (!exists || regular) return write_atomically(path, content);
-  if (S_ISDIR(link.st_mode) || (::stat(path.c_str(), &target) == 0 && S_ISDIR(target.st_mode)))
-    throw InputError("cannot write output file '" + path + "': it is a directory");
-  // In place: no O_CREAT (it exists), O_TRUNC for a link to a regular file; devices and FIFOs ignore it.
-  int fd = ::open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
-  if (fd < 0) cannot_write(path);
+void write_outputs(const std::vector<std::pair<std::string, std::string>>& outputs) {
+  std::vector<std::pair<std::string, std::string>> staged;  // (temporary, final)
+  auto discard = [&staged] {
+    for (const auto& [tmp, _] : staged) std::remove(tmp.c_str());
+  };
   try {
-    write_all(fd, content, path);
+    for (const auto& [path, content] : outputs)
+      if (mode_of(path) == Mode::Atomic) staged.emplace_back(stage(path, content), path);
+    for (const auto& [path, content] : outputs)
+      if (mode_of(path) != Mode::Atomic) write_in_place(path, content);
   } catch (...) {
-    ::close(fd);
+    discard();
     throw;
   }
-  if (::close(fd) != 0) cannot_write(path);
+  for (size_t i = 0; i < staged.size(); ++i) {
+    if (std::rename(staged[i].first.c_str(), staged[i].second.c_str()) != 0) {
+      const int error = errno;
+      for (size_t j = i; j < staged.size(); ++j) std::remove(staged[j].first.c_str());
+      cannot_write(staged[i].second, error);
+    }
+  }
+}
+
+void write_output(const std::string& path, const std::string& content) { write_outputs({{path, content}}); }
+
+void check_writable(const std::string& path) {
+  if (is_stdout(path)) return;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) cannot_write(path, EISDIR);
+    if (S_ISFIFO(st.st_mode)) return;  // opening it would wait for a reader
+    // Opened without O_TRUNC or O_CREAT: the existing file is left as it is.
+    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) cannot_write(path, errno);
+    ::close(fd);
+    // A regular file is replaced by a rename in its folder, which must allow creating the temporary file;
+    // anything else, a symbolic link included (/dev/stdout), is written in place (mode_of).
+    struct stat link {};
+    if (::lstat(path.c_str(), &link) != 0 || !S_ISREG(link.st_mode)) return;
+  } else if (errno != ENOENT) {
+    cannot_write(path, errno);
+  }
+  const std::string folder = folder_of(path);
+  struct stat dir {};
+  if (::stat(folder.c_str(), &dir) != 0) cannot_write(path, errno);
+  if (!S_ISDIR(dir.st_mode)) cannot_write(path, ENOTDIR);
+  const std::string probe = path + ".tmp." + std::to_string(::getpid());
+  int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  if (fd < 0) cannot_write(path, errno);
+  ::close(fd);
+  std::remove(probe.c_str());
 }
 
 void check_output_is_not_input(const std::string& output, const std::vector<std::string>& inputs) {

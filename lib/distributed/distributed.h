@@ -29,7 +29,8 @@ bool available();
 
 // One rank's membership in the job. Every wait is bounded by `timeout`; a rank that publishes a failure,
 // stops making progress for longer than `timeout`, or never joins makes every other rank throw JobError
-// naming it.
+// naming it, and so does a store (rank 0) that stops answering. A Ctrl-C during any wait throws
+// Interrupted within a few hundredths of a second.
 class Job {
  public:
   Job(const Env& env, std::chrono::milliseconds timeout);
@@ -44,8 +45,15 @@ class Job {
   void check_same(const std::string& what, const std::string& value);
   // Progress heartbeat (after each batch): a rank whose count stops changing for `timeout` is given up.
   void beat(int64_t done);
-  // This rank failed with `message`: tells the others, who throw JobError naming this rank.
-  void fail(const std::string& message) noexcept;
+  // This rank failed with `message`: tells the others, who throw JobError naming this rank. Rank 0, which
+  // serves the store, then waits (up to 10 s) until they have read it, unless !wait_for_others (Ctrl-C).
+  void fail(const std::string& message, bool wait_for_others = true) noexcept;
+  // Rank 0, after writing the report: tells the others the job succeeded, and waits (up to 10 s) until
+  // they have read it.
+  void finish();
+  // Every other rank, after the reduction: waits for rank 0's last word; JobError when rank 0 failed
+  // (writing the report, say) or its store stopped answering.
+  void wait_for_rank0();
   // Every rank's bytes, in rank order, on rank 0 (empty elsewhere): the sizes through a c10d allgather,
   // then the bytes through a c10d gather to rank 0.
   std::vector<std::string> gather(const std::string& bytes);

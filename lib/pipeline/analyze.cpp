@@ -1,4 +1,5 @@
 #include "pipeline/analyze.h"
+#include "pipeline/job_run.h"
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
@@ -252,30 +253,9 @@ std::string replace_rank(std::string path, int rank) {
   return path;
 }
 
-report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job);
-
 }  // namespace
 
-report::Report analyze(const AnalyzeOptions& o) {
-  if (!o.job) return analyze_rank(o, nullptr);
-  if (o.simulate) throw UsageError("--simulate runs in one process: drop it, or run without a launcher");
-  const auto t0 = std::chrono::steady_clock::now();
-  distributed::Job job(*o.job, std::chrono::milliseconds(static_cast<int64_t>(o.dist_timeout_s) * 1000));
-  spdlog::debug("job of {} ranks ({}) formed in {:.3f} s", job.world(), o.job->launcher,
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  try {
-    return analyze_rank(o, &job);
-  } catch (const JobError&) {
-    throw;
-  } catch (const std::exception& e) {
-    job.fail(first_line(e.what()));  // the other ranks stop too, naming this one
-    throw;
-  }
-}
-
-namespace {
-
-report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job) {
+report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job, std::string* stats_bytes) {
   AnalyzeOptions o = o_in;
   const bool per_rank_files = job && o.calib_path.find("{rank}") != std::string::npos;
   if (per_rank_files) o.calib_path = replace_rank(o.calib_path, job->rank());
@@ -311,6 +291,7 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job) {
   }
   calibration::Archive archive = calibration::Archive::open(o.calib_path, o.calibration);
   rep.batches = archive.size();
+  if (job) job->check_same("calibration", calibration_fingerprint(o_in, o.calib_path, archive.size(), per_rank_files));
   // This rank's batches: all of its own file, or every world-th of the shared one.
   std::vector<size_t> mine;
   for (size_t i = 0; i < archive.size(); ++i)
@@ -397,43 +378,19 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job) {
     f.tool = std::string("qreport ") + QREPORT_VERSION;
     f.model_path = o.model_path;
     f.model_sha256 = rep.model_sha256;
-    f.calibration.push_back({o.calib_path, static_cast<int64_t>(mine.size())});
     f.device = o.device;
     f.settings = stats_settings(o, dets);
+    f.calibration.push_back({o.calib_path, static_cast<int64_t>(mine.size()),
+                             stats::run_identifier(rep.model_sha256, o.calib_path, mine, run_settings(o, f.settings))});
     for (size_t id = 0; id < plan.keys().size(); ++id)
       f.points.push_back({plan.keys()[id].first, instrumentation::side_name(plan.keys()[id].second),
                           points[id].finished()});
     if (job) {
-      // The reduction: every rank's statistics to rank 0 (a c10d gather), merged there in rank order by the
-      // rules of qreport merge; rank 0 alone reports (and saves the merged statistics).
-      std::vector<std::string> all = job->gather(stats::to_bytes(f));
-      clock.lap("reduce");
-      if (job->rank() != 0) {
-        report::Report none;
-        none.emit = false;
-        return none;
-      }
-      std::vector<stats::StatsFile> files;
-      std::vector<std::string> names;
-      for (size_t r = 0; r < all.size(); ++r) {
-        names.push_back("rank " + std::to_string(r));
-        files.push_back(stats::from_bytes(all[r], names.back()));
-      }
-      stats::StatsFile merged = stats::merge(files, names);
-      merged.device = o_in.device;
-      if (!o.save_stats.empty()) stats::save(merged, o.save_stats);
-      report::Report out = report_from_statistics(o, model, rep.model_sha256, std::move(merged));
-      out.calib_path = o_in.calib_path;
-      out.device = o_in.device;
-      out.batches = 0;
-      for (const auto& fr : files) out.batches += static_cast<size_t>(fr.batches());
-      std::vector<std::string> warnings = rep.warnings;  // rank 0's own (instrumentation, casts)
-      for (const auto& w : out.warnings)
-        if (std::find(warnings.begin(), warnings.end(), w) == warnings.end()) warnings.push_back(w);
-      out.warnings = warnings;
+      report::Report out = reduce_and_report(o, o_in, *job, f, model, rep, stats_bytes);
+      clock.lap("reduce and report");
       return out;
     }
-    stats::save(f, o.save_stats);
+    *stats_bytes = stats::to_bytes(f);
   }
 
   run_detectors(dets, model, plan, axes, rep);
@@ -459,7 +416,5 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job) {
   }
   return rep;
 }
-
-}  // namespace
 
 }  // namespace qreport::pipeline

@@ -41,6 +41,11 @@ struct AnalyzeOptions {
   // Called after each calibration batch with (batches done, total), and after each --simulate batch.
   std::function<void(size_t, size_t)> on_batch;
   std::function<void(size_t, size_t)> on_simulate_batch;
+  // The run's outputs, all or nothing: check_outputs before calibration (rank 0's, once its job has
+  // formed), write_outputs with the report and the statistics file's bytes ("" without --save-stats) once
+  // everything else succeeded. In a job, rank 0 calls them and the other ranks exit 4 if writing fails.
+  std::function<void()> check_outputs;
+  std::function<void(const report::Report&, const std::string& stats_bytes)> write_outputs;
 };
 
 // Builds the detectors named in options, validating their options (UsageError).

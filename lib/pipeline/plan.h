@@ -60,9 +60,9 @@ void run_detectors(const std::vector<std::unique_ptr<detectors::Detector>>& dets
                    const Plan& plan, const detectors::ChannelAxes& axes, report::Report& rep);
 
 // The detectors of `o` on statistics `f` of `model` (whose sha256 the caller checked): qreport report,
-// and rank 0 of a distributed analyze after the reduction.
+// and rank 0 of a distributed analyze after the reduction. `source` names the statistics in messages.
 report::Report report_from_statistics(const AnalyzeOptions& o, const model::Model& model, const std::string& sha,
-                                      stats::StatsFile f);
+                                      stats::StatsFile f, const std::string& source = "of the job's ranks");
 
 // What a run with these options observes with (saved in statistics files, checked by report).
 stats::Settings stats_settings(const AnalyzeOptions& o, const std::vector<std::unique_ptr<detectors::Detector>>& dets);

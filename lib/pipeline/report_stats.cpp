@@ -9,6 +9,7 @@
 #include "model/model.h"
 #include "pipeline/analyze.h"
 #include "pipeline/plan.h"
+#include "pipeline/stats_check.h"
 #include "stats/stats.h"
 
 namespace qreport::pipeline {
@@ -34,6 +35,7 @@ std::string missing(const detectors::ObservationRequest& r, const observers::Obs
 
 report::Report report_from_stats(const AnalyzeOptions& o, const std::vector<std::string>& paths) {
   if (o.simulate) throw UsageError("--simulate needs the calibration data: use qreport analyze");
+  if (o.check_outputs) o.check_outputs();
   std::vector<stats::StatsFile> files;
   for (const auto& p : paths) files.push_back(stats::load(p));
   stats::StatsFile f = stats::merge(files, paths);
@@ -43,11 +45,15 @@ report::Report report_from_stats(const AnalyzeOptions& o, const std::vector<std:
     throw InputError("statistics file '" + paths[0] + "' was made from another model ('" + f.model_path +
                      "', sha256 " + f.model_sha256.substr(0, 12) + "...; '" + o.model_path + "' has " +
                      sha.substr(0, 12) + "...)");
-  return report_from_statistics(o, model, sha, std::move(f));
+  std::string source;
+  for (const auto& p : paths) source += (source.empty() ? "'" : ", '") + p + "'";
+  report::Report rep = report_from_statistics(o, model, sha, std::move(f), source);
+  if (o.write_outputs) o.write_outputs(rep, "");
+  return rep;
 }
 
 report::Report report_from_statistics(const AnalyzeOptions& o, const model::Model& model, const std::string& sha,
-                                      stats::StatsFile f) {
+                                      stats::StatsFile f, const std::string& source) {
   auto dets = make_detectors(o);
   report::Report rep;
   rep.model_path = o.model_path;
@@ -88,6 +94,7 @@ report::Report report_from_statistics(const AnalyzeOptions& o, const model::Mode
       throw UsageError("the statistics lack " + lack + " of the " + instrumentation::side_name(r.side) + " of '" +
                        r.fqn + "', which these options need: run qreport analyze again");
   }
+  check_channels_against_model(model, requests, plan, source);
   rep.call_order = instr.call_sites();
   run_detectors(dets, model, plan, axes, rep);
   return rep;

@@ -85,7 +85,11 @@ report::Simulation simulate(const SimulationInput& in, std::vector<std::string>*
       continue;
     }
     at::Tensor w = model.weight(node.fqn);
-    if (!w.defined() || w.dim() < 1) continue;
+    if (!w.defined() || w.dim() < 1) {
+      warnings->push_back("--simulate: '" + node.fqn + "' is left in float: " +
+                          (w.defined() ? "its weight is a 0-dimensional tensor" : "it has no tensor weight"));
+      continue;
+    }
     const auto it = entry_of.find(detectors::fused_ancestor(model, node.fqn));
     const detectors::QConfigEntry* entry = it == entry_of.end() ? nullptr : it->second;
 
@@ -119,6 +123,9 @@ report::Simulation simulate(const SimulationInput& in, std::vector<std::string>*
   report::Simulation sim;
   sim.ran = true;
   double out_signal[2] = {0, 0}, out_noise[2] = {0, 0};
+  // The first batch whose quantized run returned other outputs than the float run (their count or a
+  // shape): the model's output SQNR cannot pair them, and is left null rather than computed on a part.
+  std::optional<size_t> output_mismatch;
   int config = -1;  // -1: the float pass
   instrumentation::ObserveSink sink = [&](int64_t id, const at::Tensor& y) {
     Site& s = sites[static_cast<size_t>(id)];
@@ -126,7 +133,8 @@ report::Simulation simulate(const SimulationInput& in, std::vector<std::string>*
       s.float_outputs.push_back(y.detach().clone());  // clone: a later in-place op may change y
       return;
     }
-    if (s.next >= s.float_outputs.size() || !y.is_floating_point()) {
+    if (s.next >= s.float_outputs.size() || !y.is_floating_point() ||
+        y.sizes() != s.float_outputs[s.next].sizes()) {
       s.mismatch = true;
       return;
     }
@@ -172,8 +180,13 @@ report::Simulation simulate(const SimulationInput& in, std::vector<std::string>*
         for (auto& w : weights) w.module.setattr("weight", w.original);
         std::vector<at::Tensor> q_out;
         flatten(qout, q_out);
-        for (size_t k = 0; k < float_out.size() && k < q_out.size(); ++k)
+        bool paired = q_out.size() == float_out.size();
+        for (size_t k = 0; paired && k < q_out.size(); ++k) paired = q_out[k].sizes() == float_out[k].sizes();
+        if (!paired && !output_mismatch) output_mismatch = i;
+        for (size_t k = 0; paired && k < q_out.size(); ++k)
           accumulate(float_out[k], q_out[k], out_signal[c], out_noise[c]);
+        for (auto& s : sites)  // fewer quantized calls than float ones leave float outputs unpaired
+          if (s.next != s.float_outputs.size()) s.mismatch = true;
       }
     } catch (const c10::Error& e) {
       throw ModelError("the model's forward failed during --simulate on batch " + std::to_string(i) + ": " +
@@ -185,11 +198,15 @@ report::Simulation simulate(const SimulationInput& in, std::vector<std::string>*
     if (s.mismatch)
       warnings->push_back("--simulate: the calls of '" + s.fqn + "' differed between the float and the quantized "
                           "run; its per-layer SQNR covers the calls that paired");
+  if (output_mismatch)
+    warnings->push_back("--simulate: on batch " + std::to_string(*output_mismatch) + " the quantized model returned "
+                        "other outputs than the float model (their number or shapes), so the model's output SQNR is "
+                        "null; the per-layer figures stand");
   const char* names[2] = {"default_qconfig", "recommended"};
   for (int c = 0; c < 2; ++c) {
     report::SimulatedConfig rc;
     rc.name = names[c];
-    rc.output_sqnr_db = db(out_signal[c], out_noise[c]);
+    if (!output_mismatch) rc.output_sqnr_db = db(out_signal[c], out_noise[c]);
     for (const auto& s : sites) rc.layers.emplace_back(s.fqn, db(s.signal[c], s.noise[c]));
     sim.configs.push_back(std::move(rc));
   }

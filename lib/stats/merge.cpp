@@ -22,6 +22,19 @@ using observers::RangeSummary;
 using observers::nan_max;
 using observers::nan_min;
 
+// A count that would overflow if added: merge() names the file. A file of valid counts can still
+// overflow a sum (counts near 2^63): the merge refuses it instead of wrapping around.
+struct Overflow {
+  std::string what;
+};
+
+template <class T>
+T add(T a, T b, const char* what) {
+  T sum;
+  if (__builtin_add_overflow(a, b, &sum)) throw Overflow{what};
+  return sum;
+}
+
 void keep_invalid(std::string& into, const std::string& other) {
   if (into.empty()) into = other;
 }
@@ -30,12 +43,13 @@ RangeSummary merge_range(RangeSummary a, const RangeSummary& b) {
   keep_invalid(a.invalid, b.invalid);
   if (b.batches == 0) return a;
   if (a.batches == 0) return b;
-  const double n = static_cast<double>(a.batches + b.batches);
+  const int64_t batches = add(a.batches, b.batches, "range batches");
+  const double n = static_cast<double>(batches);
   a.avg_range = static_cast<float>((static_cast<double>(a.avg_range) * a.batches +
                                     static_cast<double>(b.avg_range) * b.batches) / n);
   a.epoch_min = nan_min(a.epoch_min, b.epoch_min);
   a.epoch_max = nan_max(a.epoch_max, b.epoch_max);
-  a.batches += b.batches;
+  a.batches = batches;
   return a;
 }
 
@@ -60,13 +74,14 @@ MinMaxSummary merge_minmax(MinMaxSummary a, const MinMaxSummary& b) {
 
 PercentileSummary merge_percentile(PercentileSummary a, const PercentileSummary& b) {
   keep_invalid(a.invalid, b.invalid);
+  const int64_t batches = add(a.batches, b.batches, "percentile batches");
   if (b.avg_ratio.empty()) {
-    a.batches += b.batches;
+    a.batches = batches;
     return a;
   }
   if (a.avg_ratio.empty()) {
     PercentileSummary r = b;
-    r.batches += a.batches;
+    r.batches = batches;
     keep_invalid(r.invalid, a.invalid);
     return r;
   }
@@ -75,14 +90,14 @@ PercentileSummary merge_percentile(PercentileSummary a, const PercentileSummary&
     return a;
   }
   for (size_t i = 0; i < a.avg_ratio.size(); ++i) {
-    const int64_t used = static_cast<int64_t>(a.batches_used[i]) + b.batches_used[i];
+    const int32_t used = add(a.batches_used[i], b.batches_used[i], "batches used by a channel");
     const double sum = static_cast<double>(a.avg_ratio[i]) * a.batches_used[i] +
                        static_cast<double>(b.avg_ratio[i]) * b.batches_used[i];
     a.avg_ratio[i] = used > 0 ? static_cast<float>(sum / static_cast<double>(used)) : 0.0f;  // nan_to_num(0/0)
-    a.batches_used[i] = static_cast<int32_t>(used);
-    a.constant_batches[i] += b.constant_batches[i];
+    a.batches_used[i] = used;
+    a.constant_batches[i] = add(a.constant_batches[i], b.constant_batches[i], "constant batches of a channel");
   }
-  a.batches += b.batches;
+  a.batches = batches;
   return a;
 }
 
@@ -119,24 +134,29 @@ HistogramSummary merge_histogram(HistogramSummary a, const HistogramSummary& b) 
     keep_invalid(r.invalid, a.invalid);
     return r;
   }
+  const int64_t count = add(a.count, b.count, "histogram values");
+  const int64_t batches = add(a.batches, b.batches, "histogram batches");
   const float lo = std::min(a.min_val, b.min_val), hi = std::max(a.max_val, b.max_val);
   std::vector<double> bins(a.histogram.size(), 0.0);
   rebin_into(a, lo, hi, bins);
   rebin_into(b, lo, hi, bins);
-  for (size_t i = 0; i < bins.size(); ++i) a.histogram[i] = static_cast<float>(bins[i]);
+  for (size_t i = 0; i < bins.size(); ++i) {
+    a.histogram[i] = static_cast<float>(bins[i]);
+    if (!std::isfinite(a.histogram[i])) throw Overflow{"histogram counts"};
+  }
   a.min_val = lo;
   a.max_val = hi;
   a.data_min = std::min(a.data_min, b.data_min);
   a.data_max = std::max(a.data_max, b.data_max);
   a.sum_squares += b.sum_squares;
-  a.count += b.count;
-  a.batches += b.batches;
+  a.count = count;
+  a.batches = batches;
   return a;
 }
 
 observers::ObservationPoint::Finished merge_point(observers::ObservationPoint::Finished a,
                                                   const observers::ObservationPoint::Finished& b) {
-  a.calls += b.calls;
+  a.calls = add(a.calls, b.calls, "calls");
   if (b.range) a.range = a.range ? merge_range(*a.range, *b.range) : *b.range;
   for (const auto& [k, s] : b.minmax) {
     auto it = a.minmax.find(k);
@@ -162,6 +182,16 @@ std::string describe(const Settings& s) {
 
 StatsFile merge(const std::vector<StatsFile>& files, const std::vector<std::string>& names) {
   if (files.empty()) throw UsageError("nothing to merge");
+  // Each calibration run once: the same run twice would count its batches twice.
+  std::map<std::string, size_t> run_of;
+  for (size_t f = 0; f < files.size(); ++f)
+    for (const auto& s : files[f].calibration) {
+      auto [it, fresh] = run_of.emplace(s.run, f);
+      if (!fresh)
+        throw InputError("statistics file '" + names[f] + "' holds calibration run " + s.run.substr(0, 12) + "... ('" +
+                         s.path + "', " + std::to_string(s.batches) + " batches), which '" + names[it->second] +
+                         "' holds already: merging them would count those batches twice");
+    }
   StatsFile out = files[0];
   std::map<std::pair<std::string, std::string>, size_t> index;
   for (size_t i = 0; i < out.points.size(); ++i) index[{out.points[i].site, out.points[i].side}] = i;
@@ -174,15 +204,26 @@ StatsFile merge(const std::vector<StatsFile>& files, const std::vector<std::stri
       throw InputError("statistics file '" + names[f] + "' was observed with other settings (" + describe(s.settings) +
                        "; '" + names[0] + "': " + describe(out.settings) + ")");
     if (s.device != out.device) out.device += "+" + s.device;
-    out.calibration.insert(out.calibration.end(), s.calibration.begin(), s.calibration.end());
-    for (const auto& p : s.points) {
-      auto it = index.find({p.site, p.side});
-      if (it == index.end()) {
-        index[{p.site, p.side}] = out.points.size();
-        out.points.push_back(p);
-      } else {
-        out.points[it->second].stats = merge_point(out.points[it->second].stats, p.stats);
+    try {
+      int64_t batches = out.batches();
+      for (const auto& c : s.calibration) batches = add(batches, c.batches, "calibration batches");
+      out.calibration.insert(out.calibration.end(), s.calibration.begin(), s.calibration.end());
+      for (const auto& p : s.points) {
+        auto it = index.find({p.site, p.side});
+        if (it == index.end()) {
+          index[{p.site, p.side}] = out.points.size();
+          out.points.push_back(p);
+        } else {
+          try {
+            out.points[it->second].stats = merge_point(out.points[it->second].stats, p.stats);
+          } catch (const Overflow& o) {
+            throw Overflow{o.what + " of the " + p.side + " of '" + p.site + "'"};
+          }
+        }
       }
+    } catch (const Overflow& o) {
+      throw InputError("statistics file '" + names[f] + "' cannot be merged with the files before it: the sum of " +
+                       "their " + o.what + " would overflow");
     }
   }
   return out;

@@ -78,6 +78,7 @@ c10::IValue point_value(const StatsFile::Point& p) {
     e.insert("batches", h.batches);
     e.insert("min_val", static_cast<double>(h.min_val));
     e.insert("max_val", static_cast<double>(h.max_val));
+    e.insert("bins", kHistogramBins);
     e.insert("histogram", floats(h.histogram));
     e.insert("data_min", static_cast<double>(h.data_min));
     e.insert("data_max", static_cast<double>(h.data_max));
@@ -198,14 +199,21 @@ StatsFile::Point read_point(const Reader& r, const Dict& d) {
     s.batches = r.integer(e, "batches");
     s.min_val = r.f32(e, "min_val");
     s.max_val = r.f32(e, "max_val");
+    const int64_t bins = r.integer(e, "bins");
     s.histogram = r.vec<float>(e, "histogram", at::kFloat);
+    if (bins != kHistogramBins)
+      r.bad("the histogram of '" + p.site + "' states " + std::to_string(bins) + " bins (HistogramObserver's are " +
+            std::to_string(kHistogramBins) + ")");
+    if (!s.histogram.empty() && static_cast<int64_t>(s.histogram.size()) != bins)
+      r.bad("the histogram of '" + p.site + "' has " + std::to_string(s.histogram.size()) + " bins, not the " +
+            std::to_string(bins) + " it states");
     s.data_min = r.f32(e, "data_min");
     s.data_max = r.f32(e, "data_max");
     s.sum_squares = r.number(e, "sum_squares");
     s.count = r.integer(e, "count");
     s.invalid = r.str(e, "invalid");
-    if (s.batches > 0 && s.invalid.empty() && s.histogram.size() != 2048)
-      r.bad("the histogram of '" + p.site + "' does not have 2048 bins");
+    if (s.batches > 0 && s.invalid.empty() && s.histogram.empty())
+      r.bad("the histogram of '" + p.site + "' has no bins, but " + std::to_string(s.batches) + " batches");
     p.stats.histogram = std::move(s);
   }
   return p;
@@ -233,6 +241,7 @@ std::string to_bytes(const StatsFile& f) {
     Dict e = dict();
     e.insert("path", s.path);
     e.insert("batches", s.batches);
+    e.insert("run", s.run);
     cal.push_back(e);
   }
   root.insert("calibration", cal);
@@ -247,16 +256,17 @@ std::string to_bytes(const StatsFile& f) {
   List points = list();
   for (const auto& p : f.points) points.push_back(point_value(p));
   root.insert("points", points);
+  root.insert("digest", digest_of(root));
   std::vector<char> bytes = torch::jit::pickle_save(root);
   return std::string(bytes.begin(), bytes.end());
 }
 
 void save(const StatsFile& f, const std::string& path) { write_output(path, to_bytes(f)); }
 
-StatsFile from_ivalue(const c10::IValue& root, const std::string& name);
+StatsFile from_ivalue(const c10::IValue& root, const std::string& name, bool check_digest);
 
-StatsFile load(const std::string& path) {
-  return from_ivalue(calibration::load_torch_save(path, "statistics file"), "'" + path + "'");
+StatsFile load(const std::string& path, bool check_digest) {
+  return from_ivalue(calibration::load_torch_save(path, "statistics file"), "'" + path + "'", check_digest);
 }
 
 StatsFile from_bytes(const std::string& bytes, const std::string& name) {
@@ -266,10 +276,10 @@ StatsFile from_bytes(const std::string& bytes, const std::string& name) {
   } catch (const std::exception& e) {
     throw InputError("statistics of " + name + " cannot be read: " + first_line(e.what()));
   }
-  return from_ivalue(root, name);
+  return from_ivalue(root, name, true);
 }
 
-StatsFile from_ivalue(const c10::IValue& root, const std::string& name) {
+StatsFile from_ivalue(const c10::IValue& root, const std::string& name, bool check_digest) {
   const Reader r(name);
   const std::string path = name;
   if (!root.isGenericDict()) r.bad("it is a torch.save archive, but not of qreport statistics");
@@ -279,7 +289,23 @@ StatsFile from_ivalue(const c10::IValue& root, const std::string& name) {
   const int64_t version = r.integer(d, "version", 0);
   if (version != kFormatVersion)
     throw InputError("statistics file " + path + " has format version " + std::to_string(version) +
-                     " (this qreport reads " + std::to_string(kFormatVersion) + ")");
+                     " (this qreport reads " + std::to_string(kFormatVersion) +
+                     (version < kFormatVersion ? ": save the statistics again with qreport analyze --save-stats" : "") +
+                     ")");
+  // The digest before anything is read from the records: a damaged file is refused as damaged, whatever
+  // the damage happens to look like.
+  const std::string stored = r.str(d, "digest");
+  if (check_digest) {
+    std::string computed;
+    try {
+      computed = digest_of(root);
+    } catch (const InputError& e) {
+      r.bad(e.what());
+    }
+    if (stored != computed)
+      r.bad("its digest does not match its contents (" + (stored.size() > 19 ? stored.substr(0, 19) + "..." : stored) +
+            " stored, " + computed.substr(0, 19) + "... computed): it was changed or damaged after qreport wrote it");
+  }
   StatsFile f;
   f.tool = r.str(d, "tool");
   Dict model = r.dict_at(d, "model");
@@ -287,7 +313,7 @@ StatsFile from_ivalue(const c10::IValue& root, const std::string& name) {
   f.model_sha256 = r.str(model, "sha256");
   for (const auto& v : r.list_at(d, "calibration")) {
     Dict e = r.as_dict(v, "a calibration entry");
-    f.calibration.push_back({r.str(e, "path"), r.integer(e, "batches")});
+    f.calibration.push_back({r.str(e, "path"), r.integer(e, "batches"), r.str(e, "run")});
   }
   f.device = r.str(d, "device");
   Dict settings = r.dict_at(d, "settings");
@@ -298,6 +324,7 @@ StatsFile from_ivalue(const c10::IValue& root, const std::string& name) {
   }
   f.settings.outlier_reference_percentile = r.number(settings, "outlier_reference_percentile");
   for (const auto& v : r.list_at(d, "points")) f.points.push_back(read_point(r, r.as_dict(v, "a point")));
+  validate(f, name);
   return f;
 }
 

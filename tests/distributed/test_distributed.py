@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 
@@ -83,11 +84,145 @@ def expect_fault(name, results, codes, message, or_lost_store=()):
         if code != want or len(lines) != 1 or (want == 4 and not named):
             failures.append(f"{name}: rank {r}: exit {code} (want {want}), stderr {err.strip()!r}")
             ok = False
-    if os.path.exists(f"{T}/{name}.json"):
+    if os.path.exists(f"{T}/{name}.json") or os.path.exists(f"{T}/{name}.qstats"):
         failures.append(f"{name}: a report was written")
         ok = False
     if ok:
         print(f"ok {name}")
+
+
+def wait_listening(port, limit=30):
+    start = time.time()
+    while time.time() - start < limit:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return True
+        time.sleep(0.02)
+    return False
+
+
+class SilentListener:
+    """A port held by a program that accepts connections and never says anything."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                self.conns.append(self.sock.accept()[0])
+            except OSError:
+                return
+
+
+def rank_env(world, rank, port):
+    return dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                LOCAL_RANK=str(rank))
+
+
+def timed(name, proc, code, message, low, high, limit=120):
+    """proc's exit code, its one error line containing `message`, and its time since start in [low, high]."""
+    start = proc.started
+    try:
+        _, err = proc.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        err += "\n(HUNG: killed by the test)"
+    took = time.time() - start
+    lines = error_lines(err)
+    if proc.returncode != code or len(lines) != 1 or message not in lines[0] or not low <= took <= high:
+        failures.append(f"{name}: exit {proc.returncode} (want {code}) after {took:.1f} s (want {low}-{high} s), "
+                        f"stderr {err.strip()!r}, want {message!r}")
+    else:
+        print(f"ok {name}: exit {code} after {took:.2f} s")
+    return took
+
+
+def start_rank(world, rank, port, args, timeout):
+    p = subprocess.Popen([QREPORT, "analyze", *args, "--dist-timeout", str(timeout)], env=rank_env(world, rank, port),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.started = time.time()
+    return p
+
+
+def join_faults(M, common):
+    """--dist-timeout against peers that accept and never answer, and Ctrl-C while joining."""
+    args = [M, "--calib", f"{T}/all.pt", "-o", f"{T}/join.json", *common]
+    # A port held by a program that accepts and never answers.
+    quiet = SilentListener()
+    p = start_rank(2, 1, quiet.port, args, 3)
+    timed("silent listener, --dist-timeout 3", p, 4,
+          f"rank 0's store at 127.0.0.1:{quiet.port} accepted the connection but did not answer within 3 s", 2.9, 8)
+    # A SIGSTOPped rank 0: its store's port accepts (the kernel does), nothing answers.
+    port = free_port()
+    r0 = start_rank(2, 0, port, args, 30)
+    if not wait_listening(port):
+        failures.append("stopped rank 0: rank 0 never listened")
+    r0.send_signal(signal.SIGSTOP)
+    p = start_rank(2, 1, port, args, 3)
+    timed("SIGSTOPped rank 0, --dist-timeout 3", p, 4, "did not answer within 3 s", 2.9, 8)
+    r0.kill()
+    r0.communicate()
+    # Ctrl-C while joining: rank 0 waiting for rank 1, and rank 1 blocked on the silent listener.
+    port = free_port()
+    r0 = start_rank(2, 0, port, args, 60)
+    if not wait_listening(port):
+        failures.append("Ctrl-C: rank 0 never listened")
+    time.sleep(0.5)
+    r0.send_signal(signal.SIGINT)
+    r0.started = time.time()
+    timed("Ctrl-C on rank 0 waiting for rank 1", r0, 130, "interrupted while the job's ranks were meeting", 0, 2)
+    connected = len(quiet.conns)
+    p = start_rank(2, 1, quiet.port, args, 60)
+    start = time.time()
+    while len(quiet.conns) == connected and time.time() - start < 30:  # it has started, and is blocked on the store
+        time.sleep(0.02)
+    time.sleep(0.5)
+    p.send_signal(signal.SIGINT)
+    p.started = time.time()
+    timed("Ctrl-C on rank 1 blocked on a silent store", p, 130, "interrupted while the job's ranks were meeting", 0, 2)
+    if os.path.exists(f"{T}/join.json"):
+        failures.append("join faults: a report was written")
+
+
+def after_reduction(M, common):
+    """Rank 0 fails after the reduction (its -o or --save-stats cannot be written): every other rank exits 4;
+    an unwritable -o is found before calibration, and the other ranks hear of it at once."""
+    full = "cannot write output file '/dev/full': No space left on device"
+    res = finish(launch(2, [M, "--calib", f"{T}/all.pt", "-o", "/dev/full", *common]))
+    expect_fault("rank 0's -o fails", dict(enumerate(res)), {0: 2, 1: 4}, "rank 0 failed: " + full)
+    if error_lines(res[0][2]) != ["qreport: error: rank 0: " + full]:
+        failures.append(f"rank 0's -o fails: rank 0 said {res[0][2].strip()!r}")
+    res = finish(launch(2, [M, "--calib", f"{T}/all.pt", "--save-stats", "/dev/full", "-o", f"{T}/saved.json",
+                            *common]))
+    expect_fault("saved", dict(enumerate(res)), {0: 2, 1: 4}, "rank 0 failed: " + full)
+    start = time.time()
+    res = finish(launch(2, [M, "--calib", f"{T}/all.pt", "-o", f"{T}/nodir/r.json", *common], timeout=60))
+    expect_fault("nodir", dict(enumerate(res)), {0: 2, 1: 4},
+                 f"rank 0 failed: cannot write output file '{T}/nodir/r.json': No such file or directory")
+    if time.time() - start > 30:
+        failures.append(f"an unwritable -o on rank 0 took {time.time() - start:.0f} s to end the job")
+
+
+def mixed_calibration(M, batches, common):
+    """Ranks given other archives, patterns or --max-batches: every rank exits 4 before calibrating."""
+    torch.save(batches[::-1], f"{T}/reversed.pt")
+    for s in range(2):
+        torch.save(batches[3 * s:3 * s + 3], f"{T}/other-{s}.pt")
+    cases = [("other archive", lambda r: ["--calib", f"{T}/all.pt" if r == 0 else f"{T}/reversed.pt"]),
+             ("other pattern", lambda r: ["--calib", f"{T}/shard-{{rank}}.pt" if r == 0 else f"{T}/other-{{rank}}.pt"]),
+             ("other --max-batches", lambda r: ["--calib", f"{T}/all.pt"] + (["--max-batches", "4"] if r else []))]
+    for name, per_rank in cases:
+        res = finish(launch(2, [M, "-o", f"{T}/{name}.json", *common], per_rank_args=per_rank))
+        expect_fault(name, dict(enumerate(res)), {0: 4, 1: 4}, "rank 1 has another calibration than rank 0",
+                     or_lost_store=(1,))
 
 
 def main():
@@ -101,9 +236,15 @@ def main():
     subprocess.run([QREPORT, "analyze", M, "--calib", f"{T}/all.pt", "-o", f"{T}/single.json", *common], check=True)
     single = json.load(open(f"{T}/single.json"))
 
-    # Probe: a 2-rank job that cannot form because this build lacks c10d says so (exit 2): skip.
+    # Probe: a 2-rank job that cannot form because this build lacks c10d says so (exit 2): skip, unless the
+    # environment says this build must have it (CI sets QREPORT_REQUIRE_DISTRIBUTED=1 where the setup
+    # installs a LibTorch with Gloo): then a build that quietly lost c10d fails here.
     probe = finish(launch(2, [M, "--calib", f"{T}/all.pt", "-o", os.devnull, *common], ranks=[0], timeout=1))
     if probe[0][0] == 2 and "without c10d" in probe[0][2]:
+        if os.environ.get("QREPORT_REQUIRE_DISTRIBUTED") == "1":
+            print("FAILED: QREPORT_REQUIRE_DISTRIBUTED=1, but qreport was built without c10d's Gloo: "
+                  + probe[0][2].strip())
+            sys.exit(1)
         print("skipped: qreport was built without c10d's Gloo")
         sys.exit(77)
 
@@ -159,6 +300,10 @@ def main():
                         per_rank_args=lambda r: [M if r == 0 else f"{T}/other.pt"]))
     expect_fault("mismatch", dict(enumerate(res)), {0: 4, 1: 4}, "rank 1 has another model than rank 0",
                  or_lost_store=(1,))
+
+    join_faults(M, common)
+    after_reduction(M, common)
+    mixed_calibration(M, batches, common)
 
     if failures:
         print("\n".join(failures[:30]))

@@ -8,6 +8,7 @@
   * thresholds change freely; what would need other observations exits 2 with the reason;
   * bad files: truncated, wrong version, not statistics, another model, mismatched settings: exit 2, one line.
 Usage: test_stats.py QREPORT SOURCE_DIR"""
+import copy
 import json
 import math
 import os
@@ -44,6 +45,45 @@ def expect_error(name, args, message):
         print(f"ok {name}")
 
 
+def self_check(direct):
+    """merged_reports.compare must be able to fail: each mutation of the direct report below is a merged
+    report that breaks the merge rule, and compare must say so."""
+    def flip_weight_observer(d):  # decided from the weights alone: exact in any merge
+        m = first_of(d, "quantization_error_detector")
+        m["recommended_weight_observer"] = ("default_weight_observer" if m["recommended_weight_observer"] ==
+                                            "default_per_channel_weight_observer" else
+                                            "default_per_channel_weight_observer")
+    mutations = {
+        "a shorter ratio list": lambda d: first_of(d, "outlier_detector")["outlier_detection_percentile_ratios"].pop(),
+        "an empty ratio list": lambda d: first_of(d, "outlier_detector")["outlier_detection_percentile_ratios"].clear(),
+        "a zero point far off": lambda d: first_of(d, "quantization_error_detector").update(
+            input_histogram_zero_point=first_of(d, "quantization_error_detector")["input_histogram_zero_point"] + 40),
+        "a flipped weight recommendation": flip_weight_observer,
+        "a report text": lambda d: d["detectors"]["outlier_detector"].update(report="x"),
+        "an error report line": lambda d: d["detectors"]["quantization_error_detector"].update(
+            report=d["detectors"]["quantization_error_detector"]["report"].replace(" dB", " dB!", 1)),
+        "a qconfig entry": lambda d: d["qconfig_mapping"][next(iter(d["qconfig_mapping"]))].update(weight="x"),
+        "worst_layers cut": lambda d: d["detectors"]["quantization_error_detector"]["worst_layers"].pop(),
+        "a warning dropped": lambda d: d["warnings"].pop(),
+    }
+    missed = 0
+    for name, mutate in mutations.items():
+        m = copy.deepcopy(direct)
+        mutate(m)
+        found = []
+        compare(direct, m, found)
+        if not found:
+            failures.append(f"merged_reports.compare misses {name}")
+            missed += 1
+    if not missed:
+        print(f"ok merged_reports.compare catches {len(mutations)} kinds of difference")
+
+
+def first_of(d, det):
+    mods = d["detectors"][det]["modules"]
+    return mods[next(iter(mods))]
+
+
 def main():
     torch.manual_seed(21)
     gm, _ = fixtures.fused("resnet18")
@@ -62,7 +102,7 @@ def main():
     else:
         print("ok round trip")
     saved = torch.load(f"{T}/all.qstats", weights_only=False)  # 2.6+ defaults to weights_only=True
-    if saved["format"] != "qreport-stats" or saved["version"] != 1 or saved["calibration"][0]["batches"] != 6:
+    if saved["format"] != "qreport-stats" or saved["version"] != 2 or saved["calibration"][0]["batches"] != 6:
         failures.append(f"torch.load: {saved['format']}, {saved['version']}, {saved['calibration']}")
     # Merge of three shards.
     for s in range(3):
@@ -80,6 +120,7 @@ def main():
     if json.load(open(f"{T}/merged2.json"))["detectors"] != merged["detectors"]:
         failures.append("report over three files differs from report over their merge")
     print(f"ok merge: {n} values compared")
+    self_check(direct)
     # Thresholds change freely.
     r = qreport("report", f"{T}/model.pt", "--stats", f"{T}/all.qstats", "--outlier-ratio-threshold", "5",
                 "--dynamic-static-tolerance", "0.7", *common)
@@ -100,10 +141,10 @@ def main():
     data = open(S, "rb").read()
     open(f"{T}/truncated.qstats", "wb").write(data[: len(data) // 2])
     expect_error("truncated", ["report", M, "--stats", f"{T}/truncated.qstats"], "statistics file")
-    v2 = dict(saved)
-    v2["version"] = 2
-    torch.save(v2, f"{T}/v2.qstats")
-    expect_error("wrong version", ["report", M, "--stats", f"{T}/v2.qstats"], "has format version 2 (this qreport reads 1)")
+    v3 = dict(saved)
+    v3["version"] = 3
+    torch.save(v3, f"{T}/v3.qstats")
+    expect_error("wrong version", ["report", M, "--stats", f"{T}/v3.qstats"], "has format version 3 (this qreport reads 2)")
     expect_error("not statistics", ["report", M, "--stats", f"{T}/all.pt"], "not of qreport statistics")
     other = fixtures.fused("two_linear")[0]
     torch.jit.save(torch.jit.script(other), f"{T}/other.pt")
