@@ -1,12 +1,17 @@
 // qreport diff: two saved reports (this commit's model against the last good one), compared by what a CI
 // gate acts on. Findings are matched by (kind, module); modules by name (renames are not guessed: a
 // removal and an addition); options and calibration settings by value, with a warning when they differ;
-// and every per-module value measured in dB (the quantization error's SQNR keys, "*_db") by module.
+// the simulated model output SQNR; and every SQNR figure by module (is_sqnr_key: SQNRs, not gains, since
+// a gain that shrinks is not a loss of accuracy), listed when it moved by more than --min-change.
+// Both reports go through the same schema walk (saved_report.h); everything after it is linear or
+// n log n in the report's size.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
 #include <set>
+#include <tuple>
+#include <unordered_map>
 
 #include "common/errors.h"
 #include "report/json_text.h"
@@ -17,37 +22,26 @@ namespace qreport::report {
 namespace {
 
 using ojson = nlohmann::ordered_json;
+using Figures = std::map<std::tuple<std::string, std::string, std::string>, std::optional<double>>;
 
-std::set<std::string> module_names(const ojson& j) {
+std::set<std::string> module_names(const Report& r) {
   std::set<std::string> out;
-  for (const auto& [det, body] : j["detectors"].items())
-    if (body.contains("modules") && body["modules"].is_object())
-      for (const auto& [fqn, fields] : body["modules"].items()) out.insert(fqn);
+  for (const auto& res : r.results)
+    for (const auto& m : res.modules) out.insert(m.fqn);
   return out;
 }
 
-// "detector.option" or "calibration.key" -> value, for the settings that change what a report says.
-std::map<std::string, ojson> settings(const ojson& j) {
-  std::map<std::string, ojson> out;
-  for (const auto& [det, body] : j["detectors"].items())
-    if (body.contains("options") && body["options"].is_object())
-      for (const auto& [k, v] : body["options"].items()) out[det + "." + k] = v;
-  if (j.contains("calibration") && j["calibration"].is_object())
-    for (const char* k : {"batches", "device"})
-      if (j["calibration"].contains(k)) out[std::string("calibration.") + k] = j["calibration"][k];
-  return out;
-}
-
-// (detector, module, key) -> dB value, for every per-module number measured in decibels.
-std::map<std::tuple<std::string, std::string, std::string>, double> decibels(const ojson& j) {
-  std::map<std::tuple<std::string, std::string, std::string>, double> out;
-  for (const auto& [det, body] : j["detectors"].items()) {
-    if (!body.contains("modules") || !body["modules"].is_object()) continue;
-    for (const auto& [fqn, fields] : body["modules"].items())
-      for (const auto& [k, v] : fields.items())
-        if (k.size() > 3 && k.compare(k.size() - 3, 3, "_db") == 0 && v.is_number())
-          out[{det, fqn, k}] = v.get<double>();
-  }
+// (detector, module, key) -> value, for every SQNR figure: the detectors' per-module keys that name an
+// SQNR (is_sqnr_key), and each simulated configuration's layer outputs.
+Figures sqnr_figures(const Report& r) {
+  Figures out;
+  for (const auto& res : r.results)
+    for (const auto& m : res.modules)
+      for (const auto& [k, v] : m.fields)
+        if (is_sqnr_key(k))  // the reader made these Float or Null
+          out[{res.name, m.fqn, k}] = v.type == detectors::Value::Type::Float ? std::optional<double>(v.f) : std::nullopt;
+  for (const auto& c : r.simulation.configs)
+    for (const auto& [site, v] : c.layers) out[{"simulation." + c.name, site, "layers_output_sqnr_db"}] = v;
   return out;
 }
 
@@ -56,52 +50,107 @@ std::string fmt(double v) {
   std::snprintf(b, sizeof b, "%.2f", v);
   return b;
 }
+std::string fmt(const std::optional<double>& v) { return v ? fmt(*v) : std::string("null"); }
+
+// "fc1 sqnr_db (quantization_error_detector)", or "model output_sqnr_db (simulation.recommended)".
+std::string figure_name(const std::string& source, const std::string& fqn, const std::string& key) {
+  return (fqn.empty() ? std::string("model") : fqn) + " " + key + " (" + source + ")";
+}
+
+// "31.25 -> 22.75 (-8.50 dB)", "31.25 -> null".
+std::string change_text(const std::optional<double>& a, const std::optional<double>& b) {
+  std::string s = fmt(a) + " -> " + fmt(b);
+  if (a && b) s += " (" + std::string(*b >= *a ? "+" : "") + fmt(*b - *a) + " dB)";
+  return s;
+}
+
+std::optional<std::string> drop_line(const std::string& name, const std::optional<double>& a,
+                                     const std::optional<double>& b, double max_drop) {
+  char bound[32];
+  std::snprintf(bound, sizeof bound, "%g", max_drop);
+  if (a && !b)
+    return name + " became null (" + fmt(a) + " -> null: not measurable, the new report's warnings say why), "
+                                               "gated by --max-sqnr-drop " + bound;
+  if (a && b && *a - *b > max_drop)
+    return name + " dropped by " + fmt(*a - *b) + " dB (" + fmt(a) + " -> " + fmt(b) + "), more than --max-sqnr-drop " +
+           bound;
+  return std::nullopt;
+}
 
 }  // namespace
 
+bool listed(const ReportDiff& d, const DecibelChange& c) {
+  return !c.old_db || !c.new_db || std::fabs(*c.new_db - *c.old_db) > d.min_change_db;
+}
+
 ReportDiff diff_reports(const std::string& old_text, const std::string& new_text, const std::string& old_name,
-                        const std::string& new_name) {
-  const ojson a = parse_saved_report(old_text, old_name), b = parse_saved_report(new_text, new_name);
+                        const std::string& new_name, const DiffOptions& options) {
+  const SavedReport a = read_saved_report(old_text, old_name), b = read_saved_report(new_text, new_name);
   ReportDiff d;
   d.old_name = old_name;
   d.new_name = new_name;
-  d.old_sha256 = a.contains("model") ? a["model"].value("sha256", "") : "";
-  d.new_sha256 = b.contains("model") ? b["model"].value("sha256", "") : "";
+  d.old_sha256 = a.report.model_sha256;
+  d.new_sha256 = b.report.model_sha256;
+  d.min_change_db = options.min_change_db;
 
-  const auto ma = module_names(a), mb = module_names(b);
+  const auto ma = module_names(a.report), mb = module_names(b.report);
   std::set_difference(mb.begin(), mb.end(), ma.begin(), ma.end(), std::back_inserter(d.modules_added));
   std::set_difference(ma.begin(), ma.end(), mb.begin(), mb.end(), std::back_inserter(d.modules_removed));
 
-  const auto sa = settings(a), sb = settings(b);
+  const std::map<std::string, std::string> sa(a.settings.begin(), a.settings.end()),
+      sb(b.settings.begin(), b.settings.end());
   std::set<std::string> keys;
   for (const auto& [k, v] : sa) keys.insert(k);
   for (const auto& [k, v] : sb) keys.insert(k);
   for (const auto& k : keys) {
     auto ia = sa.find(k), ib = sb.find(k);
-    const std::string va = ia == sa.end() ? "(absent)" : ia->second.dump();
-    const std::string vb = ib == sb.end() ? "(absent)" : ib->second.dump();
+    const std::string va = ia == sa.end() ? "(absent)" : ia->second;
+    const std::string vb = ib == sb.end() ? "(absent)" : ib->second;
     if (va != vb) d.settings_changed.push_back({k, va, vb});
   }
   if (!d.settings_changed.empty())
     d.warnings.push_back("the two reports used different settings (" + std::to_string(d.settings_changed.size()) +
                          " changed): differences below may come from the settings, not the model");
 
-  // Findings by (kind, module), in the new report's order (then the old one's for the disappeared).
-  const auto fa = findings(report_from_json(a)), fb = findings(report_from_json(b));
-  auto find = [](const std::vector<Finding>& fs, const Finding& f) {
-    return std::find_if(fs.begin(), fs.end(), [&](const Finding& g) { return g.kind == f.kind && g.fqn == f.fqn; });
+  // Findings by (kind, module), in the new report's order (then the old one's for the disappeared); the
+  // index keeps this linear in the number of findings.
+  const auto fa = findings(a.report), fb = findings(b.report);
+  auto index = [](const std::vector<Finding>& fs) {
+    std::unordered_map<std::string, const Finding*> out;
+    out.reserve(fs.size());
+    for (const auto& f : fs) out.emplace(f.kind + '\n' + f.fqn, &f);  // kinds hold no newline
+    return out;
   };
+  const auto ia = index(fa), ib = index(fb);
   for (const auto& f : fb) {
-    auto it = find(fa, f);
-    if (it == fa.end())
+    auto it = ia.find(f.kind + '\n' + f.fqn);
+    if (it == ia.end())
       d.appeared.push_back(f);
-    else if (it->detail != f.detail)
-      d.changed.push_back({f.kind, f.fqn, it->detail, f.detail});
+    else if (it->second->detail != f.detail)
+      d.changed.push_back({f.kind, f.fqn, it->second->detail, f.detail});
   }
   for (const auto& f : fa)
-    if (find(fb, f) == fb.end()) d.disappeared.push_back(f);
+    if (!ib.count(f.kind + '\n' + f.fqn)) d.disappeared.push_back(f);
 
-  const auto da = decibels(a), db = decibels(b);
+  // The model's output SQNR, for every configuration either report simulated.
+  auto config = [&](const std::string& name) -> ModelOutputSqnr& {
+    for (auto& m : d.model_output)
+      if (m.config == name) return m;
+    d.model_output.push_back({name});
+    return d.model_output.back();
+  };
+  for (const auto& c : b.report.simulation.configs) {
+    auto& m = config(c.name);
+    m.in_new = true;
+    m.new_db = c.output_sqnr_db;
+  }
+  for (const auto& c : a.report.simulation.configs) {
+    auto& m = config(c.name);
+    m.in_old = true;
+    m.old_db = c.output_sqnr_db;
+  }
+
+  const Figures da = sqnr_figures(a.report), db = sqnr_figures(b.report);
   for (const auto& [key, vb] : db) {
     auto it = da.find(key);
     if (it == da.end() || it->second == vb) continue;
@@ -110,16 +159,30 @@ ReportDiff diff_reports(const std::string& old_text, const std::string& new_text
   return d;
 }
 
-std::vector<const DecibelChange*> drops_beyond(const ReportDiff& d, double max_drop) {
-  std::vector<const DecibelChange*> out;
+std::vector<std::string> drops_beyond(const ReportDiff& d, double max_drop) {
+  std::vector<std::string> out;
+  for (const auto& m : d.model_output)
+    if (m.in_old && m.in_new)
+      if (auto line = drop_line(figure_name("simulation." + m.config, "", "output_sqnr_db"), m.old_db, m.new_db, max_drop))
+        out.push_back(*line);
   for (const auto& c : d.decibels)
-    if (c.old_db - c.new_db > max_drop) out.push_back(&c);
+    if (auto line = drop_line(figure_name(c.detector, c.fqn, c.key), c.old_db, c.new_db, max_drop)) out.push_back(*line);
   return out;
 }
 
 std::string to_text(const ReportDiff& d) {
   std::string out = "qreport diff " + d.old_name + " -> " + d.new_name + "\n";
   out += d.old_sha256 == d.new_sha256 ? "model: the same file (sha256)\n" : "model: changed (sha256 differs)\n";
+  // The model's output SQNR first: it is the figure that says whether the model still works quantized.
+  out += "\n== model output SQNR (simulation) ==\n";
+  if (d.model_output.empty()) out += "  neither report has one (qreport analyze --simulate)\n";
+  for (const auto& m : d.model_output)
+    out += "  " + m.config + ": " + (m.in_old ? fmt(m.old_db) : "(absent)") + " -> " +
+           (m.in_new ? fmt(m.new_db) : "(absent)") +
+           (m.in_old && m.in_new && m.old_db && m.new_db
+                ? " (" + std::string(*m.new_db >= *m.old_db ? "+" : "") + fmt(*m.new_db - *m.old_db) + " dB)"
+                : std::string()) +
+           "\n";
   auto section = [&](const std::string& title, size_t n) { out += "\n== " + title + " (" + std::to_string(n) + ") ==\n"; };
   section("settings changed", d.settings_changed.size());
   for (const auto& s : d.settings_changed) out += "  " + s.key + ": " + s.old_value + " -> " + s.new_value + "\n";
@@ -133,10 +196,14 @@ std::string to_text(const ReportDiff& d) {
   for (const auto& f : d.disappeared) out += "  - " + f.kind + " " + f.fqn + ": " + f.detail + "\n";
   section("findings changed", d.changed.size());
   for (const auto& c : d.changed) out += "  ~ " + c.kind + " " + c.fqn + ": " + c.old_detail + " -> " + c.new_detail + "\n";
-  section("dB changes", d.decibels.size());
+  size_t shown = 0;
+  for (const auto& c : d.decibels) shown += listed(d, c);
+  out += "\n== SQNR changes (" + std::to_string(shown) + ") ==\n";
+  if (shown < d.decibels.size())
+    out += "  (" + std::to_string(d.decibels.size() - shown) + " smaller than " + fmt(d.min_change_db) +
+           " dB not listed: --min-change)\n";
   for (const auto& c : d.decibels)
-    out += "  " + c.fqn + " " + c.key + " (" + c.detector + "): " + fmt(c.old_db) + " -> " + fmt(c.new_db) + " (" +
-           (c.new_db >= c.old_db ? "+" : "") + fmt(c.new_db - c.old_db) + " dB)\n";
+    if (listed(d, c)) out += "  " + figure_name(c.detector, c.fqn, c.key) + ": " + change_text(c.old_db, c.new_db) + "\n";
   if (!d.warnings.empty()) {
     out += "\n== warnings ==\n";
     for (const auto& w : d.warnings) out += "- " + w + "\n";
@@ -145,12 +212,21 @@ std::string to_text(const ReportDiff& d) {
 }
 
 std::string to_json(const ReportDiff& d) {
+  auto num = [](const std::optional<double>& v) { return v ? ojson(*v) : ojson(nullptr); };
+  auto change = [](const std::optional<double>& a, const std::optional<double>& b) {
+    return a && b ? ojson(*b - *a) : ojson(nullptr);
+  };
   ojson j;
   j["schema_version"] = 1;
   j["kind"] = "diff";
   j["old"] = {{"report", json_bytes(d.old_name)}, {"sha256", d.old_sha256}};
   j["new"] = {{"report", json_bytes(d.new_name)}, {"sha256", d.new_sha256}};
   j["model_changed"] = d.old_sha256 != d.new_sha256;
+  ojson mo = ojson::array();
+  for (const auto& m : d.model_output)
+    mo.push_back({{"config", m.config}, {"in_old", m.in_old}, {"in_new", m.in_new}, {"old", num(m.old_db)},
+                  {"new", num(m.new_db)}, {"change", change(m.old_db, m.new_db)}});
+  j["model_output_sqnr"] = mo;
   ojson s = ojson::array();
   for (const auto& c : d.settings_changed)
     s.push_back({{"setting", c.key}, {"old", ojson::parse(c.old_value == "(absent)" ? "null" : c.old_value)},
@@ -168,11 +244,19 @@ std::string to_json(const ReportDiff& d) {
   ojson ch = ojson::array();
   for (const auto& c : d.changed) ch.push_back({{"kind", c.kind}, {"module", c.fqn}, {"old", c.old_detail}, {"new", c.new_detail}});
   j["findings_changed"] = ch;
+  j["min_change_db"] = d.min_change_db;
   ojson dbs = ojson::array();
-  for (const auto& c : d.decibels)
-    dbs.push_back({{"detector", c.detector}, {"module", c.fqn}, {"key", c.key}, {"old", c.old_db}, {"new", c.new_db},
-                   {"change", c.new_db - c.old_db}});
+  size_t hidden = 0;
+  for (const auto& c : d.decibels) {
+    if (!listed(d, c)) {
+      ++hidden;
+      continue;
+    }
+    dbs.push_back({{"detector", c.detector}, {"module", c.fqn}, {"key", c.key}, {"old", num(c.old_db)},
+                   {"new", num(c.new_db)}, {"change", change(c.old_db, c.new_db)}});
+  }
   j["db_changes"] = dbs;
+  j["db_changes_not_listed"] = hidden;
   j["warnings"] = ojson::array();
   for (const auto& w : d.warnings) j["warnings"].push_back(json_bytes(w));
   return indent_json(j.dump()) + "\n";

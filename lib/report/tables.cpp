@@ -4,29 +4,32 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <map>
-#include <nlohmann/json.hpp>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "common/errors.h"
 #include "report/report.h"
+#include "report/json_value.h"
 #include "report/saved_report.h"
 
 namespace qreport::report {
 namespace {
 
-using json = nlohmann::ordered_json;
+using detectors::Value;
 
-std::string cell(const json& v) {
-  if (v.is_null()) return "null";
-  if (v.is_boolean()) return v.get<bool>() ? "True" : "False";
-  if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
-  if (v.is_number()) {
-    char buf[40];
-    std::snprintf(buf, sizeof buf, "%.6g", v.get<double>());
-    return buf;
+std::string cell(const Value& v) {
+  switch (v.type) {
+    case Value::Type::Null: return "null";
+    case Value::Type::Bool: return v.b ? "True" : "False";
+    case Value::Type::Int: return std::to_string(v.i);
+    case Value::Type::Float: {
+      char buf[40];
+      std::snprintf(buf, sizeof buf, "%.6g", v.f);
+      return buf;
+    }
+    case Value::Type::String: return v.s;
+    default: return json_text(v);  // nesting is bounded by the reader (kMaxJsonDepth)
   }
-  if (v.is_string()) return v.get<std::string>();
-  return v.dump();
 }
 
 std::string render(const std::string& title, const std::vector<std::string>& head,
@@ -57,22 +60,29 @@ std::string render(const std::string& title, const std::vector<std::string>& hea
 }  // namespace
 
 std::string tables_from_json(const std::string& text, const std::string& module_filter,
-                             const std::string& feature_filter) {
-  json j = parse_saved_report(text, "the report");
+                             const std::string& feature_filter, const std::string& name) {
+  const SavedReport saved = read_saved_report(text, name);
 
-  // Module -> feature -> value, modules and features in first-seen order.
+  // Module -> feature -> value, modules and features in first-seen order; the indexes keep this linear
+  // in the report's size (a later detector's value for the same feature replaces the earlier one).
   std::vector<std::string> modules, scalar_features, channel_features;
-  std::map<std::string, std::map<std::string, json>> values;
-  for (const auto& [det, body] : j["detectors"].items()) {
-    if (!body.contains("modules")) continue;
-    for (const auto& [fqn, fields] : body["modules"].items()) {
-      if (fqn.find(module_filter) == std::string::npos) continue;
-      if (std::find(modules.begin(), modules.end(), fqn) == modules.end()) modules.push_back(fqn);
-      for (const auto& [key, v] : fields.items()) {
+  std::unordered_map<std::string, size_t> module_index;
+  std::unordered_set<std::string> seen_scalar, seen_channel;
+  std::vector<std::unordered_map<std::string, const Value*>> values;
+  for (const auto& res : saved.report.results) {
+    for (const auto& m : res.modules) {
+      if (m.fqn.find(module_filter) == std::string::npos) continue;
+      auto [it, added] = module_index.emplace(m.fqn, modules.size());
+      if (added) {
+        modules.push_back(m.fqn);
+        values.emplace_back();
+      }
+      auto& row = values[it->second];
+      for (const auto& [key, v] : m.fields) {
         if (key.find(feature_filter) == std::string::npos) continue;
-        auto& list = v.is_array() ? channel_features : scalar_features;
-        if (std::find(list.begin(), list.end(), key) == list.end()) list.push_back(key);
-        values[fqn][key] = v;
+        const bool list = v.type == Value::Type::List;
+        if ((list ? seen_channel : seen_scalar).insert(key).second) (list ? channel_features : scalar_features).push_back(key);
+        row[key] = &v;
       }
     }
   }
@@ -80,13 +90,14 @@ std::string tables_from_json(const std::string& text, const std::string& module_
   std::vector<std::string> head = {"idx", "layer_fqn"};
   head.insert(head.end(), scalar_features.begin(), scalar_features.end());
   std::vector<std::vector<std::string>> rows;
-  for (const auto& fqn : modules) {
-    std::vector<std::string> row = {std::to_string(rows.size()), fqn};
+  for (size_t mi = 0; mi < modules.size(); ++mi) {
+    const auto& vals = values[mi];
+    std::vector<std::string> row = {std::to_string(rows.size()), modules[mi]};
     bool any = false;
     for (const auto& f : scalar_features) {
-      auto it = values[fqn].find(f);
-      any |= it != values[fqn].end();
-      row.push_back(it == values[fqn].end() ? "" : cell(it->second));
+      auto it = vals.find(f);
+      any |= it != vals.end();
+      row.push_back(it == vals.end() ? "" : cell(*it->second));
     }
     if (any) rows.push_back(std::move(row));
   }
@@ -95,18 +106,21 @@ std::string tables_from_json(const std::string& text, const std::string& module_
   head = {"idx", "layer_fqn", "channel"};
   head.insert(head.end(), channel_features.begin(), channel_features.end());
   rows.clear();
-  for (const auto& fqn : modules) {
+  for (size_t mi = 0; mi < modules.size(); ++mi) {
+    const auto& vals = values[mi];
+    // Each channel feature of this module, once: the row loop below indexes them.
+    std::vector<const Value*> lists;
     size_t channels = 0;
     for (const auto& f : channel_features) {
-      auto it = values[fqn].find(f);
-      if (it != values[fqn].end()) channels = std::max(channels, it->second.size());
+      auto it = vals.find(f);
+      // A feature that is a list in one module and a scalar in another is left blank where it is not a list.
+      const Value* v = it == vals.end() || it->second->type != Value::Type::List ? nullptr : it->second;
+      lists.push_back(v);
+      if (v) channels = std::max(channels, v->list.size());
     }
     for (size_t c = 0; c < channels; ++c) {
-      std::vector<std::string> row = {std::to_string(rows.size()), fqn, std::to_string(c)};
-      for (const auto& f : channel_features) {
-        auto it = values[fqn].find(f);
-        row.push_back(it == values[fqn].end() || c >= it->second.size() ? "" : cell(it->second[c]));
-      }
+      std::vector<std::string> row = {std::to_string(rows.size()), modules[mi], std::to_string(c)};
+      for (const Value* v : lists) row.push_back(!v || c >= v->list.size() ? "" : cell(v->list[c]));
       rows.push_back(std::move(row));
     }
   }
