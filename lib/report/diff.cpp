@@ -8,12 +8,16 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <exception>
+#include <future>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <string_view>
 #include <tuple>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "common/errors.h"
 #include "report/json_text.h"
@@ -24,26 +28,70 @@ namespace qreport::report {
 namespace {
 
 using ojson = nlohmann::ordered_json;
-using Figures = std::map<std::tuple<std::string, std::string, std::string>, std::optional<double>>;
-
-std::set<std::string> module_names(const Report& r) {
-  std::set<std::string> out;
+// Every module name of a report's detectors, once (views into the report).
+std::unordered_set<std::string_view> module_names(const Report& r) {
+  std::unordered_set<std::string_view> out;
   for (const auto& res : r.results)
     for (const auto& m : res.modules) out.insert(m.fqn);
   return out;
 }
 
-// (detector, module, key) -> value, for every SQNR figure: the detectors' per-module keys that name an
-// SQNR (is_sqnr_key), and each simulated configuration's layer outputs.
-Figures sqnr_figures(const Report& r) {
-  Figures out;
-  for (const auto& res : r.results)
-    for (const auto& m : res.modules)
-      for (const auto& [k, v] : m.fields)
-        if (is_sqnr_key(k))  // the reader made these Float or Null
-          out[{res.name, m.fqn, k}] = v.type == detectors::Value::Type::Float ? std::optional<double>(v.f) : std::nullopt;
-  for (const auto& c : r.simulation.configs)
-    for (const auto& [site, v] : c.layers) out[{"simulation." + c.name, site, "layers_output_sqnr_db"}] = v;
+// The names of `of` that `other` lacks, sorted.
+std::vector<std::string> missing_from(const std::unordered_set<std::string_view>& of,
+                                      const std::unordered_set<std::string_view>& other) {
+  std::vector<std::string> out;
+  for (auto n : of)
+    if (!other.count(n)) out.emplace_back(n);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::optional<double> db_value(const detectors::Value& v) {  // the reader made SQNR figures Float or Null
+  return v.type == detectors::Value::Type::Float ? std::optional<double>(v.f) : std::nullopt;
+}
+
+// The SQNR figures (is_sqnr_key: the detectors' per-module keys that name an SQNR, and each simulated
+// configuration's layer outputs) present in both reports with different values, sorted by (source,
+// module, key). Each new module is looked up once in an index of the old report's modules of the same
+// detector, and its handful of fields compared in place: linear in the reports' size, and only the
+// figures that differ are copied.
+std::vector<DecibelChange> changed_figures(const Report& a, const Report& b) {
+  std::vector<DecibelChange> out;
+  for (const auto& rb : b.results) {
+    const detectors::DetectorResult* ra = nullptr;
+    for (const auto& r : a.results)
+      if (r.name == rb.name) ra = &r;
+    if (!ra) continue;
+    std::unordered_map<std::string_view, const detectors::Fields*> old_modules;
+    old_modules.reserve(ra->modules.size());
+    for (const auto& m : ra->modules) old_modules.emplace(m.fqn, &m.fields);
+    for (const auto& m : rb.modules) {
+      auto it = old_modules.find(m.fqn);
+      if (it == old_modules.end()) continue;
+      for (const auto& [k, v] : m.fields) {
+        if (!is_sqnr_key(k)) continue;
+        const detectors::Value* old = detectors::find_field(*it->second, k);
+        if (!old) continue;
+        const auto va = db_value(*old), vb = db_value(v);
+        if (va != vb) out.push_back({rb.name, m.fqn, k, va, vb});
+      }
+    }
+  }
+  for (const auto& cb : b.simulation.configs) {
+    const SimulatedConfig* ca = nullptr;
+    for (const auto& c : a.simulation.configs)
+      if (c.name == cb.name) ca = &c;
+    if (!ca) continue;
+    std::unordered_map<std::string_view, std::optional<double>> old_layers(ca->layers.begin(), ca->layers.end());
+    for (const auto& [site, vb] : cb.layers) {
+      auto it = old_layers.find(site);
+      if (it != old_layers.end() && it->second != vb)
+        out.push_back({"simulation." + cb.name, site, "layers_output_sqnr_db", it->second, vb});
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const DecibelChange& x, const DecibelChange& y) {
+    return std::tie(x.detector, x.fqn, x.key) < std::tie(y.detector, y.fqn, y.key);
+  });
   return out;
 }
 
@@ -87,7 +135,25 @@ bool listed(const ReportDiff& d, const DecibelChange& c) {
 
 ReportDiff diff_reports(const std::string& old_text, const std::string& new_text, const std::string& old_name,
                         const std::string& new_name, const DiffOptions& options) {
-  const SavedReport a = read_saved_report(old_text, old_name), b = read_saved_report(new_text, new_name);
+  // The two reports are independent: the old one is read (and its findings made) on a thread of its own.
+  // Its error, if any, is the one reported, as if the two were read in order.
+  std::vector<Finding> fa;
+  auto read_old = std::async(std::launch::async, [&] {
+    SavedReport r = read_saved_report(old_text, old_name);
+    fa = findings(r.report);
+    return r;
+  });
+  SavedReport b;
+  std::vector<Finding> fb;
+  std::exception_ptr new_error;
+  try {
+    b = read_saved_report(new_text, new_name);
+    fb = findings(b.report);
+  } catch (...) {
+    new_error = std::current_exception();
+  }
+  const SavedReport a = read_old.get();
+  if (new_error) std::rethrow_exception(new_error);
   ReportDiff d;
   d.old_name = old_name;
   d.new_name = new_name;
@@ -96,8 +162,8 @@ ReportDiff diff_reports(const std::string& old_text, const std::string& new_text
   d.min_change_db = options.min_change_db;
 
   const auto ma = module_names(a.report), mb = module_names(b.report);
-  std::set_difference(mb.begin(), mb.end(), ma.begin(), ma.end(), std::back_inserter(d.modules_added));
-  std::set_difference(ma.begin(), ma.end(), mb.begin(), mb.end(), std::back_inserter(d.modules_removed));
+  d.modules_added = missing_from(mb, ma);
+  d.modules_removed = missing_from(ma, mb);
 
   const std::map<std::string, std::string> sa(a.settings.begin(), a.settings.end()),
       sb(b.settings.begin(), b.settings.end());
@@ -115,30 +181,37 @@ ReportDiff diff_reports(const std::string& old_text, const std::string& new_text
                          " changed): differences below may come from the settings, not the model");
 
   // Findings by (kind, module), in the new report's order (then the old one's for the disappeared); the
-  // index keeps this linear in the number of findings.
-  const auto fa = findings(a.report), fb = findings(b.report);
+  // index (kind -> module -> finding) keeps this linear in the number of findings.
+  using Index = std::unordered_map<std::string_view, std::unordered_map<std::string_view, const Finding*>>;
   auto index = [](const std::vector<Finding>& fs) {
-    std::unordered_map<std::string, const Finding*> out;
-    out.reserve(fs.size());
-    for (const auto& f : fs) out.emplace(f.kind + '\n' + f.fqn, &f);  // kinds hold no newline
+    Index out;
+    for (const auto& f : fs) out[f.kind].emplace(f.fqn, &f);
     return out;
   };
-  const auto ia = index(fa), ib = index(fb);
+  auto lookup = [](const Index& in, const Finding& f) -> const Finding* {
+    auto k = in.find(f.kind);
+    if (k == in.end()) return nullptr;
+    auto m = k->second.find(f.fqn);
+    return m == k->second.end() ? nullptr : m->second;
+  };
+  const Index ia = index(fa), ib = index(fb);
   for (const auto& f : fb) {
-    auto it = ia.find(f.kind + '\n' + f.fqn);
-    if (it == ia.end())
+    const Finding* old = lookup(ia, f);
+    if (!old)
       d.appeared.push_back(f);
-    else if (it->second->detail != f.detail)
-      d.changed.push_back({f.kind, f.fqn, it->second->detail, f.detail});
+    else if (old->detail != f.detail)
+      d.changed.push_back({f.kind, f.fqn, old->detail, f.detail});
   }
   for (const auto& f : fa)
-    if (!ib.count(f.kind + '\n' + f.fqn)) d.disappeared.push_back(f);
+    if (!lookup(ib, f)) d.disappeared.push_back(f);
 
   // The model's output SQNR, for every configuration either report simulated.
   auto config = [&](const std::string& name) -> ModelOutputSqnr& {
     for (auto& m : d.model_output)
       if (m.config == name) return m;
-    d.model_output.push_back({name});
+    ModelOutputSqnr m;
+    m.config = name;
+    d.model_output.push_back(m);
     return d.model_output.back();
   };
   for (const auto& c : b.report.simulation.configs) {
@@ -152,12 +225,7 @@ ReportDiff diff_reports(const std::string& old_text, const std::string& new_text
     m.old_db = c.output_sqnr_db;
   }
 
-  const Figures da = sqnr_figures(a.report), db = sqnr_figures(b.report);
-  for (const auto& [key, vb] : db) {
-    auto it = da.find(key);
-    if (it == da.end() || it->second == vb) continue;
-    d.decibels.push_back({std::get<0>(key), std::get<1>(key), std::get<2>(key), it->second, vb});
-  }
+  d.decibels = changed_figures(a.report, b.report);
   return d;
 }
 

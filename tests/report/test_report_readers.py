@@ -173,6 +173,14 @@ for name, text, message in global_cases:
         passed += 1
         print(f"ok {name}")
 
+# A directory is not a report (the file is read in one piece: its size must be a file's).
+r = run("table", ".")
+if r.returncode != 2 or r.stderr != "qreport: error: cannot read '.': it is a directory\n":
+    failures.append(f"directory: exit {r.returncode}, stderr {r.stderr!r}")
+else:
+    passed += 1
+    print("ok directory")
+
 # 5. Numbers of another kind where they are meaningful: an integer SQNR and an integer --min-sqnr bound give the
 # sqnr finding (they were ignored: only floats counted), and a huge integer is shown, not wrapped.
 ints = mutate(lambda r: (r["detectors"]["quantization_error_detector"]["options"].update(min_sqnr_db=40),
