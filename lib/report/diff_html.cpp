@@ -1,5 +1,6 @@
 // The diff as one self-contained HTML page (no script, no external resource), like the report's.
 #include <cstdio>
+#include <optional>
 
 #include "report/report.h"
 #include "report/svg.h"
@@ -28,6 +29,20 @@ std::string table(const std::vector<std::string>& head, const std::vector<std::v
   return out + "</tbody></table>\n";
 }
 
+std::string number(const std::optional<double>& v) {
+  if (!v) return "null";
+  char b[32];
+  std::snprintf(b, sizeof b, "%.2f", *v);
+  return b;
+}
+
+std::string change(const std::optional<double>& a, const std::optional<double>& b) {
+  if (!a || !b) return "";
+  char s[32];
+  std::snprintf(s, sizeof s, "%+.2f", *b - *a);
+  return s;
+}
+
 }  // namespace
 
 std::string to_html(const ReportDiff& d) {
@@ -36,6 +51,14 @@ std::string to_html(const ReportDiff& d) {
   out += "<p><code>" + escape(d.old_name) + "</code> &rarr; <code>" + escape(d.new_name) + "</code>: model " +
          (d.old_sha256 == d.new_sha256 ? "unchanged" : "changed") + "</p>\n";
   for (const auto& w : d.warnings) out += "<p><strong>warning:</strong> " + escape(w) + "</p>\n";
+  std::vector<std::vector<std::string>> outputs;
+  for (const auto& m : d.model_output)
+    outputs.push_back({m.config, m.in_old ? number(m.old_db) : "(absent)", m.in_new ? number(m.new_db) : "(absent)",
+                       m.in_old && m.in_new ? change(m.old_db, m.new_db) : ""});
+  out += "<section id=\"model_output\"><h2>Model output SQNR (simulation)</h2>" +
+         (outputs.empty() ? std::string("<p>Neither report has one (<code>qreport analyze --simulate</code>).</p>\n")
+                          : table({"configuration", "before (dB)", "after (dB)", "change (dB)"}, outputs, "")) +
+         "</section>\n";
   auto findings_rows = [](const std::vector<Finding>& fs) {
     std::vector<std::vector<std::string>> rows;
     for (const auto& f : fs) rows.push_back({f.kind, f.fqn, f.detail});
@@ -48,14 +71,20 @@ std::string to_html(const ReportDiff& d) {
   for (const auto& c : d.changed) changed.push_back({c.kind, c.fqn, c.old_detail, c.new_detail});
   out += "<h3>Changed</h3>" + table({"kind", "module", "before", "after"}, changed, "") + "</section>\n";
   std::vector<std::vector<std::string>> dbs;
+  size_t hidden = 0;
   for (const auto& c : d.decibels) {
-    char b[64];
-    std::snprintf(b, sizeof b, "%.2f|%.2f|%+.2f", c.old_db, c.new_db, c.new_db - c.old_db);
-    std::string s = b;
-    auto p1 = s.find('|'), p2 = s.rfind('|');
-    dbs.push_back({c.fqn, c.key, s.substr(0, p1), s.substr(p1 + 1, p2 - p1 - 1), s.substr(p2 + 1)});
+    if (!listed(d, c)) {
+      ++hidden;
+      continue;
+    }
+    dbs.push_back({c.fqn, c.key, c.detector, number(c.old_db), number(c.new_db), change(c.old_db, c.new_db)});
   }
-  out += "<section id=\"db\"><h2>dB changes</h2>" + table({"module", "value", "before", "after", "change"}, dbs, "") +
+  char threshold[32];
+  std::snprintf(threshold, sizeof threshold, "%.2f", d.min_change_db);
+  out += "<section id=\"db\"><h2>SQNR changes</h2>" +
+         table({"module", "value", "source", "before (dB)", "after (dB)", "change (dB)"}, dbs, "") +
+         (hidden ? "<p>" + std::to_string(hidden) + " smaller than " + threshold + " dB not listed.</p>\n"
+                 : std::string()) +
          "</section>\n";
   std::vector<std::vector<std::string>> added, removed, settings;
   for (const auto& m : d.modules_added) added.push_back({m});

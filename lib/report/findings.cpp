@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <string>
+#include <unordered_map>
 
 #include "common/text.h"
 #include "report/report.h"
@@ -23,14 +24,23 @@ const detectors::Value* number(const detectors::Value* v) {
   return v && v->type == detectors::Value::Type::Float ? v : nullptr;
 }
 
-// The quantization-error detector's fields for fqn, when it ran.
-const detectors::Fields* error_fields(const Report& report, const std::string& fqn) {
-  for (const auto& res : report.results)
-    if (res.name == "quantization_error_detector")
-      for (const auto& m : res.modules)
-        if (m.fqn == fqn) return &m.fields;
-  return nullptr;
-}
+// The quantization-error detector's fields by module, when it ran: built once, so that findings() stays
+// linear in the number of modules (a report of 30k modules per detector is read back by diff).
+class ErrorFields {
+ public:
+  explicit ErrorFields(const Report& report) {
+    for (const auto& res : report.results)
+      if (res.name == "quantization_error_detector")
+        for (const auto& m : res.modules) by_fqn_.emplace(m.fqn, &m.fields);  // the first wins, as before
+  }
+  const detectors::Fields* operator()(const Report&, const std::string& fqn) const {
+    auto it = by_fqn_.find(fqn);
+    return it == by_fqn_.end() ? nullptr : it->second;
+  }
+
+ private:
+  std::unordered_map<std::string, const detectors::Fields*> by_fqn_;
+};
 
 std::string four_digits(double v) {
   char buf[32];
@@ -61,6 +71,7 @@ const std::vector<std::string>& finding_kinds() {
 // What counts as a finding is what each detector's report string recommends acting on.
 std::vector<Finding> findings(const Report& report) {
   std::vector<Finding> out;
+  const ErrorFields error_fields(report);
   for (const auto& res : report.results) {
     for (const auto& m : res.modules) {
       if (res.name == "per_channel_detector") {

@@ -96,14 +96,10 @@ std::string unevaluated_gates(const Report& report, const std::vector<std::strin
   return joined(why);
 }
 
-std::string sqnr_drop_unevaluable(const std::string& json_text, const std::string& name) {
-  const auto j = parse_saved_report(json_text, name);
-  const auto& dets = j["detectors"];
-  if (dets.contains("quantization_error_detector") && dets["quantization_error_detector"].contains("modules") &&
-      dets["quantization_error_detector"]["modules"].is_object() &&
-      !dets["quantization_error_detector"]["modules"].empty())
-    return "";
-  if (j.contains("simulation") && j["simulation"].is_object() && !j["simulation"].empty()) return "";
+std::string sqnr_drop_unevaluable(const Report& report, const std::string& name) {
+  for (const auto& r : report.results)
+    if (r.name == "quantization_error_detector" && !r.modules.empty()) return "";
+  if (report.simulation.ran && !report.simulation.configs.empty()) return "";
   return "--max-sqnr-drop needs SQNR figures, and " + name +
          " has none (no quantization_error_detector modules, no simulation): analyze with the error detector";
 }

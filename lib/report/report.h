@@ -59,7 +59,7 @@ void check_gates_runnable(const std::string& fail_on_arg, const std::vector<std:
                           bool has_min_sqnr);
 std::string unevaluated_gates(const Report& report, const std::vector<std::string>& kinds);
 // diff --max-sqnr-drop on a report without SQNR figures: why it cannot be evaluated, or "".
-std::string sqnr_drop_unevaluable(const std::string& json_text, const std::string& name);
+std::string sqnr_drop_unevaluable(const Report& report, const std::string& name);
 
 // What `qreport inspect` shows: the module tree, the call sites found, and what each detector would observe.
 struct Inspection {
@@ -96,9 +96,10 @@ std::string to_html(const Report& report);
 
 // The tensor-level and channel-level tables of a saved JSON report (like ModelReportVisualizer's),
 // keeping modules whose fqn contains module_filter and features whose name contains feature_filter.
-// Throws InputError when the text is not a qreport JSON report.
+// Throws InputError, naming `name` and the JSON path, when the text is not a qreport JSON report its
+// reader can use (the schema walk of saved_report.h).
 std::string tables_from_json(const std::string& json_text, const std::string& module_filter,
-                             const std::string& feature_filter);
+                             const std::string& feature_filter, const std::string& name = "the report");
 
 // qreport diff: what changed between two saved reports (docs/usage.md, "qreport diff").
 struct SettingChange {
@@ -107,24 +108,45 @@ struct SettingChange {
 struct FindingChange {
   std::string kind, fqn, old_detail, new_detail;
 };
+// One SQNR figure that differs between the two reports: a detector's per-module value in dB whose key
+// names an SQNR (is_sqnr_key: "sqnr_db", "input_sqnr_minmax_db", ..., never a gain), or a simulated
+// configuration's layer output ("simulation.recommended", call site, "layers_output_sqnr_db").
 struct DecibelChange {
-  std::string detector, fqn, key;  // key: a per-module "*_db" value (quantization error, SQNR)
-  double old_db = 0, new_db = 0;
+  std::string detector, fqn, key;
+  std::optional<double> old_db, new_db;  // nullopt: null in that report (not measurable; its warnings say why)
+};
+// The model's output SQNR of one simulated configuration (--simulate), in either report.
+struct ModelOutputSqnr {
+  std::string config;                   // "default_qconfig", "recommended"
+  bool in_old = false, in_new = false;  // whether that report simulated it
+  std::optional<double> old_db, new_db;
+};
+struct DiffOptions {
+  double min_change_db = 0.05;  // --min-change: smaller SQNR changes are not listed (they still gate)
+  // --max-sqnr-drop is given: a report without SQNR figures is a usage error (sqnr_drop_unevaluable).
+  bool gate_sqnr_drop = false;
 };
 struct ReportDiff {
   std::string old_name, new_name, old_sha256, new_sha256;
+  double min_change_db = 0.05;
   std::vector<SettingChange> settings_changed;
   std::vector<std::string> modules_added, modules_removed;  // sorted
   std::vector<Finding> appeared, disappeared;
   std::vector<FindingChange> changed;
-  std::vector<DecibelChange> decibels;
+  std::vector<ModelOutputSqnr> model_output;  // in the new report's order, then the old one's
+  std::vector<DecibelChange> decibels;        // every SQNR figure of a module in both that differs, sorted
   std::vector<std::string> warnings;
 };
-// Throws InputError when either text is not a qreport JSON report of schema version 1.
+// Whether the diff lists a change: by more than min_change_db, or to or from null.
+bool listed(const ReportDiff& diff, const DecibelChange& change);
+// Throws InputError (naming the file and the JSON path) when either text is not a qreport JSON report of
+// schema version 1 that its readers can use.
 ReportDiff diff_reports(const std::string& old_text, const std::string& new_text, const std::string& old_name,
-                        const std::string& new_name);
-// The dB values that dropped by more than max_drop (the --max-sqnr-drop gate).
-std::vector<const DecibelChange*> drops_beyond(const ReportDiff& diff, double max_drop);
+                        const std::string& new_name, const DiffOptions& options = {});
+// The --max-sqnr-drop gate: one line per SQNR figure (model output first) that dropped by more than
+// max_drop or became null, e.g. "fc1 sqnr_db (quantization_error_detector) dropped by 8.50 dB (31.25 ->
+// 22.75), more than --max-sqnr-drop 3".
+std::vector<std::string> drops_beyond(const ReportDiff& diff, double max_drop);
 std::string to_text(const ReportDiff& diff);
 std::string to_json(const ReportDiff& diff);
 std::string to_html(const ReportDiff& diff);

@@ -4,113 +4,168 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <map>
-#include <nlohmann/json.hpp>
+#include <unordered_map>
+#include <string_view>
 
 #include "common/errors.h"
 #include "report/report.h"
+#include "report/json_value.h"
 #include "report/saved_report.h"
 
 namespace qreport::report {
 namespace {
 
-using json = nlohmann::ordered_json;
+using detectors::Value;
 
-std::string cell(const json& v) {
-  if (v.is_null()) return "null";
-  if (v.is_boolean()) return v.get<bool>() ? "True" : "False";
-  if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
-  if (v.is_number()) {
-    char buf[40];
-    std::snprintf(buf, sizeof buf, "%.6g", v.get<double>());
-    return buf;
+std::string cell(const Value& v) {
+  switch (v.type) {
+    case Value::Type::Null: return "null";
+    case Value::Type::Bool: return v.b ? "True" : "False";
+    case Value::Type::Int: return std::to_string(v.i);
+    case Value::Type::Float: {
+      char buf[40];
+      std::snprintf(buf, sizeof buf, "%.6g", v.f);
+      return buf;
+    }
+    case Value::Type::String: return v.s;
+    default: return json_text(v);  // nesting is bounded by the reader (kMaxJsonDepth)
   }
-  if (v.is_string()) return v.get<std::string>();
-  return v.dump();
 }
 
-std::string render(const std::string& title, const std::vector<std::string>& head,
-                   const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> width(head.size());
-  for (size_t c = 0; c < head.size(); ++c) width[c] = head[c].size();
-  for (const auto& r : rows)
-    for (size_t c = 0; c < r.size(); ++c) width[c] = std::max(width[c], r[c].size());
-  auto line = [&](const std::vector<std::string>& r) {
-    std::string s;
-    for (size_t c = 0; c < r.size(); ++c) {
-      s += r[c] + std::string(width[c] - r[c].size(), ' ');
-      if (c + 1 < r.size()) s += "  ";
-    }
-    while (!s.empty() && s.back() == ' ') s.pop_back();
-    return s + "\n";
-  };
-  std::string out = title + " (" + std::to_string(rows.size()) + " rows)\n";
-  if (rows.empty()) return out + "(no rows match)\n";
-  out += line(head);
+// A table as its header and its cells, row after row (one flat vector: a report of 30k modules has
+// hundreds of thousands of channel rows).
+struct Table {
+  std::vector<std::string> head;
+  std::vector<std::string> cells;
+  size_t rows() const { return head.empty() ? 0 : cells.size() / head.size(); }
+};
+
+// Columns padded to their widest cell, two spaces apart, no trailing blanks; appended to out.
+void render(const std::string& title, const Table& t, std::string& out) {
+  const size_t cols = t.head.size(), rows = t.rows();
+  out += title + " (" + std::to_string(rows) + " rows)\n";
+  if (rows == 0) {
+    out += "(no rows match)\n";
+    return;
+  }
+  std::vector<size_t> width(cols);
+  for (size_t c = 0; c < cols; ++c) width[c] = t.head[c].size();
+  for (size_t i = 0; i < t.cells.size(); ++i) width[i % cols] = std::max(width[i % cols], t.cells[i].size());
   size_t total = 0;
   for (size_t w : width) total += w + 2;
-  out += std::string(total > 2 ? total - 2 : 0, '-') + "\n";
-  for (const auto& r : rows) out += line(r);
-  return out;
+  out.reserve(out.size() + (rows + 2) * total);
+  auto line = [&](const std::string* r) {
+    const size_t start = out.size();
+    for (size_t c = 0; c < cols; ++c) {
+      out += r[c];
+      if (c + 1 < cols) out.append(width[c] - r[c].size() + 2, ' ');
+    }
+    size_t end = out.size();
+    while (end > start && out[end - 1] == ' ') --end;
+    out.resize(end);
+    out += '\n';
+  };
+  line(t.head.data());
+  out.append(total > 2 ? total - 2 : 0, '-');
+  out += '\n';
+  for (size_t r = 0; r < rows; ++r) line(&t.cells[r * cols]);
 }
 
 }  // namespace
 
 std::string tables_from_json(const std::string& text, const std::string& module_filter,
-                             const std::string& feature_filter) {
-  json j = parse_saved_report(text, "the report");
+                             const std::string& feature_filter, const std::string& name) {
+  const SavedReport saved = read_saved_report(text, name);
 
-  // Module -> feature -> value, modules and features in first-seen order.
-  std::vector<std::string> modules, scalar_features, channel_features;
-  std::map<std::string, std::map<std::string, json>> values;
-  for (const auto& [det, body] : j["detectors"].items()) {
-    if (!body.contains("modules")) continue;
-    for (const auto& [fqn, fields] : body["modules"].items()) {
-      if (fqn.find(module_filter) == std::string::npos) continue;
-      if (std::find(modules.begin(), modules.end(), fqn) == modules.end()) modules.push_back(fqn);
-      for (const auto& [key, v] : fields.items()) {
-        if (key.find(feature_filter) == std::string::npos) continue;
-        auto& list = v.is_array() ? channel_features : scalar_features;
-        if (std::find(list.begin(), list.end(), key) == list.end()) list.push_back(key);
-        values[fqn][key] = v;
+  // Module -> feature -> value, modules and features in first-seen order. Features get dense ids, so each
+  // module's values are a vector indexed by feature: one hash lookup per field keeps this linear in the
+  // report's size. A later detector's value for the same feature replaces the earlier one.
+  std::vector<const std::string*> modules;
+  std::unordered_map<std::string_view, size_t> module_index;
+  std::vector<std::vector<const Value*>> values;  // [module][feature id]
+  std::unordered_map<std::string_view, size_t> feature_id;
+  std::vector<std::string> feature_names;
+  std::vector<size_t> scalar_features, channel_features;  // ids, in first-seen order
+  std::vector<char> seen_scalar, seen_channel;
+  for (const auto& res : saved.report.results) {
+    for (const auto& m : res.modules) {
+      if (m.fqn.find(module_filter) == std::string::npos) continue;
+      auto [it, added] = module_index.emplace(m.fqn, modules.size());
+      if (added) {
+        modules.push_back(&m.fqn);
+        values.emplace_back();
+      }
+      auto& row = values[it->second];
+      for (const auto& [key, v] : m.fields) {
+        auto f = feature_id.find(key);
+        if (f == feature_id.end()) {
+          if (key.find(feature_filter) == std::string::npos) continue;
+          f = feature_id.emplace(key, feature_names.size()).first;  // key lives in saved, as long as the map
+          feature_names.push_back(key);
+          seen_scalar.push_back(0);
+          seen_channel.push_back(0);
+        }
+        const size_t id = f->second;
+        const bool list = v.type == Value::Type::List;
+        char& seen = list ? seen_channel[id] : seen_scalar[id];
+        if (!seen) {
+          seen = 1;
+          (list ? channel_features : scalar_features).push_back(id);
+        }
+        if (row.size() <= id) row.resize(id + 1, nullptr);
+        row[id] = &v;
       }
     }
   }
+  auto value = [&](size_t module, size_t id) -> const Value* {
+    return id < values[module].size() ? values[module][id] : nullptr;
+  };
 
-  std::vector<std::string> head = {"idx", "layer_fqn"};
-  head.insert(head.end(), scalar_features.begin(), scalar_features.end());
-  std::vector<std::vector<std::string>> rows;
-  for (const auto& fqn : modules) {
-    std::vector<std::string> row = {std::to_string(rows.size()), fqn};
+  Table t;
+  t.head = {"idx", "layer_fqn"};
+  for (size_t id : scalar_features) t.head.push_back(feature_names[id]);
+  size_t rows = 0;
+  std::vector<std::string> row;
+  for (size_t mi = 0; mi < modules.size(); ++mi) {
+    row.clear();
     bool any = false;
-    for (const auto& f : scalar_features) {
-      auto it = values[fqn].find(f);
-      any |= it != values[fqn].end();
-      row.push_back(it == values[fqn].end() ? "" : cell(it->second));
+    for (size_t id : scalar_features) {
+      const Value* v = value(mi, id);
+      any |= v != nullptr;
+      row.push_back(v ? cell(*v) : "");
     }
-    if (any) rows.push_back(std::move(row));
+    if (!any) continue;
+    t.cells.push_back(std::to_string(rows++));
+    t.cells.push_back(*modules[mi]);
+    for (auto& c : row) t.cells.push_back(std::move(c));
   }
-  std::string out = render("Tensor-level information", head, rows);
+  std::string out;
+  render("Tensor-level information", t, out);
 
-  head = {"idx", "layer_fqn", "channel"};
-  head.insert(head.end(), channel_features.begin(), channel_features.end());
-  rows.clear();
-  for (const auto& fqn : modules) {
+  t.head = {"idx", "layer_fqn", "channel"};
+  for (size_t id : channel_features) t.head.push_back(feature_names[id]);
+  t.cells.clear();
+  rows = 0;
+  std::vector<const Value*> lists;
+  for (size_t mi = 0; mi < modules.size(); ++mi) {
+    // A feature that is a list in one module and a scalar in another is left blank where it is not a list.
+    lists.clear();
     size_t channels = 0;
-    for (const auto& f : channel_features) {
-      auto it = values[fqn].find(f);
-      if (it != values[fqn].end()) channels = std::max(channels, it->second.size());
+    for (size_t id : channel_features) {
+      const Value* v = value(mi, id);
+      if (v && v->type != Value::Type::List) v = nullptr;
+      lists.push_back(v);
+      if (v) channels = std::max(channels, v->list.size());
     }
     for (size_t c = 0; c < channels; ++c) {
-      std::vector<std::string> row = {std::to_string(rows.size()), fqn, std::to_string(c)};
-      for (const auto& f : channel_features) {
-        auto it = values[fqn].find(f);
-        row.push_back(it == values[fqn].end() || c >= it->second.size() ? "" : cell(it->second[c]));
-      }
-      rows.push_back(std::move(row));
+      t.cells.push_back(std::to_string(rows++));
+      t.cells.push_back(*modules[mi]);
+      t.cells.push_back(std::to_string(c));
+      for (const Value* v : lists) t.cells.push_back(!v || c >= v->list.size() ? std::string() : cell(v->list[c]));
     }
   }
-  out += "\n" + render("Channel-level information", head, rows);
+  out += "\n";
+  render("Channel-level information", t, out);
   return out;
 }
 

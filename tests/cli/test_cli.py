@@ -162,7 +162,7 @@ CASES = [
     ("inspect missing model", ["inspect", "/nonexistent.pt"], 2, "model '/nonexistent.pt' does not exist"),
     ("inspect bad format", ["inspect", LIN, "--format", "html"], 2, "--format"),
     ("table missing file", ["table", "/nonexistent.json"], 2, "cannot read '/nonexistent.json'"),
-    ("table not json", ["table", LINC], 2, "the report is not valid JSON"),
+    ("table not json", ["table", LINC], 2, f"{LINC} is not valid JSON"),
     ("table not a report", ["table", f"{SRC}/tests/fuzz/corpus/../../../bench/../README.md"], 2, "not valid JSON"),
     ("outlier ratio below 1", ["analyze", LIN, "--calib", LINC, "--outlier-ratio-threshold", "0.5"], 2, "--outlier-ratio-threshold"),
 ]
