@@ -102,11 +102,12 @@ class EqualizationDetector : public Detector {
                             {"weight_global_max", Value::number(w_gmax)},
                             {"weight_global_min", Value::number(w_gmin)}}});
       size_t k = std::count(rec.begin(), rec.end(), true);
-      r.qconfig_info.push_back({node.fqn, false, false, k > 0});
+      const bool module_recommended = !rec.empty() && double(k) / double(rec.size()) >= kEqualizationChannelShare;
+      r.qconfig_info.push_back({node.fqn, false, false, module_recommended});
       lines += "For Module " + node.fqn + " looked at with axis " + std::to_string(in->axis) + ": \n";
       if (rec.empty()) {
         lines += "\tInput-weight equalization cannot be evaluated because a range is 0 (see warnings).\n";
-      } else if (double(k) / double(rec.size()) >= 0.4) {
+      } else if (module_recommended) {
         lines += "\tWe suggest to use input weight equalization because " + std::to_string(k) + "/" +
                  std::to_string(rec.size()) +
                  " channels would benefit and we expect significant reduction in quantization error.\n";

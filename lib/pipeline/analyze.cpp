@@ -20,6 +20,7 @@
 #include "instrumentation/instrumentation.h"
 #include "model/model.h"
 #include "observers/observers.h"
+#include "pipeline/layer_error.h"
 #include "pipeline/observe_worker.h"
 #include "pipeline/plan.h"
 #include "pipeline/simulate.h"
@@ -392,6 +393,20 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job) {
   finite.finish();
   clock.lap("calibrate");
   for (auto& p : points) p.finalize();
+  // The second pass that measures each layer's output SQNR: the first --error-batches of this rank's.
+  auto layer_error = [&](size_t total) {
+    LayerErrorInput in;
+    in.model = &model;
+    in.total_batches = total;
+    in.batches = std::min(static_cast<size_t>(o.error.error_batches), mine.size());
+    in.batch = [&](size_t k) {
+      std::vector<c10::IValue> args = normalized_args(model, archive.batch(mine[k]), mine[k]);  // checked before
+      to_device(args);
+      return args;
+    };
+    in.on_batch = [&](size_t done, size_t) { archive.release(mine[done - 1]); };
+    return in;
+  };
   if (!o.save_stats.empty() || job) {
     stats::StatsFile f;
     f.tool = std::string("qreport ") + QREPORT_VERSION;
@@ -427,6 +442,8 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job) {
       out.device = o_in.device;
       out.batches = 0;
       for (const auto& fr : files) out.batches += static_cast<size_t>(fr.batches());
+      // The layers' output SQNR on rank 0's own batches (the other ranks have finished).
+      measure_layer_error(layer_error(out.batches), out);
       std::vector<std::string> warnings = rep.warnings;  // rank 0's own (instrumentation, casts)
       for (const auto& w : out.warnings)
         if (std::find(warnings.begin(), warnings.end(), w) == warnings.end()) warnings.push_back(w);
@@ -437,6 +454,7 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job) {
   }
 
   run_detectors(dets, model, plan, axes, rep);
+  measure_layer_error(layer_error(mine.size()), rep);
   clock.lap("report");
   if (o.simulate) {
     SimulationInput in;

@@ -8,6 +8,7 @@
 #include "instrumentation/instrumentation.h"
 #include "model/model.h"
 #include "pipeline/analyze.h"
+#include "pipeline/layer_error.h"
 #include "pipeline/plan.h"
 #include "stats/stats.h"
 
@@ -43,7 +44,10 @@ report::Report report_from_stats(const AnalyzeOptions& o, const std::vector<std:
     throw InputError("statistics file '" + paths[0] + "' was made from another model ('" + f.model_path +
                      "', sha256 " + f.model_sha256.substr(0, 12) + "...; '" + o.model_path + "' has " +
                      sha.substr(0, 12) + "...)");
-  return report_from_statistics(o, model, sha, std::move(f));
+  report::Report rep = report_from_statistics(o, model, sha, std::move(f));
+  finish_without_layer_error(model, "qreport report has only the saved statistics, and measuring it needs the "
+                             "calibration data (qreport analyze measures it)", rep);
+  return rep;
 }
 
 report::Report report_from_statistics(const AnalyzeOptions& o, const model::Model& model, const std::string& sha,
