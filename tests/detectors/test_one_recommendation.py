@@ -11,7 +11,10 @@ weight half of that decision is the one PyTorch's own observers give:
     it, and its text states the measured gain in dB (two decimals);
   * --simulate's "recommended" run reads the same mapping (test_quantization_error.py compares its numbers
     with a Python simulation configured from these recommendations).
-Usage: test_one_recommendation.py QREPORT FIXTURES_DIR"""
+And equalization findings follow the module-level decision the detector states in its own text
+(PyTorch's share of channels, not any one channel), on the demo model: its conv1.0 has 1/3 channels
+benefitting and the text says "We suggest to not use input weight equalization".
+Usage: test_one_recommendation.py QREPORT FIXTURES_DIR DEMO_DIR"""
 import json
 import math
 import os
@@ -22,7 +25,7 @@ import sys
 import torch
 from torch.ao.quantization.observer import default_per_channel_weight_observer, default_weight_observer
 
-QREPORT, FIX = sys.argv[1:3]
+QREPORT, FIX, DEMO = sys.argv[1:4]
 torch.set_num_threads(1)
 failures = []
 checked = [0]
@@ -51,7 +54,28 @@ def weight_gain(w):
     return 10 * math.log10(nt / nc)
 
 
+def check_equalization_follows_text():
+    r = subprocess.run([QREPORT, "analyze", f"{DEMO}/model.pt", "--calib", f"{DEMO}/calib.pt", "--format", "json",
+                        "--fail-on", "equalization", "--threads", "1"], capture_output=True, text=True)
+    check(r.returncode in (0, 1), f"demo: exit {r.returncode}: {r.stderr}")
+    if r.returncode not in (0, 1):
+        return
+    rep = json.loads(r.stdout)
+    text = rep["detectors"]["input_weight_equalization_detector"]["report"]
+    said = dict(re.findall(r"For Module (\S+) looked at with axis \d+: \n\tWe suggest to (use|not use) input", text))
+    check(said.get("conv1.0") == "not use", f"demo: the fixture changed: {text}")
+    want = {f for f, v in said.items() if v == "use"}
+    found = set(re.findall(r"qreport: finding: equalization (\S+):", r.stderr))
+    check(found == want, f"demo: equalization findings {sorted(found)} != the text's {sorted(want)}")
+    check(r.returncode == (1 if want else 0), f"demo: --fail-on equalization exit {r.returncode}")
+    fused = {"conv1.0": "conv1", "conv2.0": "conv2"}
+    for f, v in said.items():
+        got = rep["equalization_mapping"][fused.get(f, f)]["equalization_recommended"]
+        check(got == (v == "use"), f"demo: equalization_mapping.{fused.get(f, f)} {got}, the text says {v}")
+
+
 def main():
+    check_equalization_follows_text()
     names = sorted(os.listdir(f"{FIX}/parity"))
     check(len(names) >= 10, f"only {len(names)} parity fixtures")
     for name in names:
