@@ -80,6 +80,8 @@ struct DetectorResult {
   Fields summary;               // detector-wide results after "modules" in JSON (qreport's own detectors)
   std::vector<QConfigInfo> qconfig_info;
   std::vector<std::string> warnings;
+  // Why a module's figures are null (the error detector's, for the figures it completes later); not in JSON.
+  std::map<std::string, std::string> null_reasons;
 };
 
 // One value a detector wants observed, and the statistics it wants of it.

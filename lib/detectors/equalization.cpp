@@ -69,7 +69,12 @@ class EqualizationDetector : public Detector {
       auto i_ratio = range_ratios(in->min, in->max, &i_gmin, &i_gmax);
       Value metrics = Value::null();
       std::vector<bool> rec;
-      if (!w_ratio || !i_ratio) {
+      const bool input_non_finite = point->non_finite().any();
+      if (input_non_finite) {
+        // NaN/inf made inside the model: the ranges are not numbers, and not 0.
+        r.warnings.push_back(name() + ": comparison metrics of '" + node.fqn + "' are null: its input contains " +
+                             point->non_finite().describe() + ", made inside the model");
+      } else if (!w_ratio || !i_ratio) {
         r.warnings.push_back(name() + ": comparison metrics of '" + node.fqn + "' are null: the range of the " +
                              (!w_ratio ? "weight" : "input") + " data is 0 (a constant value channel)");
       } else if (i_ratio->size() % w_ratio->size() != 0) {

@@ -80,14 +80,21 @@ struct InputSqnr {
   std::string why;  // why both are null
 };
 
-InputSqnr input_sqnr(const observers::HistogramSummary* h, int64_t quant_min, int64_t quant_max) {
+InputSqnr input_sqnr(const observers::ObservationPoint* point, int64_t quant_min, int64_t quant_max) {
   InputSqnr r;
-  if (!h || h->batches == 0) {
-    r.why = "its input was never observed";
+  const observers::HistogramSummary* h = point ? point->histogram() : nullptr;
+  // Invalid values first: a NaN in the first batch leaves the histogram with no batch counted, and that
+  // is not "never observed".
+  if (point && point->non_finite().any()) {
+    r.why = "its input contains " + point->non_finite().describe() + ", made inside the model";
     return r;
   }
-  if (!h->invalid.empty()) {
+  if (h && !h->invalid.empty()) {
     r.why = h->invalid;
+    return r;
+  }
+  if (!h || h->batches == 0) {
+    r.why = "its input was never observed";
     return r;
   }
   if (h->data_min == h->data_max) {
@@ -161,10 +168,15 @@ class QuantizationErrorDetector : public Detector {
       if (!node.kind.is_linear_or_conv()) continue;
       const WeightSqnr w = weight_sqnr(model.weight(node.fqn));
       const auto* point = stats.find(node.fqn, Side::Input);
-      const InputSqnr in = input_sqnr(point ? point->histogram() : nullptr, qmin, qmax);
+      const InputSqnr in = input_sqnr(point, qmin, qmax);
+      const observers::NonFiniteCount none;
+      const observers::NonFiniteCount& bad = point ? point->non_finite() : none;
       if (!w.per_tensor) warn(r, node.fqn, "weight SQNR per tensor", w.why_tensor);
       if (!w.per_channel) warn(r, node.fqn, "weight SQNR per channel", w.why_channel);
-      if (!in.minmax && !in.histogram) warn(r, node.fqn, "input SQNR", in.why);
+      if (!in.minmax && !in.histogram) {
+        warn(r, node.fqn, "input SQNR", in.why);
+        r.null_reasons[node.fqn] = in.why;
+      }
 
       const std::optional<double> channel_gain = gain(w.per_channel, w.per_tensor);
       const std::optional<double> histogram_gain = gain(in.histogram, in.minmax);
@@ -189,6 +201,9 @@ class QuantizationErrorDetector : public Detector {
             {"input_minmax_zero_point", zero_point(in.minmax_q)},
             {"input_histogram_scale", scale(in.histogram_q)},
             {"input_histogram_zero_point", zero_point(in.histogram_q)},
+            {"input_nan_count", Value::integer(bad.nan)},
+            {"input_inf_count", Value::integer(bad.pos_inf + bad.neg_inf)},
+            {"input_non_finite_first_batch", bad.first_batch >= 0 ? Value::integer(bad.first_batch) : Value::null()},
             {"recommended_activation_observer",
              Value::string(use_histogram ? "default_histogram_observer" : "default_observer")},
             {"recommended_weight_observer",
@@ -308,14 +323,17 @@ std::vector<std::string> finish_quantization_error(DetectorResult& r, const mode
                                                  ? "weight_sqnr_per_channel_db" : "weight_sqnr_per_tensor_db"));
     const auto in = number_of(field(m.fields, activation == "default_histogram_observer" ? "input_sqnr_histogram_db"
                                                                                           : "input_sqnr_minmax_db"));
+    // Without the input's SQNR (never observed, NaN/inf) there is nothing to compare the weight's with.
     std::string limited_by;
-    if (w && (!in || *w <= *in)) limited_by = "weight";
-    else if (in) limited_by = "input";
+    if (w && in) limited_by = *w <= *in ? "weight" : "input";
     std::optional<double> layer;
     if (measured.batches > 0) {
       const auto le = measured.layers.find(m.fqn);
       std::string why;
-      if (le == measured.layers.end() || le->second.calls == 0) {
+      const auto reason = r.null_reasons.find(m.fqn);
+      if (reason != r.null_reasons.end()) {
+        why = reason->second;
+      } else if (le == measured.layers.end() || le->second.calls == 0) {
         why = "its output was not measured (its input was not observed, or it has no weight)";
       } else {
         layer = sqnr_db(le->second.signal, le->second.noise, &why);

@@ -392,7 +392,7 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job) {
                   at::get_num_threads() - 1);
   finite.finish();
   clock.lap("calibrate");
-  for (auto& p : points) p.finalize();
+  for (auto& p : points) p.finalize(static_cast<int64_t>(mine.size()));
   // The second pass that measures each layer's output SQNR: the first --error-batches of this rank's.
   auto layer_error = [&](size_t total) {
     LayerErrorInput in;

@@ -97,6 +97,20 @@ std::vector<Finding> findings(const Report& report) {
         const auto* bound = number(detectors::find_field(res.options, "min_sqnr_db"));
         const auto* db = number(detectors::find_field(m.fields, "sqnr_db"));
         const auto* by = detectors::find_field(m.fields, "sqnr_limited_by");
+        // NaN/inf made inside the model: no SQNR to judge, and a layer a gate must not pass.
+        const auto* nan = detectors::find_field(m.fields, "input_nan_count");
+        const auto* inf = detectors::find_field(m.fields, "input_inf_count");
+        const int64_t bad = (nan && nan->type == detectors::Value::Type::Int ? nan->i : 0) +
+                            (inf && inf->type == detectors::Value::Type::Int ? inf->i : 0);
+        if (bound && !db && bad > 0) {
+          const auto* first = detectors::find_field(m.fields, "input_non_finite_first_batch");
+          std::string what = nan && nan->i > 0 ? (inf && inf->i > 0 ? "NaN and infinite" : "NaN") : "infinite";
+          out.push_back({"sqnr", m.fqn,
+                         "no SQNR: its input contains " + what + " values made inside the model" +
+                             (first && first->type == detectors::Value::Type::Int
+                                  ? " (first in calibration batch " + std::to_string(first->i) + ")" : std::string())});
+          continue;
+        }
         if (bound && db && db->f < bound->f)
           out.push_back({"sqnr", m.fqn,
                          "SQNR " + format_db(db->f) + " dB under the recommended configuration, below --min-sqnr " +

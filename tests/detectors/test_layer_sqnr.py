@@ -270,8 +270,58 @@ def check_report_from_stats(tmp):
           f"report --stats --fail-on sqnr: exit {r.returncode}: {r.stderr}")
 
 
+class LogBetween(nn.Module):
+    """b(log(a(x))): log of a negative value makes NaN inside the model, from ordinary data."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(4, 4)
+        self.b = nn.Linear(4, 4)
+        with torch.no_grad():
+            self.a.weight.copy_(torch.eye(4))
+            self.a.bias.zero_()
+
+    def forward(self, x):
+        return self.b(torch.log(self.a(x)))
+
+
+def check_invalid_values(tmp):
+    """NaN made inside the model (issue 22, item 5): b's SQNR figures are null, the warnings name NaN and the
+    first batch, the sqnr gate fails on it, and no detector calls it unobserved or constant."""
+    torch.manual_seed(5)
+    for name, batches, first in (("nan0", [(torch.randn(8, 4),) for _ in range(3)], 0),
+                                 ("nan2", [(torch.rand(8, 4) + 0.1,) for _ in range(2)] + [(torch.randn(8, 4),)], 2)):
+        d = f"{tmp}/{name}"
+        os.makedirs(d, exist_ok=True)
+        torch.jit.save(torch.jit.script(LogBetween().eval()), f"{d}/model.pt")
+        save_batches(batches, f"{d}/calib.pt")
+        r = subprocess.run([QREPORT, "analyze", f"{d}/model.pt", "--calib", f"{d}/calib.pt", "--format", "json",
+                            "--detectors", "all", "--simulate", "--fail-on", "sqnr", "--min-sqnr", "40",
+                            "--error-batches", "3"], capture_output=True, text=True)
+        check(r.returncode == 1, f"{name}: --fail-on sqnr exit {r.returncode}, want 1: {r.stderr}")
+        check(f"qreport: finding: sqnr b: no SQNR: its input contains NaN values made inside the model (first in "
+              f"calibration batch {first})" in r.stderr, f"{name}: no NaN finding for b: {r.stderr}")
+        if not r.stdout:
+            continue
+        j = json.loads(r.stdout)
+        b = j["detectors"]["quantization_error_detector"]["modules"]["b"]
+        check(b["sqnr_db"] is None and b["input_sqnr_minmax_db"] is None and b["input_sqnr_histogram_db"] is None,
+              f"{name}: b's SQNR figures are not null: {b}")
+        check(b["sqnr_limited_by"] is None, f"{name}: b limited by {b['sqnr_limited_by']}")
+        check(b["input_nan_count"] > 0 and b["input_non_finite_first_batch"] == first,
+              f"{name}: b's NaN count {b['input_nan_count']}, first batch {b['input_non_finite_first_batch']}")
+        a = j["detectors"]["quantization_error_detector"]["modules"]["a"]
+        check(a["input_nan_count"] == 0 and a["sqnr_db"] is not None, f"{name}: a {a}")
+        text = "\n".join(j["warnings"])
+        check(f"sqnr_db of 'b' is null: its input contains" in text and f"NaN" in text and
+              f"first in calibration batch {first}" in text, f"{name}: warnings {j['warnings']}")
+        for wrong in ("never observed", "a range of 0", "was not observed"):
+            check(not any(wrong in w and "'b'" in w for w in j["warnings"]), f"{name}: warning says {wrong!r}: {text}")
+
+
 def main():
     histc_bounds_as_floats()
+    check_invalid_values(tempfile.mkdtemp(prefix="qreport-nan-"))
     tmp = tempfile.mkdtemp(prefix="qreport-layer-sqnr-")
     check_compensated(tmp, Compensated, (2, 3, 16, 16), "conv")
     check_compensated(tmp, CompensatedLinear, (64, 16), "fc")
