@@ -181,6 +181,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   analyze->add_option("--worst", o.error.worst_layers, "How many of the lowest-SQNR layers the report ranks")
       ->capture_default_str();
+  auto* error_batches_opt = analyze->add_option(
+      "--error-batches", o.error.error_batches,
+      "How many calibration batches (the first) the second pass that measures each layer's output SQNR runs over")
+      ->capture_default_str();
   analyze->add_option("-o,--output", output,
                       "Write the report to this file ('-': stdout). A regular file is replaced atomically; a "
                       "device, FIFO or symbolic link is written in place. Never the model or the archive");
@@ -377,9 +381,14 @@ int main(int argc, char** argv) {
     const bool from_stats = !stats_paths.empty();
     if (!from_stats && o.calib_path.empty())
       throw UsageError("--calib is required (or, for qreport report, --stats FILE...)");
-    if (from_stats && (batch_size_opt->count() || max_batches_opt->count() || o.simulate || !o.save_stats.empty()))
-      throw UsageError("--stats reads saved statistics: --batch-size, --max-batches, --simulate and --save-stats "
-                       "need the calibration data (qreport analyze --calib)");
+    if (from_stats && (batch_size_opt->count() || max_batches_opt->count() || o.simulate || !o.save_stats.empty() ||
+                       error_batches_opt->count()))
+      throw UsageError("--stats reads saved statistics: --batch-size, --max-batches, --simulate, --save-stats and "
+                       "--error-batches need the calibration data (qreport analyze --calib)");
+    // A layer's SQNR is its output's, measured on data: saved statistics cannot judge that gate.
+    if (from_stats && std::find(fail_on.begin(), fail_on.end(), "sqnr") != fail_on.end())
+      throw UsageError("--fail-on sqnr needs the layers' output SQNR, which is measured on the calibration data: "
+                       "use qreport analyze --calib");
     // 0 is not "all": a usage error, like any other count below 1.
     if (batch_size_opt->count() && batch_size < 1) throw UsageError("--batch-size must be at least 1");
     if (max_batches_opt->count() && max_batches < 1) throw UsageError("--max-batches must be at least 1");

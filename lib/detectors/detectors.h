@@ -67,6 +67,9 @@ struct QConfigInfo {
   bool is_equalization_recommended = false;
   // qreport's quantization-error detector: HistogramObserver's range gains enough over min/max.
   bool is_activation_histogram = false;
+  // qreport's quantization-error detector: the weight SQNR per-channel weights gain over per-tensor ones
+  // (negative: a loss). Where it was measured it decides the weight observer (merge_qconfig_info).
+  std::optional<double> weight_per_channel_gain_db = std::nullopt;
 };
 
 struct DetectorResult {
@@ -77,6 +80,8 @@ struct DetectorResult {
   Fields summary;               // detector-wide results after "modules" in JSON (qreport's own detectors)
   std::vector<QConfigInfo> qconfig_info;
   std::vector<std::string> warnings;
+  // Why a module's figures are null (the error detector's, for the figures it completes later); not in JSON.
+  std::map<std::string, std::string> null_reasons;
 };
 
 // One value a detector wants observed, and the statistics it wants of it.
@@ -142,6 +147,10 @@ struct PerChannelOptions {
 struct DynamicStaticOptions {
   double tolerance = 0.5;
 };
+// PyTorch's module-level rule for input-weight equalization (DEFAULT_RECOMMEND_INPUT_WEIGHT_CHANNEL_RATIO):
+// recommended for a module when at least this share of its channels would benefit. The detector's text,
+// the equalization mapping and the --fail-on equalization finding all follow it.
+constexpr double kEqualizationChannelShare = 0.4;
 struct EqualizationOptions {
   double ratio_threshold = 0.5;
 };
@@ -163,6 +172,9 @@ struct QuantizationErrorOptions {
   double histogram_min_gain_db = 0.5;
   int worst_layers = 10;                // how many of the lowest-SQNR layers are ranked
   std::optional<double> min_sqnr_db;    // the --fail-on sqnr bound
+  // --error-batches: how many calibration batches (the first ones) the second pass that measures each
+  // layer's output SQNR runs over (docs/quantization-error.md says why 1 is the default).
+  int64_t error_batches = 1;
 };
 
 // Throw UsageError for out-of-range options, with the option's command-line name.
@@ -192,7 +204,37 @@ struct QConfigEntry {
   std::string weight;      // "default_weight_observer" or "default_per_channel_weight_observer"
   bool equalization_recommended = false;
 };
+
+// One layer's output error, measured on data (lib/pipeline/layer_error.cpp): the Linear/Conv applied to
+// its fake-quantized input and weight against the float layer on the same input, energies summed over
+// the calls of the batches measured.
+struct LayerEnergy {
+  double signal = 0.0;  // sum of y^2, y the float layer's output
+  double noise = 0.0;   // sum of (y_q - y)^2
+  int64_t calls = 0;
+};
+struct LayerErrorMeasurement {
+  int64_t batches = 0;        // the batches the second pass ran over (0: no pass, e.g. qreport report)
+  int64_t total_batches = 0;  // the calibration batches
+  std::string unavailable;    // why there is no measurement, when batches == 0
+  std::map<std::string, LayerEnergy> layers;  // by Linear/Conv fqn
+};
+
+// Completes the quantization-error detector's result once the mapping is decided and the layers'
+// output error measured: each layer's recommended observers (the mapping's entry, so that the report
+// has one recommendation), sqnr_db (the layer's output SQNR under that configuration), sqnr_limited_by
+// (from the weight and input SQNRs of that configuration), worst_layers and the report text. Returns
+// the warnings it adds (also appended to result.warnings).
+std::vector<std::string> finish_quantization_error(DetectorResult& result, const model::Model& model,
+                                                   const std::vector<QConfigEntry>& mapping,
+                                                   const LayerErrorMeasurement& measured);
+
+// The one decision of what qreport recommends per layer: the qconfig mapping, the error detector's
+// recommended observers, --simulate's "recommended" run and the layer's output SQNR all read it.
 std::vector<QConfigEntry> merge_qconfig_info(const model::Model& model, const std::vector<DetectorResult>& results);
+// The mapping's entry that applies to fqn (its own, or its fused ancestor's); nullptr when none.
+const QConfigEntry* entry_for(const model::Model& model, const std::vector<QConfigEntry>& mapping,
+                              const std::string& fqn);
 // The outermost fused module (ConvReLU2d, LinearReLU, ...) that contains fqn, or fqn itself.
 std::string fused_ancestor(const model::Model& model, const std::string& fqn);
 

@@ -69,7 +69,12 @@ class EqualizationDetector : public Detector {
       auto i_ratio = range_ratios(in->min, in->max, &i_gmin, &i_gmax);
       Value metrics = Value::null();
       std::vector<bool> rec;
-      if (!w_ratio || !i_ratio) {
+      const bool input_non_finite = point->non_finite().any();
+      if (input_non_finite) {
+        // NaN/inf made inside the model: the ranges are not numbers, and not 0.
+        r.warnings.push_back(name() + ": comparison metrics of '" + node.fqn + "' are null: its input contains " +
+                             point->non_finite().describe() + ", made inside the model");
+      } else if (!w_ratio || !i_ratio) {
         r.warnings.push_back(name() + ": comparison metrics of '" + node.fqn + "' are null: the range of the " +
                              (!w_ratio ? "weight" : "input") + " data is 0 (a constant value channel)");
       } else if (i_ratio->size() % w_ratio->size() != 0) {
@@ -102,11 +107,12 @@ class EqualizationDetector : public Detector {
                             {"weight_global_max", Value::number(w_gmax)},
                             {"weight_global_min", Value::number(w_gmin)}}});
       size_t k = std::count(rec.begin(), rec.end(), true);
-      r.qconfig_info.push_back({node.fqn, false, false, k > 0});
+      const bool module_recommended = !rec.empty() && double(k) / double(rec.size()) >= kEqualizationChannelShare;
+      r.qconfig_info.push_back({node.fqn, false, false, module_recommended});
       lines += "For Module " + node.fqn + " looked at with axis " + std::to_string(in->axis) + ": \n";
       if (rec.empty()) {
         lines += "\tInput-weight equalization cannot be evaluated because a range is 0 (see warnings).\n";
-      } else if (double(k) / double(rec.size()) >= 0.4) {
+      } else if (module_recommended) {
         lines += "\tWe suggest to use input weight equalization because " + std::to_string(k) + "/" +
                  std::to_string(rec.size()) +
                  " channels would benefit and we expect significant reduction in quantization error.\n";

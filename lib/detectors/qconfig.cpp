@@ -31,6 +31,7 @@ std::vector<QConfigEntry> merge_qconfig_info(const model::Model& model, const st
         it->second.is_weight_per_channel |= info.is_weight_per_channel;
         it->second.is_equalization_recommended |= info.is_equalization_recommended;
         it->second.is_activation_histogram |= info.is_activation_histogram;
+        if (info.weight_per_channel_gain_db) it->second.weight_per_channel_gain_db = info.weight_per_channel_gain_db;
       }
     }
   }
@@ -44,11 +45,24 @@ std::vector<QConfigEntry> merge_qconfig_info(const model::Model& model, const st
     e.activation = it->second.is_activation_dynamic     ? "default_dynamic_quant_observer"
                    : it->second.is_activation_histogram ? "default_histogram_observer"
                                                         : "default_observer";
-    e.weight = it->second.is_weight_per_channel ? "default_per_channel_weight_observer" : "default_weight_observer";
+    // Per-channel weights where the error detector measured that they gain weight SQNR, per-tensor where
+    // they lose it (per-channel scales can round worse); PyTorch's per-channel detector decides where
+    // nothing was measured.
+    const auto& gain = it->second.weight_per_channel_gain_db;
+    const bool per_channel = gain ? *gain > 0.0 : it->second.is_weight_per_channel;
+    e.weight = per_channel ? "default_per_channel_weight_observer" : "default_weight_observer";
     e.equalization_recommended = it->second.is_equalization_recommended;
     out.push_back(std::move(e));
   }
   return out;
+}
+
+const QConfigEntry* entry_for(const model::Model& model, const std::vector<QConfigEntry>& mapping,
+                              const std::string& fqn) {
+  const std::string target = fused_ancestor(model, fqn);
+  for (const auto& e : mapping)
+    if (e.fqn == target) return &e;
+  return nullptr;
 }
 
 }  // namespace qreport::detectors

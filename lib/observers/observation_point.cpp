@@ -40,6 +40,12 @@ struct ObservationPoint::Impl {
   std::map<int, MinMaxSummary> minmax_summary;
   std::map<std::pair<int, float>, PercentileSummary> percentile_summary;
   std::optional<HistogramSummary> histogram_summary;
+  // NaN/inf counts: on the host for CPU tensors; for device tensors in `device_counts` ([nan, +inf, -inf,
+  // first call], int64 on the device), updated without a sync and read by finalize().
+  NonFiniteCount non_finite;
+  at::Tensor device_counts;
+
+  void count_non_finite(const at::Tensor& x);
 
   template <class F>
   void for_each_axis(const at::Tensor& x, bool cpu, F&& fn);
@@ -185,12 +191,54 @@ void ObservationPoint::want_histogram() {
   if (!impl_->histogram) impl_->histogram.emplace();
 }
 
+// One read of a CPU tensor (its exponent bits); the rare tensor with any non-finite value is then split
+// into NaN and +-inf by ATen. On a device everything stays there.
+void ObservationPoint::Impl::count_non_finite(const at::Tensor& x) {
+  const int64_t call = calls - 1;
+  if (x.is_cpu()) {
+    const auto* bits = static_cast<const uint32_t*>(x.data_ptr());
+    int64_t bad = 0;
+    for (int64_t i = 0, n = x.numel(); i < n; ++i) bad += (~bits[i] & 0x7f800000u) == 0;
+    if (bad == 0) return;
+    non_finite.nan += at::isnan(x).sum().item<int64_t>();
+    non_finite.pos_inf += at::isposinf(x).sum().item<int64_t>();
+    non_finite.neg_inf += at::isneginf(x).sum().item<int64_t>();
+    if (non_finite.first_call < 0) non_finite.first_call = call;
+    return;
+  }
+  if (!device_counts.defined()) {
+    device_counts = at::zeros({4}, x.options().dtype(at::kLong));
+    device_counts[3].fill_(-1);
+  }
+  at::Tensor c = at::stack({at::isnan(x).sum(), at::isposinf(x).sum(), at::isneginf(x).sum()});
+  device_counts.narrow(0, 0, 3).add_(c);
+  at::Tensor first = device_counts.narrow(0, 3, 1);
+  first.copy_(at::where((first < 0).logical_and(c.sum() > 0), at::full_like(first, call), first));
+}
+
+std::string NonFiniteCount::describe() const {
+  std::string out;
+  auto add = [&](int64_t n, const char* what) {
+    if (n > 0) out += (out.empty() ? "" : " and ") + std::to_string(n) + " " + what;
+  };
+  add(nan, "NaN");
+  add(pos_inf, "+inf");
+  add(neg_inf, "-inf");
+  out += std::string(" value") + (nan + pos_inf + neg_inf == 1 ? "" : "s");
+  if (first_batch >= 0)
+    out += " (first in calibration batch " + std::to_string(first_batch) + ")";
+  else if (first_call >= 0)
+    out += " (first in call " + std::to_string(first_call) + ")";
+  return out;
+}
+
 void ObservationPoint::observe(const at::Tensor& x) {
   ++impl_->calls;
   // ModelReportObserver works on x.detach().to(float32); the observed value itself is never modified.
   at::Tensor xf = x.detach().to(at::kFloat);
+  if (xf.is_cpu()) xf = xf.contiguous();
+  impl_->count_non_finite(xf);
   if (xf.is_cpu()) {
-    xf = xf.contiguous();
     if (impl_->histogram && !impl_->axes.empty() && xf.numel() < 2 * kParallelGrainValues &&
         at::get_num_threads() > 1 && !at::in_parallel_region()) {
       // A small activation, which the kernels read on one thread: its channel statistics and its
@@ -214,7 +262,17 @@ void ObservationPoint::observe(const at::Tensor& x) {
   if (impl_->histogram) impl_->histogram->observe(xf);
 }
 
-void ObservationPoint::finalize() {
+void ObservationPoint::finalize(int64_t batches) {
+  NonFiniteCount& nf = impl_->non_finite;
+  if (impl_->device_counts.defined()) {
+    at::Tensor h = impl_->device_counts.cpu();
+    nf.nan += h[0].item<int64_t>();
+    nf.pos_inf += h[1].item<int64_t>();
+    nf.neg_inf += h[2].item<int64_t>();
+    if (nf.first_call < 0) nf.first_call = h[3].item<int64_t>();
+  }
+  if (nf.first_call >= 0 && batches > 0 && impl_->calls % batches == 0)
+    nf.first_batch = nf.first_call / (impl_->calls / batches);
   if (impl_->range) impl_->range_summary = impl_->range->finalize();
   for (auto& [axis, obs] : impl_->minmax) impl_->minmax_summary[axis] = obs.finalize();
   for (auto& [key, obs] : impl_->percentile) impl_->percentile_summary[key] = obs.finalize();
@@ -222,6 +280,7 @@ void ObservationPoint::finalize() {
 }
 
 int64_t ObservationPoint::calls() const { return impl_->calls; }
+const NonFiniteCount& ObservationPoint::non_finite() const { return impl_->non_finite; }
 
 const RangeSummary* ObservationPoint::range() const {
   return impl_->range_summary ? &*impl_->range_summary : nullptr;

@@ -111,6 +111,17 @@ std::optional<std::pair<float, float>> histogram_search_range(const HistogramSum
 // exactly over the quantizer's rounding cells and its clipped tails.
 double histogram_quantization_error(const HistogramSummary& h, const QParams& q);
 
+// NaN and infinite values among everything a point observed (values the model made: calibration data is
+// checked finite before it runs), counted on the tensor's device and read once, by finalize().
+struct NonFiniteCount {
+  int64_t nan = 0, pos_inf = 0, neg_inf = 0;
+  int64_t first_call = -1;   // the first call that had any (counted from 0), -1: none
+  int64_t first_batch = -1;  // that call's batch, where the calls per batch are the same for every batch
+  bool any() const { return nan + pos_inf + neg_inf > 0; }
+  // "3 NaN and 2 infinite values (first in calibration batch 0)"
+  std::string describe() const;
+};
+
 // All statistics wanted of one observed value (a module's input or output). Several detectors may ask
 // for different statistics of the same value; each is computed once with the settings asked for.
 class ObservationPoint {
@@ -129,8 +140,11 @@ class ObservationPoint {
 
   // Updates every wanted statistic with one observed tensor (any dtype, any device).
   void observe(const at::Tensor& x);
-  // Copies the statistics to the host. Call once, after the last observe().
-  void finalize();
+  // Copies the statistics to the host. Call once, after the last observe(); `batches` (when known) turns
+  // the first call with NaN or infinity into its batch.
+  void finalize(int64_t batches = 0);
+  // NaN and infinite values observed (after finalize); none for a point restored from saved statistics.
+  const NonFiniteCount& non_finite() const;
 
   int64_t calls() const;
   const RangeSummary* range() const;

@@ -21,6 +21,8 @@
 #include "instrumentation/instrumentation.h"
 #include "model/model.h"
 #include "observers/observers.h"
+#include "pipeline/batch_checks.h"
+#include "pipeline/layer_error.h"
 #include "pipeline/observe_worker.h"
 #include "pipeline/plan.h"
 #include "pipeline/simulate.h"
@@ -70,130 +72,6 @@ class StageClock {
  private:
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
 };
-
-// Forward's arguments for one batch, checked against forward's schema (arity, names, defaults).
-std::vector<c10::IValue> normalized_args(const model::Model& model, const calibration::Batch& batch, size_t index) {
-  const c10::FunctionSchema& schema = model.module().get_method("forward").function().getSchema();
-  std::vector<c10::IValue> stack;
-  stack.emplace_back(model.module()._ivalue());
-  for (const auto& t : batch.positional) stack.emplace_back(t);
-  std::unordered_map<std::string, c10::IValue> kwargs;
-  for (const auto& [name, t] : batch.named) kwargs.emplace(name, t);
-  try {
-    schema.checkAndNormalizeInputs(stack, kwargs);
-  } catch (const std::exception& e) {
-    std::string expected;
-    for (const auto& n : model.forward_arg_names()) expected += (expected.empty() ? "" : ", ") + n;
-    throw InputError("calibration batch " + std::to_string(index) + " does not fit forward(" + expected +
-                     "): " + first_line(e.what()));
-  }
-  stack.erase(stack.begin());
-  return stack;
-}
-
-// NaN or Inf in calibration data is a data error: PyTorch's observers would silently turn it into NaN
-// statistics and meaningless advice. On the CPU each batch is checked on the host just before it is used
-// (one read of data forward is about to read anyway). On a GPU that check would cost a host pass and a
-// sync per batch, so the batch is flagged on the device instead and the flags are read once, after
-// calibration, by first_non_finite(); no report is written either way.
-// One read, no allocation, for the common case (contiguous float32); ATen for the rest.
-bool all_finite_cpu(const at::Tensor& t) {
-  if (t.scalar_type() != at::kFloat || !t.is_contiguous()) return at::isfinite(t).all().item<bool>();
-  const auto* bits = static_cast<const uint32_t*>(t.data_ptr());
-  uint32_t bad = 0;
-  for (int64_t i = 0, n = t.numel(); i < n; ++i) bad |= (~bits[i] & 0x7f800000u) == 0;  // exponent all ones
-  return bad == 0;
-}
-
-class FiniteCheck {
- public:
-  FiniteCheck(const model::Model& model, size_t batches) : names_(model.forward_arg_names()), batches_(batches) {}
-
-  void check(const std::vector<c10::IValue>& args, size_t index) {
-    for (size_t a = 0; a < args.size(); ++a) {
-      if (!args[a].isTensor()) continue;
-      const at::Tensor& t = args[a].toTensor();
-      if (!t.is_floating_point() || t.numel() == 0) continue;
-      if (t.is_cpu()) {
-        if (all_finite_cpu(t)) continue;
-        fail(index, a, at::isnan(t).any().item<bool>());
-      }
-      if (!flags_.defined())
-        flags_ = at::zeros({static_cast<int64_t>(batches_), static_cast<int64_t>(args.size()), 2},
-                           t.options().dtype(at::kBool));
-      at::Tensor slot = flags_[static_cast<int64_t>(index)][static_cast<int64_t>(a)];
-      slot[0].logical_or_(at::isnan(t).any());  // stays on the device: no sync
-      slot[1].logical_or_(at::isinf(t).any());
-    }
-  }
-
-  // Device flags: one transfer after the last batch.
-  void finish() {
-    if (!flags_.defined()) return;
-    at::Tensor f = flags_.cpu();
-    auto acc = f.accessor<bool, 3>();
-    for (int64_t i = 0; i < f.size(0); ++i)
-      for (int64_t a = 0; a < f.size(1); ++a)
-        if (acc[i][a][0] || acc[i][a][1]) fail(static_cast<size_t>(i), static_cast<size_t>(a), acc[i][a][0]);
-  }
-
- private:
-  [[noreturn]] void fail(size_t index, size_t a, bool nan) const {
-    std::string arg = a < names_.size() ? names_[a] : "argument " + std::to_string(a);
-    throw InputError("calibration batch " + std::to_string(index) + ", argument '" + arg + "' contains " +
-                     (nan ? "NaN" : "infinite") + " values; calibration data must be finite");
-  }
-  const std::vector<std::string>& names_;
-  size_t batches_;
-  at::Tensor flags_;
-};
-
-// PyTorch's Python names: what the user wrote when saving the data.
-std::string dtype_name(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return "float32";
-    case at::kDouble: return "float64";
-    case at::kHalf: return "float16";
-    case at::kBFloat16: return "bfloat16";
-    default: return c10::toString(t);
-  }
-}
-
-// The dtype of the model's floating parameters (the first one found), or nullopt for a model without any.
-std::optional<at::ScalarType> parameter_dtype(const model::Model& model) {
-  for (const auto& p : model.module().parameters())
-    if (p.is_floating_point()) return p.scalar_type();
-  for (const auto& b : model.module().buffers())
-    if (b.is_floating_point()) return b.scalar_type();
-  return std::nullopt;
-}
-
-// Checks every batch's floating tensors against the model's dtype before calibration starts: an input
-// error with --no-cast, else one warning; returns whether any batch needs a cast.
-bool check_dtypes(const model::Model& model, const std::vector<std::vector<c10::IValue>>& batches,
-                  std::optional<at::ScalarType> dtype, bool cast, std::vector<std::string>& warnings) {
-  if (!dtype) return false;
-  const auto& names = model.forward_arg_names();
-  bool any = false;
-  for (size_t i = 0; i < batches.size(); ++i) {
-    for (size_t a = 0; a < batches[i].size(); ++a) {
-      if (!batches[i][a].isTensor()) continue;
-      const at::Tensor& t = batches[i][a].toTensor();
-      if (!t.is_floating_point() || t.scalar_type() == *dtype) continue;
-      const std::string where = "calibration batch " + std::to_string(i) + ", argument '" +
-                                (a < names.size() ? names[a] : std::to_string(a)) + "'";
-      const std::string have = dtype_name(t.scalar_type()), want = dtype_name(*dtype);
-      if (!cast)
-        throw InputError(where + " is " + have + " but the model's parameters are " + want +
-                         " (without --no-cast qreport casts it)");
-      if (!any)
-        warnings.push_back(where + ": " + have + " data cast to the model's " + want +
-                           " (so is every such tensor; --no-cast makes this an error)");
-      any = true;
-    }
-  }
-  return any;
-}
 
 }  // namespace
 
@@ -372,7 +250,21 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job, s
                   at::get_num_threads() - 1);
   finite.finish();
   clock.lap("calibrate");
-  for (auto& p : points) p.finalize();
+  for (auto& p : points) p.finalize(static_cast<int64_t>(mine.size()));
+  // The second pass that measures each layer's output SQNR: the first --error-batches of this rank's.
+  auto layer_error = [&](size_t total) {
+    LayerErrorInput in;
+    in.model = &model;
+    in.total_batches = total;
+    in.batches = std::min(static_cast<size_t>(o.error.error_batches), mine.size());
+    in.batch = [&](size_t k) {
+      std::vector<c10::IValue> args = normalized_args(model, archive.batch(mine[k]), mine[k]);  // checked before
+      to_device(args);
+      return args;
+    };
+    in.on_batch = [&](size_t done, size_t) { archive.release(mine[done - 1]); };
+    return in;
+  };
   if (!o.save_stats.empty() || job) {
     stats::StatsFile f;
     f.tool = std::string("qreport ") + QREPORT_VERSION;
@@ -387,6 +279,8 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job, s
                           points[id].finished()});
     if (job) {
       report::Report out = reduce_and_report(o, o_in, *job, f, model, rep, stats_bytes);
+      // The layers' output SQNR on rank 0's own batches (the other ranks have finished).
+      if (out.emit) measure_layer_error(layer_error(out.batches), out);
       clock.lap("reduce and report");
       return out;
     }
@@ -394,6 +288,7 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job, s
   }
 
   run_detectors(dets, model, plan, axes, rep);
+  measure_layer_error(layer_error(mine.size()), rep);
   clock.lap("report");
   if (o.simulate) {
     SimulationInput in;

@@ -8,6 +8,7 @@
 #include "instrumentation/instrumentation.h"
 #include "model/model.h"
 #include "pipeline/analyze.h"
+#include "pipeline/layer_error.h"
 #include "pipeline/plan.h"
 #include "pipeline/stats_check.h"
 #include "stats/stats.h"
@@ -48,6 +49,8 @@ report::Report report_from_stats(const AnalyzeOptions& o, const std::vector<std:
   std::string source;
   for (const auto& p : paths) source += (source.empty() ? "'" : ", '") + p + "'";
   report::Report rep = report_from_statistics(o, model, sha, std::move(f), source);
+  finish_without_layer_error(model, "qreport report has only the saved statistics, and measuring it needs the "
+                             "calibration data (qreport analyze measures it)", rep);
   if (o.write_outputs) o.write_outputs(rep, "");
   return rep;
 }

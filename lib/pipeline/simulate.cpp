@@ -80,8 +80,15 @@ report::Simulation simulate(const SimulationInput& in, std::vector<std::string>*
     const auto site = instr.resolve(node.fqn);
     const auto* point = in.stats->find(node.fqn, Side::Input);
     const auto* h = point ? point->histogram() : nullptr;
+    if (point && point->non_finite().any()) {
+      warnings->push_back("--simulate: '" + node.fqn + "' is left in float: its input contains " +
+                          point->non_finite().describe() + ", made inside the model");
+      continue;
+    }
     if (!site || !h || h->batches == 0 || !h->invalid.empty()) {
-      warnings->push_back("--simulate: '" + node.fqn + "' is left in float: its input was not observed");
+      warnings->push_back("--simulate: '" + node.fqn + "' is left in float: " +
+                          (h && !h->invalid.empty() ? "its input's statistics are invalid: " + h->invalid
+                                                    : std::string("its input was not observed")));
       continue;
     }
     at::Tensor w = model.weight(node.fqn);

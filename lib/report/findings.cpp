@@ -20,6 +20,13 @@ std::string true_channels(const detectors::Value* v) {
   return out;
 }
 
+// Measured gains in findings: two decimals, so that a small gain or loss reads as what it is.
+std::string db2(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f", v);
+  return buf;
+}
+
 const detectors::Value* number(const detectors::Value* v) {
   return v && v->type == detectors::Value::Type::Float ? v : nullptr;
 }
@@ -80,17 +87,23 @@ std::vector<Finding> findings(const Report& report) {
         {
           std::string detail = "supports per-channel weight quantization but does not use it";
           const auto* e = error_fields(report, m.fqn);
-          if (const auto* g = e ? number(detectors::find_field(*e, "weight_per_channel_gain_db")) : nullptr)
-            detail += g->f >= 0.05 ? "; per-channel weights gain " + format_db(g->f) + " dB of weight SQNR"
-                                   : std::string("; per-channel weights barely change its weight SQNR");
+          const auto* g = e ? number(detectors::find_field(*e, "weight_per_channel_gain_db")) : nullptr;
+          // Where the error detector measured the gain, the one decision (the mapping) follows it: a layer
+          // whose weights lose SQNR per channel keeps per-tensor weights and is no finding.
+          if (g && g->f <= 0.0) continue;
+          if (g) detail += "; per-channel weights gain " + db2(g->f) + " dB of weight SQNR";
           out.push_back({"per_channel", m.fqn, detail});
         }
       } else if (res.name == "dynamic_vs_static_detector") {
         if (is_true(detectors::find_field(m.fields, "dynamic_recommended")))
           out.push_back({"dynamic", m.fqn, "dynamic quantization is recommended"});
       } else if (res.name == "input_weight_equalization_detector") {
-        std::string channels = true_channels(detectors::find_field(m.fields, "input_weight_equalization_recommended"));
-        if (!channels.empty())
+        // PyTorch's module-level decision (the detector's own text): a share of the channels, not any one.
+        const auto* rec = detectors::find_field(m.fields, "input_weight_equalization_recommended");
+        const std::string channels = true_channels(rec);
+        size_t k = 0, n = rec && rec->type == detectors::Value::Type::List ? rec->list.size() : 0;
+        for (size_t c = 0; c < n; ++c) k += is_true(&rec->list[c]);
+        if (n > 0 && double(k) / double(n) >= detectors::kEqualizationChannelShare)
           out.push_back({"equalization", m.fqn, "input-weight equalization is recommended for channel(s) " + channels});
       } else if (res.name == "outlier_detector") {
         // A channel flagged from too few usable batches (below --outlier-fraction-batches) is not
@@ -109,8 +122,8 @@ std::vector<Finding> findings(const Report& report) {
           std::string detail = "outliers in channel(s) " + channels;
           const auto* e = error_fields(report, m.fqn);
           if (const auto* g = e ? number(detectors::find_field(*e, "input_histogram_gain_db")) : nullptr)
-            detail += g->f >= 0.05 ? "; clipping to the histogram range recovers " + format_db(g->f) + " dB"
-                                   : std::string("; clipping to the histogram range recovers nothing measurable");
+            detail += g->f > 0.0 ? "; clipping to the histogram range recovers " + db2(g->f) + " dB of input SQNR"
+                                 : "; clipping to the histogram range loses " + db2(-g->f) + " dB of input SQNR";
           out.push_back({"outliers", m.fqn, detail});
         }
       } else if (res.name == "quantization_error_detector") {
@@ -118,6 +131,20 @@ std::vector<Finding> findings(const Report& report) {
         const auto* bound = number(detectors::find_field(res.options, "min_sqnr_db"));
         const auto* db = number(detectors::find_field(m.fields, "sqnr_db"));
         const auto* by = detectors::find_field(m.fields, "sqnr_limited_by");
+        // NaN/inf made inside the model: no SQNR to judge, and a layer a gate must not pass.
+        const auto* nan = detectors::find_field(m.fields, "input_nan_count");
+        const auto* inf = detectors::find_field(m.fields, "input_inf_count");
+        const int64_t bad = (nan && nan->type == detectors::Value::Type::Int ? nan->i : 0) +
+                            (inf && inf->type == detectors::Value::Type::Int ? inf->i : 0);
+        if (bound && !db && bad > 0) {
+          const auto* first = detectors::find_field(m.fields, "input_non_finite_first_batch");
+          std::string what = nan && nan->i > 0 ? (inf && inf->i > 0 ? "NaN and infinite" : "NaN") : "infinite";
+          out.push_back({"sqnr", m.fqn,
+                         "no SQNR: its input contains " + what + " values made inside the model" +
+                             (first && first->type == detectors::Value::Type::Int
+                                  ? " (first in calibration batch " + std::to_string(first->i) + ")" : std::string())});
+          continue;
+        }
         if (bound && db && db->f < bound->f)
           out.push_back({"sqnr", m.fqn,
                          "SQNR " + format_db(db->f) + " dB under the recommended configuration, below --min-sqnr " +

@@ -7,6 +7,9 @@ corrected form, so the difference itself is asserted:
     flagged), and the report string lists it accordingly; 1.13's "occured" is spelled "occurred".
   * mappings: advice for a child of a fused module (conv1.0) names the fused module (conv1), which is
     what prepare_fx matches; the fixture's fused.json lists the fused modules.
+  * mappings, with qreport's error detector: per-channel weights exactly where they gain weight SQNR
+    (docs/differences.md), the gain computed here with PyTorch's weight observers and fake-quantize on the
+    fixture's scripted model.
 Usage: compare.py QREPORT_JSON ORACLE_JSON NAME
 """
 import json
@@ -84,6 +87,26 @@ def compare_values(got, want, where, counter):
         raise Mismatch(f"{where}: got {got!r}, want {want!r}")
 
 
+def per_channel_gains(model_path):
+    """PyTorch's per-channel weight SQNR gain (dB) of every Linear/Conv of the scripted model, by fqn."""
+    import torch
+    from torch.ao.quantization.observer import default_per_channel_weight_observer, default_weight_observer
+    gains = {}
+    for fqn, m in torch.jit.load(model_path).named_modules():
+        if m.original_name not in ("Linear", "Conv1d", "Conv2d", "Conv3d") or not hasattr(m, "weight"):
+            continue
+        w = m.weight.detach().float()
+        t, c = default_weight_observer(), default_per_channel_weight_observer()
+        t(w)
+        c(w)
+        (s, z), (cs, cz) = t.calculate_qparams(), c.calculate_qparams()
+        nt = (w - torch.fake_quantize_per_tensor_affine(w, float(s), int(z), -128, 127)).double().square().sum().item()
+        nc = (w - torch.fake_quantize_per_channel_affine(w, cs, cz.to(torch.int32), 0, -128, 127)).double().square().sum().item()
+        if nt > 0 and nc > 0 and w.abs().sum().item() > 0:
+            gains[fqn] = 10 * math.log10(nt / nc)
+    return gains
+
+
 def main():
     got_all = json.load(open(sys.argv[1]))
     oracle = json.load(open(sys.argv[2]))
@@ -147,9 +170,15 @@ def main():
                 either.add(target(fqn))
             elif gain >= threshold:
                 histogram.add(target(fqn))
+    # Where the error detector ran, the measured per-channel gain decides the weight observer.
+    per_channel = {fqn: f[1] for fqn, f in merged.items()}
+    if "quantization_error_detector" in got_all["detectors"]:
+        for fqn, g in per_channel_gains(os.path.join(os.path.dirname(sys.argv[2]), "model.pt")).items():
+            if target(fqn) in per_channel:
+                per_channel[target(fqn)] = g > 0
     want_q = {fqn: {"activation": "default_dynamic_quant_observer" if f[0] else
                     "default_histogram_observer" if fqn in histogram else "default_observer",
-                    "weight": "default_per_channel_weight_observer" if f[1] else "default_weight_observer"}
+                    "weight": "default_per_channel_weight_observer" if per_channel[fqn] else "default_weight_observer"}
               for fqn, f in merged.items()}
     if set(got_all["qconfig_mapping"]) != set(want_q):
         raise Mismatch(f"qconfig_mapping keys {sorted(got_all['qconfig_mapping'])} != {sorted(want_q)}")

@@ -97,7 +97,17 @@ def main():
             "-o", f"{T}/direct.json", *common)
     # Round trip.
     qreport("report", f"{T}/model.pt", "--stats", f"{T}/all.qstats", "-o", f"{T}/again.json", *common)
-    if open(f"{T}/direct.json").read() != open(f"{T}/again.json").read():
+    def without_measured(path):
+        """The report less what only a run with data measures (the layers' output SQNR, issue 21)."""
+        j = json.load(open(path))
+        e = j["detectors"]["quantization_error_detector"]
+        for k in ("report", "worst_layers", "error_batches_used"):
+            e.pop(k, None)
+        for m in e["modules"].values():
+            m.pop("sqnr_db", None)
+        j["warnings"] = [w for w in j["warnings"] if "sqnr_db" not in w]
+        return json.dumps(j, sort_keys=True)
+    if without_measured(f"{T}/direct.json") != without_measured(f"{T}/again.json"):
         failures.append("round trip: the report from the statistics differs from the direct report")
     else:
         print("ok round trip")

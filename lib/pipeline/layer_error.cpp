@@ -1,0 +1,187 @@
+#include "pipeline/layer_error.h"
+
+#include <torch/script.h>
+
+#include <cmath>
+#include <limits>
+#include <map>
+
+#include "common/errors.h"
+#include "common/text.h"
+#include "instrumentation/instrumentation.h"
+#include "model/model.h"
+#include "observers/observers.h"
+
+namespace qreport::pipeline {
+namespace {
+
+using detectors::Side;
+using detectors::Value;
+
+detectors::DetectorResult* error_result(report::Report& rep) {
+  for (auto& r : rep.results)
+    if (r.name == "quantization_error_detector") return &r;
+  return nullptr;
+}
+
+// How one layer's input is fake-quantized under the decided configuration.
+struct InputQuantizer {
+  bool dynamic = false;  // per call, from the call's own range (default_dynamic_quant_observer)
+  observers::QParams q;  // static: the qparams the error detector reported (PyTorch's observers')
+};
+
+// One measured layer: how to apply it, its quantized weight, and its energies (on the layer's device, so
+// the per-batch path never waits for the device; read once at the end).
+struct Layer {
+  std::string fqn;
+  torch::jit::Module module;
+  bool has_forward = false;  // else applied as aten::linear (a Linear called functionally: out_proj)
+  at::Tensor original, quantized;
+  InputQuantizer input;
+  at::Tensor signal, noise;  // float64 scalars
+  int64_t calls = 0;
+};
+
+std::optional<observers::QParams> qparams_of(const detectors::Fields& f, const std::string& kind, int64_t qmax) {
+  const Value* s = detectors::find_field(f, "input_" + kind + "_scale");
+  const Value* z = detectors::find_field(f, "input_" + kind + "_zero_point");
+  if (!s || s->type != Value::Type::Float || !z || z->type != Value::Type::Int) return std::nullopt;
+  observers::QParams q;
+  q.scale = static_cast<float>(s->f);
+  q.zero_point = z->i;
+  q.quant_min = 0;
+  q.quant_max = qmax;
+  return q;
+}
+
+// PyTorch's _calculate_qparams for a per-tensor affine quantizer, on the device (no host round trip):
+// what a dynamically quantized layer does with each call's own range.
+at::Tensor fake_quantize_dynamic(const at::Tensor& x, int64_t qmax) {
+  auto [mn, mx] = at::aminmax(x);
+  const at::Tensor min_neg = at::clamp_max(mn, 0.0), max_pos = at::clamp_min(mx, 0.0);
+  at::Tensor scale = at::clamp_min((max_pos - min_neg) / static_cast<double>(qmax),
+                                   static_cast<double>(std::numeric_limits<float>::epsilon()));
+  at::Tensor zp = at::clamp(at::neg(at::round(min_neg / scale)), 0, qmax).to(at::kInt);
+  return at::fake_quantize_per_tensor_affine(x, scale.reshape({1}), zp.reshape({1}), 0, qmax);
+}
+
+at::Tensor apply(Layer& l, const at::Tensor& x, const at::Tensor& weight) {
+  l.module.setattr("weight", weight);
+  at::Tensor y;
+  try {
+    if (l.has_forward) {
+      y = l.module.forward({x}).toTensor();
+    } else {
+      const c10::IValue b = l.module.attr("bias");
+      y = at::linear(x, weight, b.isTensor() ? c10::optional<at::Tensor>(b.toTensor()) : c10::nullopt);
+    }
+  } catch (...) {
+    l.module.setattr("weight", l.original);
+    throw;
+  }
+  l.module.setattr("weight", l.original);
+  return y;
+}
+
+}  // namespace
+
+void finish_without_layer_error(const model::Model& model, const std::string& why, report::Report& rep) {
+  detectors::DetectorResult* r = error_result(rep);
+  if (!r) return;
+  detectors::LayerErrorMeasurement none;
+  none.unavailable = why;
+  for (auto& w : detectors::finish_quantization_error(*r, model, rep.qconfig, none)) rep.warnings.push_back(w);
+}
+
+void measure_layer_error(const LayerErrorInput& in, report::Report& rep) {
+  detectors::DetectorResult* r = error_result(rep);
+  if (!r) return;
+  const model::Model& model = *in.model;
+  const Value* qmax_v = detectors::find_field(r->options, "activation_quant_max");
+  const int64_t qmax = qmax_v && qmax_v->type == Value::Type::Int ? qmax_v->i : 255;
+  std::map<std::string, const detectors::QConfigEntry*> entry_of;
+  for (const auto& e : rep.qconfig) entry_of[e.fqn] = &e;
+
+  instrumentation::Instrumenter instr(model);
+  std::vector<Layer> layers;
+  std::vector<std::vector<size_t>> at_site;  // site id -> its layers (the children of one fused module share it)
+  std::map<std::string, size_t> site_index;
+  for (const auto& m : r->modules) {
+    const auto site = instr.resolve(m.fqn);
+    const auto it = entry_of.find(detectors::fused_ancestor(model, m.fqn));
+    const detectors::QConfigEntry* entry = it == entry_of.end() ? nullptr : it->second;
+    const std::string activation = entry ? entry->activation : "default_observer";
+    InputQuantizer iq;
+    std::optional<observers::QParams> q = qparams_of(m.fields, "minmax", qmax);
+    if (activation == "default_histogram_observer")
+      if (auto h = qparams_of(m.fields, "histogram", qmax)) q = h;
+    iq.dynamic = activation == "default_dynamic_quant_observer";
+    // No qparams: the input was never observed, or its statistics are invalid (the detector says why).
+    if (!site || !q) continue;
+    iq.q = *q;
+    const at::Tensor w = model.weight(m.fqn);
+    if (!w.defined() || w.dim() < 1 || w.numel() == 0) continue;
+    Layer l;
+    l.fqn = m.fqn;
+    l.module = model.submodule(m.fqn);
+    l.has_forward = l.module.find_method("forward").has_value();
+    l.original = l.module.attr("weight").toTensor();
+    const bool per_channel = entry && entry->weight == "default_per_channel_weight_observer";
+    l.quantized = observers::fake_quantize_weight(w, per_channel).to(l.original.options());
+    l.input = iq;
+    l.signal = at::zeros({}, l.original.options().dtype(at::kDouble));
+    l.noise = at::zeros({}, l.original.options().dtype(at::kDouble));
+    auto [sit, inserted] = site_index.try_emplace(*site, at_site.size());
+    if (inserted) {
+      at_site.emplace_back();
+      instr.observe(*site, Side::Input, static_cast<int64_t>(sit->second));
+    }
+    at_site[sit->second].push_back(layers.size());
+    layers.push_back(std::move(l));
+  }
+
+  instrumentation::ObserveSink sink = [&](int64_t id, const at::Tensor& x) {
+    if (!x.is_floating_point()) return;
+    const at::Tensor xf = x.to(at::kFloat);
+    for (size_t k : at_site[static_cast<size_t>(id)]) {
+      Layer& l = layers[k];
+      const at::Tensor xq =
+          (l.input.dynamic ? fake_quantize_dynamic(xf, qmax) : observers::fake_quantize(xf, l.input.q)).to(x.scalar_type());
+      const at::Tensor y = apply(l, x, l.original).to(at::kFloat);
+      const at::Tensor yq = apply(l, xq, l.quantized).to(at::kFloat);
+      l.signal.add_(y.square().sum());
+      l.noise.add_((yq - y).square().sum());
+      ++l.calls;
+    }
+  };
+
+  detectors::LayerErrorMeasurement measured;
+  measured.total_batches = static_cast<int64_t>(in.total_batches);
+  {
+    c10::InferenceMode inference;
+    for (size_t k = 0; k < in.batches; ++k) {
+      if (interrupt_requested())
+        throw Interrupted("interrupted while measuring the layers' output SQNR; no report written");
+      std::vector<c10::IValue> args = in.batch(k);
+      try {
+        instr.run(std::move(args), sink);
+      } catch (const c10::Error& e) {
+        throw ModelError("the model's forward failed while measuring the layers' output SQNR on batch " +
+                         std::to_string(k) + ": " + root_cause_line(e.what()));
+      }
+      if (in.on_batch) in.on_batch(k + 1, in.batches);
+    }
+  }
+  measured.batches = static_cast<int64_t>(in.batches);
+  if (measured.batches == 0) measured.unavailable = "there were no calibration batches to measure it on";
+  for (const auto& l : layers) {
+    detectors::LayerEnergy e;
+    e.calls = l.calls;
+    e.signal = l.signal.item<double>();
+    e.noise = l.noise.item<double>();
+    measured.layers[l.fqn] = e;
+  }
+  for (auto& w : detectors::finish_quantization_error(*r, model, rep.qconfig, measured)) rep.warnings.push_back(w);
+}
+
+}  // namespace qreport::pipeline
