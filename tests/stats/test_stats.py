@@ -61,7 +61,7 @@ def main():
         failures.append("round trip: the report from the statistics differs from the direct report")
     else:
         print("ok round trip")
-    saved = torch.load(f"{T}/all.qstats")
+    saved = torch.load(f"{T}/all.qstats", weights_only=False)  # TorchScript pickle type tags (2.6+ default True)
     if saved["format"] != "qreport-stats" or saved["version"] != 1 or saved["calibration"][0]["batches"] != 6:
         failures.append(f"torch.load: {saved['format']}, {saved['version']}, {saved['calibration']}")
     # Merge of three shards.
