@@ -10,6 +10,7 @@
 // upsampled weights: empty bins add nothing and are skipped, and the bucket index moves monotonically
 // along the sorted mid-points (ATen's binary search where the boundaries are not sorted).
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 #include <torch/version.h>
 
 #include <algorithm>
@@ -37,7 +38,10 @@ namespace {
 constexpr int64_t kUpscaleRate = 16;  // HistogramObserver.upsample_rate since PyTorch 2.5 (fixed)
 
 // torch.linspace(start, end, steps) (float32, CPU) into a buffer of the calling thread, reused.
+// Under InferenceMode whatever the caller's mode: a buffer made during calibration (an inference tensor)
+// is written again by a distributed run's merge, which runs outside it.
 const float* linspace(at::Tensor& buffer, float start, float end, int64_t steps) {
+  c10::InferenceMode guard;
   if (!buffer.defined() || buffer.numel() != steps) buffer = at::empty({steps}, at::kFloat);
   at::linspace_out(buffer, start, end, steps);
   return buffer.data_ptr<float>();
