@@ -1,4 +1,4 @@
-// HistogramObserver.forward (PyTorch 1.13's algorithm with float histogram bounds, see
+// HistogramObserver.forward (PyTorch 1.13's algorithm with float histogram bounds, or PyTorch 2.5's, see
 // stat_observers.h): the same float32 operations in the same order, so the merged histogram, and the
 // range the search later picks from it, match PyTorch's.
 #include <ATen/Parallel.h>
@@ -65,6 +65,7 @@ struct Scratch {
   std::vector<char> used;      // per thread: its copies of counts were cleared and written
   std::vector<double> partial;  // per block: sum of squares
   std::vector<float> fresh;    // this batch's histogram; swapped with the observer's
+  std::vector<float> moved;    // kUpscale: the old histogram on the new range
 };
 Scratch& scratch() {
   thread_local Scratch s;
@@ -158,21 +159,26 @@ void histc_cpu(const float* x, int64_t n, int64_t bins, float lo, float hi, std:
   }
 }
 
-// torch.histc into `out` (the thread's scratch): the replay on the CPU, ATen's elsewhere.
-void histc(const at::Tensor& x, int64_t bins, float mn, float mx, std::vector<float>& out,
-           double* sum_squares = nullptr) {
-  if (x.is_cpu() && x.scalar_type() == at::kFloat && x.is_contiguous() && mn < mx)
-    return histc_cpu(x.data_ptr<float>(), x.numel(), bins, mn, mx, out, sum_squares);
-  at::Tensor h = at::histc(x, bins, mn, mx).to(at::kCPU).contiguous();
-  out.assign(h.data_ptr<float>(), h.data_ptr<float>() + bins);
-}
-
 // min, max and sum of squares of a tensor, in one read on the CPU (three ATen reductions otherwise). A
 // NaN or infinity anywhere makes the sum of squares non-finite, which the caller rejects.
 struct Moments {
   float min, max;
   double sum_squares;
 };
+Moments moments(const at::Tensor& x);
+
+// torch.histc into `out` (the thread's scratch): the replay on the CPU, ATen's elsewhere and for an
+// empty range (mn == mx: every value the same), which ATen widens by a rule that changed across versions.
+// sum_squares (CPU float32 only): moments()' sum of squares, taken in the same read where it can be.
+void histc(const at::Tensor& x, int64_t bins, float mn, float mx, std::vector<float>& out,
+           double* sum_squares = nullptr) {
+  if (x.is_cpu() && x.scalar_type() == at::kFloat && x.is_contiguous() && mn < mx)
+    return histc_cpu(x.data_ptr<float>(), x.numel(), bins, mn, mx, out, sum_squares);
+  at::Tensor h = at::histc(x, bins, mn, mx).to(at::kCPU).contiguous();
+  out.assign(h.data_ptr<float>(), h.data_ptr<float>() + bins);
+  if (sum_squares) *sum_squares = moments(x).sum_squares;
+}
+
 
 Moments moments_block(const float* p, int64_t m) {
   float mn = p[0], mx = p[0];
@@ -255,6 +261,15 @@ Moments moments(const at::Tensor& x) {
   return {host[0].item<float>(), host[1].item<float>(), static_cast<double>(host[2].item<float>())};
 }
 
+// Why a batch whose min, max or sum of squares is not finite cannot be histogrammed. A NaN makes the sum
+// of squares NaN and an infinity +inf with an infinite min or max; finite values whose squares overflow
+// float32 (|x| above 1.8e19) leave min and max finite.
+std::string nonfinite_reason(float mn, float mx, double sum_squares) {
+  if (std::isinf(sum_squares) && sum_squares > 0 && std::isfinite(mn) && std::isfinite(mx))
+    return "the observed values' squares overflow float32 (|x| up to " + std::to_string(std::max(-mn, mx)) + ")";
+  return "the observed values include NaN or infinity";
+}
+
 }  // namespace
 
 void HistogramObserver::observe(const at::Tensor& x_in, const std::optional<std::pair<float, float>>& known_range) {
@@ -272,16 +287,23 @@ void HistogramObserver::observe(const at::Tensor& x_in, const std::optional<std:
   }
   const float new_min = mo.min, new_max = mo.max;
   if (!std::isfinite(new_min) || !std::isfinite(new_max) || !std::isfinite(mo.sum_squares)) {
-    s_.invalid = "the observed values include NaN or infinity";
+    s_.invalid = nonfinite_reason(new_min, new_max, mo.sum_squares);
     return;
   }
+  const bool upscale = merge_ == HistogramMerge::kUpscale;
   const bool uninitialized = std::isinf(s_.min_val) && std::isinf(s_.max_val);
-  // PyTorch starts over while every value seen so far was the same (min_val == max_val).
-  const bool restart = uninitialized || s_.min_val == s_.max_val;
+  // kGrid: PyTorch starts over while every value seen so far was the same (min_val == max_val).
+  // kUpscale keeps such a histogram and moves it as a point mass (upscale_histogram).
+  const bool restart = uninitialized || (!upscale && s_.min_val == s_.max_val);
   float cmin = new_min, cmax = new_max;
   int64_t downsample_rate = 1, start_idx = 0;
   std::string invalid;
-  if (!restart) {
+  if (upscale) {
+    if (!restart) {
+      cmin = std::min(new_min, s_.min_val);
+      cmax = std::max(new_max, s_.max_val);
+    }
+  } else if (!restart) {
     cmin = std::min(new_min, s_.min_val);
     cmax = std::max(new_max, s_.max_val);
     // _adjust_min_max: a grid of width hist_bin_width on which both histograms align; only the max is relaxed.
@@ -305,7 +327,7 @@ void HistogramObserver::observe(const at::Tensor& x_in, const std::optional<std:
     mo = moments(x);  // rare: the statistics of an invalid histogram still count this batch
   }
   if (fused && !std::isfinite(mo.sum_squares)) {
-    s_.invalid = "the observed values include NaN or infinity";
+    s_.invalid = nonfinite_reason(new_min, new_max, mo.sum_squares);
     return;
   }
   s_.sum_squares += mo.sum_squares;
@@ -325,6 +347,10 @@ void HistogramObserver::observe(const at::Tensor& x_in, const std::optional<std:
   }
   if (cmin == s_.min_val && cmax == s_.max_val) {
     for (int64_t i = 0; i < kBins; ++i) fresh[i] += s_.histogram[i];
+  } else if (upscale) {
+    std::vector<float>& moved = scratch().moved;
+    upscale_histogram(s_, cmin, cmax, moved);  // update_hist + transformed_orig_hist, in float32
+    for (int64_t i = 0; i < kBins; ++i) fresh[i] += moved[i];
   } else {
     combine(fresh, downsample_rate, start_idx);
   }

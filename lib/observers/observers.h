@@ -76,6 +76,24 @@ struct HistogramSummary {
   std::string invalid;
 };
 
+// How HistogramObserver.forward merges a batch whose range differs from the histogram's: PyTorch 2.5
+// rewrote it. qreport replays the algorithm of the LibTorch it is built against (docs/design.md,
+// "HistogramObserver replayed"); kHistogramMerge is decided at compile time from <torch/version.h>.
+enum class HistogramMerge {
+  kGrid,     // PyTorch 1.12-2.4: _adjust_min_max's common grid (upsample_rate 128, the max relaxed onto
+             // it) and _combine_histograms' float64 cumsum; float histc bounds (docs/differences.md 16)
+  kUpscale,  // PyTorch >= 2.5: the histogram's range is the data's; the old histogram's 16-fold upsampled
+             // mid-points are bucketized into the new bins (_upscale_histogram)
+};
+extern const HistogramMerge kHistogramMerge;
+const char* histogram_merge_name(HistogramMerge m);  // "grid (PyTorch 1.12-2.4)", ...
+
+// PyTorch >= 2.5's _combine_histograms' transform of one histogram state h onto 2048 bins over [lo, hi]
+// (lo <= h.min_val, h.max_val <= hi): h's bins where the ranges are equal, a point mass (h.min_val ==
+// h.max_val) in the bin torch.histc gives it, else _upscale_histogram. The same float32 operations as
+// PyTorch's CPU observer (linspace through ATen itself). out is resized to h's bin count.
+void upscale_histogram(const HistogramSummary& h, float lo, float hi, std::vector<float>& out);
+
 // Quantization parameters of a uniform quantizer, computed as PyTorch's observers compute them
 // (UniformQuantizationObserverBase._calculate_qparams), one float32 rounding at a time.
 struct QParams {

@@ -79,14 +79,17 @@ class PercentileObserver {
   std::string invalid_;
 };
 
-// PyTorch's HistogramObserver(bins=2048, upsample_rate=128).forward, replayed with the same float32
-// operations (docs/quantization-error.md). Unlike PyTorch 1.13, whose torch.histc calls truncate the
-// range to integers, the histogram covers [min_val, max_val] as in PyTorch 1.12 and 2.0-2.4
-// (docs/differences.md). The bins are kept on the host: on a GPU each batch costs one small transfer.
+// PyTorch's HistogramObserver(bins=2048).forward, replayed with the same float32 operations
+// (docs/quantization-error.md), merging batches as the PyTorch qreport is built against does
+// (HistogramMerge, observers.h). kGrid: PyTorch 1.12-2.4's algorithm (upsample_rate 128); unlike PyTorch
+// 1.13, whose torch.histc calls truncate the range to integers, the histogram covers [min_val, max_val]
+// as in PyTorch 1.12 and 2.0-2.4 (docs/differences.md). kUpscale: PyTorch 2.5's (histogram_upscale.cpp).
+// The bins are kept on the host: on a GPU each batch costs one small transfer.
 class HistogramObserver {
  public:
   static constexpr int64_t kBins = 2048;
-  static constexpr int64_t kUpsampleRate = 128;
+  static constexpr int64_t kUpsampleRate = 128;  // kGrid's
+  explicit HistogramObserver(HistogramMerge merge = kHistogramMerge) : merge_(merge) {}
   // x is float32, any device. known_range: x's min and max when the caller has them (NaN if x holds one),
   // which saves a read of x on the CPU.
   void observe(const at::Tensor& x, const std::optional<std::pair<float, float>>& known_range = std::nullopt);
@@ -94,8 +97,13 @@ class HistogramObserver {
 
  private:
   void combine(std::vector<float>& fresh, int64_t downsample_rate, int64_t start_idx);
+  HistogramMerge merge_;
   HistogramSummary s_;
 };
+
+// The bin torch.histc puts v in (lo <= v <= hi, lo < hi): (v - lo) * bins / (hi - lo) in float32,
+// truncated, the top edge in the last bin.
+int64_t histc_bin(float v, float lo, float hi, int64_t bins);
 
 // acc plus n additions of v, one after the other in float64, as torch.cumsum adds the repeated values of
 // an upsampled histogram: one multiply-add where that is provably the same number (v a float32 value).

@@ -1,7 +1,10 @@
 // Merging statistics of separate runs (shards of the calibration data). Minima, maxima and counts
 // combine exactly; averages combine as count-weighted sums in float64 (a single run keeps PyTorch's
-// float32 running average, so the two agree to about 1e-6 relative). Histograms are re-binned onto the
-// union of their ranges (docs/statistics.md: HistogramObserver's own state depends on batch order).
+// float32 running average, so the two agree to about 1e-6 relative). Histograms are combined onto the
+// union of their ranges (docs/statistics.md: HistogramObserver's own state depends on batch order): by
+// PyTorch >= 2.5's own transform of a histogram onto a wider range where qreport replays that
+// observer, else re-binned in proportion to the bins' overlaps (PyTorch 1.13's merge needs a batch's
+// raw values, not a histogram).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -137,12 +140,24 @@ HistogramSummary merge_histogram(HistogramSummary a, const HistogramSummary& b) 
   const int64_t count = add(a.count, b.count, "histogram values");
   const int64_t batches = add(a.batches, b.batches, "histogram batches");
   const float lo = std::min(a.min_val, b.min_val), hi = std::max(a.max_val, b.max_val);
-  std::vector<double> bins(a.histogram.size(), 0.0);
-  rebin_into(a, lo, hi, bins);
-  rebin_into(b, lo, hi, bins);
-  for (size_t i = 0; i < bins.size(); ++i) {
-    a.histogram[i] = static_cast<float>(bins[i]);
-    if (!std::isfinite(a.histogram[i])) throw Overflow{"histogram counts"};
+  if (observers::kHistogramMerge == observers::HistogramMerge::kUpscale && a.histogram.size() == b.histogram.size()) {
+    // Each side as _combine_histograms moves the histogram it holds onto a batch's wider range; the two
+    // then add in float32 as PyTorch adds a batch's histogram.
+    std::vector<float> ta, tb;
+    observers::upscale_histogram(a, lo, hi, ta);
+    observers::upscale_histogram(b, lo, hi, tb);
+    for (size_t i = 0; i < ta.size(); ++i) {
+      a.histogram[i] = ta[i] + tb[i];
+      if (!std::isfinite(a.histogram[i])) throw Overflow{"histogram counts"};
+    }
+  } else {
+    std::vector<double> bins(a.histogram.size(), 0.0);
+    rebin_into(a, lo, hi, bins);
+    rebin_into(b, lo, hi, bins);
+    for (size_t i = 0; i < bins.size(); ++i) {
+      a.histogram[i] = static_cast<float>(bins[i]);
+      if (!std::isfinite(a.histogram[i])) throw Overflow{"histogram counts"};
+    }
   }
   a.min_val = lo;
   a.max_val = hi;

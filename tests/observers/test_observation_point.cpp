@@ -202,6 +202,39 @@ TEST_CASE("histogram: NaN or infinity makes the statistic invalid, not NaN") {
   CHECK(p.histogram()->invalid == "the observed values include NaN or infinity");
 }
 
+// A constant batch's bins come from ATen's histc (an empty range), and its sum of squares must still
+// count where the channel statistics lent the range (the sum is then not taken in the histogram's read).
+TEST_CASE("histogram: a constant batch's sum of squares counts, with the range lent or not") {
+  at::set_num_threads(1);
+  for (bool lend : {false, true}) {
+    CAPTURE(lend);
+    ObservationPoint p;
+    p.want_histogram();
+    if (lend) p.want_minmax(1);
+    const at::Tensor c = at::full({2, 3, 4, 4}, 2.0f), v = at::arange(96, at::kFloat).reshape({2, 3, 4, 4});
+    p.observe(c);
+    p.observe(v);
+    p.observe(c);
+    p.finalize();
+    const double want = 2 * 96 * 4.0 + v.to(at::kDouble).square().sum().item<double>();  // exact in float32
+    CHECK(p.histogram()->sum_squares == want);
+    CHECK(p.histogram()->count == 3 * 96);
+  }
+}
+
+// Values whose squares overflow float32 are not NaN or infinity: the reason says what happened.
+TEST_CASE("histogram: squares beyond float32 make the statistic invalid with their own reason") {
+  for (bool lend : {false, true}) {
+    CAPTURE(lend);
+    ObservationPoint p;
+    p.want_histogram();
+    if (lend) p.want_minmax(1);
+    p.observe(at::tensor({1.0f, -3e20f, 2.0f}).reshape({1, 3}));
+    p.finalize();
+    CHECK(p.histogram()->invalid.rfind("the observed values' squares overflow float32", 0) == 0);
+  }
+}
+
 // A point with channel statistics passes their range to its histogram, which then takes the sum of
 // squares in its own read; the summary must be the one a histogram-only point computes bit for bit.
 TEST_CASE("histogram: the range lent by the channel statistics changes nothing in the summary") {
