@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <exception>
 #include <future>
+#include <initializer_list>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -155,7 +156,7 @@ ReportDiff diff_reports(const std::string& old_text, const std::string& new_text
   const SavedReport a = read_old.get();
   if (new_error) std::rethrow_exception(new_error);
   if (options.gate_sqnr_drop)  // a drop gate over reports without SQNR figures could never fail
-    for (const SavedReport* r : {&a, &b})
+    for (const SavedReport* r : std::initializer_list<const SavedReport*>{&a, &b})
       if (std::string why = sqnr_drop_unevaluable(r->report, r->name); !why.empty()) throw UsageError(why);
   ReportDiff d;
   d.old_name = old_name;
