@@ -1,5 +1,7 @@
 #include "detectors/detectors.h"
 
+#include <limits>
+
 namespace qreport::detectors {
 
 const Value* find_field(const Fields& fields, const std::string& key) {
@@ -48,5 +50,11 @@ Value bool_list(const std::vector<bool>& v) {
   return x;
 }
 Value float_or_null(std::optional<float> v) { return v ? Value::number(*v) : Value::null(); }
+
+// Here, beside the other pure helpers, so that the readers of saved reports (findings) link without the detectors.
+bool is_sparse_channel(double ratio, int64_t batches_used) {
+  // Half of FLT_MAX leaves room for the float32 rounding of the running average over any number of batches.
+  return batches_used > 0 && ratio * double(batches_used) >= double(std::numeric_limits<float>::max()) / 2;
+}
 
 }  // namespace qreport::detectors

@@ -120,11 +120,6 @@ class OutlierDetector : public Detector {
 
 }  // namespace
 
-bool is_sparse_channel(double ratio, int64_t batches_used) {
-  // Half of FLT_MAX leaves room for the float32 rounding of the running average over any number of batches.
-  return batches_used > 0 && ratio * double(batches_used) >= double(std::numeric_limits<float>::max()) / 2;
-}
-
 std::unique_ptr<Detector> make_outlier(const OutlierOptions& options) {
   if (!(options.reference_percentile >= 0.0 && options.reference_percentile <= 1.0))
     throw UsageError("--outlier-reference-percentile must be in [0, 1]");

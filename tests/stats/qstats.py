@@ -47,7 +47,7 @@ def digest(d):
 
 
 def load(path):
-    return torch.load(path)
+    return torch.load(path, weights_only=False)  # TorchScript pickle type tags (2.6+ defaults to weights_only=True)
 
 
 def save_signed(d, path):
