@@ -93,7 +93,9 @@ def per_channel_gains(model_path):
     from torch.ao.quantization.observer import default_per_channel_weight_observer, default_weight_observer
     gains = {}
     for fqn, m in torch.jit.load(model_path).named_modules():
-        if m.original_name not in ("Linear", "Conv1d", "Conv2d", "Conv3d") or not hasattr(m, "weight"):
+        # MultiheadAttention's out_proj is a NonDynamicallyQuantizableLinear: a Linear to quantization.
+        if m.original_name not in ("Linear", "NonDynamicallyQuantizableLinear", "Conv1d", "Conv2d", "Conv3d") or \
+                not hasattr(m, "weight"):
             continue
         w = m.weight.detach().float()
         t, c = default_weight_observer(), default_per_channel_weight_observer()
