@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <string>
 #include <unordered_map>
@@ -23,7 +24,7 @@ std::string true_channels(const detectors::Value* v) {
 // Measured gains in findings: two decimals, so that a small gain or loss reads as what it is.
 std::string db2(double v) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f", v);
+  std::snprintf(buf, sizeof buf, "%.2f", std::fabs(v) < 0.005 ? 0.0 : v);  // never "-0.00"
   return buf;
 }
 

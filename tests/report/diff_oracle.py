@@ -16,6 +16,15 @@ def format_db(v):
     return "%.1f" % (0.0 if abs(v) < 0.05 else v)
 
 
+def format_db2(v):
+    """A measured gain or loss in a finding's text: two decimals, and no "-0.00"."""
+    return "%.2f" % (0.0 if abs(v) < 0.005 else v)
+
+
+EQUALIZATION_SHARE = 0.4
+FLT_MAX = 3.4028234663852886e38
+
+
 def is_number(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -31,32 +40,50 @@ def findings(report):
                 if f.get("per_channel_quantization_supported") is True and f.get("per_channel_quantization_used") is not True:
                     detail = "supports per-channel weight quantization but does not use it"
                     g = error.get(fqn, {}).get("weight_per_channel_gain_db")
+                    if is_number(g) and g <= 0:
+                        continue  # the one decision keeps per-tensor weights where per-channel loses: no finding
                     if is_number(g):
-                        detail += ("; per-channel weights gain %s dB of weight SQNR" % format_db(g) if g >= 0.05
-                                   else "; per-channel weights barely change its weight SQNR")
+                        detail += "; per-channel weights gain %s dB of weight SQNR" % format_db2(g)
                     out.append(("per_channel", fqn, detail))
             elif name == "dynamic_vs_static_detector":
                 if f.get("dynamic_recommended") is True:
                     out.append(("dynamic", fqn, "dynamic quantization is recommended"))
             elif name == "input_weight_equalization_detector":
-                chans = [str(c) for c, x in enumerate(f.get("input_weight_equalization_recommended", [])) if x is True]
-                if chans:
+                rec = f.get("input_weight_equalization_recommended", [])
+                chans = [str(c) for c, x in enumerate(rec) if x is True]
+                # PyTorch's module-level rule, as its report text states it: a share of the channels (40%).
+                if rec and len(chans) / len(rec) >= EQUALIZATION_SHARE:
                     out.append(("equalization", fqn,
                                 "input-weight equalization is recommended for channel(s) " + ", ".join(chans)))
             elif name == "outlier_detector":
                 flagged = f.get("outliers_detected", [])
                 enough = f.get("outlier_detection_is_sufficient_batches", [])
-                chans = [str(c) for c, (x, s) in enumerate(zip(flagged, enough)) if x is True and s is True]
+                ratios = f.get("outlier_detection_percentile_ratios", [])
+                used = f.get("outlier_detection_batches_used", [])
+                # A sparse channel (PyTorch's max / 0 saturated at FLT_MAX in some batch) is a note, not an outlier.
+                sparse = {c for c, (r, u) in enumerate(zip(ratios, used))
+                          if is_number(r) and isinstance(u, int) and u > 0 and r * u >= FLT_MAX / 2}
+                chans = [str(c) for c, (x, s) in enumerate(zip(flagged, enough))
+                         if x is True and s is True and c not in sparse]
                 if chans:
                     detail = "outliers in channel(s) " + ", ".join(chans)
                     g = error.get(fqn, {}).get("input_histogram_gain_db")
                     if is_number(g):
-                        detail += ("; clipping to the histogram range recovers %s dB" % format_db(g) if g >= 0.05
-                                   else "; clipping to the histogram range recovers nothing measurable")
+                        detail += ("; clipping to the histogram range recovers %s dB of input SQNR" % format_db2(g)
+                                   if g > 0 else
+                                   "; clipping to the histogram range loses %s dB of input SQNR" % format_db2(-g))
                     out.append(("outliers", fqn, detail))
             elif name == "quantization_error_detector":
                 bound = body.get("options", {}).get("min_sqnr_db")
                 db = f.get("sqnr_db")
+                bad = sum(f.get(k) for k in ("input_nan_count", "input_inf_count") if isinstance(f.get(k), int))
+                if is_number(bound) and db is None and bad > 0:  # NaN/inf made inside the model
+                    nan, inf = f.get("input_nan_count") or 0, f.get("input_inf_count") or 0
+                    what = ("NaN and infinite" if inf > 0 else "NaN") if nan > 0 else "infinite"
+                    first = f.get("input_non_finite_first_batch")
+                    out.append(("sqnr", fqn, "no SQNR: its input contains %s values made inside the model%s"
+                                % (what, " (first in calibration batch %d)" % first if isinstance(first, int) else "")))
+                    continue
                 if is_number(bound) and is_number(db) and db < bound:
                     by = f.get("sqnr_limited_by")
                     out.append(("sqnr", fqn, "SQNR %s dB under the recommended configuration, below --min-sqnr %s dB%s"
