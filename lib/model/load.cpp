@@ -177,12 +177,14 @@ Model Model::load(const std::string& path) {
     m.module_ = std::make_unique<torch::jit::Module>(torch::jit::load(path));
   } catch (const std::exception& e) {
     if (has_mkldnn_constants(path)) throw InputError(frozen_message(path));
-    // Operators or types this LibTorch does not know: most often a model from a newer PyTorch.
-    const std::string what = first_line(e.what());
+    // Operators or types this LibTorch does not know: most often a model from a newer PyTorch. TorchScript's
+    // compile errors begin with a newline, so the first line that says something is the message.
+    std::string what = e.what();
+    what.erase(0, what.find_first_not_of(" \n"));
+    what = first_line(what);
     if (what.find("Unknown builtin op") != std::string::npos || what.find("Unknown type name") != std::string::npos)
       throw InputError(newer_pytorch_message(path, what));
-    throw InputError("cannot load model '" + path + "' as TorchScript (save it with torch.jit.save): " +
-                     first_line(e.what()));
+    throw InputError("cannot load model '" + path + "' as TorchScript (save it with torch.jit.save): " + what);
   }
   m.module_->eval();
   if (!m.module_->find_method("forward"))

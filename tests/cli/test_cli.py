@@ -156,8 +156,9 @@ CASES = [
      "qreport: error: --fail-on dynamic,equalization needs the equalization detector, which --detectors dynamic_vs_static_detector leaves out\n"),
     ("report --stats gates likewise, before reading statistics", ["report", LIN, "--stats", "/nonexistent.stats", "--fail-on", "outliers", "--detectors", "per_channel"], 2,
      "qreport: error: --fail-on outliers needs the outlier detector, which --detectors per_channel leaves out\n"),
+    # qreport report has no data to measure the layers' output SQNR, so sqnr (inside all) is refused there first.
     ("report --stats: all without --min-sqnr", ["report", LIN, "--stats", "/nonexistent.stats", "--fail-on", "all"], 2,
-     "qreport: error: --fail-on all includes sqnr, which needs --min-sqnr DB (the bound a layer's SQNR must reach)\n"),
+     "qreport: error: --fail-on sqnr needs the layers' output SQNR, which is measured on the calibration data: use qreport analyze --calib\n"),
     ("fail-on sqnr with its detector and bound runs", ["analyze", LIN, "--calib", LINC, "--fail-on", "sqnr", "--min-sqnr", "1", "--detectors", "error", "-o", "/dev/null"], 0, ""),
     ("inspect missing model", ["inspect", "/nonexistent.pt"], 2, "model '/nonexistent.pt' does not exist"),
     ("inspect bad format", ["inspect", LIN, "--format", "html"], 2, "--format"),
