@@ -6,4 +6,5 @@ set -euo pipefail
 qreport=$1; dir=$2; name=$3; shift 3
 "$qreport" analyze "$dir/$name/model.pt" --calib "$dir/$name/calib.pt" --format json --threads 1 -q \
   -o "$dir/$name/qreport.json" "$@"
-exec /usr/bin/python3 "$(dirname "$0")/compare.py" "$dir/$name/qreport.json" "$dir/$name/oracle.json" "$name"
+# The build's Python (its PyTorch reads the fixture models the oracle side loads); Debian's by default.
+exec "${QREPORT_PYTHON:-/usr/bin/python3}" "$(dirname "$0")/compare.py" "$dir/$name/qreport.json" "$dir/$name/oracle.json" "$name"
