@@ -20,6 +20,10 @@ Model& Model::operator=(Model&&) noexcept = default;
 
 namespace {
 
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 void check_readable_file(const std::string& path, const char* what) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0) throw InputError(std::string(what) + " '" + path + "' does not exist");
@@ -84,8 +88,9 @@ std::optional<torch::jit::Module> find_module(const torch::jit::Module& root, co
   return std::nullopt;
 }
 
-// torch::jit::load unpickles the model's .pkl records (constants, attributes) with the same trusting
-// unpickler as torch.save archives, so the same check (common/pickle.h) runs on each first. A file that is not a
+// torch::jit::load unpickles the model's .pkl records (constants, attributes) and its .debug_pkl records
+// (source ranges for error messages) with the same trusting unpickler as torch.save archives, so the same
+// check (common/pickle.h) runs on each first: a .debug_pkl memo id of 1.9e9 made 1.13 ask for 30 GB. A file that is not a
 // zip is left to torch::jit::load, which rejects it with its own message.
 void check_pickles(const std::string& path) {
   std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
@@ -103,7 +108,7 @@ void check_pickles(const std::string& path) {
   std::vector<std::pair<std::string, std::string>> pickles;  // (record, bytes)
   try {
     for (const auto& name : reader->getAllRecords()) {
-      if (name.size() < 4 || name.compare(name.size() - 4, 4, ".pkl") != 0) continue;
+      if (!ends_with(name, ".pkl") && !ends_with(name, ".debug_pkl")) continue;
       auto [data, size] = reader->getRecord(name);
       pickles.emplace_back(name, std::string(static_cast<const char*>(data.get()), size));
     }
@@ -138,8 +143,7 @@ bool has_mkldnn_constants(const std::string& path) {
   try {
     caffe2::serialize::PyTorchStreamReader reader(path);
     for (const auto& name : reader.getAllRecords()) {
-      if (name.rfind("code/", 0) != 0 || name.size() < 3 || name.compare(name.size() - 3, 3, ".py") != 0)
-        continue;
+      if (name.rfind("code/", 0) != 0 || !ends_with(name, ".py")) continue;
       auto [data, size] = reader.getRecord(name);
       if (std::string(static_cast<const char*>(data.get()), size).find("ConstantMKLDNNTensor") != std::string::npos)
         return true;

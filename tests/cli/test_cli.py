@@ -60,6 +60,7 @@ CASES = [
     ("model is an archive", ["analyze", LINC, "--calib", LINC], 2, "as TorchScript"),
     ("model is a directory", ["analyze", TMP, "--calib", LINC], 2, "is a directory, not a file"),
     ("model with a corrupt pickle (fuzz)", ["analyze", f"{SRC}/tests/fuzz/regressions/model/huge-allocation.pt", "--calib", LINC], 2, "is corrupt: its data.pkl is not a well-formed pickle"),
+    ("model with a corrupt source-range pickle (fuzz: a memo id of 1.9e9)", ["analyze", f"{SRC}/tests/fuzz/regressions/model/debug-pkl-memo-id.pt", "--calib", LINC], 2, "is corrupt: its code/__torch__.py.debug_pkl is not a well-formed pickle"),
     ("model with records outside its folder (fuzz)", ["analyze", f"{SRC}/tests/fuzz/regressions/model/record-name-mismatch.pt", "--calib", LINC], 2, "is corrupt: file in archive is not in a subdirectory bare_lineaR/"),
     ("archive missing", ["analyze", LIN, "--calib", "/nonexistent.pt"], 2, "calibration archive '/nonexistent.pt' does not exist"),
     ("archive empty", ["analyze", LIN, "--calib", f"{TMP}/empty.pt"], 2, "is empty"),
