@@ -57,6 +57,21 @@ void quiet_c10d_logging() {
 #endif
 }
 
+// Runs one step of the job: a JobError or an interruption passes through as it is; any other failure (c10d's
+// own exceptions) becomes a JobError that names the step, with c10d's first line as the cause.
+template <class Body>
+auto or_job_error(const std::string& step, Body&& body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const JobError&) {
+    throw;
+  } catch (const Interrupted&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw JobError(step + ": " + first_line(e.what()));
+  }
+}
+
 const char* const kInterrupted = "interrupted while the job's ranks were meeting or waiting for each other; no report written";
 
 // Waits until rank 0's store accepts connections (or the deadline). c10d's client, started before the
@@ -273,22 +288,16 @@ Job::Job(const Env& env, std::chrono::milliseconds timeout) : impl_(std::make_un
   o.numWorkers = env.world;
   o.waitWorkers = false;  // joining is checked below, naming the ranks that never come
   o.timeout = timeout;
-  try {
+  or_job_error(env.rank == 0 ? "cannot serve the job's store at " + where
+                             : "cannot reach rank 0's store at " + where + " within " + seconds(timeout),
+               [&] {
     if (env.rank != 0 && !wait_for_listener(env.master_addr, env.master_port, deadline))
       throw JobError("cannot reach rank 0's store at " + where + " within " + seconds(timeout) +
                      ": rank 0 never started, or MASTER_ADDR/MASTER_PORT point elsewhere (--dist-timeout)");
     impl_->store = impl_->caller.call(
         [host = env.master_addr, o] { return c10::make_intrusive<c10d::TCPStore>(host, o); }, deadline, silent);
-  } catch (const JobError&) {
-    throw;
-  } catch (const Interrupted&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw JobError(env.rank == 0 ? "cannot serve the job's store at " + where + ": " + first_line(e.what())
-                                 : "cannot reach rank 0's store at " + where + " within " + seconds(timeout) + ": " +
-                                       first_line(e.what()));
-  }
-  try {
+  });
+  or_job_error("the job's ranks could not meet at " + where, [&] {
     impl_->set(impl_->key("join", env.rank), "1");
     impl_->wait_all("join", "never joined", false);
     auto options = c10d::ProcessGroupGloo::Options::create(timeout);
@@ -300,13 +309,7 @@ Job::Job(const Env& env, std::chrono::milliseconds timeout) : impl_(std::make_un
         },
         std::max(deadline, Clock::now() + timeout), silent);
     impl_->joining = false;
-  } catch (const JobError&) {
-    throw;
-  } catch (const Interrupted&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw JobError("the job's ranks could not meet at " + where + ": " + first_line(e.what()));
-  }
+  });
 }
 
 Job::~Job() = default;
@@ -315,7 +318,7 @@ int Job::rank() const { return impl_->env.rank; }
 int Job::world() const { return impl_->env.world; }
 
 void Job::check_same(const std::string& what, const std::string& value) {
-  try {
+  or_job_error("lost the job's store (rank 0)", [&] {
     impl_->set(impl_->key("same-" + what, impl_->env.rank), value);
     impl_->wait_all("same-" + what, "never reached the start", false);
     const std::string first = impl_->get(impl_->key("same-" + what, 0));
@@ -325,25 +328,13 @@ void Job::check_same(const std::string& what, const std::string& value) {
         throw JobError("rank " + std::to_string(r) + " has another " + what + " than rank 0 (" + v + " against " +
                        first + "): every rank must run the same model with the same settings and data");
     }
-  } catch (const JobError&) {
-    throw;
-  } catch (const Interrupted&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw JobError("lost the job's store (rank 0): " + first_line(e.what()));
-  }
+  });
 }
 
 void Job::beat(int64_t done) {
-  try {
+  or_job_error("lost the job's store (rank 0)", [&] {
     impl_->set(impl_->key("beat", impl_->env.rank), std::to_string(done));
-  } catch (const JobError&) {
-    throw;
-  } catch (const Interrupted&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw JobError("lost the job's store (rank 0): " + first_line(e.what()));
-  }
+  });
 }
 
 void Job::fail(const std::string& message, bool wait_for_others) noexcept {
@@ -367,7 +358,7 @@ void Job::finish() {
 
 void Job::wait_for_rank0() {
   if (impl_->env.rank == 0) return;
-  try {
+  or_job_error("lost the job's store (rank 0) before rank 0 finished the report", [&] {
     // No bound on the whole wait: rank 0 computes the report meanwhile, and its store answering each poll
     // (within --dist-timeout) is the sign that it is alive.
     while (true) {
@@ -379,18 +370,12 @@ void Job::wait_for_rank0() {
       if (interrupt_requested()) throw Interrupted(kInterrupted);
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-  } catch (const JobError&) {
-    throw;
-  } catch (const Interrupted&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw JobError("lost the job's store (rank 0) before rank 0 finished the report: " + first_line(e.what()));
-  }
+  });
 }
 
 std::vector<std::string> Job::gather(const std::string& bytes) {
   const int world = impl_->env.world;
-  try {
+  return or_job_error("the statistics reduction failed", [&] {
     // Everyone done calibrating (or a failure named) before the collective, which cannot say who is gone.
     impl_->set(impl_->key("done", impl_->env.rank), "1");
     impl_->wait_all("done", "stopped making progress", true);
@@ -425,13 +410,7 @@ std::vector<std::string> Job::gather(const std::string& bytes) {
       result.emplace_back(reinterpret_cast<const char*>(out[0][r].data_ptr<uint8_t>()),
                           static_cast<size_t>(sizes[0][r].item<int64_t>()));
     return result;
-  } catch (const JobError&) {
-    throw;
-  } catch (const Interrupted&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw JobError("the statistics reduction failed: " + first_line(e.what()));
-  }
+  });
 }
 
 #else  // no c10d Gloo in this LibTorch
