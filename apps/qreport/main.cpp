@@ -34,7 +34,7 @@ constexpr const char* kExitCodes =
     "  2   bad usage or bad input (unreadable or invalid model or archive, data that does not fit forward,\n"
     "      invalid option, unwritable output), or a --fail-on gate that cannot be evaluated (its detector not\n"
     "      selected, sqnr without --min-sqnr, or its detector judged no module: the report is written first)\n"
-    "  3   the model's forward failed during calibration\n"
+    "  3   the model's forward failed during calibration, or memory ran out\n"
     "  4   distributed analyze: another rank failed, vanished or differs, or the ranks could not meet\n"
     "  70  internal error (a bug in qreport: please report it)\n"
     "  130 interrupted (Ctrl-C); no report is written\n";
@@ -54,6 +54,8 @@ constexpr const char* kExitCodesDiff =
     "  2   bad usage or bad input (a file that is not a qreport JSON report of schema 1, invalid option,\n"
     "      unwritable output), or --max-sqnr-drop on a report without SQNR figures\n"
     "  70  internal error (a bug in qreport: please report it)\n";
+
+constexpr int kMaxThreads = 1024;  // --threads' upper bound
 
 bool progress_line_open = false;  // a "\rcalibrating..." line without its newline yet
 std::string rank_prefix;          // "rank 2: " in a distributed job, so that each error line names its rank
@@ -92,7 +94,10 @@ std::vector<std::string> parse_detectors(const std::string& list) {
 
 // --fail-on: a comma list of finding kinds, "all" or "none".
 std::vector<std::string> parse_fail_on(const std::string& list) {
-  if (list.empty() || list == "none") return {};
+  if (list.empty())  // --fail-on '' from an unset variable in a CI script: not a silent "none"
+    throw UsageError("--fail-on needs a value: none, all, or a comma list of per_channel, dynamic, equalization, "
+                     "outliers, sqnr");
+  if (list == "none") return {};
   if (list == "all") return report::finding_kinds();
   const auto& kinds = report::finding_kinds();
   std::vector<std::string> out = split_list(list);
@@ -155,7 +160,7 @@ int main(int argc, char** argv) {
                       "Instead of --calib (qreport report): statistics files written by --save-stats, merged when "
                       "several; thresholds may change, what is observed may not")
       ->excludes(calib_opt);
-  analyze->add_option("--save-stats", o.save_stats,
+  auto* save_stats_opt = analyze->add_option("--save-stats", o.save_stats,
                       "Also write the statistics calibration accumulated to this file (a torch.save archive, "
                       "docs/statistics.md), for qreport report and qreport merge");
   analyze->add_option("--detectors", detectors_arg,
@@ -378,6 +383,7 @@ int main(int argc, char** argv) {
       return kExitOk;
     }
     std::vector<std::string> fail_on = parse_fail_on(fail_on_arg);
+    if (save_stats_opt->count() && o.save_stats.empty()) throw UsageError("--save-stats needs a file name");
     const bool from_stats = !stats_paths.empty();
     if (!from_stats && o.calib_path.empty())
       throw UsageError("--calib is required (or, for qreport report, --stats FILE...)");
@@ -400,12 +406,14 @@ int main(int argc, char** argv) {
       inputs.insert(inputs.end(), stats_paths.begin(), stats_paths.end());
       check_output_is_not_input(output, inputs);
       if (!o.save_stats.empty()) {
-        check_output_is_not_input(o.save_stats, inputs);
-        if (o.save_stats == output) throw UsageError("--save-stats and -o name the same file");
+        check_output_is_not_input(o.save_stats, inputs, "--save-stats");
+        check_distinct_outputs(output, o.save_stats);
       }
     }
     o.cast_inputs = !no_cast;
-    if (o.threads < 0) throw UsageError("--threads must be positive");
+    // More threads than this only contend, and thousands exhaust the process's thread limit inside OpenMP.
+    if (o.threads < 0 || o.threads > kMaxThreads)
+      throw UsageError("--threads must be 0 (one per core) or a count up to " + std::to_string(kMaxThreads));
     if (o.dist_timeout_s < 1) throw UsageError("--dist-timeout must be at least 1 second");
     o.per_channel.backend = backend;
     o.error.backend = backend;
@@ -473,6 +481,9 @@ int main(int argc, char** argv) {
   } catch (const Interrupted& e) {
     return fail(kExitInterrupted, e.what());
   } catch (const std::exception& e) {
+    if (is_out_of_memory(e))
+      return fail(kExitModelFailed, "ran out of memory: " + first_line(e.what()) +
+                                        "; try smaller batches (--batch-size) or fewer (--max-batches)");
     return fail(kExitInternal, std::string("internal error: ") + e.what());
   } catch (...) {
     return fail(kExitInternal, "internal error: unknown exception");

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <caffe2/serialize/inline_container.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -46,6 +47,14 @@ void check_storages_fit(const c10::IValue& v, const std::unordered_map<const voi
     if (t.storage_offset() < 0 || (last + 1) * static_cast<int64_t>(t.element_size()) >
                                       static_cast<int64_t>(t.storage().nbytes()))
       throw InputError(corrupt + "a tensor's sizes and offset reach past its storage");
+    // A broadcast view (torch.expand) repeats its stored values along a stride-0 dimension: a 3 KB file
+    // can then hold a batch of gigabytes, which qreport materialises on the way into the model.
+    for (int64_t d = 0; d < t.dim(); ++d)
+      if (t.stride(d) == 0 && t.size(d) > 1)
+        throw InputError(path + " holds a broadcast view (torch.expand: stride 0 along dimension " + std::to_string(d) +
+                         ", " + std::to_string(t.numel()) + " values from " +
+                         std::to_string(t.storage().nbytes() / std::max<size_t>(t.element_size(), 1)) +
+                         " stored); save the batches materialised, with .contiguous()");
   }
   if (v.isTuple())
     for (const auto& e : v.toTupleRef().elements()) check_storages_fit(e, record_bytes, path);

@@ -44,6 +44,11 @@ Archive Archive::from_ivalue(const c10::IValue& root, const Options& options, co
   Archive a;
   const std::string prefix = "calibration archive '" + path + "': ";
   if (options.batch_size && *options.batch_size <= 0) throw UsageError("--batch-size must be at least 1");
+  // Taken silently before: a list or dict is already batched, and its batches are used as they are.
+  if (options.batch_size && !root.isTensor())
+    throw UsageError("--batch-size splits an archive of one Tensor; '" + path + "' holds its batches already (" +
+                     (root.isGenericDict() ? "a dict" : root.isList() || root.isTuple() ? "a list" : describe(root)) +
+                     "): leave --batch-size out");
   if (root.isTensor()) {
     at::Tensor t = root.toTensor();
     if (t.dim() == 0) throw InputError(prefix + "a 0-d tensor cannot be split into batches");

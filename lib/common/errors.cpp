@@ -1,5 +1,7 @@
 #include "common/errors.h"
 
+#include <new>
+
 namespace qreport {
 
 std::string first_line(const std::string& message) {
@@ -36,6 +38,19 @@ std::string root_cause_line(const std::string& message) {
     start = end + 1;
   }
   return best.empty() ? first_line(message) : first_line(best);
+}
+
+}  // namespace qreport
+
+namespace qreport {
+
+bool is_out_of_memory(const std::exception& e) {
+  if (dynamic_cast<const std::bad_alloc*>(&e)) return true;
+  const std::string what = first_line(e.what());
+  // LibTorch's CPU allocator ("DefaultCPUAllocator: can't allocate memory: you tried to allocate N bytes")
+  // and CUDA's caching allocator ("CUDA out of memory. Tried to allocate ...").
+  return what.find("can't allocate memory") != std::string::npos ||
+         what.find("out of memory") != std::string::npos;
 }
 
 }  // namespace qreport

@@ -32,6 +32,10 @@ struct InternalError : std::runtime_error { using std::runtime_error::runtime_er
 // SIGINT handling: the first Ctrl-C sets a flag that the calibration loop checks between batches (so the
 // run stops at a clean point and no report is written); a second one terminates at once.
 void install_interrupt_handler();
+
+// Whether `e` says memory ran out (std::bad_alloc, LibTorch's CPU allocator, CUDA's out of memory): a
+// resource limit of the run, not a bug in qreport.
+bool is_out_of_memory(const std::exception& e);
 bool interrupt_requested();
 
 // First line of an exception message with LibTorch's C++ backtrace and source context removed,

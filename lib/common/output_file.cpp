@@ -98,6 +98,9 @@ void write_outputs(const std::vector<std::pair<std::string, std::string>>& outpu
   try {
     for (const auto& [path, content] : outputs)
       if (mode_of(path) == Mode::Atomic) staged.emplace_back(stage(path, content), path);
+    // Ctrl-C after calibration (while the detectors ran or the outputs were staged) still means no report:
+    // the last point where nothing is written yet. Past it, the renames take microseconds.
+    if (interrupt_requested()) throw Interrupted("interrupted before the outputs were written; no report written");
     for (const auto& [path, content] : outputs)
       if (mode_of(path) != Mode::Atomic) write_in_place(path, content);
   } catch (...) {
@@ -143,15 +146,27 @@ void check_writable(const std::string& path) {
   std::remove(probe.c_str());
 }
 
-void check_output_is_not_input(const std::string& output, const std::vector<std::string>& inputs) {
+void check_output_is_not_input(const std::string& output, const std::vector<std::string>& inputs,
+                               const std::string& option) {
   if (output.empty() || output == "-") return;
   struct stat out {};
   if (::stat(output.c_str(), &out) != 0 || !S_ISREG(out.st_mode)) return;
   for (const auto& in : inputs) {
     struct stat st {};
     if (::stat(in.c_str(), &st) == 0 && st.st_dev == out.st_dev && st.st_ino == out.st_ino)
-      throw UsageError("-o '" + output + "' is the input file '" + in + "'; choose another output file");
+      throw UsageError(option + " '" + output + "' is the input file '" + in + "'; choose another output file");
   }
+}
+
+void check_distinct_outputs(const std::string& report, const std::string& stats) {
+  if (stats.empty()) return;
+  const bool to_stdout = report.empty() || report == "-";
+  const std::string where = to_stdout ? "the report (stdout)" : "-o '" + report + "'";
+  if (stats == "-" || stats == report) throw UsageError("--save-stats '" + stats + "' and " + where + " are the same file");
+  struct stat a {}, b {};
+  const bool have_report = to_stdout ? ::fstat(STDOUT_FILENO, &a) == 0 : ::stat(report.c_str(), &a) == 0;
+  if (have_report && ::stat(stats.c_str(), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+    throw UsageError("--save-stats '" + stats + "' and " + where + " are the same file; choose another file");
 }
 
 }  // namespace qreport

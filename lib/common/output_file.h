@@ -28,7 +28,13 @@ void write_outputs(const std::vector<std::pair<std::string, std::string>>& outpu
 void check_writable(const std::string& path);
 
 // Throws UsageError when `output` names the same file as one of `inputs` (after links): -o must never
-// overwrite the model or the calibration data.
-void check_output_is_not_input(const std::string& output, const std::vector<std::string>& inputs);
+// overwrite the model or the calibration data. `option` names the output in the message.
+void check_output_is_not_input(const std::string& output, const std::vector<std::string>& inputs,
+                               const std::string& option = "-o");
+
+// Throws UsageError when the statistics file and the report (`report`; "" or "-" is stdout) are one file,
+// by name or after links (--save-stats /dev/stdout while the report goes to stdout): one would overwrite
+// the other's bytes.
+void check_distinct_outputs(const std::string& report, const std::string& stats);
 
 }  // namespace qreport

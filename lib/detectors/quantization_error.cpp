@@ -24,6 +24,12 @@ constexpr int64_t kHistogramDstBins = 256;              // 2^bits of quint8, His
 
 // 10 log10(signal / noise); nullopt (with the reason) where that is not a finite number.
 std::optional<double> sqnr_db(double signal, double noise, std::string* why) {
+  // Checked first: a NaN compares false with everything, and read as "zero signal" or "exact" below.
+  if (!std::isfinite(signal) || !std::isfinite(noise)) {
+    *why = std::string(!std::isfinite(signal) ? "the signal" : "the quantization error") +
+           " is not finite (NaN or infinite values, or a sum of squares past the float range)";
+    return std::nullopt;
+  }
   if (!(signal > 0.0)) {
     *why = "the signal is zero";
     return std::nullopt;
@@ -337,7 +343,6 @@ std::vector<std::string> finish_quantization_error(DetectorResult& r, const mode
         why = "its output was not measured (its input was not observed, or it has no weight)";
       } else {
         layer = sqnr_db(le->second.signal, le->second.noise, &why);
-        if (!layer && std::isnan(le->second.noise)) why = "its output error is not finite";
       }
       if (!layer) {
         const std::string line = "quantization_error_detector: sqnr_db of '" + m.fqn + "' is null: " + why;

@@ -16,6 +16,11 @@ struct Env {
   std::string master_addr;
   int master_port = 29500;
   std::string launcher;  // "torchrun" (RANK/WORLD_SIZE) or "slurm" (SLURM_PROCID/SLURM_NTASKS)
+  // torchrun's agent already serves a TCPStore at MASTER_ADDR:MASTER_PORT (TORCHELASTIC_USE_AGENT_STORE=True):
+  // every rank is its client, as PyTorch's own rendezvous does, and the keys carry the run id and restart
+  // count, since that store outlives one attempt of the job.
+  bool agent_store = false;
+  std::string key_prefix = "qreport/";
 };
 
 // The job this process is a rank of, from torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,

@@ -56,6 +56,11 @@ std::optional<Env> detect() {
                                               : ""));
   env.master_addr = *addr;
   if (auto port = var("MASTER_PORT")) env.master_port = number("MASTER_PORT", *port, 1, 65535);
+  if (env.launcher == "torchrun" && var("TORCHELASTIC_USE_AGENT_STORE").value_or("") == "True") {
+    env.agent_store = true;
+    env.key_prefix = "qreport/" + var("TORCHELASTIC_RUN_ID").value_or("run") + "/" +
+                     var("TORCHELASTIC_RESTART_COUNT").value_or("0") + "/";
+  }
   return env;
 }
 

@@ -192,7 +192,7 @@ struct Job::Impl {
   bool joining = true;  // until every rank has joined: a store that does not answer may not be rank 0's
   Caller caller;        // last: its thread stops before the store and the process group go
 
-  std::string key(const std::string& what, int r) const { return "qreport/" + what + "/" + std::to_string(r); }
+  std::string key(const std::string& what, int r) const { return env.key_prefix + what + "/" + std::to_string(r); }
 
   // One store operation, given up when rank 0's store does not answer within the timeout.
   template <class F>
@@ -284,14 +284,14 @@ Job::Job(const Env& env, std::chrono::milliseconds timeout) : impl_(std::make_un
   };
   c10d::TCPStoreOptions o;
   o.port = static_cast<uint16_t>(env.master_port);
-  o.isServer = env.rank == 0;
+  o.isServer = env.rank == 0 && !env.agent_store;  // else rank 0 tried to bind the agent's port and logged it
   o.numWorkers = env.world;
   o.waitWorkers = false;  // joining is checked below, naming the ranks that never come
   o.timeout = timeout;
   or_job_error(env.rank == 0 ? "cannot serve the job's store at " + where
                              : "cannot reach rank 0's store at " + where + " within " + seconds(timeout),
                [&] {
-    if (env.rank != 0 && !wait_for_listener(env.master_addr, env.master_port, deadline))
+    if (!o.isServer && !wait_for_listener(env.master_addr, env.master_port, deadline))
       throw JobError("cannot reach rank 0's store at " + where + " within " + seconds(timeout) +
                      ": rank 0 never started, or MASTER_ADDR/MASTER_PORT point elsewhere (--dist-timeout)");
     impl_->store = impl_->caller.call(

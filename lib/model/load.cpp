@@ -107,11 +107,20 @@ void check_pickles(const std::string& path) {
   }
   std::vector<std::pair<std::string, std::string>> pickles;  // (record, bytes)
   try {
-    for (const auto& name : reader->getAllRecords()) {
+    const std::vector<std::string> records = reader->getAllRecords();
+    // A torch.save archive (data.pkl, no code/): LibTorch's loader would say "checkpoint corrupted".
+    const bool has_code = std::any_of(records.begin(), records.end(),
+                                      [](const std::string& r) { return r.rfind("code/", 0) == 0; });
+    if (!has_code && reader->hasRecord("data.pkl") && !reader->hasRecord("constants.pkl"))
+      throw InputError("model '" + path + "' is a torch.save archive, not a TorchScript model (it has data.pkl and "
+                       "no code/): save the model with torch.jit.save(torch.jit.script(model), path)");
+    for (const auto& name : records) {
       if (!ends_with(name, ".pkl") && !ends_with(name, ".debug_pkl")) continue;
       auto [data, size] = reader->getRecord(name);
       pickles.emplace_back(name, std::string(static_cast<const char*>(data.get()), size));
     }
+  } catch (const InputError&) {
+    throw;
   } catch (const std::exception& e) {
     // A zip whose records do not read back (e.g. one outside the archive's folder): torch::jit::load
     // has been seen to ask for tens of gigabytes on such files.

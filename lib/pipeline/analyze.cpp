@@ -280,7 +280,17 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job, s
     if (job) {
       report::Report out = reduce_and_report(o, o_in, *job, f, model, rep, stats_bytes);
       // The layers' output SQNR on rank 0's own batches (the other ranks have finished).
-      if (out.emit) measure_layer_error(layer_error(out.batches), out);
+      if (out.emit) {
+        const LayerErrorInput in = layer_error(out.batches);
+        measure_layer_error(in, out);
+        // Said in the report: a single run measures the archive's first batches, a job rank 0's shard.
+        std::string used;
+        for (size_t k = 0; k < in.batches; ++k) used += (k ? ", " : "") + std::to_string(mine[k]);
+        if (in.batches > 0)
+          out.warnings.push_back("quantization_error_detector: in a job of " + std::to_string(job->world()) +
+                                 " ranks, sqnr_db is measured on rank 0's own batches (" + used +
+                                 " of its archive), not on the job's first " + std::to_string(in.batches));
+      }
       clock.lap("reduce and report");
       return out;
     }

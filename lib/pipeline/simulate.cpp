@@ -75,8 +75,12 @@ report::Simulation simulate(const SimulationInput& in, std::vector<std::string>*
   std::vector<Site> sites;
   std::map<std::string, size_t> site_index;
   std::vector<Weight> weights;
+  // Every layer in graph order: a site's index, or none for a layer left in float (null in the report, so
+  // that a layer that lost its figure shows as null, not as absent, to diff and to readers).
+  std::vector<std::pair<std::string, std::optional<size_t>>> listed;
   for (const auto& node : model.tree().nodes()) {
     if (!node.kind.is_linear_or_conv()) continue;
+    listed.emplace_back(node.fqn, std::nullopt);
     const auto site = instr.resolve(node.fqn);
     const auto* point = in.stats->find(node.fqn, Side::Input);
     const auto* h = point ? point->histogram() : nullptr;
@@ -108,7 +112,11 @@ report::Simulation simulate(const SimulationInput& in, std::vector<std::string>*
     wt.quantized[1] = observers::fake_quantize_weight(w, per_channel).to(wt.original.options());
     weights.push_back(std::move(wt));
 
-    if (site_index.count(*site)) continue;  // the children of one fused module share its input
+    if (auto known = site_index.find(*site); known != site_index.end()) {  // children of one fused module
+      listed.pop_back();                                                   // share its input: listed once
+      continue;
+    }
+    listed.back() = {*site, sites.size()};
     Site s;
     s.fqn = *site;
     // default_observer (and default_histogram_observer) quantize to [0, 127] whatever the backend.
@@ -214,7 +222,8 @@ report::Simulation simulate(const SimulationInput& in, std::vector<std::string>*
     report::SimulatedConfig rc;
     rc.name = names[c];
     if (!output_mismatch) rc.output_sqnr_db = db(out_signal[c], out_noise[c]);
-    for (const auto& s : sites) rc.layers.emplace_back(s.fqn, db(s.signal[c], s.noise[c]));
+    for (const auto& [fqn, site] : listed)
+      rc.layers.emplace_back(fqn, site ? db(sites[*site].signal[c], sites[*site].noise[c]) : std::nullopt);
     sim.configs.push_back(std::move(rc));
   }
   return sim;

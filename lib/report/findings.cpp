@@ -146,6 +146,17 @@ std::vector<Finding> findings(const Report& report) {
                                   ? " (first in calibration batch " + std::to_string(first->i) + ")" : std::string())});
           continue;
         }
+        // Any other layer without a figure (its output error not finite, never called in the measured
+        // batches, its input never observed): the gate cannot judge it, so it does not pass it. The reason is
+        // the detector's warning for that layer.
+        if (bound && !db) {
+          const std::string prefix = "quantization_error_detector: sqnr_db of '" + m.fqn + "' is null: ";
+          std::string why = "it could not be measured";
+          for (const auto& w : res.warnings)
+            if (w.rfind(prefix, 0) == 0) why = w.substr(prefix.size());
+          out.push_back({"sqnr", m.fqn, "no SQNR: " + why});
+          continue;
+        }
         if (bound && db && db->f < bound->f)
           out.push_back({"sqnr", m.fqn,
                          "SQNR " + format_db(db->f) + " dB under the recommended configuration, below --min-sqnr " +
@@ -180,6 +191,34 @@ std::vector<Finding> notes(const Report& report) {
     }
   }
   return out;
+}
+
+std::string per_channel_caveat(const Report& report) {
+  // The mapping's entries name the module a qconfig is set on; a child of a fused module takes its parent's.
+  auto entry_of = [&](std::string fqn) -> const detectors::QConfigEntry* {
+    while (true) {
+      for (const auto& e : report.qconfig)
+        if (e.fqn == fqn) return &e;
+      const size_t dot = fqn.rfind('.');
+      if (dot == std::string::npos) return nullptr;
+      fqn.resize(dot);
+    }
+  };
+  std::vector<std::string> kept;
+  for (const auto& res : report.results) {
+    if (res.name != "per_channel_detector") continue;
+    for (const auto& m : res.modules) {
+      const auto* used = detectors::find_field(m.fields, "per_channel_quantization_used");
+      if (!used || used->type != detectors::Value::Type::Bool || used->b) continue;
+      const detectors::QConfigEntry* e = entry_of(m.fqn);
+      if (e && e->weight == "default_weight_observer") kept.push_back(m.fqn);
+    }
+  }
+  if (kept.empty()) return "";
+  std::string list;
+  for (size_t i = 0; i < kept.size(); ++i) list += (i ? ", " : "") + kept[i];
+  return "qreport: per-channel is possible, not always better: the recommended mapping keeps " + list +
+         " per tensor, where per-channel weights measured no SQNR gain (quantization_error_detector).";
 }
 
 }  // namespace qreport::report

@@ -424,8 +424,9 @@ std::string to_html(const Report& r) {
     out += "</tbody></table>";
     out += plots(res, found);
     out += modules_table(res);
+    std::string caveat = res.name == "per_channel_detector" ? per_channel_caveat(r) : "";
     out += "<details><summary>Report text</summary><pre>" + escape(head_lines(res.text)) +
-           "</pre></details></details></section>";
+           (caveat.empty() ? "" : "\n" + escape(caveat)) + "</pre></details></details></section>";
   }
   if (!r.warnings.empty()) {
     out += "\n<h2 id=\"warnings\">Warnings</h2><ul class=\"warn\">";

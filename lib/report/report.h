@@ -50,6 +50,10 @@ std::vector<Finding> findings(const Report& report);
 // What the report notes but no gate acts on, as findings of kind "sparse": input channels whose reference
 // percentile is 0 (after a ReLU), whose max / percentile ratio says nothing about outliers.
 std::vector<Finding> notes(const Report& report);
+// PyTorch's per-channel detector text (kept verbatim) says per-channel weights are possible, not that they
+// help: where the recommended mapping keeps a listed layer per tensor (per-channel measured no gain), one
+// line saying so, printed after that text in text and HTML; "" otherwise.
+std::string per_channel_caveat(const Report& report);
 
 // --fail-on gates that could not fail (lib/report/gates.cpp). Before calibration: throws UsageError when a
 // gated kind's detector is not among `detectors` (canonical names; empty: all run), or sqnr is gated

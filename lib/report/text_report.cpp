@@ -12,6 +12,8 @@ std::string to_text(const Report& r) {
   for (const auto& res : r.results) {
     out += "\n== " + res.name + " ==\n" + res.text;
     if (!res.text.empty() && res.text.back() != '\n') out += "\n";
+    if (res.name == "per_channel_detector")
+      if (const std::string caveat = per_channel_caveat(r); !caveat.empty()) out += caveat + "\n";
   }
   if (r.simulation.ran && r.simulation.configs.size() == 2) {
     const auto& d = r.simulation.configs[0];

@@ -45,6 +45,16 @@ NO_CUDA = "no CUDA GPU is available on this machine" if torch.version.cuda else 
 # LibTorch 2.x's unpickler checks a view's bounds itself, before qreport's own check.
 VIEW_PAST_STORAGE = ("storage offset 47 is out of bounds for storage of size 48 bytes" if _torch2
                      else "a tensor's sizes and offset reach past its storage")
+# A Linear with an infinite weight: its output SQNR cannot be measured, and a gate must not pass it (the
+# review's m_winf.pt passed --fail-on sqnr with exit 0).
+torch.manual_seed(0)
+_winf = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8)).eval()
+with torch.no_grad():
+    _winf[2].weight[1, 1] = float("inf")
+torch.jit.save(torch.jit.script(_winf), f"{TMP}/winf.pt")
+torch.save([torch.randn(4, 8) for _ in range(3)], f"{TMP}/winf_calib.pt")
+# A 3 KB archive of a broadcast batch (torch.expand) that materialises to 1.8 GB.
+torch.save([torch.zeros(1, 3, 12, 12).expand(2 ** 20, 3, 12, 12)], f"{TMP}/expanded.pt")
 # The TorchScript class name of a quantized ConvReLU2d: where the class is defined in this PyTorch.
 import torch.nn.intrinsic.quantized as _nniq  # noqa: E402
 QCONVRELU = f"{_nniq.ConvReLU2d.__module__}.{_nniq.ConvReLU2d.__qualname__}"
@@ -57,7 +67,8 @@ CASES = [
     ("model empty", ["analyze", f"{TMP}/empty.pt", "--calib", LINC], 2, "is empty"),
     ("model random bytes", ["analyze", f"{TMP}/random.pt", "--calib", LINC], 2, "cannot load model"),
     ("model truncated", ["analyze", f"{TMP}/truncated.pt", "--calib", LINC], 2, "cannot load model"),
-    ("model is an archive", ["analyze", LINC, "--calib", LINC], 2, "as TorchScript"),
+    ("model is an archive", ["analyze", LINC, "--calib", LINC], 2,
+     f"model '{LINC}' is a torch.save archive, not a TorchScript model (it has data.pkl and no code/)"),
     ("model is a directory", ["analyze", TMP, "--calib", LINC], 2, "is a directory, not a file"),
     ("model with a corrupt pickle (fuzz)", ["analyze", f"{SRC}/tests/fuzz/regressions/model/huge-allocation.pt", "--calib", LINC], 2, "is corrupt: its data.pkl is not a well-formed pickle"),
     ("model with a corrupt source-range pickle (fuzz: a memo id of 1.9e9)", ["analyze", f"{SRC}/tests/fuzz/regressions/model/debug-pkl-memo-id.pt", "--calib", LINC], 2, "is corrupt: its code/__torch__.py.debug_pkl is not a well-formed pickle"),
@@ -90,8 +101,12 @@ CASES = [
      "--simulate needs the error detector"),
     ("simulate", ["analyze", LIN, "--calib", LINC, "--simulate", "-o", "/dev/null"], 0, ""),
     ("save-stats onto -o", ["analyze", LIN, "--calib", LINC, "--save-stats", f"{TMP}/same", "-o", f"{TMP}/same"], 2,
-     "--save-stats and -o name the same file"),
-    ("save-stats onto the model", ["analyze", LIN, "--calib", LINC, "--save-stats", LIN], 2, ""),
+     f"--save-stats '{TMP}/same' and -o '{TMP}/same' are the same file"),
+    ("save-stats onto the model", ["analyze", LIN, "--calib", LINC, "--save-stats", LIN], 2,
+     f"--save-stats '{LIN}' is the input file"),
+    # Review: the text report went to stdout and the statistics to /dev/stdout, one over the other (exit 0).
+    ("save-stats onto stdout", ["analyze", LIN, "--calib", LINC, "--save-stats", "/dev/stdout"], 2,
+     "--save-stats '/dev/stdout' and the report (stdout) are the same file"),
     ("stats without calib or stats", ["analyze", LIN], 2, "--calib is required (or, for qreport report, --stats FILE...)"),
     ("merge needs -o", ["merge", LIN], 2, "--output is required"),
     ("unknown format", ["analyze", LIN, "--calib", LINC, "--format", "xml"], 2, "--format"),
@@ -103,6 +118,8 @@ CASES = [
     ("bad batch size", ["analyze", LIN, "--calib", LINC, "--batch-size", "-3"], 2, "qreport: error: --batch-size must be at least 1"),
     ("frozen model", ["analyze", f"{G}/frozen.pt", "--calib", LINC], 2, "is frozen (torch.jit.freeze or optimize_for_inference): its modules are gone and its weights are graph constants, so there is nothing to observe; analyze the scripted model before freezing"),
     ("optimize_for_inference model", ["inspect", f"{G}/optimized.pt"], 2, "is frozen (torch.jit.freeze or optimize_for_inference)"),
+    ("batch size on a list archive", ["analyze", LIN, "--calib", LINC, "--batch-size", "4"], 2,
+     f"--batch-size splits an archive of one Tensor; '{LINC}' holds its batches already (a list): leave --batch-size out"),
     ("batch size zero", ["analyze", LIN, "--calib", LINC, "--batch-size", "0"], 2, "qreport: error: --batch-size must be at least 1"),
     ("max batches zero", ["analyze", LIN, "--calib", LINC, "--max-batches", "0"], 2, "qreport: error: --max-batches must be at least 1"),
     ("output is the model", ["analyze", LIN, "--calib", LINC, "-o", LIN], 2, f"qreport: error: -o '{LIN}' is the input file '{LIN}'; choose another output file"),
@@ -136,7 +153,20 @@ CASES = [
     ("output is a directory", ["analyze", LIN, "--calib", LINC, "-o", f"{TMP}/outdir"], 2, "cannot write output file"),
     ("output dir unwritable", ["analyze", LIN, "--calib", LINC, "-o", "/proc/qreport-report.json"], 2, "cannot write output file"),
     ("max batches negative", ["analyze", LIN, "--calib", LINC, "--max-batches", "-1"], 2, "--max-batches must be at least 1"),
-    ("threads negative", ["analyze", LIN, "--calib", LINC, "--threads", "-2"], 2, "--threads must be positive"),
+    ("threads negative", ["analyze", LIN, "--calib", LINC, "--threads", "-2"], 2,
+     "--threads must be 0 (one per core) or a count up to 1024"),
+    # Review: 100000 threads crashed inside OpenMP (exit 139), 30000 exited 1 like a finding.
+    # Review: an empty value (an unset variable in a CI script) was taken as "none" / no file.
+    ("fail-on empty", ["analyze", LIN, "--calib", LINC, "--fail-on", ""], 2, "--fail-on needs a value: none, all"),
+    ("save-stats empty", ["analyze", LIN, "--calib", LINC, "--save-stats", ""], 2, "--save-stats needs a file name"),
+    ("sqnr gate on a layer with an infinite weight", ["analyze", f"{TMP}/winf.pt", "--calib", f"{TMP}/winf_calib.pt",
+     "--fail-on", "sqnr", "--min-sqnr", "20", "-o", "/dev/null"], 1,
+     "qreport: finding: sqnr 2: no SQNR: the signal is not finite"),
+    ("archive of a broadcast view", ["analyze", LIN, "--calib", f"{TMP}/expanded.pt"], 2,
+     "holds a broadcast view (torch.expand: stride 0 along dimension 0, 452984832 values from 432 stored); save the "
+     "batches materialised, with .contiguous()"),
+    ("threads too many", ["analyze", LIN, "--calib", LINC, "--threads", "100000"], 2,
+     "--threads must be 0 (one per core) or a count up to 1024"),
     ("ch-axis out of range", ["analyze", LIN, "--calib", LINC, "--ch-axis", "5", "--detectors", "equalization"], 0, "has no channel axis 5"),
     ("missing --calib", ["analyze", LIN], 2, "--calib is required"),
     ("fail-on unknown kind", ["analyze", LIN, "--calib", LINC, "--fail-on", "bugs"], 2, "unknown --fail-on kind 'bugs'"),
