@@ -285,6 +285,8 @@ def main():
     torch.manual_seed(0)
     save(SharedClass(), f"{out}/shared_class.pt")
     save(CalledTwice(), f"{out}/called_twice.pt")
+    # Traced, the second call of act is a method of its own, act.forward1.
+    torch.jit.save(torch.jit.trace(CalledTwice().eval(), torch.randn(2, 3)), f"{out}/called_twice_traced.pt")
     save(WithModuleList(), f"{out}/module_list.pt")
     save(Branches(), f"{out}/branches.pt")
     save(NeverCalled(), f"{out}/never_called.pt")

@@ -69,6 +69,19 @@ TEST_CASE("a module called twice is two call sites, both observed") {
   CHECK(rec.seen[0].size() == 2);
 }
 
+TEST_CASE("traced, a module called twice is two call sites (forward and forward1), both observed") {
+  auto m = model::Model::load(fixture("graph/called_twice_traced.pt"));
+  Instrumenter in(m);
+  CHECK(count(in.call_sites(), "act") == 2);
+  CHECK(in.observe("act", Side::Input, 0) == 2);
+  Recorder rec;
+  at::Tensor x = at::randn({2, 3});
+  in.run(args(x), rec.sink());
+  REQUIRE(rec.seen[0].size() == 2);
+  CHECK(at::equal(rec.seen[0][0], x));
+  CHECK(at::allclose(at::relu(rec.seen[0][1]), m.module().forward({x}).toTensor()));
+}
+
 TEST_CASE("ModuleList members are named by index") {
   auto m = model::Model::load(fixture("graph/module_list.pt"));
   Instrumenter in(m);
