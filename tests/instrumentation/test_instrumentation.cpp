@@ -224,6 +224,21 @@ TEST_CASE("the layout of a weightless module's input comes from the layer that p
   CHECK(instrumentation::layout_of_module_type("__main__.MyLinear") == Layout::Unknown);
 }
 
+TEST_CASE("the layout is followed through the tuple a weightless module returns (a traced LlamaRMSNorm's)") {
+  using instrumentation::Layout;
+  auto m = model::Model::load(fixture("graph/tuple_layouts.pt"));
+  Instrumenter in(m);
+  auto first = in.input_layout("first");
+  CHECK(first.layout == Layout::Features);
+  CHECK(first.because == "consumed by fc (Linear)");
+  auto third = in.input_layout("third");
+  CHECK(third.layout == Layout::Features);
+  CHECK(third.because == "produced by fc (Linear)");
+  auto fourth = in.input_layout("fourth");
+  CHECK(fourth.layout == Layout::Features);
+  CHECK(fourth.because == "produced by embed (Embedding)");
+}
+
 namespace {
 
 // The tensors of a torch.save'd list (the fixtures' forward-hook values).
