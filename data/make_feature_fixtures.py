@@ -2,6 +2,8 @@
 """Writes the per-feature fixtures: for each transformer, attention, recurrent or Conv1d model, model.pt
 (scripted eager model), calib.pt (list of batches) and oracle.json (tests/features/feature_oracle.py).
 Usage: /usr/bin/python3 data/make_feature_fixtures.py OUTDIR [NAME ...]
+       data/make_feature_fixtures.py OUTDIR --hf   the Hugging Face models (traced); without transformers in
+                                                   this Python, one line and exit 0 (their tests skip)
 """
 import json
 import os
@@ -25,6 +27,13 @@ from make_fixtures import save_batches  # noqa: E402
 def main():
     out = sys.argv[1]
     names = sys.argv[2:] or list(transformer_fixtures.FEATURES)
+    if names == ["--hf"]:
+        try:
+            import transformers  # noqa: F401
+        except ImportError:
+            print(f"Hugging Face fixtures skipped: {sys.executable} has no transformers")
+            return
+        names = list(transformer_fixtures.HF_FEATURES)
     torch.set_num_threads(1)
     for name in names:
         d = os.path.join(out, name)
@@ -41,7 +50,8 @@ def main():
         with open(os.path.join(d, "input_sqnr.json"), "w") as f:  # PyTorch's input SQNRs (compare.py)
             json.dump(input_oracle.input_sqnr(model, batches), f, indent=1)
         with open(os.path.join(d, "oracle.json"), "w") as f:
-            json.dump(feature_oracle.run(model, batches, weightless_axis), f, indent=1)
+            traced = scripted if name in transformer_fixtures.HF_FEATURES else None
+            json.dump(feature_oracle.run(model, batches, weightless_axis, traced), f, indent=1)
         print("fixture", name, "->", d)
 
 

@@ -4,7 +4,7 @@ instrumentation and CLI tests. Usage: /usr/bin/python3 data/make_graph_fixtures.
 import os
 import sys
 import warnings
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 warnings.filterwarnings("ignore")
 import torch  # noqa: E402
@@ -196,6 +196,33 @@ class Layouts(nn.Module):
         return y.sum() + self.fc(self.before_linear(t * 2.0)).sum() + self.unknown(u).sum()
 
 
+class PairNorm(nn.Module):
+    """Returns (scaled, input) as Hugging Face's LlamaRMSNorm does once traced: a tuple-returning module."""
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(5))
+
+    def forward(self, x) -> Tuple[torch.Tensor, torch.Tensor]:
+        return self.weight * x, x
+
+
+class TupleLayouts(nn.Module):
+    """first's input: consumed (through first's tuple) by fc; third's: produced (through second's) by fc;
+    fourth's: produced by an Embedding (Llama's final norm: only the token embedding tells)."""
+    def __init__(self):
+        super().__init__()
+        self.first, self.second, self.third, self.fourth = PairNorm(), PairNorm(), PairNorm(), PairNorm()
+        self.fc = nn.Linear(5, 5)
+        self.embed = nn.Embedding(10, 5)
+
+    def forward(self, x, ids):
+        a, _ = self.first(x)
+        b, s = self.second(self.fc(a))
+        c, _ = self.third(s)
+        e, _ = self.fourth(self.embed(ids))
+        return (b + c).sum() + e.sum()
+
+
 @torch.jit.interface
 class BlockIface(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -285,6 +312,8 @@ def main():
     torch.manual_seed(0)
     save(SharedClass(), f"{out}/shared_class.pt")
     save(CalledTwice(), f"{out}/called_twice.pt")
+    # Traced, the second call of act is a method of its own, act.forward1.
+    torch.jit.save(torch.jit.trace(CalledTwice().eval(), torch.randn(2, 3)), f"{out}/called_twice_traced.pt")
     save(WithModuleList(), f"{out}/module_list.pt")
     save(Branches(), f"{out}/branches.pt")
     save(NeverCalled(), f"{out}/never_called.pt")
@@ -299,6 +328,7 @@ def main():
     save(Recurrent(), f"{out}/recurrent.pt")
     save(Attention(), f"{out}/attention.pt")
     save(Layouts(), f"{out}/layouts.pt")
+    save(TupleLayouts(), f"{out}/tuple_layouts.pt")
     # Interfaces and forks, with the values forward hooks see on the same input (the oracle).
     x = torch.randn(3, 4)
     torch.save([x], f"{out}/calib_iface.pt")

@@ -3,6 +3,9 @@
 Every builder returns (eager_model, batches, weightless_axis) from a fixed seed. weightless_axis is the
 fixture's ground truth for modules without a weight (dropout, GELU, ...): "last" where activations are
 [..., features], 1 where they are [B, C, L]. Modules with a weight use the axis their weight consumes.
+Where one model holds both layouts (Swin and ConvNeXt permute between [B, C, H, W] and [B, H, W, C]),
+weightless_axis is a dict: "*" the default, and per module fqn the axis that holds its input's features,
+for any module (torchvision's LayerNorm2d is an nn.LayerNorm whose weight consumes axis 1).
 """
 import torch
 import torch.nn as nn
@@ -25,9 +28,9 @@ def encoder_seq_first():  # never takes the fast path (batch_first is False)
 
 
 class Decoder(nn.Module):
-    def __init__(self):
+    def __init__(self, batch_first=True):
         super().__init__()
-        self.layer = nn.TransformerDecoderLayer(16, 4, 32, batch_first=True, activation="gelu")
+        self.layer = nn.TransformerDecoderLayer(16, 4, 32, batch_first=batch_first, activation="gelu")
 
     def forward(self, tgt, memory):
         return self.layer(tgt, memory)
@@ -38,18 +41,28 @@ def decoder_layer():
     return Decoder(), [(torch.randn(2, 5, 16) * (k + 1), torch.randn(2, 7, 16) + k) for k in range(3)], "last"
 
 
+def decoder_layer_seq_first():  # [T, B, F]: the batch/sequence transposes inside attention
+    torch.manual_seed(28)
+    return Decoder(False), [(torch.randn(5, 2, 16) * (k + 1), torch.randn(7, 2, 16) + k) for k in range(3)], "last"
+
+
 class SelfAttention(nn.Module):
-    def __init__(self):
+    def __init__(self, batch_first=False):
         super().__init__()
-        self.attn = nn.MultiheadAttention(16, 2)  # sequence first: [T, B, F]
+        self.attn = nn.MultiheadAttention(16, 2, batch_first=batch_first)  # [T, B, F], batch_first [B, T, F]
 
     def forward(self, x):
         return self.attn(x, x, x, need_weights=False)[0]
 
 
-def mha_seq_first():
+def mha_seq_first():  # F.multi_head_attention_forward, scaled_dot_product_attention (need_weights=False)
     torch.manual_seed(23)
     return SelfAttention(), [(torch.randn(5, 3, 16) * (k + 1),) for k in range(3)], "last"
+
+
+def mha_batch_first():  # batch_first self-attention takes aten::_native_multi_head_attention without grad
+    torch.manual_seed(29)
+    return SelfAttention(True), [(torch.randn(3, 5, 16) * (k + 1),) for k in range(3)], "last"
 
 
 class HandAttention(nn.Module):
@@ -95,6 +108,37 @@ def vit():
     return m, [(torch.randn(2, 3, 32, 32) * (k + 1),) for k in range(2)], "last"
 
 
+def swin():
+    import torchvision
+    torch.manual_seed(30)
+    m = torchvision.models.SwinTransformer(patch_size=[4, 4], embed_dim=16, depths=[1, 1], num_heads=[2, 2],
+                                           window_size=[4, 4], num_classes=10)
+    # [B, H, W, C] from the patch embedding's permute on; [B, C, H, W] before it and after the last one.
+    return m, [(torch.randn(2, 3, 32, 32) * (k + 1),) for k in range(2)], \
+        {"*": "last", "features.0.1": 1, "avgpool": 1, "flatten": 1}
+
+
+def convnext():
+    import torchvision
+    from torchvision.models.convnext import CNBlockConfig
+    torch.manual_seed(31)
+    m = torchvision.models.ConvNeXt([CNBlockConfig(8, 16, 1), CNBlockConfig(16, None, 1)], num_classes=10)
+    # [B, C, H, W] except inside each block, between its two permutes ([B, H, W, C]).
+    axes = {"*": 1, "features.0.1": 1, "features.2.0": 1, "classifier.0": 1}  # LayerNorm2d: channels
+    for b in ("features.1.0", "features.3.0"):
+        axes.update({f"{b}.block.4": "last", f"{b}.block.6": "last"})
+    return m, [(torch.randn(2, 3, 32, 32) * (k + 1),) for k in range(2)], axes
+
+
+def efficientnet():
+    import torchvision
+    from torchvision.models.efficientnet import MBConvConfig
+    torch.manual_seed(32)
+    m = torchvision.models.EfficientNet([MBConvConfig(1, 3, 1, 8, 8, 1), MBConvConfig(4, 3, 2, 8, 16, 1)],
+                                        dropout=0.2, last_channel=32, num_classes=10)
+    return m, [(torch.randn(2, 3, 32, 32) * (k + 1),) for k in range(2)], 1  # [B, C, H, W], then [B, C]
+
+
 class Recurrent(nn.Module):
     def __init__(self):
         super().__init__()
@@ -135,9 +179,8 @@ def conv1d_channels():
 # Hugging Face models built from small configs (no download), with the eager attention so that every
 # projection is an nn.Linear call; traced (TorchScript cannot script them), as users export them for C++.
 # GPT-2's projections are transformers' own Conv1D (weight [in, out], applied with addmm), which neither
-# prepare_fx nor PT2E quantizers treat as a Linear: qreport does not either. Not in FEATURES yet: generated
-# only when named (make_feature_fixtures.py OUT hf_bert ...) while their differences from the oracle are
-# open (issue "PyTorch 2.x": dropout inputs' percentile ratios, LlamaRMSNorm's channel axis).
+# prepare_fx nor PT2E quantizers treat as a Linear: qreport does not either (docs/usage.md). Generated by
+# make_feature_fixtures.py OUT --hf, where the Python has transformers (the features_hf_* tests skip otherwise).
 def _token_batches(seed, vocab=100, shape=(2, 12), n=3):
     g = torch.Generator().manual_seed(seed)
     return [(torch.randint(0, vocab, shape, generator=g),) for _ in range(n)]
@@ -182,9 +225,14 @@ FEATURES = {
     "encoder_batch_first": encoder_batch_first,
     "encoder_seq_first": encoder_seq_first,
     "decoder_layer": decoder_layer,
+    "decoder_layer_seq_first": decoder_layer_seq_first,
     "mha_seq_first": mha_seq_first,
+    "mha_batch_first": mha_batch_first,
     "hand_attention": hand_attention,
     "vit": vit,
+    "swin": swin,
+    "convnext": convnext,
+    "efficientnet": efficientnet,
     "recurrent": recurrent,
     "conv1d_channels": conv1d_channels,
 }

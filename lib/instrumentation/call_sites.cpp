@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include "instrumentation/graph_passes.h"
 #include "model/model.h"
 
@@ -17,8 +19,13 @@ std::optional<std::string> receiver_fqn(torch::jit::Value* v, torch::jit::Value*
 }
 
 bool is_forward_method(const std::string& name) {
-  // TorchScript compiles each @overload of forward (nn.LSTM, nn.GRU, nn.RNN) to forward__N.
-  return name == "forward" || name.rfind("forward__", 0) == 0;
+  // TorchScript compiles each @overload of forward (nn.LSTM, nn.GRU, nn.RNN) to forward__N, and
+  // torch.jit.trace records the second and later calls of one submodule as forward1, forward2, ... (a
+  // Dropout or activation module applied twice per block, as in Hugging Face's ViTLayer): each is a
+  // call of that module, which PyTorch's ModelReport observes with the same observer as the first.
+  if (name == "forward" || name.rfind("forward__", 0) == 0) return true;
+  if (name.size() <= 7 || name.rfind("forward", 0) != 0) return false;
+  return std::all_of(name.begin() + 7, name.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 namespace {

@@ -31,6 +31,20 @@ bool keeps_layout(const std::string& op) {
   return starts_with(op, "aten::") && ops.count(op.substr(6));
 }
 
+// Weightless modules whose output has another layout than their input: the walk stops there, as at
+// aten::permute or aten::flatten. torchvision's Permute moves channels last and back (Swin, ConvNeXt);
+// Flatten turns [B, C, 1, 1] into [B, C], whose last axis is the channels.
+bool changes_layout(const std::string& type_name) {
+  static const std::set<std::string> modules = {"torch.nn.modules.flatten.Flatten", "torch.nn.modules.flatten.Unflatten",
+                                                "torchvision.ops.misc.Permute"};
+  return modules.count(type_name) > 0;
+}
+
+// An embedding's output is [..., embedding_dim]: features last, whatever its input (token ids) was.
+bool is_embedding(const std::string& type_name) {
+  return type_name == "torch.nn.modules.sparse.Embedding" || type_name == "torch.nn.modules.sparse.EmbeddingBag";
+}
+
 Layout layout_of_op(const std::string& op) {
   static const std::set<std::string> features = {"aten::linear", "aten::matmul", "aten::addmm", "aten::layer_norm"};
   static const std::set<std::string> channels = {"aten::conv1d",       "aten::conv2d",         "aten::conv3d",
@@ -68,7 +82,9 @@ LayoutGuess producer(torch::jit::Value* v, torch::jit::Value* self, int steps) {
     const std::string op = n->kind().toQualString();
     if (is_forward_call(n)) {
       Layout l = layout_of_module_type(module_type(n->input(0)));
+      if (l == Layout::Unknown && is_embedding(module_type(n->input(0)))) l = Layout::Features;
       if (l != Layout::Unknown) return {l, "produced by " + describe_call(n, self)};
+      if (changes_layout(module_type(n->input(0)))) return {};
       v = n->inputs().size() > 1 ? n->input(1) : nullptr;  // a weightless module: look through it
       continue;
     }
@@ -93,7 +109,11 @@ LayoutGuess producer(torch::jit::Value* v, torch::jit::Value* self, int steps) {
       }
       if (is_forward_call(src)) {  // (output, state) of a recurrent layer
         Layout l = layout_of_module_type(module_type(src->input(0)));
-        return {l, l == Layout::Unknown ? "" : "produced by " + describe_call(src, self)};
+        if (l != Layout::Unknown) return {l, "produced by " + describe_call(src, self)};
+        // A weightless or unknown module returning a tuple: look through it, as through a single
+        // output. A traced Hugging Face LlamaRMSNorm returns (normalized, input cast to float).
+        v = src->inputs().size() > 1 ? src->input(1) : nullptr;
+        continue;
       }
       return {};
     }
@@ -128,7 +148,10 @@ LayoutGuess consumer(torch::jit::Value* start, torch::jit::Value* self) {
         if (is_forward_call(n) && use.offset == 1) {
           Layout l = layout_of_module_type(module_type(n->input(0)));
           if (l != Layout::Unknown) return {l, "consumed by " + describe_call(n, self)};
-          if (n->outputs().size() == 1) next.push_back(n->output());
+          if (n->outputs().size() == 1 && !changes_layout(module_type(n->input(0)))) next.push_back(n->output());
+        } else if (n->kind() == c10::prim::TupleUnpack) {
+          // The tuple a weightless or unknown module returned (a traced LlamaRMSNorm's): its elements.
+          for (torch::jit::Value* o : n->outputs()) next.push_back(o);
         } else if (Layout l = layout_of_op(op); l != Layout::Unknown && use.offset == 0) {
           return {l, "consumed by " + op};
         } else if (keeps_layout(op) && n->outputs().size() == 1) {

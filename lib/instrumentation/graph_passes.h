@@ -49,7 +49,8 @@ int run_forks_in_place(torch::jit::Graph& graph);
 int expand_calls(const std::shared_ptr<torch::jit::Graph>& graph, const torch::jit::Module& root,
                  std::vector<std::string>* warnings);
 
-// Whether a method name is forward or one of its TorchScript overloads ("forward__0", as nn.LSTM's).
+// Whether a method name is forward, one of its TorchScript overloads ("forward__0", as nn.LSTM's) or a
+// traced later call of the same submodule ("forward1").
 bool is_forward_method(const std::string& name);
 
 struct LeafCall {

@@ -14,6 +14,8 @@ observer only supports ch_axis=1 (spec bug B1). So this oracle:
   * reports the axis used (PyTorch writes the ch_axis it was built with) counted from the front.
 The result has the layout of tests/parity/oracle.py's, so tests/parity/compare.py compares it.
 """
+import inspect
+import re
 from collections import defaultdict
 
 import torch
@@ -36,15 +38,50 @@ def leaves(model):
     return {fqn: m for fqn, m in model.named_modules() if len(list(m.children())) == 0}
 
 
-def record(model, batches):
-    """Inputs (and Linear/Conv outputs) of every call, in execution order, on PyTorch's slow path."""
+def traced_first_inputs(model, traced):
+    """{fqn: parameter name} for leaves whose traced call does not receive forward's first argument.
+
+    torch.jit.trace drops an argument a module reads only for its dtype or device: Hugging Face's
+    LlamaRotaryEmbedding.forward(x, position_ids) becomes forward(position_ids). PyTorch's ModelReport (FX)
+    observes x, which the traced call no longer carries, so qreport observes the first argument the call
+    receives (docs/usage.md, "Hugging Face models"); the oracle takes that argument by name from the hook.
+    """
+    out = {}
+    subs = dict(traced.named_modules()) if traced is not None else {}
+    for fqn, m in leaves(model).items():
+        if fqn not in subs or not subs[fqn]._c._has_method("forward"):
+            continue
+        names = [a.name for a in subs[fqn]._c._get_method("forward").schema.arguments[1:]]
+        params = list(inspect.signature(m.forward).parameters)
+        if not names or not params:
+            continue
+        name = names[0]
+        numbered = re.fullmatch(r"argument_(\d+)", name)  # the tracer's name for a positional argument
+        if numbered:
+            name = params[int(numbered.group(1)) - 1]
+        if name != params[0] and name in params:
+            out[fqn] = name
+    return out
+
+
+def record(model, batches, first_input=None):
+    """Inputs (and Linear/Conv outputs) of every call, in execution order, on PyTorch's slow path.
+    first_input: {fqn: parameter name} where a call's observed input is not forward's first argument."""
     inputs, outputs = defaultdict(list), defaultdict(list)
     linear_of = {id(m.weight): fqn for fqn, m in model.named_modules() if isinstance(m, nn.Linear)}
     hooks = []
+    first_input = first_input or {}
     for fqn, m in leaves(model).items():
         if isinstance(m, nn.Linear):
             continue  # seen through F.linear below, whether called as a module or functionally
-        hooks.append(m.register_forward_pre_hook(lambda mod, inp, fqn=fqn: inputs[fqn].append(inp[0].detach().clone())))
+        if fqn in first_input:
+            sig = inspect.signature(m.forward)
+
+            def named(mod, args, kwargs, fqn=fqn, sig=sig):
+                inputs[fqn].append(sig.bind(*args, **kwargs).arguments[first_input[fqn]].detach().clone())
+            hooks.append(m.register_forward_pre_hook(named, with_kwargs=True))
+        else:
+            hooks.append(m.register_forward_pre_hook(lambda mod, inp, fqn=fqn: inputs[fqn].append(inp[0].detach().clone())))
         hooks.append(m.register_forward_hook(
             lambda mod, inp, out, fqn=fqn: outputs[fqn].append(out.detach().clone()) if torch.is_tensor(out) else None))
     real_linear = F.linear
@@ -69,12 +106,16 @@ def record(model, batches):
     return inputs, outputs
 
 
-def feature_axis(module, x, weightless_axis):
-    if isinstance(module, LAST_AXIS_TYPES):
-        return x.dim() - 1
-    if isinstance(module, AXIS_1_TYPES):
-        return 1
-    return x.dim() - 1 if weightless_axis == "last" else weightless_axis
+def feature_axis(fqn, module, x, weightless_axis):
+    # The fixture's ground truth for this module, where it states one (data/transformer_fixtures.py).
+    stated = weightless_axis.get(fqn) if isinstance(weightless_axis, dict) else None
+    if stated is None:
+        if isinstance(module, LAST_AXIS_TYPES):
+            return x.dim() - 1
+        if isinstance(module, AXIS_1_TYPES):
+            return 1
+        stated = weightless_axis["*"] if isinstance(weightless_axis, dict) else weightless_axis
+    return x.dim() - 1 if stated == "last" else stated
 
 
 def observer(xs, axis_of, **kwargs):
@@ -92,16 +133,16 @@ def fix_axis(text, info, key, axes):
     return text
 
 
-def run(model, batches, weightless_axis):
+def run(model, batches, weightless_axis, traced=None):
     model.eval()
     for m in model.modules():
         m.qconfig = default_qconfig
-    inputs, outputs = record(model, batches)
+    inputs, outputs = record(model, batches, traced_first_inputs(model, traced))
     mods = dict(model.named_modules())
     unseen = [f for f, m in mods.items() if isinstance(m, nn.Linear) and f not in inputs]
     if unseen:
         raise AssertionError(f"Linear modules never applied on the slow path: {unseen}")
-    axis_of = {fqn: (lambda x, m=mods[fqn]: feature_axis(m, x, weightless_axis)) for fqn in inputs}
+    axis_of = {fqn: (lambda x, f=fqn: feature_axis(f, mods[f], x, weightless_axis)) for fqn in inputs}
     used_axis = {fqn: axis_of[fqn](xs[0]) for fqn, xs in inputs.items()}
 
     def detect(det, attach):

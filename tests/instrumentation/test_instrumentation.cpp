@@ -69,6 +69,19 @@ TEST_CASE("a module called twice is two call sites, both observed") {
   CHECK(rec.seen[0].size() == 2);
 }
 
+TEST_CASE("traced, a module called twice is two call sites (forward and forward1), both observed") {
+  auto m = model::Model::load(fixture("graph/called_twice_traced.pt"));
+  Instrumenter in(m);
+  CHECK(count(in.call_sites(), "act") == 2);
+  CHECK(in.observe("act", Side::Input, 0) == 2);
+  Recorder rec;
+  at::Tensor x = at::randn({2, 3});
+  in.run(args(x), rec.sink());
+  REQUIRE(rec.seen[0].size() == 2);
+  CHECK(at::equal(rec.seen[0][0], x));
+  CHECK(at::allclose(at::relu(rec.seen[0][1]), m.module().forward({x}).toTensor()));
+}
+
 TEST_CASE("ModuleList members are named by index") {
   auto m = model::Model::load(fixture("graph/module_list.pt"));
   Instrumenter in(m);
@@ -209,6 +222,21 @@ TEST_CASE("the layout of a weightless module's input comes from the layer that p
   CHECK(instrumentation::layout_of_module_type("torch.nn.modules.normalization.LayerNorm") == Layout::Features);
   CHECK(instrumentation::layout_of_module_type("torch.nn.modules.batchnorm.BatchNorm1d") == Layout::Channels);
   CHECK(instrumentation::layout_of_module_type("__main__.MyLinear") == Layout::Unknown);
+}
+
+TEST_CASE("the layout is followed through the tuple a weightless module returns (a traced LlamaRMSNorm's)") {
+  using instrumentation::Layout;
+  auto m = model::Model::load(fixture("graph/tuple_layouts.pt"));
+  Instrumenter in(m);
+  auto first = in.input_layout("first");
+  CHECK(first.layout == Layout::Features);
+  CHECK(first.because == "consumed by fc (Linear)");
+  auto third = in.input_layout("third");
+  CHECK(third.layout == Layout::Features);
+  CHECK(third.because == "produced by fc (Linear)");
+  auto fourth = in.input_layout("fourth");
+  CHECK(fourth.layout == Layout::Features);
+  CHECK(fourth.because == "produced by embed (Embedding)");
 }
 
 namespace {
