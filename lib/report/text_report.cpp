@@ -13,6 +13,7 @@ std::string to_text(const Report& r) {
     out += "\n== " + res.name + " ==\n" + res.text;
     if (!res.text.empty() && res.text.back() != '\n') out += "\n";
   }
+  if (const auto* llm = llm_int8_of(r)) out += "\n== outliers the LLM way (outlier_detector.llm_int8) ==\n" + llm_int8_text(*llm);
   if (r.simulation.ran && r.simulation.configs.size() == 2) {
     const auto& d = r.simulation.configs[0];
     const auto& q = r.simulation.configs[1];
