@@ -92,6 +92,7 @@ struct ObservationRequest {
   std::optional<int> minmax_axis;
   std::optional<std::pair<int, float>> percentile;  // (ch_axis, q)
   bool histogram = false;                           // HistogramObserver and the sum of squares
+  std::optional<int> moments_axis;                  // LLM.int8() sums (observers::MomentsSummary)
 };
 
 // Finished statistics of the value observed for (fqn, side); nullptr when it was never observed.
@@ -183,6 +184,13 @@ std::unique_ptr<Detector> make_dynamic_static(const DynamicStaticOptions& option
 std::unique_ptr<Detector> make_equalization(const EqualizationOptions& options);
 std::unique_ptr<Detector> make_outlier(const OutlierOptions& options);
 std::unique_ptr<Detector> make_quantization_error(const QuantizationErrorOptions& options);
+
+// The outlier detector's "llm_int8" summary (docs/json-schema.md): per Linear input feature its max |x|
+// and share of tokens with |x| >= 6, each Linear input's kurtosis, and the features where LLM.int8()'s
+// outlier rule holds model-wide. {"unavailable": reason} where the statistics are not there (qreport
+// report, merge and distributed runs: statistics files do not hold them) or the axes are not --ch-axis auto.
+constexpr double kLlmMinLayerFraction = 0.25, kLlmMinTokenFraction = 0.06;
+Value llm_int8_summary(const model::Model& model, const StatsLookup& stats, const ChannelAxes& axes);
 
 // "per_channel" or "per_channel_detector" -> "per_channel_detector"; nullopt for an unknown name.
 std::optional<std::string> canonical_detector_name(const std::string& name);

@@ -28,6 +28,8 @@ class OutlierDetector : public Detector {
       q.side = Side::Input;
       q.minmax_axis = axis;
       q.percentile = std::make_pair(axis, static_cast<float>(o_.reference_percentile));
+      // LLM.int8() statistics per input feature of every Linear, in the same kernel read (llm_int8_summary).
+      if (node.kind.is_linear && axes.is_auto()) q.moments_axis = axis;
       out.push_back(q);
     }
     return out;
@@ -105,7 +107,7 @@ class OutlierDetector : public Detector {
               "occurred and why.\n");
       }
     }
-    r.summary = {{"sparse_channels", sparse}};
+    r.summary = {{"sparse_channels", sparse}, {"llm_int8", llm_int8_summary(model, stats, axes)}};
     r.text = "Outlier detection report: \n" +
              (lines.empty() ? std::string("There were no outliers found in the activations.\n")
                             : lines + "Note: outlier detection is only reliable for stationary distributions. We "

@@ -44,6 +44,30 @@ struct ChannelBatchStats {
   std::vector<float> min, max, kth;
 };
 
+// LLM.int8()-style statistics of one batch, per channel (issue 24 item 6; docs/usage.md): the sums of x,
+// x^2, x^3 and x^4 (the layer's kurtosis) and how many values have |x| >= kOutlierMagnitude, accumulated by
+// the per-channel kernels inside the read they already make (no extra pass over the activation). The sums
+// are float32 over blocks of kMomentBlock values of a channel, in order, then float64 across blocks: the
+// float32 part keeps the kernels eight lanes wide, the blocks bound its rounding (a relative 64 * 2^-24
+// at worst per block). A NaN makes its channel's sums NaN (its count skips it).
+constexpr float kOutlierMagnitude = 6.0f;
+constexpr int64_t kMomentBlock = 64;
+struct ChannelMoments {
+  std::vector<double> s1, s2, s3, s4, above;  // indexed by channel
+  void resize(int64_t channels);              // and zero
+};
+// Adds one block's float32 partial sums of one channel into m (the scalar paths' flush).
+inline void flush_moments(ChannelMoments& m, int64_t c, float a1, float a2, float a3, float a4, float n) {
+  m.s1[c] += a1;
+  m.s2[c] += a2;
+  m.s3[c] += a3;
+  m.s4[c] += a4;
+  m.above[c] += n;
+}
+// The moments of [outer, C, inner] for the layouts no fused kernel reads (a single row, or a channel axis
+// that is not innermost): one separate read, for the rare observation points that need it.
+void channel_moments_cpu(const float* data, int64_t outer, int64_t channels, int64_t inner, ChannelMoments& m);
+
 // Per rank and channel, a window [lo, hi] of values that will likely hold the next batch's order
 // statistic, learnt from the batches before (batches of one model are alike): a channel with a window
 // skips drawing a sample for its bounds. `half` is the window's half width as a fraction of the channel,
@@ -65,13 +89,16 @@ void channel_stats_cpu(const float* data, int64_t outer, int64_t channels, int64
 // of the rows (rows_kernel_applies: the reference percentile of a few hundred tokens); bit-identical to
 // channel_stats_cpu.
 bool rows_kernel_applies(int64_t rows, const std::vector<int64_t>& ranks);
+// moments (optional): resized and filled with the batch's ChannelMoments in the same read.
 void channel_stats_rows_cpu(const float* data, int64_t rows, int64_t channels, const std::vector<int64_t>& ranks,
-                            ChannelBatchStats& out);
+                            ChannelBatchStats& out, ChannelMoments* moments = nullptr);
 
 // [outer, C, inner] -> [outer * inner, C] (channels innermost, for the rows kernel) and -> [C, outer * inner]
 // (channel-first); dst holds outer * C * inner values.
 void to_channels_last(const float* src, int64_t outer, int64_t channels, int64_t inner, float* dst);
 void to_channels_first(const float* src, int64_t outer, int64_t channels, int64_t inner, float* dst);
+// to_channels_first of a [rows, C] tensor (inner == 1) that also fills moments (resized) while it reads.
+void to_channels_first_moments(const float* src, int64_t rows, int64_t channels, float* dst, ChannelMoments& moments);
 
 // The exact k-th smallest (0-based) of n finite-or-infinite, NaN-free values, by radix selection on the
 // values' order-preserving integer keys. A result of zero is +0.0 (-0.0 and +0.0 compare equal).

@@ -13,6 +13,20 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kPerThread = kBins / kThreads;  // histogram bins each thread scans in select_bucket
 constexpr float kFltMax = 3.402823466e38f;
+constexpr float kOutlierMagnitude = 6.0f;  // channel_kernel.h's
+
+// One thread's LLM.int8() moments of the values it reads in the first digit pass, in float64.
+struct Moments {
+  double s[5] = {0, 0, 0, 0, 0};  // x, x^2, x^3, x^4, count of |x| >= 6
+  __device__ __forceinline__ void add(float v) {
+    const double d = v, d2 = d * d;
+    s[0] += d;
+    s[1] += d2;
+    s[2] += d2 * d;
+    s[3] += d2 * d2;
+    s[4] += fabsf(v) >= kOutlierMagnitude ? 1.0 : 0.0;
+  }
+};
 
 __device__ __forceinline__ uint32_t key_of(float v) {
   v += 0.0f;
@@ -128,7 +142,7 @@ __device__ void prefix_for(uint32_t* hist, int d, int r, int64_t c, int64_t chan
 // Digit 0 also reduces this thread's min/max keys and NaN flag.
 __device__ void count_digit(const Layout& x, int64_t c, int64_t begin, int64_t end, int d, int nranks,
                             const uint32_t* prefixes, uint32_t (*sh)[kBins], uint32_t& kmin, uint32_t& kmax,
-                            uint32_t& nan) {
+                            uint32_t& nan, Moments* moments) {
   const int shift = shift_of(d);
   const uint32_t dmask = digit_mask(d), hmask = high_mask(d);
   Walk w(x, c, begin + threadIdx.x, kThreads);
@@ -138,6 +152,7 @@ __device__ void count_digit(const Layout& x, int64_t c, int64_t begin, int64_t e
     nan |= is_nan ? 1u : 0u;
     const uint32_t key = key_of(v);
     if (d == 0) {
+      if (moments) moments->add(v);
       if (!is_nan) {
         kmin = min(kmin, key);
         kmax = max(kmax, key);
@@ -148,6 +163,25 @@ __device__ void count_digit(const Layout& x, int64_t c, int64_t begin, int64_t e
         add_to_bin(sh[r], !is_nan && (key & hmask) == prefixes[r] ? static_cast<int>((key >> shift) & dmask) : -1);
     }
   }
+}
+
+// Block-wide sums of the threads' moments (warp shuffles, then one shared slot per warp), added by thread 0
+// to the running sums of channel c. Called by every thread of the block.
+__device__ void add_moments(Moments& m, double* run, int64_t c, int64_t channels) {
+  __shared__ double warp_sums[kThreads / 32][5];
+  for (int k = 0; k < 5; ++k) {
+    double v = m.s[k];
+    for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
+    if ((threadIdx.x & 31) == 0) warp_sums[threadIdx.x / 32][k] = v;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0)
+    for (int k = 0; k < 5; ++k) {
+      double total = 0;
+      for (int w = 0; w < kThreads / 32; ++w) total += warp_sums[w][k];
+      atomicAdd(&run[k * channels + c], total);
+    }
+  __syncthreads();
 }
 
 // Block-wide reduction of the threads' min/max keys and NaN flags; the result is valid in thread 0.
@@ -224,8 +258,11 @@ __global__ void digit_pass(Layout x, int d, int nranks, ChannelStatsArgs args, u
   const int64_t per_block = (x.m + gridDim.y - 1) / gridDim.y;
   const int64_t begin = blockIdx.y * per_block, end = min(x.m, begin + per_block);
   uint32_t kmin = 0xFFFFFFFFu, kmax = 0u, nan = 0u;
-  count_digit(x, c, begin, end, d, nranks, prefixes, sh, kmin, kmax, nan);
+  Moments mom;
+  const bool sum = d == 0 && args.moments;
+  count_digit(x, c, begin, end, d, nranks, prefixes, sh, kmin, kmax, nan, sum ? &mom : nullptr);
   __syncthreads();
+  if (sum) add_moments(mom, args.moments, c, x.channels);
   for (int r = 0; r < nh; ++r) {
     uint32_t* g = hist_at(hist, d, r, c, x.channels, nranks);
     for (int i = threadIdx.x; i < kBins; i += kThreads)
@@ -285,8 +322,11 @@ __global__ void channel_block(Layout x, ChannelStatsArgs args) {
     for (int r = 0; r < nh; ++r)
       for (int i = threadIdx.x; i < kBins; i += kThreads) sh[r][i] = 0;
     __syncthreads();
-    count_digit(x, c, 0, x.m, d, nranks, prefixes, sh, kmin, kmax, nan);
+    Moments mom;
+    const bool sum = d == 0 && args.moments;
+    count_digit(x, c, 0, x.m, d, nranks, prefixes, sh, kmin, kmax, nan, sum ? &mom : nullptr);
     __syncthreads();
+    if (sum) add_moments(mom, args.moments, c, x.channels);
     for (int r = 0; r < nranks; ++r) {  // this digit of rank r's value, from its histogram
       uint32_t b;
       int64_t below;

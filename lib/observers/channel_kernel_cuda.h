@@ -32,6 +32,9 @@ struct ChannelStatsArgs {
   int nranks;                        // 0..kMaxRanks
   int64_t ranks[kMaxRanks];
   PercentileState pct[kMaxRanks];
+  // LLM.int8() moments (channel_kernel.h): running float64 sums [5][C] (x, x^2, x^3, x^4, count of
+  // |x| >= 6) that the first digit pass adds to, one atomic add per block and sum; nullptr: not wanted.
+  double* moments;
   // Scratch of scratch_bytes() (nullptr when that is 0): histograms and per-block partial min/max;
   // zeroed by the call.
   void* scratch;

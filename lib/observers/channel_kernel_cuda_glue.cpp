@@ -12,7 +12,8 @@
 namespace qreport::observers {
 
 void cuda_channel_stats(const at::Tensor& x, int64_t outer, int64_t channels, int64_t inner, MinMaxObserver* minmax,
-                        const std::vector<PercentileObserver*>& percentiles, const std::vector<int64_t>& ranks) {
+                        const std::vector<PercentileObserver*>& percentiles, const std::vector<int64_t>& ranks,
+                        MomentsObserver* moments) {
   // The launch goes to the current device, which LibTorch's own guards leave at 0: make it x's, or
   // --device cuda:1 launches on GPU 0 with GPU 1's stream ("invalid resource handle").
   const c10::cuda::CUDAGuard device_guard(x.device());
@@ -26,12 +27,13 @@ void cuda_channel_stats(const at::Tensor& x, int64_t outer, int64_t channels, in
     a.channels = channels;
     a.inner = inner;
     if (minmax && g == 0) a.first_minmax = minmax->device_state(x, channels, &a.run_min, &a.run_max);
+    if (moments && g == 0) a.moments = moments->device_state(x, channels, m);
     for (size_t i = g * k; i < percentiles.size() && i < (g + 1) * k; ++i) {
       auto& s = a.pct[a.nranks];
       percentiles[i]->device_state(x, channels, &s.avg_ratio, &s.batches_used, &s.constant);
       a.ranks[a.nranks++] = ranks[i];
     }
-    if (!a.run_min && a.nranks == 0) return;
+    if (!a.run_min && a.nranks == 0 && !a.moments) return;
     // Scratch from the caching allocator (freeing it here is safe, reuse is ordered on the same stream),
     // and only for channels large enough to need several blocks: its size follows the data, not C.
     at::Tensor scratch;

@@ -4,6 +4,7 @@
 // values, that was a fifth of the observers' time. These loops write into a buffer the caller reuses.
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "observers/channel_kernel.h"
 
@@ -32,6 +33,74 @@ void to_channels_first(const float* src, int64_t outer, int64_t channels, int64_
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t c = 0; c < channels; ++c)
       std::memcpy(dst + (c * outer + o) * inner, src + (o * channels + c) * inner, inner * sizeof(float));
+}
+
+void ChannelMoments::resize(int64_t channels) {
+  for (auto* v : {&s1, &s2, &s3, &s4, &above}) v->assign(channels, 0.0);
+}
+
+namespace {
+
+// Float32 partial sums of one block of rows, per channel, for the row-walking loops below: five arrays of
+// C values that the inner loop over channels updates side by side (it vectorises), flushed into the
+// float64 sums every kMomentBlock rows. Grown once per thread, never shrunk.
+struct MomentBlock {
+  std::vector<float> a1, a2, a3, a4, n;
+  void start(int64_t channels) {
+    for (auto* v : {&a1, &a2, &a3, &a4, &n}) v->assign(channels, 0.0f);
+  }
+  void add_row(const float* row, int64_t channels) {
+    float *p1 = a1.data(), *p2 = a2.data(), *p3 = a3.data(), *p4 = a4.data(), *pn = n.data();
+    for (int64_t c = 0; c < channels; ++c) {
+      const float v = row[c], v2 = v * v;
+      p1[c] += v;
+      p2[c] += v2;
+      p3[c] += v2 * v;
+      p4[c] += v2 * v2;
+      pn[c] += (v >= kOutlierMagnitude || v <= -kOutlierMagnitude) ? 1.0f : 0.0f;
+    }
+  }
+  void flush(ChannelMoments& m, int64_t channels) {
+    for (int64_t c = 0; c < channels; ++c) flush_moments(m, c, a1[c], a2[c], a3[c], a4[c], n[c]);
+    start(channels);
+  }
+};
+
+}  // namespace
+
+void to_channels_first_moments(const float* src, int64_t rows, int64_t channels, float* dst, ChannelMoments& m) {
+  m.resize(channels);
+  thread_local MomentBlock b;
+  b.start(channels);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = src + r * channels;
+    for (int64_t c = 0; c < channels; ++c) dst[c * rows + r] = row[c];
+    b.add_row(row, channels);
+    if ((r + 1) % kMomentBlock == 0 || r + 1 == rows) b.flush(m, channels);
+  }
+}
+
+void channel_moments_cpu(const float* data, int64_t outer, int64_t channels, int64_t inner, ChannelMoments& m) {
+  m.resize(channels);
+  for (int64_t c = 0; c < channels; ++c) {
+    float a1 = 0, a2 = 0, a3 = 0, a4 = 0, n = 0;
+    int64_t in_block = 0;
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t i = 0; i < inner; ++i) {
+        const float v = data[(o * channels + c) * inner + i], v2 = v * v;
+        a1 += v;
+        a2 += v2;
+        a3 += v2 * v;
+        a4 += v2 * v2;
+        n += (v >= kOutlierMagnitude || v <= -kOutlierMagnitude) ? 1.0f : 0.0f;
+        if (++in_block == kMomentBlock) {
+          flush_moments(m, c, a1, a2, a3, a4, n);
+          a1 = a2 = a3 = a4 = n = 0;
+          in_block = 0;
+        }
+      }
+    if (in_block) flush_moments(m, c, a1, a2, a3, a4, n);
+  }
 }
 
 }  // namespace qreport::observers

@@ -18,6 +18,7 @@ struct AxisView {
   int64_t outer, c, inner;
   bool rows;
   RankWindows* windows = nullptr;  // CPU path: this axis's learnt windows
+  bool moments_read = false;       // CPU path: the copy into `data` already summed the moments
 };
 
 }  // namespace
@@ -28,18 +29,21 @@ struct ObservationPoint::Impl {
   std::map<int, MinMaxObserver> minmax;
   std::map<std::pair<int, float>, PercentileObserver> percentile;
   std::optional<HistogramObserver> histogram;
+  std::map<int, MomentsObserver> moments;
   std::set<int> axes;  // channel axes some statistic wants, fixed before the first batch
   // CPU path: per-axis scratch, reused across batches.
   ChannelBatchStats batch;
   std::vector<int64_t> ranks;
   std::vector<PercentileObserver*> accepted;
   std::map<int, RankWindows> windows;  // per channel axis
+  ChannelMoments batch_moments;
   GrowingBuffer reordered;  // a reordered copy of the batch
   // Host copies, filled by finalize().
   std::optional<RangeSummary> range_summary;
   std::map<int, MinMaxSummary> minmax_summary;
   std::map<std::pair<int, float>, PercentileSummary> percentile_summary;
   std::optional<HistogramSummary> histogram_summary;
+  std::map<int, MomentsSummary> moments_summary;
   // NaN/inf counts: on the host for CPU tensors; for device tensors in `device_counts` ([nan, +inf, -inf,
   // first call], int64 on the device), updated without a sync and read by finalize().
   NonFiniteCount non_finite;
@@ -75,10 +79,12 @@ void ObservationPoint::Impl::for_each_axis(const at::Tensor& x, bool cpu, F&& fn
   for (int axis : axes) {
     auto mm = minmax.find(axis);
     MinMaxObserver* want_mm = mm != minmax.end() && mm->second.accept(x) ? &mm->second : nullptr;
+    auto mo = moments.find(axis);
+    MomentsObserver* want_mo = mo != moments.end() && mo->second.accept(x) ? &mo->second : nullptr;
     accepted.clear();
     for (auto& [key, obs] : percentile)
       if (key.first == axis && obs.accept(x)) accepted.push_back(&obs);
-    if (!want_mm && accepted.empty()) continue;
+    if (!want_mm && accepted.empty() && !want_mo) continue;
 
     const int a = resolve_axis(axis, x.dim());  // accept() checked that it exists
     AxisView v{x, nullptr, 1, x.size(a), 1, false};
@@ -93,7 +99,7 @@ void ObservationPoint::Impl::for_each_axis(const at::Tensor& x, bool cpu, F&& fn
         v.inner = m;
         v.outer = 1;
       }
-      fn(v, want_mm);
+      fn(v, want_mm, want_mo);
       continue;
     }
     v.data = x.data_ptr<float>();
@@ -110,10 +116,15 @@ void ObservationPoint::Impl::for_each_axis(const at::Tensor& x, bool cpu, F&& fn
       v = AxisView{x, dst, m, v.c, 1, true, v.windows};
     } else if (v.inner < kMinRun && v.outer > 1) {
       float* dst = reordered.get(x.numel());
-      to_channels_first(v.data, v.outer, v.c, v.inner, dst);
-      v = AxisView{x, dst, 1, v.c, m, false, v.windows};
+      // A Linear's input of more tokens than the rows kernel takes: the copy's read sums the moments.
+      const bool sum_here = want_mo && v.inner == 1;
+      if (sum_here)
+        to_channels_first_moments(v.data, v.outer, v.c, dst, batch_moments);
+      else
+        to_channels_first(v.data, v.outer, v.c, v.inner, dst);
+      v = AxisView{x, dst, 1, v.c, m, false, v.windows, sum_here};
     }
-    fn(v, want_mm);
+    fn(v, want_mm, want_mo);
   }
 }
 
@@ -122,12 +133,19 @@ void ObservationPoint::Impl::for_each_axis(const at::Tensor& x, bool cpu, F&& fn
 // histogram. Without any channel statistic, the range statistic takes its own read.
 std::optional<std::pair<float, float>> ObservationPoint::Impl::observe_cpu(const at::Tensor& x) {
   std::optional<std::pair<float, float>> seen;
-  for_each_axis(x, true, [&](const AxisView& v, MinMaxObserver* mm) {
+  for_each_axis(x, true, [&](const AxisView& v, MinMaxObserver* mm, MomentsObserver* mo) {
     const int64_t c = v.c;
-    if (v.rows)
-      channel_stats_rows_cpu(v.data, v.outer, c, ranks, batch);
-    else
+    if (v.rows) {
+      channel_stats_rows_cpu(v.data, v.outer, c, ranks, batch, mo ? &batch_moments : nullptr);
+    } else {
+      // Only a single row, or an axis that is not innermost, reaches here without its moments summed.
+      if (mo && !v.moments_read) channel_moments_cpu(v.data, v.outer, c, v.inner, batch_moments);
       channel_stats_cpu(v.data, v.outer, c, v.inner, ranks, batch, v.windows);
+    }
+    if (mo) {
+      const ChannelMoments& b = batch_moments;
+      mo->update(b.s1.data(), b.s2.data(), b.s3.data(), b.s4.data(), b.above.data(), c, v.outer * v.inner);
+    }
     if (mm) mm->update(batch.min.data(), batch.max.data(), c);
     for (size_t r = 0; r < accepted.size(); ++r)
       accepted[r]->update(batch.min.data(), batch.kth.data() + r * c, batch.max.data(), c);
@@ -158,8 +176,8 @@ void ObservationPoint::Impl::observe_device(const at::Tensor& xin) {
   if (xin.is_cuda()) {  // fused kernels; the rare per-tensor range keeps ATen's aminmax
     at::Tensor x = xin.contiguous();
     if (range) range->observe(x);
-    for_each_axis(x, false, [&](const AxisView& v, MinMaxObserver* mm) {
-      cuda_channel_stats(v.tensor, v.outer, v.c, v.inner, mm, accepted, ranks);
+    for_each_axis(x, false, [&](const AxisView& v, MinMaxObserver* mm, MomentsObserver* mo) {
+      cuda_channel_stats(v.tensor, v.outer, v.c, v.inner, mm, accepted, ranks, mo);
     });
     return;
   }
@@ -168,6 +186,7 @@ void ObservationPoint::Impl::observe_device(const at::Tensor& xin) {
   if (range) range->observe(x);
   for (auto& [axis, obs] : minmax) obs.observe(x);
   for (auto& [key, obs] : percentile) obs.observe(x);
+  for (auto& [axis, obs] : moments) obs.observe(x);
 }
 
 ObservationPoint::ObservationPoint() : impl_(std::make_unique<Impl>()) {}
@@ -184,6 +203,11 @@ void ObservationPoint::want_minmax(int ch_axis) {
 }
 void ObservationPoint::want_percentile(int ch_axis, float q) {
   impl_->percentile.try_emplace({ch_axis, q}, ch_axis, q);
+  impl_->axes.insert(ch_axis);
+}
+
+void ObservationPoint::want_moments(int ch_axis) {
+  impl_->moments.try_emplace(ch_axis, ch_axis);
   impl_->axes.insert(ch_axis);
 }
 
@@ -276,6 +300,7 @@ void ObservationPoint::finalize(int64_t batches) {
   if (impl_->range) impl_->range_summary = impl_->range->finalize();
   for (auto& [axis, obs] : impl_->minmax) impl_->minmax_summary[axis] = obs.finalize();
   for (auto& [key, obs] : impl_->percentile) impl_->percentile_summary[key] = obs.finalize();
+  for (auto& [axis, obs] : impl_->moments) impl_->moments_summary[axis] = obs.finalize();
   if (impl_->histogram) impl_->histogram_summary = impl_->histogram->finalize();
 }
 
@@ -305,6 +330,11 @@ void ObservationPoint::restore(Finished f) {
   impl_->minmax_summary = std::move(f.minmax);
   impl_->percentile_summary = std::move(f.percentile);
   impl_->histogram_summary = std::move(f.histogram);
+}
+
+const MomentsSummary* ObservationPoint::moments(int ch_axis) const {
+  auto it = impl_->moments_summary.find(ch_axis);
+  return it == impl_->moments_summary.end() ? nullptr : &it->second;
 }
 
 const HistogramSummary* ObservationPoint::histogram() const {

@@ -60,6 +60,17 @@ struct PercentileSummary {
   std::string invalid;
 };
 
+// LLM.int8()-style per-channel statistics (issue 24 item 6), summed over every batch: how many values
+// each channel had (its tokens, for a Linear's input features), how many of them had |x| >= 6, and the
+// sums of x, x^2, x^3 and x^4 in float64 (the layer's kurtosis; channel_kernel.h says how they are
+// accumulated). Counts and sums, so two states merge by addition. Not saved in statistics files.
+struct MomentsSummary {
+  int axis = -1;      // the axis used, counted from the front (-1: nothing observed)
+  int64_t rows = 0;   // values per channel
+  std::vector<double> above, s1, s2, s3, s4;
+  std::string invalid;
+};
+
 // PyTorch's HistogramObserver state (bins over [min_val, max_val], merged across batches as PyTorch
 // merges them) plus what the quantization-error estimate needs: the exact sum of squares and the count.
 struct HistogramSummary {
@@ -155,6 +166,7 @@ class ObservationPoint {
   void want_minmax(int ch_axis);
   void want_percentile(int ch_axis, float q);
   void want_histogram();
+  void want_moments(int ch_axis);
 
   // Updates every wanted statistic with one observed tensor (any dtype, any device).
   void observe(const at::Tensor& x);
@@ -169,6 +181,8 @@ class ObservationPoint {
   const MinMaxSummary* minmax(int ch_axis) const;
   const PercentileSummary* percentile(int ch_axis, float q) const;
   const HistogramSummary* histogram() const;
+  // nullptr where not wanted, and for a point restored from saved statistics (they do not hold it).
+  const MomentsSummary* moments(int ch_axis) const;
 
   // The finished statistics, all of them (lib/stats saves and merges these), and a point rebuilt from
   // saved ones: restore() stands for observe() and finalize().

@@ -79,6 +79,30 @@ class PercentileObserver {
   std::string invalid_;
 };
 
+// MomentsSummary's running sums. CPU: update() from the kernels' ChannelMoments into host vectors. Other
+// devices: observe() with ATen ops in float64 on the device; CUDA: device_state() for the fused kernel.
+class MomentsObserver {
+ public:
+  explicit MomentsObserver(int ch_axis) : ch_axis_(ch_axis) {}
+  int ch_axis() const { return ch_axis_; }
+  bool accept(const at::Tensor& x);
+  void update(const double* s1, const double* s2, const double* s3, const double* s4, const double* above,
+              int64_t channels, int64_t rows);
+  void observe(const at::Tensor& x);
+  // The running [5, C] float64 sums (s1, s2, s3, s4, above) on x's device, zeros at first use; counts rows.
+  double* device_state(const at::Tensor& like, int64_t channels, int64_t rows);
+  MomentsSummary finalize() const;
+
+ private:
+  int ch_axis_;
+  int axis_used_ = -1;
+  int64_t channels_ = -1;
+  int64_t rows_ = 0;
+  std::vector<double> sums_;  // host path: [5, C]
+  at::Tensor sums_t_;         // device path
+  std::string invalid_;
+};
+
 // PyTorch's HistogramObserver(bins=2048).forward, replayed with the same float32 operations
 // (docs/quantization-error.md), merging batches as the PyTorch qreport is built against does
 // (HistogramMerge, observers.h). kGrid: PyTorch 1.12-2.4's algorithm (upsample_rate 128); unlike PyTorch
@@ -113,7 +137,8 @@ double add_repeated(double acc, double v, int64_t n);
 // One fused CUDA kernel call for every statistic on one channel axis of a contiguous float32 CUDA
 // tensor viewed as [outer, C, inner] (channel_kernel_cuda.h). No host synchronisation.
 void cuda_channel_stats(const at::Tensor& x, int64_t outer, int64_t channels, int64_t inner, MinMaxObserver* minmax,
-                        const std::vector<PercentileObserver*>& percentiles, const std::vector<int64_t>& ranks);
+                        const std::vector<PercentileObserver*>& percentiles, const std::vector<int64_t>& ranks,
+                        MomentsObserver* moments = nullptr);
 #endif
 
 // ch_axis counted from the front of a dim-d tensor: -1 is the last axis. May be out of range.

@@ -22,6 +22,7 @@ std::vector<detectors::ObservationRequest> plan_requests(
       if (req.minmax_axis) point.want_minmax(*req.minmax_axis);
       if (req.percentile) point.want_percentile(req.percentile->first, req.percentile->second);
       if (req.histogram) point.want_histogram();
+      if (req.moments_axis) point.want_moments(*req.moments_axis);
       plan.route(req.fqn, req.side, id);
       routed.push_back(req);
     }

@@ -424,6 +424,8 @@ std::string to_html(const Report& r) {
     out += "</tbody></table>";
     out += plots(res, found);
     out += modules_table(res);
+    if (res.name == "outlier_detector")
+      if (const auto* llm = llm_int8_of(r)) out += llm_int8_html(*llm);
     std::string caveat = res.name == "per_channel_detector" ? per_channel_caveat(r) : "";
     out += "<details><summary>Report text</summary><pre>" + escape(head_lines(res.text)) +
            (caveat.empty() ? "" : "\n" + escape(caveat)) + "</pre></details></details></section>";

@@ -97,6 +97,11 @@ std::string to_text(const Inspection& inspection);
 // Self-contained HTML (inline CSS and SVG, no script, no network): a section per detector with tables
 // and plots.
 std::string to_html(const Report& report);
+// The outlier detector's "llm_int8" summary when it is an object (not null), and its text and HTML
+// (llm_report.cpp).
+const detectors::Value* llm_int8_of(const Report& report);
+std::string llm_int8_text(const detectors::Value& summary);
+std::string llm_int8_html(const detectors::Value& summary);
 
 // The tensor-level and channel-level tables of a saved JSON report (like ModelReportVisualizer's),
 // keeping modules whose fqn contains module_filter and features whose name contains feature_filter.

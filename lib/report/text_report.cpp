@@ -15,6 +15,7 @@ std::string to_text(const Report& r) {
     if (res.name == "per_channel_detector")
       if (const std::string caveat = per_channel_caveat(r); !caveat.empty()) out += caveat + "\n";
   }
+  if (const auto* llm = llm_int8_of(r)) out += "\n== outliers the LLM way (outlier_detector.llm_int8) ==\n" + llm_int8_text(*llm);
   if (r.simulation.ran && r.simulation.configs.size() == 2) {
     const auto& d = r.simulation.configs[0];
     const auto& q = r.simulation.configs[1];

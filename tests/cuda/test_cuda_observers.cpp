@@ -103,6 +103,37 @@ TEST_CASE("a wide Linear input (4096 features, 64 rows) and min/max alone") {
   }
 }
 
+// The LLM.int8() sums: the CUDA kernel's first digit pass (float64 per thread) against the CPU kernels
+// (float32 blocks of 64, then float64): counts equal, sums within the CPU path's rounding bound.
+TEST_CASE("LLM.int8() moments of Linear inputs: one block per channel and several") {
+  at::manual_seed(16);
+  for (int64_t rows : {300, 40000}) {  // 40000 values per channel: several blocks, atomics across them
+    CAPTURE(rows);
+    at::Tensor x = at::randn({rows, 24}) * 3;
+    x.select(1, 5).mul_(5);
+    std::vector<MomentsSummary> got;
+    for (const auto& device : {at::Device(at::kCPU), at::Device(at::kCUDA, 0)}) {
+      ObservationPoint p;
+      p.want_minmax(-1);
+      p.want_percentile(-1, 0.975f);
+      p.want_moments(-1);
+      p.observe(x.to(device));
+      p.observe(x.to(device) * 0.5);
+      p.finalize();
+      got.push_back(*p.moments(-1));
+    }
+    CHECK(got[0].rows == got[1].rows);
+    CHECK(got[0].above == got[1].above);
+    at::Tensor d = x.to(at::kDouble);
+    for (int k = 0; k < 4; ++k) {
+      const auto& a = k == 0 ? got[0].s1 : k == 1 ? got[0].s2 : k == 2 ? got[0].s3 : got[0].s4;
+      const auto& b = k == 0 ? got[1].s1 : k == 1 ? got[1].s2 : k == 2 ? got[1].s3 : got[1].s4;
+      at::Tensor scale = d.abs().pow(k + 1).sum(0) * 2;
+      for (int64_t c = 0; c < 24; ++c) CHECK(std::fabs(a[c] - b[c]) <= 64 * 6e-8 * scale[c].item<double>());
+    }
+  }
+}
+
 TEST_CASE("a second GPU (cuda:1): kernels launch on the tensor's device") {
   if (torch::cuda::device_count() < 2) {
     MESSAGE("one GPU: cuda:1 not tested");

@@ -105,6 +105,11 @@ def main():
             e.pop(k, None)
         for m in e["modules"].values():
             m.pop("sqnr_db", None)
+        # Statistics files do not hold the LLM.int8() sums: the report from them says so (docs/statistics.md).
+        o = j["detectors"]["outlier_detector"]
+        llm = o.pop("llm_int8")
+        if path.endswith("again.json") and list(llm) != ["unavailable"]:
+            failures.append(f"round trip: llm_int8 {str(llm)[:80]}, want unavailable")
         j["warnings"] = [w for w in j["warnings"] if "sqnr_db" not in w]
         return json.dumps(j, sort_keys=True)
     if without_measured(f"{T}/direct.json") != without_measured(f"{T}/again.json"):
