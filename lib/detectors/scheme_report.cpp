@@ -138,7 +138,7 @@ std::string scheme_text(const DetectorResult& r, const LayerErrorMeasurement& me
     for (const auto& [name, v] : schemes->members) {
       out += "    " + name + std::string(width - name.size(), ' ');
       if (v.type != Value::Type::Object) {
-        out += "    null    null    null\n";
+        out += "  not quantized by torchao here (the warnings say why)\n";
         continue;
       }
       const Value* in = member(v, "input_sqnr_db");
