@@ -231,6 +231,13 @@ int main(int argc, char** argv) {
                     "Also run the batches with every Linear/Conv input and weight fake-quantized (default_qconfig, "
                     "then the recommended mapping) and report the model's output SQNR and each layer's: a second "
                     "pass, about three forwards per batch");
+  std::string schemes_arg;
+  auto* schemes_opt = analyze->add_option(
+      "--schemes", schemes_arg,
+      "Also measure each Linear/Conv layer under these quantization schemes, with torchao 0.18.0's numerics: "
+      "a comma list of int8-static, int8-weight-only, int8-dynamic, int4-weight-only-gG (G = 32, 64, 128; "
+      "default 128), fp8-dynamic, fp8-dynamic-per-row, smoothquant. Per layer and scheme: weight, input and "
+      "local output SQNR (docs/quantization-error.md), in the error detector's second pass");
   bool no_cast = false;
   analyze->add_flag("--no-cast", no_cast,
                     "Make floating calibration data of another dtype than the model's parameters an input error "
@@ -374,6 +381,7 @@ int main(int argc, char** argv) {
       return kExitOk;
     }
     o.detectors = parse_detectors(detectors_arg);
+    if (schemes_opt->count()) o.schemes = schemes::parse(schemes_arg);
     o.ch_axis = detectors::parse_ch_axis(ch_axis_arg);
     if (inspect->parsed()) {
       check_output_is_not_input(output, {o.model_path});
@@ -388,9 +396,9 @@ int main(int argc, char** argv) {
     if (!from_stats && o.calib_path.empty())
       throw UsageError("--calib is required (or, for qreport report, --stats FILE...)");
     if (from_stats && (batch_size_opt->count() || max_batches_opt->count() || o.simulate || !o.save_stats.empty() ||
-                       error_batches_opt->count()))
-      throw UsageError("--stats reads saved statistics: --batch-size, --max-batches, --simulate, --save-stats and "
-                       "--error-batches need the calibration data (qreport analyze --calib)");
+                       error_batches_opt->count() || schemes_opt->count()))
+      throw UsageError("--stats reads saved statistics: --batch-size, --max-batches, --simulate, --save-stats, "
+                       "--error-batches and --schemes need the calibration data (qreport analyze --calib)");
     // A layer's SQNR is its output's, measured on data: saved statistics cannot judge that gate.
     if (from_stats && std::find(fail_on.begin(), fail_on.end(), "sqnr") != fail_on.end())
       throw UsageError("--fail-on sqnr needs the layers' output SQNR, which is measured on the calibration data: "

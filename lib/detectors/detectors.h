@@ -221,11 +221,28 @@ struct LayerEnergy {
   double noise = 0.0;   // sum of (y_q - y)^2
   int64_t calls = 0;
 };
+// One layer under one --schemes scheme (lib/schemes), measured in the same pass: the weight's energies,
+// the input's (absent for weight-only schemes), and the layer's local output error, all summed in float64.
+struct SchemeEnergy {
+  std::string not_applicable;  // why the scheme leaves this layer unquantized ("" where it was measured)
+  double weight_signal = 0.0, weight_noise = 0.0;
+  bool has_input = false;
+  double input_signal = 0.0, input_noise = 0.0;
+  double output_signal = 0.0, output_noise = 0.0;
+  // smoothquant: the alpha chosen, and the local output noise of int8-dynamic without smoothing (the gain's
+  // reference).
+  std::optional<double> alpha;
+  double reference_noise = 0.0;
+};
 struct LayerErrorMeasurement {
   int64_t batches = 0;        // the batches the second pass ran over (0: no pass, e.g. qreport report)
   int64_t total_batches = 0;  // the calibration batches
   std::string unavailable;    // why there is no measurement, when batches == 0
   std::map<std::string, LayerEnergy> layers;  // by Linear/Conv fqn
+  // --schemes, in the order given ("int8-static" is completed from the fields above), and per layer
+  // (fqn) and scheme name what was measured; a layer or scheme missing here was not measured.
+  std::vector<std::string> schemes;
+  std::map<std::string, std::map<std::string, SchemeEnergy>> scheme_energy;
 };
 
 // Completes the quantization-error detector's result once the mapping is decided and the layers'

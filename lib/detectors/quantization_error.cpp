@@ -13,16 +13,11 @@
 #include "common/errors.h"
 #include "common/text.h"
 #include "detectors/detectors.h"
+#include "detectors/scheme_report.h"
 #include "model/model.h"
 
 namespace qreport::detectors {
-namespace {
 
-using observers::QParams;
-
-constexpr int64_t kHistogramDstBins = 256;              // 2^bits of quint8, HistogramObserver.dst_nbins
-
-// 10 log10(signal / noise); nullopt (with the reason) where that is not a finite number.
 std::optional<double> sqnr_db(double signal, double noise, std::string* why) {
   // Checked first: a NaN compares false with everything, and read as "zero signal" or "exact" below.
   if (!std::isfinite(signal) || !std::isfinite(noise)) {
@@ -45,6 +40,12 @@ std::optional<double> sqnr_db(double signal, double noise, std::string* why) {
   }
   return db;
 }
+
+namespace {
+
+using observers::QParams;
+
+constexpr int64_t kHistogramDstBins = 256;              // 2^bits of quint8, HistogramObserver.dst_nbins
 
 Value db_or_null(std::optional<double> v) { return v ? Value::number(*v) : Value::null(); }
 
@@ -370,7 +371,8 @@ std::vector<std::string> finish_quantization_error(DetectorResult& r, const mode
                                        {"sqnr_db", Value::number(k.db)},
                                        {"limited_by", k.limited_by.empty() ? Value::null() : Value::string(k.limited_by)}}));
   r.summary = {{"worst_layers", list}, {"error_batches_used", Value::integer(measured.batches)}};
-  r.text = error_text(r, ranked, measured);
+  for (auto& w : add_scheme_fields(r, measured)) warnings.push_back(w);
+  r.text = error_text(r, ranked, measured) + scheme_text(r, measured);
   return warnings;
 }
 

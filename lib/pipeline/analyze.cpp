@@ -144,6 +144,11 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job, s
       }))
     throw UsageError("--simulate needs the error detector (its input statistics set the simulated quantizers): "
                      "add error to --detectors");
+  if (!o.schemes.empty() && std::none_of(dets.begin(), dets.end(), [](const auto& d) {
+        return d->name() == "quantization_error_detector";
+      }))
+    throw UsageError("--schemes needs the error detector (it measures each layer's error under them): "
+                     "add error to --detectors");
   c10::Device device = parse_device(o.device);
   // IEEE float32 convolutions on a GPU: PyTorch lets cuDNN use TF32 (10-bit mantissa) by default, which
   // moves activations by ~1e-3 relative, and the statistics would no longer be the float32 model's (nor
@@ -263,6 +268,7 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job, s
       return args;
     };
     in.on_batch = [&](size_t done, size_t) { archive.release(mine[done - 1]); };
+    in.schemes = o.schemes;
     return in;
   };
   if (!o.save_stats.empty() || job) {

@@ -9,6 +9,7 @@
 #include "detectors/detectors.h"
 #include "distributed/distributed.h"
 #include "report/report.h"
+#include "schemes/schemes.h"
 
 namespace qreport::pipeline {
 
@@ -38,6 +39,9 @@ struct AnalyzeOptions {
   std::string save_stats;
   // --simulate: a second pass with fake-quantized Linear/Conv inputs and weights (needs the error detector).
   bool simulate = false;
+  // --schemes: each Linear/Conv layer is also measured under these torchao schemes (lib/schemes), in the
+  // error detector's second pass (needs the error detector).
+  std::vector<schemes::Scheme> schemes;
   // Called after each calibration batch with (batches done, total), and after each --simulate batch.
   std::function<void(size_t, size_t)> on_batch;
   std::function<void(size_t, size_t)> on_simulate_batch;

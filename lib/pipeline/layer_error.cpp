@@ -4,13 +4,16 @@
 
 #include <cmath>
 #include <limits>
+#include <algorithm>
 #include <map>
+#include <memory>
 
 #include "common/errors.h"
 #include "common/text.h"
 #include "instrumentation/instrumentation.h"
 #include "model/model.h"
 #include "observers/observers.h"
+#include "pipeline/scheme_error.h"
 
 namespace qreport::pipeline {
 namespace {
@@ -40,6 +43,7 @@ struct Layer {
   InputQuantizer input;
   at::Tensor signal, noise;  // float64 scalars
   int64_t calls = 0;
+  std::unique_ptr<LayerSchemes> schemes;  // --schemes only
 };
 
 std::optional<observers::QParams> qparams_of(const detectors::Fields& f, const std::string& kind, int64_t qmax) {
@@ -131,6 +135,10 @@ void measure_layer_error(const LayerErrorInput& in, report::Report& rep) {
     l.input = iq;
     l.signal = at::zeros({}, l.original.options().dtype(at::kDouble));
     l.noise = at::zeros({}, l.original.options().dtype(at::kDouble));
+    if (!in.schemes.empty()) {
+      const model::ModuleNode* node = model.tree().find(m.fqn);
+      l.schemes = std::make_unique<LayerSchemes>(in.schemes, node ? node->kind.conv_dims : 0, l.original);
+    }
     auto [sit, inserted] = site_index.try_emplace(*site, at_site.size());
     if (inserted) {
       at_site.emplace_back();
@@ -152,25 +160,36 @@ void measure_layer_error(const LayerErrorInput& in, report::Report& rep) {
       l.signal.add_(y.square().sum());
       l.noise.add_((yq - y).square().sum());
       ++l.calls;
+      if (l.schemes) l.schemes->measure(x, y, [&](const at::Tensor& xs, const at::Tensor& ws) { return apply(l, xs, ws); });
     }
+  };
+  // smoothquant's smoothing factor needs each input feature's max |x| over the pass's batches first.
+  const bool maxima = std::any_of(layers.begin(), layers.end(), [](const Layer& l) {
+    return l.schemes && l.schemes->needs_input_maxima();
+  });
+  instrumentation::ObserveSink maxima_sink = [&](int64_t id, const at::Tensor& x) {
+    if (!x.is_floating_point()) return;
+    for (size_t k : at_site[static_cast<size_t>(id)])
+      if (layers[k].schemes) layers[k].schemes->observe_maxima(x.to(at::kFloat));
   };
 
   detectors::LayerErrorMeasurement measured;
   measured.total_batches = static_cast<int64_t>(in.total_batches);
   {
     c10::InferenceMode inference;
-    for (size_t k = 0; k < in.batches; ++k) {
-      if (interrupt_requested())
-        throw Interrupted("interrupted while measuring the layers' output SQNR; no report written");
-      std::vector<c10::IValue> args = in.batch(k);
-      try {
-        instr.run(std::move(args), sink);
-      } catch (const c10::Error& e) {
-        throw ModelError("the model's forward failed while measuring the layers' output SQNR on batch " +
-                         std::to_string(k) + ": " + root_cause_line(e.what()));
+    for (int pass = maxima ? 0 : 1; pass < 2; ++pass)
+      for (size_t k = 0; k < in.batches; ++k) {
+        if (interrupt_requested())
+          throw Interrupted("interrupted while measuring the layers' output SQNR; no report written");
+        std::vector<c10::IValue> args = in.batch(k);
+        try {
+          instr.run(std::move(args), pass == 0 ? maxima_sink : sink);
+        } catch (const c10::Error& e) {
+          throw ModelError("the model's forward failed while measuring the layers' output SQNR on batch " +
+                           std::to_string(k) + ": " + root_cause_line(e.what()));
+        }
+        if (pass == 1 && in.on_batch) in.on_batch(k + 1, in.batches);
       }
-      if (in.on_batch) in.on_batch(k + 1, in.batches);
-    }
   }
   measured.batches = static_cast<int64_t>(in.batches);
   if (measured.batches == 0) measured.unavailable = "there were no calibration batches to measure it on";
@@ -180,7 +199,9 @@ void measure_layer_error(const LayerErrorInput& in, report::Report& rep) {
     e.signal = l.signal.item<double>();
     e.noise = l.noise.item<double>();
     measured.layers[l.fqn] = e;
+    if (l.schemes && l.calls > 0) measured.scheme_energy[l.fqn] = l.schemes->finish();
   }
+  for (const auto& s : in.schemes) measured.schemes.push_back(s.name);
   for (auto& w : detectors::finish_quantization_error(*r, model, rep.qconfig, measured)) rep.warnings.push_back(w);
 }
 

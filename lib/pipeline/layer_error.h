@@ -11,6 +11,7 @@
 
 #include "detectors/detectors.h"
 #include "report/report.h"
+#include "schemes/schemes.h"
 
 namespace qreport::pipeline {
 
@@ -21,6 +22,10 @@ struct LayerErrorInput {
   // Forward's arguments for the pass's k-th batch, on the run's device (the same preparation as calibration).
   std::function<std::vector<c10::IValue>(size_t)> batch;
   std::function<void(size_t, size_t)> on_batch;
+  // --schemes: each layer is also measured under these (lib/schemes) in the same pass. Empty: the pass
+  // does exactly what it did without them (no extra work or allocation per batch). With smoothquant, the
+  // batches run once more first, for the input's per-feature maxima that its smoothing factor needs.
+  std::vector<schemes::Scheme> schemes;
 };
 
 // Measures the layers of the quantization-error detector's result in `rep` (nothing when that detector

@@ -345,6 +345,46 @@ std::string worst_layers(const Report& r) {
   return out + "</tbody></table></section>";
 }
 
+// --schemes: one table of every layer's local output SQNR per scheme (the summary), then, folded, a table
+// per layer with the scheme's weight, input and output SQNR (and SmoothQuant's alpha and gain).
+std::string schemes_section(const Report& r) {
+  const auto* err = result_named(r, "quantization_error_detector");
+  if (!err || err->modules.empty() || !find_field(err->modules.front().fields, "schemes")) return "";
+  const Value* first = find_field(err->modules.front().fields, "schemes");
+  auto get = [](const Value& v, const char* key) -> std::optional<double> {
+    for (const auto& [k, m] : v.members)
+      if (k == key) return number(&m);
+    return std::nullopt;
+  };
+  std::string out = "\n<section id=\"schemes\"><h2>Schemes</h2><p>Each layer's local output SQNR in dB under each "
+                    "scheme (torchao 0.18.0 numerics: the layer on its quantized input and weight against the float "
+                    "layer); – where the scheme leaves the layer in float.</p><div class=\"scroll\"><table><thead>"
+                    "<tr><th>layer</th>";
+  for (const auto& [name, v] : first->members) out += "<th>" + escape(name) + "</th>";
+  out += "</tr></thead><tbody>";
+  std::string details;
+  for (const auto& m : err->modules) {
+    const Value* sc = find_field(m.fields, "schemes");
+    if (!sc) continue;
+    out += "<tr><td><code>" + escape(m.fqn) + "</code></td>";
+    details += "<h4><code>" + escape(m.fqn) + "</code></h4><table><thead><tr><th>scheme</th><th>weight dB</th>"
+               "<th>input dB</th><th>output dB</th><th>SmoothQuant</th></tr></thead><tbody>";
+    for (const auto& [name, v] : sc->members) {
+      out += "<td>" + db(get(v, "output_sqnr_db")) + "</td>";
+      const auto alpha = get(v, "alpha");
+      char note[64] = "";
+      if (alpha) std::snprintf(note, sizeof note, "alpha %.1f, gain %s dB", *alpha, db(get(v, "gain_db")).c_str());
+      details += "<tr><td>" + escape(name) + "</td><td>" + db(get(v, "weight_sqnr_db")) + "</td><td>" +
+                 db(get(v, "input_sqnr_db")) + "</td><td>" + db(get(v, "output_sqnr_db")) + "</td><td>" + note +
+                 "</td></tr>";
+    }
+    out += "</tr>";
+    details += "</tbody></table>";
+  }
+  return out + "</tbody></table></div><details><summary>Per layer: weight, input and output SQNR</summary>" +
+         details + "</details></section>";
+}
+
 std::string simulation(const Report& r) {
   if (!r.simulation.ran || r.simulation.configs.size() != 2) return "";
   const auto& d = r.simulation.configs[0];
@@ -407,6 +447,7 @@ std::string to_html(const Report& r) {
   auto found = findings(r);
   out += overview(r, found);
   out += worst_layers(r);
+  out += schemes_section(r);
   out += simulation(r);
   out += "\n<section id=\"findings\"><h2>Findings</h2>";
   out += found.empty() ? "<p class=\"none\">No findings.</p>" : grouped_table(found);
