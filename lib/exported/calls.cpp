@@ -75,6 +75,42 @@ std::vector<Slot> defs(const Step& step) {
   return out;
 }
 
+// Linear/Conv ops applying the weight of a module that is not the innermost call around them: that
+// module has no call of its own (MultiheadAttention applies out_proj.weight with F.linear inside its own
+// forward), so the op is its call, as on the TorchScript path (instrumentation's functional call sites).
+// MultiheadAttention's packed in_proj_weight belongs to no submodule and stays inside the mha call here.
+void add_functional_calls(const Json& nodes, Program::Impl& impl) {
+  static const std::set<std::string> kOps = {"aten::linear", "aten::conv1d", "aten::conv2d", "aten::conv3d"};
+  std::vector<ModuleCall> found;
+  for (size_t i = 0; i < impl.steps.size(); ++i) {
+    const Step& step = impl.steps[i];
+    if (!step.op || !kOps.count(step.op->schema().name()) || step.args.size() < 2) continue;
+    const Operand& weight = step.args[1];  // (input, weight, bias, ...) in both schemas
+    auto name = weight.kind == Operand::Value ? impl.state_name.find(weight.slot) : impl.state_name.end();
+    if (name == impl.state_name.end() || name->second.size() < 7 ||
+        name->second.compare(name->second.size() - 7, 7, ".weight") != 0)
+      continue;
+    const std::string owner = name->second.substr(0, name->second.size() - 7);
+    const std::vector<Entry> stack = module_stack(nodes.at(i));
+    if (!stack.empty() && stack.back().fqn == owner) continue;  // its own call
+    ModuleCall call;
+    call.fqn = owner;
+    call.leaf = true;
+    call.functional = step.op->schema().name();
+    call.nodes = {i};
+    found.push_back(std::move(call));
+  }
+  // The call a functional call sits in is no longer a leaf: on the TorchScript path its forward is
+  // inlined and the functional call site observed instead.
+  for (const ModuleCall& f : found)
+    for (ModuleCall& c : impl.calls)
+      if (std::find(c.nodes.begin(), c.nodes.end(), f.nodes[0]) != c.nodes.end()) c.leaf = false;
+  for (ModuleCall& c : found) impl.calls.push_back(std::move(c));
+  // Graph order: by first node (stable, so a call before the calls nested in it).
+  std::stable_sort(impl.calls.begin(), impl.calls.end(),
+                   [](const ModuleCall& a, const ModuleCall& b) { return a.nodes.front() < b.nodes.front(); });
+}
+
 }  // namespace
 
 void find_module_calls(const Json& graph, const Json& module_call_graph, Program::Impl& impl) {
@@ -98,6 +134,8 @@ void find_module_calls(const Json& graph, const Json& module_call_graph, Program
       if (k + 1 < stack.size()) call.leaf = false;  // a module call nested inside this one
     }
   }
+
+  add_functional_calls(nodes, impl);
 
   // Which step defines each slot and which steps use it, for the boundary of each call.
   std::vector<int> def_step(impl.slot_count, -1);

@@ -35,6 +35,9 @@ struct Module {
 struct ModuleCall {
   std::string fqn;
   bool leaf = false;                 // no module call nested inside (the TorchScript path's leaf call site)
+  // A module applied without a call of its own (MultiheadAttention's out_proj): the op that applies its
+  // weight, "aten::linear" or "aten::convNd", as the TorchScript path's functional call sites; "" otherwise.
+  std::string functional;
   std::vector<size_t> nodes;         // indices into the graph's nodes, in graph order
   std::vector<std::string> inputs;   // tensors used inside and made outside (parameters, buffers and
                                      // constants excluded), in order of first use: the activation first

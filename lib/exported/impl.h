@@ -116,6 +116,7 @@ struct Program::Impl {
   std::map<std::string, Slot> slot_of;            // graph value name -> slot
   std::map<std::string, at::Tensor> state;        // eager fqn -> parameter, buffer or constant
   std::vector<std::pair<Slot, at::Tensor>> state_slots;
+  std::map<Slot, std::string> state_name;         // state slot -> eager fqn
   std::vector<Step> steps;
   std::vector<Slot> outputs;                      // user outputs
   size_t slot_count = 0;

@@ -106,6 +106,7 @@ Slot state_slot(Program::Impl& impl, const std::string& graph_name, const std::s
   impl.slot_tensor.push_back(true);
   impl.slot_state.push_back(true);
   impl.state_slots.emplace_back(s, it->second);
+  impl.state_name[s] = fqn;
   return s;
 }
 

@@ -25,7 +25,9 @@ report::Inspection inspect_exported(const AnalyzeOptions& o) {
   out.model_path = o.model_path;
   std::map<std::string, int> calls;
   std::map<std::string, bool> leaf;
+  std::map<std::string, std::string> functional;
   for (const auto& c : program.calls()) {
+    if (!c.functional.empty()) functional[c.fqn] = c.functional;
     leaf[c.fqn] = leaf[c.fqn] || c.leaf;
     if (!c.leaf) continue;
     out.call_sites.push_back(c.fqn);
@@ -34,8 +36,15 @@ report::Inspection inspect_exported(const AnalyzeOptions& o) {
   for (const auto& m : program.modules()) {
     report::Inspection::Module row;
     row.fqn = m.fqn;
-    row.type_name = m.type_name.empty() ? "(never called)" : m.type_name;
+    row.type_name = !m.type_name.empty()         ? m.type_name
+                    : functional.count(m.fqn) ? "(class not recorded: no call of its own)"
+                                              : "(never called)";
     row.kind = model::classify(m.type_name).base;
+    if (functional.count(m.fqn)) {
+      row.functional = functional[m.fqn];
+      // Never called, so export recorded no class: the op that applies its weight says what it is.
+      if (m.type_name.empty()) row.kind = row.functional == "aten::linear" ? "Linear" : "Conv" + row.functional.substr(10);
+    }
     row.depth = 0;
     for (size_t i = 0; !m.fqn.empty() && i <= m.fqn.size(); ++i) row.depth += i == m.fqn.size() || m.fqn[i] == '.';
     row.call_sites = calls.count(m.fqn) ? calls[m.fqn] : 0;

@@ -64,6 +64,17 @@ r = subprocess.run([QREPORT, "inspect", M], capture_output=True, text=True, time
 check("inspect text", r.returncode == 0 and "fc  torch.nn.modules.linear.Linear [Linear]  called 1x" in r.stdout
       and "unused  (never called) [Other]  NEVER CALLED" in r.stdout, r.stdout + r.stderr)
 
+r = subprocess.run([QREPORT, "inspect", f"{FIX}/encoder.pt2", "--format", "json"], capture_output=True, text=True,
+                   timeout=120)
+out_proj = [m for m in json.loads(r.stdout)["modules"] if m["fqn"] == "self_attn.out_proj"] if r.returncode == 0 else []
+check("out_proj is a functional Linear call", out_proj and out_proj[0]["kind"] == "Linear" and
+      out_proj[0]["functional_op"] == "aten::linear" and out_proj[0]["call_sites"] == 1, r.stdout[-2000:] + r.stderr)
+
+import shutil  # noqa: E402
+shutil.copy(M, f"{TMP}/conv_linear.bin")
+r = subprocess.run([QREPORT, "inspect", f"{TMP}/conv_linear.bin"], capture_output=True, text=True, timeout=120)
+check("recognised by content, not extension", r.returncode == 0 and "called 2x" in r.stdout, r.stderr)
+
 # 3. Refusals and hostile archives.
 with open(M, "rb") as f:
     good = f.read()

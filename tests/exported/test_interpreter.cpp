@@ -2,8 +2,9 @@
 // what ExportedProgram.module() computed in Python, and the values observed at module-call boundaries
 // must be what forward hooks saw on the eager model. Fixtures: data/make_exported_fixtures.py, in the
 // folder named by QREPORT_EXPORTED_FIXTURES (tests/exported/test_exported.py makes them and runs this).
-#include <doctest/doctest.h>
-#include <torch/torch.h>
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -12,12 +13,13 @@
 
 #include "common/errors.h"
 #include "exported/exported.h"
+#include "test_support.h"  // doctest, after LibTorch's headers (glog's CHECK)
 
 using namespace qreport;
 
 namespace {
 
-std::string fixture(const std::string& name) {
+std::string pt2_fixture(const std::string& name) {
   const char* dir = std::getenv("QREPORT_EXPORTED_FIXTURES");
   REQUIRE_MESSAGE(dir, "QREPORT_EXPORTED_FIXTURES is not set (run tests/exported/test_exported.py)");
   return std::string(dir) + "/" + name;
@@ -48,10 +50,10 @@ double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
 static void check_against_python(const std::string& name, std::vector<int> batches) {
   INFO(name);
   at::set_num_threads(1);  // as the fixtures were computed: a reduction split otherwise rounds otherwise
-  exported::Program p = exported::Program::load(fixture(name + ".pt2"));
+  exported::Program p = exported::Program::load(pt2_fixture(name + ".pt2"));
   for (int n : batches) {
-    at::Tensor x = read_tensor(fixture(name + ".in" + std::to_string(n)));
-    at::Tensor expected = read_tensor(fixture(name + ".out" + std::to_string(n)));
+    at::Tensor x = read_tensor(pt2_fixture(name + ".in" + std::to_string(n)));
+    at::Tensor expected = read_tensor(pt2_fixture(name + ".out" + std::to_string(n)));
     std::vector<at::Tensor> out;
     {
       c10::InferenceMode guard;
@@ -66,11 +68,11 @@ static void check_against_python(const std::string& name, std::vector<int> batch
 TEST_CASE("the interpreter reproduces ExportedProgram.module() at two batch sizes") {
   check_against_python("conv_linear", {2, 5});
   check_against_python("encoder", {2, 3});  // attention, layer norms, sizes computed from the batch
-  CHECK(exported::Program::load(fixture("conv_linear.pt2")).input_names() == std::vector<std::string>({"x"}));
+  CHECK(exported::Program::load(pt2_fixture("conv_linear.pt2")).input_names() == std::vector<std::string>({"x"}));
 }
 
 TEST_CASE("module-call boundaries are the values forward hooks see") {
-  exported::Program p = exported::Program::load(fixture("conv_linear.pt2"));
+  exported::Program p = exported::Program::load(pt2_fixture("conv_linear.pt2"));
   std::map<int64_t, at::Tensor> seen;
   const std::vector<std::pair<std::string, exported::Side>> wanted = {
       {"conv", exported::Side::Input}, {"conv", exported::Side::Output}, {"fc", exported::Side::Input},
@@ -78,7 +80,7 @@ TEST_CASE("module-call boundaries are the values forward hooks see") {
   for (size_t id = 0; id < wanted.size(); ++id)
     CHECK(p.observe(wanted[id].first, wanted[id].second, static_cast<int64_t>(id)) == 1);
   CHECK(p.observe("relu", exported::Side::Input, 99) == 2);  // called twice: both calls
-  at::Tensor x = read_tensor(fixture("conv_linear.in5"));
+  at::Tensor x = read_tensor(pt2_fixture("conv_linear.in5"));
   {
     c10::InferenceMode guard;
     p.run({x}, [&](int64_t id, const at::Tensor& t) {
@@ -89,12 +91,12 @@ TEST_CASE("module-call boundaries are the values forward hooks see") {
     const std::string side = wanted[id].second == exported::Side::Input ? "input" : "output";
     INFO(wanted[id].first << " " << side);
     REQUIRE(seen.count(static_cast<int64_t>(id)));
-    CHECK(max_abs_diff(seen[static_cast<int64_t>(id)], read_tensor(fixture("conv_linear." + wanted[id].first + "." + side))) == 0.0);
+    CHECK(max_abs_diff(seen[static_cast<int64_t>(id)], read_tensor(pt2_fixture("conv_linear." + wanted[id].first + "." + side))) == 0.0);
   }
 }
 
 TEST_CASE("calls, modules and weights come from the program's metadata and signature") {
-  exported::Program p = exported::Program::load(fixture("conv_linear.pt2"));
+  exported::Program p = exported::Program::load(pt2_fixture("conv_linear.pt2"));
   std::vector<std::string> leaf_calls;
   for (const auto& c : p.calls())
     if (c.leaf) leaf_calls.push_back(c.fqn);
@@ -113,11 +115,27 @@ TEST_CASE("calls, modules and weights come from the program's metadata and signa
 }
 
 TEST_CASE("inputs that do not fit the program are input errors") {
-  exported::Program p = exported::Program::load(fixture("conv_linear.pt2"));
+  exported::Program p = exported::Program::load(pt2_fixture("conv_linear.pt2"));
   c10::InferenceMode guard;
   CHECK_THROWS_AS(p.run({at::zeros({2, 3, 9, 8})}), InputError);
   CHECK_THROWS_AS(p.run({at::zeros({2, 3, 8, 8}, at::kDouble)}), InputError);
   CHECK_THROWS_AS(p.run({}), InputError);
   CHECK_THROWS_WITH_AS(p.run({at::zeros({2, 3, 8})}),
                        "input 'x' has 3 dimensions (the program was exported for Float [batch, 3, 8, 8])", InputError);
+}
+
+TEST_CASE("a module applied inside another's call is a functional call (MultiheadAttention's out_proj)") {
+  exported::Program p = exported::Program::load(pt2_fixture("encoder.pt2"));
+  std::vector<std::string> leaf_calls;
+  for (const auto& c : p.calls())
+    if (c.leaf) leaf_calls.push_back(c.fqn + (c.functional.empty() ? "" : " (" + c.functional + ")"));
+  const std::vector<std::string> expected = {"self_attn.out_proj (aten::linear)", "dropout1", "norm1", "linear1",
+                                             "dropout", "linear2", "dropout2", "norm2"};
+  CHECK(leaf_calls == expected);
+  int64_t rows = -1;
+  CHECK(p.observe("self_attn.out_proj", exported::Side::Input, 0) == 1);
+  at::Tensor x = read_tensor(pt2_fixture("encoder.in2"));
+  c10::InferenceMode guard;
+  p.run({x}, [&](int64_t, const at::Tensor& t) { rows = t.size(-1); });
+  CHECK(rows == 16);  // the attention's output features, before the projection
 }
