@@ -142,8 +142,12 @@ std::string Json::str() const {
 }
 
 int64_t Json::int64() const {
-  if (j_->is_number_integer()) return j_->get<int64_t>();  // unsigned beyond int64 fails below
-  if (j_->is_number_unsigned() && j_->get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX)) return j_->get<int64_t>();
+  // nlohmann counts unsigned numbers as integers too: one above INT64_MAX must not wrap to a negative.
+  if (j_->is_number_unsigned()) {
+    if (j_->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) fail("an integer beyond 64-bit range");
+    return j_->get<int64_t>();
+  }
+  if (j_->is_number_integer()) return j_->get<int64_t>();
   fail("expected an integer");
 }
 

@@ -154,6 +154,8 @@ CASES = [
      "record 'data/weights/weight_4' has 5120"),
     ("overflowing sizes", rewrite("overflow", edit_json(W, set_meta("sizes", [{"as_int": 1 << 62}, {"as_int": 1 << 62}]))),
      "sizes and strides overflow"),
+    ("integer beyond int64", rewrite("u64", edit_json(W, set_meta("sizes", [{"as_int": 1 << 63}, {"as_int": 256}]))),
+     "sizes[0].as_int: an integer beyond 64-bit range"),
     ("short weight", rewrite("short", edit_json(W, set_meta("sizes", [{"as_int": 6}, {"as_int": 256}]))),
      "needs 6144 bytes, record 'data/weights/weight_4' has 5120"),
     ("unknown dtype", rewrite("dtype", edit_json(W, set_meta("dtype", 99))), "dtype 99 is not one qreport reads"),
