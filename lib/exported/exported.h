@@ -74,6 +74,10 @@ class Program {
   const std::string& schema_version() const;
   const std::string& torch_version() const;
 
+  // The fqn whose calls observe `fqn`: itself when it has a leaf call, else its nearest ancestor with one
+  // (the parent-fqn fallback of the TorchScript path's Instrumenter::resolve); "" with found=false: none.
+  std::string resolve(const std::string& fqn, bool* found) const;
+
   // Observes `side` of every call of `fqn` (the first input, or the first output) under `id`. Returns the
   // number of calls instrumented.
   int observe(const std::string& fqn, Side side, int64_t id);

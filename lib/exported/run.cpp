@@ -138,6 +138,21 @@ std::vector<at::Tensor> Program::run(const std::vector<at::Tensor>& inputs, cons
   return out;
 }
 
+std::string Program::resolve(const std::string& fqn, bool* found) const {
+  for (std::string at = fqn;;) {
+    for (const ModuleCall& c : impl_->calls)
+      if (c.leaf && c.fqn == at) {
+        *found = true;
+        return at;
+      }
+    if (at.empty()) break;
+    const size_t dot = at.rfind('.');
+    at = dot == std::string::npos ? "" : at.substr(0, dot);
+  }
+  *found = false;
+  return "";
+}
+
 int Program::observe(const std::string& fqn, Side side, int64_t id) {
   Impl& m = *impl_;
   int count = 0;

@@ -139,3 +139,16 @@ TEST_CASE("a module applied inside another's call is a functional call (Multihea
   p.run({x}, [&](int64_t, const at::Tensor& t) { rows = t.size(-1); });
   CHECK(rows == 16);  // the attention's output features, before the projection
 }
+
+TEST_CASE("resolve: a module's own leaf call, else its nearest ancestor's") {
+  exported::Program p = exported::Program::load(pt2_fixture("conv_linear.pt2"));
+  bool found = false;
+  CHECK(p.resolve("block.0", &found) == "block.0");
+  CHECK(found);
+  CHECK(p.resolve("block.0.child", &found) == "block.0");  // no call of its own: the parent observes it
+  CHECK(found);
+  CHECK(p.resolve("block", &found) == "");  // a Sequential has no leaf call, nor has the root
+  CHECK_FALSE(found);
+  CHECK(p.resolve("unused", &found) == "");
+  CHECK_FALSE(found);
+}
