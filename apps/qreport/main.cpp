@@ -262,7 +262,9 @@ int main(int argc, char** argv) {
       "inspect", "Show the module tree, the call sites found and what each detector would observe where (no data "
                  "needed): the tool to run first when a report looks wrong");
   inspect->footer(kExitCodesNoCalibration);
-  inspect->add_option("model", o.model_path, "TorchScript model file (torch.jit.save)")->required();
+  inspect->add_option("model", o.model_path,
+                      "TorchScript model (torch.jit.save) or torch.export program (torch.export.save)")
+      ->required();
   inspect->add_option("--detectors", detectors_arg, "all, or a comma list of detectors")->capture_default_str();
   inspect->add_option("--ch-axis", ch_axis_arg, "Channel axis of activations: auto or N")->capture_default_str();
   inspect->add_option("--format", inspect_format, "text or json")

@@ -22,6 +22,7 @@
 #include "model/model.h"
 #include "observers/observers.h"
 #include "pipeline/batch_checks.h"
+#include "pipeline/exported_front.h"
 #include "pipeline/layer_error.h"
 #include "pipeline/observe_worker.h"
 #include "pipeline/plan.h"
@@ -138,6 +139,7 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job, s
   const bool per_rank_files = job && o.calib_path.find("{rank}") != std::string::npos;
   if (per_rank_files) o.calib_path = replace_rank(o.calib_path, job->rank());
   if (job && o.device == "cuda") o.device = "cuda:" + std::to_string(o.job->local_rank);
+  refuse_exported(o.model_path, "analyze");
   auto dets = make_detectors(o);
   if (o.simulate && std::none_of(dets.begin(), dets.end(), [](const auto& d) {
         return d->name() == "quantization_error_detector";

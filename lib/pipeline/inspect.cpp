@@ -6,6 +6,8 @@
 #include "instrumentation/instrumentation.h"
 #include "model/model.h"
 #include "pipeline/analyze.h"
+#include "pipeline/exported_front.h"
+#include "exported/exported.h"
 
 namespace qreport::pipeline {
 namespace {
@@ -41,6 +43,7 @@ int depth_of(const std::string& fqn) {
 }  // namespace
 
 report::Inspection inspect(const AnalyzeOptions& o) {
+  if (exported::is_pt2_archive(o.model_path)) return inspect_exported(o);
   auto dets = make_detectors(o);
   model::Model model = model::Model::load(o.model_path);
   instrumentation::Instrumenter instr(model);

@@ -8,6 +8,7 @@
 #include "instrumentation/instrumentation.h"
 #include "model/model.h"
 #include "pipeline/analyze.h"
+#include "pipeline/exported_front.h"
 #include "pipeline/layer_error.h"
 #include "pipeline/plan.h"
 #include "pipeline/stats_check.h"
@@ -41,6 +42,7 @@ report::Report report_from_stats(const AnalyzeOptions& o, const std::vector<std:
   for (const auto& p : paths) files.push_back(stats::load(p));
   stats::StatsFile f = stats::merge(files, paths);
   const std::string sha = sha256_file(o.model_path);
+  refuse_exported(o.model_path, "report");
   model::Model model = model::Model::load(o.model_path);
   if (sha != f.model_sha256)
     throw InputError("statistics file '" + paths[0] + "' was made from another model ('" + f.model_path +

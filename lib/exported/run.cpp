@@ -1,0 +1,185 @@
+// The interpreter: the compiled steps in graph order on one environment of IValues, each ATen node one
+// boxed dispatcher call (the same kernels torch.export's module() runs in Python), observers at the
+// boundaries of module calls.
+#include <ATen/ATen.h>
+
+#include <algorithm>
+
+#include "common/errors.h"
+#include "exported/impl.h"
+
+namespace qreport::exported {
+namespace {
+
+std::string shape_text(const std::vector<int64_t>& sizes) {
+  std::string s = "[";
+  for (size_t i = 0; i < sizes.size(); ++i) s += (i ? ", " : "") + (sizes[i] < 0 ? std::string("batch") : std::to_string(sizes[i]));
+  return s + "]";
+}
+
+void check_inputs(const Program::Impl& m, const std::vector<at::Tensor>& inputs) {
+  if (inputs.size() != m.inputs.size())
+    throw InputError("the exported program takes " + std::to_string(m.inputs.size()) + " input(s), got " +
+                     std::to_string(inputs.size()));
+  int64_t batch = -1;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const InputSpec& spec = m.inputs[i];
+    const at::Tensor& t = inputs[i];
+    auto bad = [&](const std::string& why) {
+      throw InputError("input '" + spec.name + "' " + why + " (the program was exported for " +
+                       c10::toString(spec.dtype) + " " + shape_text(spec.sizes) + ")");
+    };
+    if (!t.defined()) bad("is not a tensor");
+    if (t.scalar_type() != spec.dtype) bad(std::string("is ") + c10::toString(t.scalar_type()));
+    if (t.dim() != static_cast<int64_t>(spec.sizes.size())) bad("has " + std::to_string(t.dim()) + " dimensions");
+    for (size_t d = 0; d < spec.sizes.size(); ++d) {
+      const int64_t n = t.size(static_cast<int64_t>(d));
+      if (spec.sizes[d] >= 0 && n != spec.sizes[d])
+        bad("has size " + std::to_string(n) + " in dimension " + std::to_string(d));
+      if (spec.sizes[d] >= 0) continue;
+      if (n < spec.batch_min || n > spec.batch_max)
+        bad("has batch size " + std::to_string(n) + ", outside the exported range " + std::to_string(spec.batch_min) +
+            ".." + (spec.batch_max == INT64_MAX ? std::string("inf") : std::to_string(spec.batch_max)));
+      if (batch >= 0 && n != batch) bad("has batch size " + std::to_string(n) + ", another input " + std::to_string(batch));
+      batch = n;
+    }
+  }
+}
+
+c10::IValue value_of(const Operand& o, const std::vector<c10::IValue>& env) {
+  switch (o.kind) {
+    case Operand::Constant: return o.constant;
+    case Operand::Value: return o.wrap_number ? c10::IValue(wrapped_number(env[o.slot])) : env[o.slot];
+    case Operand::TensorList: {
+      c10::List<at::Tensor> l;
+      l.reserve(o.slots.size());
+      for (Slot s : o.slots) l.push_back(env[s].toTensor());
+      return l;
+    }
+    case Operand::OptionalTensorList: {
+      c10::List<c10::optional<at::Tensor>> l;
+      for (Slot s : o.slots) l.push_back(s < 0 ? c10::optional<at::Tensor>() : env[s].toTensor());
+      return l;
+    }
+    case Operand::IntList: {
+      std::vector<int64_t> v(o.ints);
+      for (size_t i = 0; i < o.slots.size(); ++i)
+        if (o.slots[i] >= 0) v[i] = env[o.slots[i]].toInt();
+      return v;
+    }
+  }
+  throw InternalError("unknown operand kind");
+}
+
+c10::IValue arith(const std::string& op, int64_t a, int64_t b) {
+  if (op == "add") return a + b;
+  if (op == "sub") return a - b;
+  if (op == "mul") return a * b;
+  if ((op == "floordiv" || op == "mod") && b == 0) throw std::runtime_error("integer division by zero in a size");
+  if (op == "floordiv") return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));  // Python's floor division
+  if (op == "mod") return ((a % b) + b) % b;
+  if (op == "eq") return a == b;
+  if (op == "ne") return a != b;
+  if (op == "lt") return a < b;
+  if (op == "le") return a <= b;
+  if (op == "gt") return a > b;
+  return a >= b;  // "ge", the last of kSymArith
+}
+
+int64_t as_int(const c10::IValue& v) { return v.isBool() ? v.toBool() : v.toInt(); }
+
+void execute(const Step& step, std::vector<c10::IValue>& env) {
+  if (step.kind == Step::SymSize) {
+    env[step.results[0].slot] = env[step.args[0].slot].toTensor().size(value_of(step.args[1], env).toInt());
+    return;
+  }
+  if (step.kind == Step::SymArith) {
+    env[step.results[0].slot] = arith(step.arith, as_int(value_of(step.args[0], env)), as_int(value_of(step.args[1], env)));
+    return;
+  }
+  torch::jit::Stack stack;
+  stack.reserve(step.args.size());
+  for (const Operand& o : step.args) stack.push_back(value_of(o, env));
+  step.op->callBoxed(stack);
+  if (stack.size() != step.results.size())
+    throw InternalError("node '" + step.name + "' returned " + std::to_string(stack.size()) + " values, expected " +
+                        std::to_string(step.results.size()));
+  for (size_t i = 0; i < stack.size(); ++i) {
+    const Result& r = step.results[i];
+    if (r.kind == Result::Value) env[r.slot] = std::move(stack[i]);
+    if (r.kind != Result::List) continue;
+    std::vector<at::Tensor> list = stack[i].toTensorVector();
+    if (list.size() != r.slots.size())
+      throw std::runtime_error("node '" + step.name + "' returned " + std::to_string(list.size()) +
+                               " tensors, the program expects " + std::to_string(r.slots.size()));
+    for (size_t k = 0; k < list.size(); ++k)
+      if (r.slots[k] >= 0) env[r.slots[k]] = std::move(list[k]);
+  }
+}
+
+}  // namespace
+
+std::vector<at::Tensor> Program::run(const std::vector<at::Tensor>& inputs, const ObserveSink& sink) const {
+  const Impl& m = *impl_;
+  check_inputs(m, inputs);
+  std::vector<c10::IValue> env(m.slot_count);
+  for (const auto& [slot, t] : m.state_slots) env[slot] = t;
+  for (size_t i = 0; i < inputs.size(); ++i) env[m.inputs[i].slot] = inputs[i];
+  for (const Step& step : m.steps) {
+    if (sink)
+      for (const auto& [slot, id] : step.observe_before) sink(id, env[slot].toTensor());
+    execute(step, env);
+    if (sink)
+      for (const auto& [slot, id] : step.observe_after) sink(id, env[slot].toTensor());
+    for (Slot s : step.release) env[s] = c10::IValue();
+  }
+  std::vector<at::Tensor> out;
+  for (Slot s : m.outputs) out.push_back(env[s].toTensor());
+  return out;
+}
+
+std::string Program::resolve(const std::string& fqn, bool* found) const {
+  for (std::string at = fqn;;) {
+    for (const ModuleCall& c : impl_->calls)
+      if (c.leaf && c.fqn == at) {
+        *found = true;
+        return at;
+      }
+    if (at.empty()) break;
+    const size_t dot = at.rfind('.');
+    at = dot == std::string::npos ? "" : at.substr(0, dot);
+  }
+  *found = false;
+  return "";
+}
+
+int Program::observe(const std::string& fqn, Side side, int64_t id) {
+  Impl& m = *impl_;
+  int count = 0;
+  for (const ModuleCall& call : m.calls) {
+    if (call.fqn != fqn) continue;
+    const auto& names = side == Side::Input ? call.inputs : call.outputs;
+    if (names.empty()) continue;
+    const Slot slot = m.slot_of.at(names[0]);
+    for (size_t i : call.nodes) {  // inputs: before the call's first node that reads it; outputs: after its node
+      Step& step = m.steps[i];
+      bool here = false;
+      if (side == Side::Input) {
+        for (const Operand& o : step.args)
+          here = here || (o.kind == Operand::Value && o.slot == slot) ||
+                 std::find(o.slots.begin(), o.slots.end(), slot) != o.slots.end();
+      } else {
+        for (const Result& r : step.results)
+          here = here || (r.kind == Result::Value && r.slot == slot) ||
+                 std::find(r.slots.begin(), r.slots.end(), slot) != r.slots.end();
+      }
+      if (!here) continue;
+      (side == Side::Input ? step.observe_before : step.observe_after).emplace_back(slot, id);
+      ++count;
+      break;
+    }
+  }
+  return count;
+}
+
+}  // namespace qreport::exported
