@@ -58,6 +58,11 @@ def main():
     for rank in (0, 1):
         if f": rank {rank}: " not in r.stderr:
             failures.append(f"no log line of rank {rank}: torchrun did not start a 2-rank job")
+    # sqnr_db of a job is measured on rank 0's own batches (0, 2, ... of the shared archive), and says so.
+    want = ("quantization_error_detector: in a job of 2 ranks, sqnr_db is measured on rank 0's own batches "
+            "(0 of its archive), not on the job's first 1")
+    if want not in got.get("warnings", []):
+        failures.append(f"no warning {want!r}")
     # torchrun's agent serves the store: rank 0 is its client, not a second server on the same port (the
     # review saw c10d's "[E ... TCPStore.cpp] ... failed to bind" on every run, even with -q).
     if "bind" in r.stderr:
