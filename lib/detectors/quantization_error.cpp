@@ -346,6 +346,7 @@ std::vector<std::string> finish_quantization_error(DetectorResult& r, const mode
         layer = sqnr_db(le->second.signal, le->second.noise, &why);
       }
       if (!layer) {
+        r.null_reasons[m.fqn] = why;  // the sqnr finding says it (report/findings.cpp)
         const std::string line = "quantization_error_detector: sqnr_db of '" + m.fqn + "' is null: " + why;
         r.warnings.push_back(line);
         warnings.push_back(line);

@@ -148,13 +148,11 @@ std::vector<Finding> findings(const Report& report) {
         }
         // Any other layer without a figure (its output error not finite, never called in the measured
         // batches, its input never observed): the gate cannot judge it, so it does not pass it. The reason is
-        // the detector's warning for that layer.
+        // the detector's (null_reasons; a report read back from JSON does not carry it).
         if (bound && !db) {
-          const std::string prefix = "quantization_error_detector: sqnr_db of '" + m.fqn + "' is null: ";
-          std::string why = "it could not be measured";
-          for (const auto& w : res.warnings)
-            if (w.rfind(prefix, 0) == 0) why = w.substr(prefix.size());
-          out.push_back({"sqnr", m.fqn, "no SQNR: " + why});
+          const auto why = res.null_reasons.find(m.fqn);
+          out.push_back({"sqnr", m.fqn,
+                         "no SQNR: " + (why != res.null_reasons.end() ? why->second : "it could not be measured")});
           continue;
         }
         if (bound && db && db->f < bound->f)

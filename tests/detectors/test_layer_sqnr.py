@@ -14,9 +14,7 @@ observers and fake-quantize functions (issue 21, item 1):
     must exit 1 naming it;
   * resnet18 (the parity fixture): every layer against the oracle; conv1's figures are printed.
 Usage: test_layer_sqnr.py QREPORT FIXTURES_DIR SOURCE_DIR"""
-import builtins
 import json
-import math
 import os
 import subprocess
 import sys
@@ -29,14 +27,13 @@ for sub in ("data", "tests/parity", "tests/features"):
     sys.path.insert(0, os.path.join(SRC, sub))
 
 import torch  # noqa: E402
-import torch.ao.quantization.observer as observer_module  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from torch.ao.quantization.observer import (HistogramObserver, MinMaxObserver, default_per_channel_weight_observer,  # noqa: E402
-                                            default_weight_observer)
+from torch.ao.quantization.observer import HistogramObserver, MinMaxObserver  # noqa: E402
 
 import feature_oracle  # noqa: E402
 import fixtures  # noqa: E402
+from error_oracle import fq_weight, histc_bounds_as_floats, sqnr, weight_sqnrs  # noqa: E402
 from make_fixtures import save_batches  # noqa: E402
 
 torch.set_num_threads(1)
@@ -48,31 +45,6 @@ failures = []
 def check(ok, what):
     if not ok:
         failures.append(what)
-
-
-def histc_bounds_as_floats():
-    """PyTorch 1.13's HistogramObserver truncates its torch.histc bounds to integers (docs/differences.md,
-    16); test_quantization_error.py shows it. The float bounds, as PyTorch 1.12 and 2.0-2.4 use them."""
-    observer_module.int = lambda v: float(v) if torch.is_tensor(v) and v.is_floating_point() else builtins.int(v)
-
-
-def sqnr(signal, noise):
-    return 10 * math.log10(signal / noise) if signal > 0 and noise > 0 else None
-
-
-def fq_weight(w, per_channel):
-    w = w.detach().float()
-    obs = default_per_channel_weight_observer() if per_channel else default_weight_observer()
-    obs(w)
-    s, z = obs.calculate_qparams()
-    if per_channel:
-        return torch.fake_quantize_per_channel_affine(w, s, z.to(torch.int32), 0, -128, 127)
-    return torch.fake_quantize_per_tensor_affine(w, float(s), int(z), -128, 127)
-
-
-def weight_sqnr(w, per_channel):
-    w = w.detach().float()
-    return sqnr(w.double().square().sum().item(), (w - fq_weight(w, per_channel)).double().square().sum().item())
 
 
 def input_qparams(xs):
@@ -122,7 +94,7 @@ def oracle(model, batches, measured_batches):
         m = named[fqn]
         if fqn not in inputs:
             continue
-        wt, wc = weight_sqnr(m.weight, False), weight_sqnr(m.weight, True)
+        wt, wc = weight_sqnrs(m.weight)
         qp = input_qparams(inputs[fqn])
         per_channel = wc is not None and wt is not None and wc > wt
         gain = (qp["histogram"][2] - qp["minmax"][2]) if qp["histogram"][2] and qp["minmax"][2] else None

@@ -23,7 +23,8 @@ import subprocess
 import sys
 
 import torch
-from torch.ao.quantization.observer import default_per_channel_weight_observer, default_weight_observer
+
+from error_oracle import weight_energies
 
 QREPORT, FIX, DEMO = sys.argv[1:4]
 torch.set_num_threads(1)
@@ -38,17 +39,8 @@ def check(ok, what):
 
 
 def weight_gain(w):
-    w = w.detach().float()
-    t = default_weight_observer()
-    t(w)
-    s, z = t.calculate_qparams()
-    fq = torch.fake_quantize_per_tensor_affine(w, float(s), int(z), -128, 127)
-    c = default_per_channel_weight_observer()
-    c(w)
-    cs, cz = c.calculate_qparams()
-    fqc = torch.fake_quantize_per_channel_affine(w, cs, cz.to(torch.int32), 0, -128, 127)
-    sig = w.double().square().sum().item()
-    nt, nc = (w - fq).double().square().sum().item(), (w - fqc).double().square().sum().item()
+    """PyTorch's per-channel gain in dB: per-tensor noise over per-channel noise (None where either is 0)."""
+    sig, nt, nc = weight_energies(w)
     if sig == 0 or nt == 0 or nc == 0:
         return None
     return 10 * math.log10(nt / nc)

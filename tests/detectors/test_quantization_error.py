@@ -31,15 +31,16 @@ for sub in ("data", "tests/parity", "tests/features"):
     sys.path.insert(0, os.path.join(SRC, sub))
 
 import torch  # noqa: E402
-import torch.ao.quantization.observer as observer_module  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+import torch.ao.quantization.observer as observer_module  # noqa: E402
 from torch.ao.quantization.observer import (HistogramObserver, MinMaxObserver, default_per_channel_weight_observer,  # noqa: E402
                                             default_weight_observer)
 
 import feature_oracle  # noqa: E402
 import fixtures  # noqa: E402
 import transformer_fixtures  # noqa: E402
+from error_oracle import histc_bounds_as_floats, sqnr, weight_sqnrs  # noqa: E402
 from make_fixtures import save_batches  # noqa: E402
 
 torch.set_num_threads(1)
@@ -52,33 +53,6 @@ worst_simulated_gap = [0.0, ""]
 def check(ok, what):
     if not ok:
         failures.append(what)
-
-
-def histc_bounds_as_floats():
-    """HistogramObserver.forward in PyTorch 1.13 calls torch.histc(x, bins, min=int(min_val), max=int(max_val)):
-    int() of a float tensor truncates, so the histogram covers [int(min), int(max)] while labelled
-    [min, max]. Shadowing int in the observer's module for float tensors only restores the float bounds
-    (PyTorch 1.12 and 2.0-2.4); every other int() there takes an int tensor or a Python number."""
-    observer_module.int = lambda v: float(v) if torch.is_tensor(v) and v.is_floating_point() else builtins.int(v)
-
-
-def sqnr(signal, noise):
-    return 10 * math.log10(signal / noise) if signal > 0 and noise > 0 else None
-
-
-def weight_oracle(w):
-    w = w.detach().float()
-    t = default_weight_observer()
-    t(w)
-    s, z = t.calculate_qparams()
-    fq = torch.fake_quantize_per_tensor_affine(w, float(s), int(z), -128, 127)
-    c = default_per_channel_weight_observer()
-    c(w)
-    cs, cz = c.calculate_qparams()
-    fqc = torch.fake_quantize_per_channel_affine(w, cs, cz.to(torch.int32), 0, -128, 127)
-    sig = w.double().square().sum().item()
-    return (sqnr(sig, (w - fq).double().square().sum().item()),
-            sqnr(sig, (w - fqc).double().square().sum().item()))
 
 
 def input_oracle(xs, quant_max):
@@ -128,7 +102,7 @@ def compare(name, model, batches, d, quant_max=127):
         if fqn not in mods:
             continue
         got = mods[fqn]
-        wt, wc = weight_oracle(named[fqn].weight)
+        wt, wc = weight_sqnrs(named[fqn].weight)
         check(close_db(got["weight_sqnr_per_tensor_db"], wt, 0.01),
               f"{name}.{fqn}: weight per tensor {got['weight_sqnr_per_tensor_db']} != {wt}")
         check(close_db(got["weight_sqnr_per_channel_db"], wc, 0.01),
@@ -182,7 +156,7 @@ def oracle_mapping(model, report, oracle):
     for fqn, m in named.items():
         if not isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
             continue
-        wt, wc = weight_oracle(m.weight)
+        wt, wc = weight_sqnrs(m.weight)
         weight = "default_per_channel_weight_observer" if wt is not None and wc is not None and wc > wt else \
             "default_weight_observer"
         mine = errors.get(fqn, {}).get("recommended_activation_observer", "default_observer")
