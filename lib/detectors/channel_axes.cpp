@@ -28,7 +28,8 @@ ChannelAxes ChannelAxes::fixed_axis(int axis) {
   return a;
 }
 
-ChannelAxes ChannelAxes::automatic(const model::Model& model, const instrumentation::Instrumenter& instr) {
+ChannelAxes ChannelAxes::automatic(const model::ModelView& model,
+                                   const std::function<instrumentation::LayoutGuess(const std::string&)>& input_layout) {
   using instrumentation::Layout;
   ChannelAxes a;
   a.fixed_.reset();
@@ -40,8 +41,7 @@ ChannelAxes ChannelAxes::automatic(const model::Model& model, const instrumentat
     } else if (node.kind.conv_dims > 0 || by_type == Layout::Channels) {
       c = {1, 1, "axis 1, which its weight consumes"};
     } else {
-      auto site = instr.resolve(node.fqn);
-      auto guess = site ? instr.input_layout(*site) : instrumentation::LayoutGuess{};
+      auto guess = input_layout(node.fqn);
       if (guess.layout == Layout::Features)
         c = {-1, 1, "the last axis: its input is " + guess.because};
       else if (guess.layout == Layout::Channels)

@@ -3,6 +3,7 @@
 // and strings are PyTorch's; only lib/report turns results into JSON or text.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -13,7 +14,7 @@
 #include "instrumentation/instrumentation.h"
 #include "observers/observers.h"
 
-namespace qreport::model { class Model; }
+namespace qreport::model { class ModelView; }
 
 namespace qreport::detectors {
 
@@ -116,11 +117,15 @@ std::optional<int> parse_ch_axis(const std::string& text);
 // --ch-axis for every module. fixed_axis(N) is PyTorch's behaviour: axis N of every input and weight.
 // automatic() uses the axis each module's weight consumes (the last for Linear, LayerNorm and recurrent
 // layers, 1 for convolutions and batch norms) and, for modules without one, the layout of their input
-// as the graph's data flow shows it (instrumentation::Instrumenter::input_layout), else axis 1.
+// as the graph's data flow shows it (instrumentation::Instrumenter::input_layout, or the exported
+// program's), else axis 1.
 class ChannelAxes {
  public:
   static ChannelAxes fixed_axis(int axis);
-  static ChannelAxes automatic(const model::Model& model, const instrumentation::Instrumenter& instr);
+  // input_layout(fqn): the layout of module fqn's input as its front end's graph shows it (Unknown where
+  // it is never called or the graph does not tell).
+  static ChannelAxes automatic(const model::ModelView& model,
+                               const std::function<instrumentation::LayoutGuess(const std::string&)>& input_layout);
   AxisChoice of(const std::string& fqn) const;
   bool is_auto() const { return !fixed_.has_value(); }
   Value option_value() const;  // the "ch_axis" option in reports: N or "auto"
@@ -134,10 +139,10 @@ class Detector {
  public:
   virtual ~Detector() = default;
   virtual std::string name() const = 0;
-  virtual std::vector<ObservationRequest> requests(const model::Model& model, const ChannelAxes& axes) const = 0;
+  virtual std::vector<ObservationRequest> requests(const model::ModelView& model, const ChannelAxes& axes) const = 0;
   // Modules the detector judges from their weights alone, with nothing observed (qreport inspect lists them).
-  virtual std::vector<std::string> weight_only_modules(const model::Model&) const { return {}; }
-  virtual DetectorResult report(const model::Model& model, const StatsLookup& stats,
+  virtual std::vector<std::string> weight_only_modules(const model::ModelView&) const { return {}; }
+  virtual DetectorResult report(const model::ModelView& model, const StatsLookup& stats,
                                 const ChannelAxes& axes) const = 0;
 };
 
@@ -190,7 +195,7 @@ std::unique_ptr<Detector> make_quantization_error(const QuantizationErrorOptions
 // outlier rule holds model-wide. {"unavailable": reason} where the statistics are not there (qreport
 // report, merge and distributed runs: statistics files do not hold them) or the axes are not --ch-axis auto.
 constexpr double kLlmMinLayerFraction = 0.25, kLlmMinTokenFraction = 0.06;
-Value llm_int8_summary(const model::Model& model, const StatsLookup& stats, const ChannelAxes& axes);
+Value llm_int8_summary(const model::ModelView& model, const StatsLookup& stats, const ChannelAxes& axes);
 
 // "per_channel" or "per_channel_detector" -> "per_channel_detector"; nullopt for an unknown name.
 std::optional<std::string> canonical_detector_name(const std::string& name);
@@ -250,17 +255,17 @@ struct LayerErrorMeasurement {
 // has one recommendation), sqnr_db (the layer's output SQNR under that configuration), sqnr_limited_by
 // (from the weight and input SQNRs of that configuration), worst_layers and the report text. Returns
 // the warnings it adds (also appended to result.warnings).
-std::vector<std::string> finish_quantization_error(DetectorResult& result, const model::Model& model,
+std::vector<std::string> finish_quantization_error(DetectorResult& result, const model::ModelView& model,
                                                    const std::vector<QConfigEntry>& mapping,
                                                    const LayerErrorMeasurement& measured);
 
 // The one decision of what qreport recommends per layer: the qconfig mapping, the error detector's
 // recommended observers, --simulate's "recommended" run and the layer's output SQNR all read it.
-std::vector<QConfigEntry> merge_qconfig_info(const model::Model& model, const std::vector<DetectorResult>& results);
+std::vector<QConfigEntry> merge_qconfig_info(const model::ModelView& model, const std::vector<DetectorResult>& results);
 // The mapping's entry that applies to fqn (its own, or its fused ancestor's); nullptr when none.
-const QConfigEntry* entry_for(const model::Model& model, const std::vector<QConfigEntry>& mapping,
+const QConfigEntry* entry_for(const model::ModelView& model, const std::vector<QConfigEntry>& mapping,
                               const std::string& fqn);
 // The outermost fused module (ConvReLU2d, LinearReLU, ...) that contains fqn, or fqn itself.
-std::string fused_ancestor(const model::Model& model, const std::string& fqn);
+std::string fused_ancestor(const model::ModelView& model, const std::string& fqn);
 
 }  // namespace qreport::detectors

@@ -12,7 +12,7 @@ class DynamicStaticDetector : public Detector {
   explicit DynamicStaticDetector(DynamicStaticOptions o) : o_(o) {}
   std::string name() const override { return "dynamic_vs_static_detector"; }
 
-  std::vector<ObservationRequest> requests(const model::Model& model, const ChannelAxes&) const override {
+  std::vector<ObservationRequest> requests(const model::ModelView& model, const ChannelAxes&) const override {
     std::vector<ObservationRequest> out;
     for (const auto& node : model.tree().nodes()) {
       if (!node.kind.is_linear_or_conv()) continue;
@@ -27,7 +27,7 @@ class DynamicStaticDetector : public Detector {
     return out;
   }
 
-  DetectorResult report(const model::Model& model, const StatsLookup& stats, const ChannelAxes&) const override {
+  DetectorResult report(const model::ModelView& model, const StatsLookup& stats, const ChannelAxes&) const override {
     DetectorResult r;
     r.name = name();
     r.options = {{"tolerance", Value::number(o_.tolerance)}};

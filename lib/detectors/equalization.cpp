@@ -27,7 +27,7 @@ class EqualizationDetector : public Detector {
   explicit EqualizationDetector(EqualizationOptions o) : o_(o) {}
   std::string name() const override { return "input_weight_equalization_detector"; }
 
-  std::vector<ObservationRequest> requests(const model::Model& model, const ChannelAxes& axes) const override {
+  std::vector<ObservationRequest> requests(const model::ModelView& model, const ChannelAxes& axes) const override {
     std::vector<ObservationRequest> out;
     for (const auto& node : model.tree().nodes()) {
       if (!node.kind.exact_iwe) continue;
@@ -40,7 +40,7 @@ class EqualizationDetector : public Detector {
     return out;
   }
 
-  DetectorResult report(const model::Model& model, const StatsLookup& stats, const ChannelAxes& axes) const override {
+  DetectorResult report(const model::ModelView& model, const StatsLookup& stats, const ChannelAxes& axes) const override {
     DetectorResult r;
     r.name = name();
     r.options = {{"ratio_threshold", Value::number(o_.ratio_threshold)}, {"ch_axis", axes.option_value()}};

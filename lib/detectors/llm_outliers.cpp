@@ -47,7 +47,7 @@ Value number_or_null(double v) { return std::isfinite(v) ? Value::number(v) : Va
 
 }  // namespace
 
-Value llm_int8_summary(const model::Model& model, const StatsLookup& stats, const ChannelAxes& axes) {
+Value llm_int8_summary(const model::ModelView& model, const StatsLookup& stats, const ChannelAxes& axes) {
   std::vector<Layer> layers;
   bool unavailable = false;
   for (const auto& node : model.tree().nodes()) {

@@ -18,7 +18,7 @@ class OutlierDetector : public Detector {
 
   static bool targeted(const model::ModuleNode& node) { return !node.has_children() && !node.kind.is_observer; }
 
-  std::vector<ObservationRequest> requests(const model::Model& model, const ChannelAxes& axes) const override {
+  std::vector<ObservationRequest> requests(const model::ModelView& model, const ChannelAxes& axes) const override {
     std::vector<ObservationRequest> out;
     for (const auto& node : model.tree().nodes()) {
       if (!targeted(node)) continue;
@@ -35,7 +35,7 @@ class OutlierDetector : public Detector {
     return out;
   }
 
-  DetectorResult report(const model::Model& model, const StatsLookup& stats, const ChannelAxes& axes) const override {
+  DetectorResult report(const model::ModelView& model, const StatsLookup& stats, const ChannelAxes& axes) const override {
     DetectorResult r;
     r.name = name();
     r.options = {{"ratio_threshold", Value::number(o_.ratio_threshold)},

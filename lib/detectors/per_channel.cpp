@@ -10,15 +10,15 @@ class PerChannelDetector : public Detector {
  public:
   explicit PerChannelDetector(PerChannelOptions o) : o_(std::move(o)) {}
   std::string name() const override { return "per_channel_detector"; }
-  std::vector<ObservationRequest> requests(const model::Model&, const ChannelAxes&) const override { return {}; }
-  std::vector<std::string> weight_only_modules(const model::Model& model) const override {
+  std::vector<ObservationRequest> requests(const model::ModelView&, const ChannelAxes&) const override { return {}; }
+  std::vector<std::string> weight_only_modules(const model::ModelView& model) const override {
     std::vector<std::string> out;
     for (const auto& node : model.tree().nodes())
       if (node.kind.is_linear_or_conv()) out.push_back(node.fqn);
     return out;
   }
 
-  DetectorResult report(const model::Model& model, const StatsLookup&, const ChannelAxes&) const override {
+  DetectorResult report(const model::ModelView& model, const StatsLookup&, const ChannelAxes&) const override {
     DetectorResult r;
     r.name = name();
     r.options = {{"backend", Value::string(o_.backend)},

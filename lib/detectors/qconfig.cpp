@@ -8,7 +8,7 @@
 
 namespace qreport::detectors {
 
-std::string fused_ancestor(const model::Model& model, const std::string& fqn) {
+std::string fused_ancestor(const model::ModelView& model, const std::string& fqn) {
   std::string target = fqn;
   for (std::string p = fqn; !p.empty();) {
     p = model::parent_fqn(p);
@@ -18,7 +18,7 @@ std::string fused_ancestor(const model::Model& model, const std::string& fqn) {
   return target;
 }
 
-std::vector<QConfigEntry> merge_qconfig_info(const model::Model& model, const std::vector<DetectorResult>& results) {
+std::vector<QConfigEntry> merge_qconfig_info(const model::ModelView& model, const std::vector<DetectorResult>& results) {
   // prepare_fx matches a fused module (ConvReLU2d `conv1`) by its own name, never its children
   // (`conv1.0`): a mapping for the child would leave the fused module in float. So advice for a child of
   // a fused module goes to the fused module, OR-merged with the rest.
@@ -57,7 +57,7 @@ std::vector<QConfigEntry> merge_qconfig_info(const model::Model& model, const st
   return out;
 }
 
-const QConfigEntry* entry_for(const model::Model& model, const std::vector<QConfigEntry>& mapping,
+const QConfigEntry* entry_for(const model::ModelView& model, const std::vector<QConfigEntry>& mapping,
                               const std::string& fqn) {
   const std::string target = fused_ancestor(model, fqn);
   for (const auto& e : mapping)

@@ -143,7 +143,7 @@ class QuantizationErrorDetector : public Detector {
   explicit QuantizationErrorDetector(QuantizationErrorOptions o) : o_(std::move(o)) {}
   std::string name() const override { return "quantization_error_detector"; }
 
-  std::vector<ObservationRequest> requests(const model::Model& model, const ChannelAxes&) const override {
+  std::vector<ObservationRequest> requests(const model::ModelView& model, const ChannelAxes&) const override {
     std::vector<ObservationRequest> out;
     for (const auto& node : model.tree().nodes()) {
       if (!node.kind.is_linear_or_conv()) continue;
@@ -160,7 +160,7 @@ class QuantizationErrorDetector : public Detector {
   // the mapping. The fields that depend on the decided mapping and on the measured layer outputs
   // (recommended observers, sqnr_db, sqnr_limited_by, worst_layers, the text) are filled by
   // finish_quantization_error once both are known.
-  DetectorResult report(const model::Model& model, const StatsLookup& stats, const ChannelAxes&) const override {
+  DetectorResult report(const model::ModelView& model, const StatsLookup& stats, const ChannelAxes&) const override {
     const bool reduce_range = o_.backend == "x86" || o_.backend == "fbgemm";
     const int64_t qmin = 0, qmax = reduce_range ? 127 : 255;
     DetectorResult r;
@@ -309,7 +309,7 @@ std::string error_text(const DetectorResult& r, const std::vector<Ranked>& ranke
 
 }  // namespace
 
-std::vector<std::string> finish_quantization_error(DetectorResult& r, const model::Model& model,
+std::vector<std::string> finish_quantization_error(DetectorResult& r, const model::ModelView& model,
                                                    const std::vector<QConfigEntry>& mapping,
                                                    const LayerErrorMeasurement& measured) {
   std::vector<std::string> warnings;

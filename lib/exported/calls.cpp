@@ -78,7 +78,8 @@ std::vector<Slot> defs(const Step& step) {
 // Linear/Conv ops applying the weight of a module that is not the innermost call around them: that
 // module has no call of its own (MultiheadAttention applies out_proj.weight with F.linear inside its own
 // forward), so the op is its call, as on the TorchScript path (instrumentation's functional call sites).
-// MultiheadAttention's packed in_proj_weight belongs to no submodule and stays inside the mha call here.
+// MultiheadAttention's packed in_proj_weight belongs to no submodule: its linear is the call of the
+// pseudo-module "<mha>.in_proj", listed right after the MultiheadAttention in the module list.
 void add_functional_calls(const Json& nodes, Program::Impl& impl) {
   static const std::set<std::string> kOps = {"aten::linear", "aten::conv1d", "aten::conv2d", "aten::conv3d"};
   std::vector<ModuleCall> found;
@@ -87,11 +88,19 @@ void add_functional_calls(const Json& nodes, Program::Impl& impl) {
     if (!step.op || !kOps.count(step.op->schema().name()) || step.args.size() < 2) continue;
     const Operand& weight = step.args[1];  // (input, weight, bias, ...) in both schemas
     auto name = weight.kind == Operand::Value ? impl.state_name.find(weight.slot) : impl.state_name.end();
-    if (name == impl.state_name.end() || name->second.size() < 7 ||
-        name->second.compare(name->second.size() - 7, 7, ".weight") != 0)
-      continue;
-    const std::string owner = name->second.substr(0, name->second.size() - 7);
+    if (name == impl.state_name.end()) continue;
     const std::vector<Entry> stack = module_stack(nodes.at(i));
+    std::string owner;
+    if (name->second.size() > 15 && name->second.compare(name->second.size() - 15, 15, ".in_proj_weight") == 0) {
+      // MultiheadAttention's packed in-projection: PT2E quantizers quantize this linear, so it is observed
+      // as the pseudo-module "<mha>.in_proj" (docs/differences.md; TorchScript's report has no such row).
+      if (step.op->schema().name() != "aten::linear") continue;
+      owner = name->second.substr(0, name->second.size() - 15) + ".in_proj";
+    } else if (name->second.size() > 7 && name->second.compare(name->second.size() - 7, 7, ".weight") == 0) {
+      owner = name->second.substr(0, name->second.size() - 7);
+    } else {
+      continue;
+    }
     if (!stack.empty() && stack.back().fqn == owner) continue;  // its own call
     ModuleCall call;
     call.fqn = owner;
@@ -170,8 +179,19 @@ void find_module_calls(const Json& graph, const Json& module_call_graph, Program
     auto t = type_of.find(fqn);
     impl.modules.push_back({fqn, t == type_of.end() ? "" : t->second});
   };
-  add("");
-  for (size_t i = 0; i < module_call_graph.size(); ++i) add(module_call_graph.at(i)["fqn"].str());
+  std::map<std::string, std::vector<std::string>> pseudo;  // mha fqn -> its "<mha>.in_proj"
+  for (const ModuleCall& c : impl.calls)
+    if (c.fqn.size() > 8 && c.fqn.compare(c.fqn.size() - 8, 8, ".in_proj") == 0 && !c.functional.empty() &&
+        type_of.find(c.fqn) == type_of.end())
+      pseudo[c.fqn.substr(0, c.fqn.size() - 8)] = {c.fqn};
+  auto add_with_pseudo = [&](const std::string& fqn) {
+    add(fqn);
+    auto p = pseudo.find(fqn);
+    if (p != pseudo.end())
+      for (const auto& q : p->second) add(q);
+  };
+  add_with_pseudo("");
+  for (size_t i = 0; i < module_call_graph.size(); ++i) add_with_pseudo(module_call_graph.at(i)["fqn"].str());
   for (const ModuleCall& c : impl.calls) add(c.fqn);
 }
 

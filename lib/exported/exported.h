@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "model/model.h"
+
 namespace at { class Tensor; }
 
 namespace qreport::exported {
@@ -82,6 +84,20 @@ class Program {
   // number of calls instrumented.
   int observe(const std::string& fqn, Side side, int64_t id);
 
+  // Which axis of the first input of fqn's first call holds its features, judged from the graph as the
+  // TorchScript path's feature_layout.cpp does: the op that produced it (through layout-preserving ops and
+  // weightless module calls), else the op that consumes it. 1: the last axis (linear, layer_norm, embedding),
+  // 2: axis 1 (convolutions, batch/group norms), 0: the graph does not tell.
+  int input_layout(const std::string& fqn) const;
+
+  // Removes every observation added by observe() (a second pass observes other values).
+  void clear_observations();
+
+  // The Linear/Conv op that applies the tensor `weight_fqn` ("fc.weight", "attn.in_proj_weight"), called
+  // on `x` in place of its input and `weight` in place of that tensor, its other arguments as in the graph
+  // (the error detector's per-layer measurement). Throws InternalError when no such op exists.
+  at::Tensor apply_weight_op(const std::string& weight_fqn, const at::Tensor& x, const at::Tensor& weight) const;
+
   // Runs the graph on the user inputs, sending observed values to `sink` (may be empty); callers hold a
   // c10::InferenceMode guard, as for any inference (the parameters require grad). Throws
   // InputError for inputs that do not fit the program's shapes and dtypes; an operator's own exception
@@ -94,5 +110,29 @@ class Program {
   Program();
   std::unique_ptr<Impl> impl_;
 };
+
+// The program's modules and weights as the detectors read them (model::ModelView, the same interface as a
+// TorchScript model's): module_call_graph's modules in named_modules() order with kinds from the class
+// nn_module_stack records, the pseudo-module "<mha>.in_proj" after each MultiheadAttention whose packed
+// in-projection runs, and weights by eager fqn from the graph signature's parameters.
+class ExportedModel : public model::ModelView {
+ public:
+  explicit ExportedModel(const Program& program);  // keeps a reference: the program outlives it
+  const model::ModuleTree& tree() const override { return *tree_; }
+  at::Tensor weight(const std::string& fqn) const override;
+  // The eager fqn of the tensor fqn's weight is ("fc.weight", "attn.in_proj_weight"); "" if none.
+  std::string weight_name(const std::string& fqn) const;
+  // Exported programs of QAT models are not read (their fake-quantizers export as ops, not modules).
+  std::optional<bool> qat_weight_per_channel(const std::string&) const override { return std::nullopt; }
+
+ private:
+  const Program& program_;
+  std::unique_ptr<model::ModuleTree> tree_;
+};
+
+// The class of a module export recorded no class for (it has no call of its own), from the op that applies
+// its weight ("aten::linear", "aten::conv2d") and its place: MultiheadAttention's out_proj is always a
+// NonDynamicallyQuantizableLinear, the in_proj pseudo-module a Linear. "" where neither tells.
+std::string functional_type_name(const std::string& fqn, const std::string& op, const std::string& parent_type);
 
 }  // namespace qreport::exported

@@ -183,3 +183,48 @@ int Program::observe(const std::string& fqn, Side side, int64_t id) {
 }
 
 }  // namespace qreport::exported
+
+namespace qreport::exported {
+
+void Program::clear_observations() {
+  for (Step& step : impl_->steps) {
+    step.observe_before.clear();
+    step.observe_after.clear();
+  }
+}
+
+at::Tensor Program::apply_weight_op(const std::string& weight_fqn, const at::Tensor& x, const at::Tensor& weight) const {
+  const Impl& m = *impl_;
+  for (const Step& step : m.steps) {
+    if (step.kind != Step::Dispatch || step.args.size() < 2) continue;
+    const Operand& w = step.args[1];  // (input, weight, bias, ...) in linear's and convNd's schemas
+    if (w.kind != Operand::Value) continue;
+    auto name = m.state_name.find(w.slot);
+    if (name == m.state_name.end() || name->second != weight_fqn) continue;
+    torch::jit::Stack stack;
+    stack.reserve(step.args.size());
+    stack.push_back(x);
+    stack.push_back(weight);
+    for (size_t i = 2; i < step.args.size(); ++i) {
+      const Operand& o = step.args[i];
+      if (o.kind == Operand::Constant) {
+        stack.push_back(o.constant);
+        continue;
+      }
+      if (o.kind == Operand::IntList &&
+          std::all_of(o.slots.begin(), o.slots.end(), [](Slot s) { return s < 0; })) {  // [1, 1] strides
+        stack.push_back(o.ints);
+        continue;
+      }
+      auto state = o.kind == Operand::Value ? m.state_name.find(o.slot) : m.state_name.end();
+      if (state == m.state_name.end())
+        throw InternalError("node '" + step.name + "' takes a value computed at run time; it cannot be applied alone");
+      stack.push_back(m.state.at(state->second));
+    }
+    step.op->callBoxed(stack);
+    return stack.at(0).toTensor();
+  }
+  throw InternalError("no Linear/Conv node of the exported program applies '" + weight_fqn + "'");
+}
+
+}  // namespace qreport::exported

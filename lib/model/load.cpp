@@ -216,13 +216,10 @@ Model Model::load(const std::string& path) {
   return m;
 }
 
-std::optional<std::pair<std::vector<float>, std::vector<float>>> Model::weight_channel_min_max(const std::string& fqn,
-                                                                                               int ch_axis) const {
-  auto mod = find_module(*module_, fqn);
-  if (!mod || !mod->hasattr("weight")) return std::nullopt;
-  auto w = mod->attr("weight");
-  if (!w.isTensor()) return std::nullopt;
-  at::Tensor t = w.toTensor().detach().to(at::kCPU, at::kFloat);
+std::optional<std::pair<std::vector<float>, std::vector<float>>> ModelView::weight_channel_min_max(
+    const std::string& fqn, int ch_axis) const {
+  at::Tensor t = weight(fqn);
+  if (!t.defined()) return std::nullopt;
   if (ch_axis < 0 || ch_axis >= t.dim()) return std::nullopt;
   t = t.transpose(0, ch_axis).flatten(1);
   auto [mn, mx] = t.aminmax(1);

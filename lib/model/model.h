@@ -64,7 +64,24 @@ class ModuleTree {
 // Parent of a dotted fqn: "a.b.c" -> "a.b", "a" -> "" (the root).
 std::string parent_fqn(const std::string& fqn);
 
-class Model {
+// The model as the detectors and the observation plan see it, whichever front end read it: the module
+// tree (fqn, kind) and each module's weight. model::Model (TorchScript) and exported::ExportedModel (a
+// torch.export program) implement it; nothing below lib/pipeline knows which one it has.
+class ModelView {
+ public:
+  virtual ~ModelView() = default;
+  virtual const ModuleTree& tree() const = 0;
+  // The module's `weight` as a float32 CPU tensor; an undefined tensor when it has no tensor `weight`.
+  virtual at::Tensor weight(const std::string& fqn) const = 0;
+  // For a QAT module: whether its own weight fake-quantizer is per-channel; nullopt for float modules.
+  virtual std::optional<bool> qat_weight_per_channel(const std::string& fqn) const = 0;
+  // Per-row min and max of weight(fqn) with dims 0 and ch_axis swapped and the rest flattened (PyTorch's
+  // IWE weight statistics). nullopt when the module has no tensor `weight` or ch_axis is out of range.
+  std::optional<std::pair<std::vector<float>, std::vector<float>>> weight_channel_min_max(const std::string& fqn,
+                                                                                          int ch_axis) const;
+};
+
+class Model : public ModelView {
  public:
   // Loads and puts the module in eval mode. Throws InputError for a missing, unreadable or
   // non-TorchScript file.
@@ -73,22 +90,16 @@ class Model {
   Model(Model&&) noexcept;
   Model& operator=(Model&&) noexcept;
 
-  const ModuleTree& tree() const { return *tree_; }
+  const ModuleTree& tree() const override { return *tree_; }
   torch::jit::Module& module() const { return *module_; }
   // Names of forward's arguments after self, and how many of them have no default.
   const std::vector<std::string>& forward_arg_names() const { return arg_names_; }
   size_t forward_required_args() const { return required_args_; }
 
-  // Per-row min and max of the module's `weight` with dims 0 and ch_axis swapped and the rest flattened
-  // (PyTorch's IWE weight statistics). nullopt when the module has no tensor `weight` or ch_axis is out of range.
-  std::optional<std::pair<std::vector<float>, std::vector<float>>> weight_channel_min_max(const std::string& fqn,
-                                                                                          int ch_axis) const;
   // The module named `fqn` (a handle into the loaded model); throws InternalError for an unknown name.
   torch::jit::Module submodule(const std::string& fqn) const;
-  // The module's `weight` as a float32 CPU tensor; an undefined tensor when it has no tensor `weight`.
-  at::Tensor weight(const std::string& fqn) const;
-  // For a QAT module: whether its own weight fake-quantizer is per-channel; nullopt for float modules.
-  std::optional<bool> qat_weight_per_channel(const std::string& fqn) const;
+  at::Tensor weight(const std::string& fqn) const override;
+  std::optional<bool> qat_weight_per_channel(const std::string& fqn) const override;
 
  private:
   Model() = default;

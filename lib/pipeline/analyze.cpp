@@ -23,6 +23,7 @@
 #include "observers/observers.h"
 #include "pipeline/batch_checks.h"
 #include "pipeline/exported_front.h"
+#include "pipeline/front.h"
 #include "pipeline/layer_error.h"
 #include "pipeline/observe_worker.h"
 #include "pipeline/plan.h"
@@ -93,14 +94,20 @@ std::vector<std::unique_ptr<detectors::Detector>> make_detectors(const AnalyzeOp
 
 detectors::ChannelAxes channel_axes(const AnalyzeOptions& o, const model::Model& model,
                                     const instrumentation::Instrumenter& instr) {
-  return o.ch_axis ? detectors::ChannelAxes::fixed_axis(*o.ch_axis) : detectors::ChannelAxes::automatic(model, instr);
+  return channel_axes(o, ScriptFront(model, instr));
+}
+
+detectors::ChannelAxes channel_axes(const AnalyzeOptions& o, const Front& front) {
+  if (o.ch_axis) return detectors::ChannelAxes::fixed_axis(*o.ch_axis);
+  return detectors::ChannelAxes::automatic(front.model(),
+                                           [&front](const std::string& fqn) { return front.input_layout(fqn); });
 }
 
 // The thread count, set once for LibTorch's pools: --threads, else OMP_NUM_THREADS (torchrun sets it to 1
 // per rank when it starts several on a node), else one per core. ATen's intra-op pool is OpenMP's in
 // Debian's and PyTorch's builds; the inter-op pool (forked calls, which qreport runs in place anyway) can
 // be sized only before its first use, so a second analyze in one process keeps the first size.
-static void set_threads(int requested) {
+void set_threads(int requested) {
   int threads = requested;
   if (threads <= 0)
     if (const char* env = std::getenv("OMP_NUM_THREADS")) threads = std::atoi(env);
@@ -139,7 +146,11 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job, s
   const bool per_rank_files = job && o.calib_path.find("{rank}") != std::string::npos;
   if (per_rank_files) o.calib_path = replace_rank(o.calib_path, job->rank());
   if (job && o.device == "cuda") o.device = "cuda:" + std::to_string(o.job->local_rank);
-  refuse_exported(o.model_path, "analyze");
+  if (exported::is_pt2_archive(o.model_path)) {
+    if (job) throw UsageError("model '" + o.model_path + "' is a torch.export program: a distributed analyze runs "
+                              "TorchScript models only so far (run it in one process)");
+    return analyze_exported(o, stats_bytes);
+  }
   auto dets = make_detectors(o);
   if (o.simulate && std::none_of(dets.begin(), dets.end(), [](const auto& d) {
         return d->name() == "quantization_error_detector";
@@ -201,7 +212,7 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job, s
   const detectors::ChannelAxes axes = channel_axes(o, model, instr);
   for (const auto& f : instr.fast_paths()) spdlog::debug("fused fast path bypassed: {}", f);
   Plan plan;
-  plan_requests(dets, model, instr, axes, plan, rep.warnings);
+  plan_requests(dets, ScriptFront(model, instr), axes, plan, rep.warnings);
   for (size_t id = 0; id < plan.keys().size(); ++id)
     instr.observe(plan.keys()[id].first, plan.keys()[id].second, static_cast<int64_t>(id));
   for (const auto& w : instr.warnings()) rep.warnings.push_back(w);
@@ -264,11 +275,11 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job, s
     in.model = &model;
     in.total_batches = total;
     in.batches = std::min(static_cast<size_t>(o.error.error_batches), mine.size());
-    in.batch = [&](size_t k) {
+    in.host = script_layer_host(model, [&](size_t k) {
       std::vector<c10::IValue> args = normalized_args(model, archive.batch(mine[k]), mine[k]);  // checked before
       to_device(args);
       return args;
-    };
+    });
     in.on_batch = [&](size_t done, size_t) { archive.release(mine[done - 1]); };
     in.schemes = o.schemes;
     return in;

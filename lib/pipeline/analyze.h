@@ -57,6 +57,9 @@ std::vector<std::unique_ptr<detectors::Detector>> make_detectors(const AnalyzeOp
 // The channel axes the options ask for, on this model and its instrumented forward.
 detectors::ChannelAxes channel_axes(const AnalyzeOptions& options, const model::Model& model,
                                     const instrumentation::Instrumenter& instr);
+// The same on any front end's module tree and layouts (pipeline/front.h).
+class Front;
+detectors::ChannelAxes channel_axes(const AnalyzeOptions& options, const Front& front);
 
 // What analyze would observe, without calibration data (qreport inspect): the module tree, the call
 // sites found and, per detector request, where it is observed. Throws as analyze does.

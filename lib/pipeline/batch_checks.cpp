@@ -43,6 +43,9 @@ std::vector<c10::IValue> normalized_args(const model::Model& model, const calibr
 FiniteCheck::FiniteCheck(const model::Model& model, size_t batches)
     : names_(model.forward_arg_names()), batches_(batches) {}
 
+FiniteCheck::FiniteCheck(const std::vector<std::string>& argument_names, size_t batches)
+    : names_(argument_names), batches_(batches) {}
+
 void FiniteCheck::check(const std::vector<c10::IValue>& args, size_t index) {
   for (size_t a = 0; a < args.size(); ++a) {
     if (!args[a].isTensor()) continue;
@@ -104,8 +107,12 @@ std::optional<at::ScalarType> parameter_dtype(const model::Model& model) {
 // error with --no-cast, else one warning; returns whether any batch needs a cast.
 bool check_dtypes(const model::Model& model, const std::vector<std::vector<c10::IValue>>& batches,
                   std::optional<at::ScalarType> dtype, bool cast, std::vector<std::string>& warnings) {
+  return check_dtypes(model.forward_arg_names(), batches, dtype, cast, warnings);
+}
+
+bool check_dtypes(const std::vector<std::string>& names, const std::vector<std::vector<c10::IValue>>& batches,
+                  std::optional<at::ScalarType> dtype, bool cast, std::vector<std::string>& warnings) {
   if (!dtype) return false;
-  const auto& names = model.forward_arg_names();
   bool any = false;
   for (size_t i = 0; i < batches.size(); ++i) {
     for (size_t a = 0; a < batches[i].size(); ++a) {

@@ -23,6 +23,7 @@ std::vector<c10::IValue> normalized_args(const model::Model& model, const calibr
 class FiniteCheck {
  public:
   FiniteCheck(const model::Model& model, size_t batches);
+  FiniteCheck(const std::vector<std::string>& argument_names, size_t batches);  // names outlive the check
   void check(const std::vector<c10::IValue>& args, size_t index);
   // Device flags: one transfer after the last batch.
   void finish();
@@ -40,6 +41,9 @@ std::optional<at::ScalarType> parameter_dtype(const model::Model& model);
 // Checks every batch's floating tensors against the model's dtype before calibration starts: an input
 // error with --no-cast, else one warning; returns whether any batch needs a cast.
 bool check_dtypes(const model::Model& model, const std::vector<std::vector<c10::IValue>>& batches,
+                  std::optional<at::ScalarType> dtype, bool cast, std::vector<std::string>& warnings);
+// The same with forward's argument names given (an exported program's user inputs).
+bool check_dtypes(const std::vector<std::string>& names, const std::vector<std::vector<c10::IValue>>& batches,
                   std::optional<at::ScalarType> dtype, bool cast, std::vector<std::string>& warnings);
 
 }  // namespace qreport::pipeline

@@ -7,6 +7,7 @@
 #include "model/model.h"
 #include "pipeline/analyze.h"
 #include "pipeline/exported_front.h"
+#include "pipeline/front.h"
 #include "exported/exported.h"
 
 namespace qreport::pipeline {
@@ -42,6 +43,35 @@ int depth_of(const std::string& fqn) {
 
 }  // namespace
 
+void list_observations(const std::vector<std::unique_ptr<detectors::Detector>>& dets, const Front& front,
+                       const detectors::ChannelAxes& axes, report::Inspection& out) {
+  for (const auto& det : dets) {
+    for (const auto& fqn : det->weight_only_modules(front.model())) {  // judged from weights, nothing observed
+      report::Inspection::Observation ob;
+      ob.detector = det->name();
+      ob.fqn = fqn;
+      ob.side = "weight";
+      ob.statistics = "weight only";
+      ob.weight_only = true;
+      out.observations.push_back(std::move(ob));
+    }
+    for (const auto& req : det->requests(front.model(), axes)) {
+      report::Inspection::Observation ob;
+      ob.detector = det->name();
+      ob.fqn = req.fqn;
+      ob.side = instrumentation::side_name(req.side);
+      ob.statistics = describe(req);
+      if (req.minmax_axis || req.percentile) ob.axis_rule = axes.of(req.fqn).rule;
+      if (auto site = front.resolve(req.fqn)) {
+        ob.observed = true;
+        ob.site = *site;
+        ob.fallback = *site != req.fqn;
+      }
+      out.observations.push_back(std::move(ob));
+    }
+  }
+}
+
 report::Inspection inspect(const AnalyzeOptions& o) {
   if (exported::is_pt2_archive(o.model_path)) return inspect_exported(o);
   auto dets = make_detectors(o);
@@ -66,31 +96,7 @@ report::Inspection inspect(const AnalyzeOptions& o) {
     if (m.call_sites > 0) m.functional = instr.functional_op(node.fqn);
     out.modules.push_back(std::move(m));
   }
-  for (const auto& det : dets) {
-    for (const auto& fqn : det->weight_only_modules(model)) {  // judged from weights, nothing observed
-      report::Inspection::Observation ob;
-      ob.detector = det->name();
-      ob.fqn = fqn;
-      ob.side = "weight";
-      ob.statistics = "weight only";
-      ob.weight_only = true;
-      out.observations.push_back(std::move(ob));
-    }
-    for (const auto& req : det->requests(model, axes)) {
-      report::Inspection::Observation ob;
-      ob.detector = det->name();
-      ob.fqn = req.fqn;
-      ob.side = instrumentation::side_name(req.side);
-      ob.statistics = describe(req);
-      if (req.minmax_axis || req.percentile) ob.axis_rule = axes.of(req.fqn).rule;
-      if (auto site = instr.resolve(req.fqn)) {
-        ob.observed = true;
-        ob.site = *site;
-        ob.fallback = *site != req.fqn;
-      }
-      out.observations.push_back(std::move(ob));
-    }
-  }
+  list_observations(dets, ScriptFront(model, instr), axes, out);
   out.fast_paths = instr.fast_paths();
   out.ch_axis = o.ch_axis ? std::to_string(*o.ch_axis) : "auto";
   out.warnings = instr.warnings();

@@ -37,8 +37,6 @@ struct InputQuantizer {
 // the per-batch path never waits for the device; read once at the end).
 struct Layer {
   std::string fqn;
-  torch::jit::Module module;
-  bool has_forward = false;  // else applied as aten::linear (a Linear called functionally: out_proj)
   at::Tensor original, quantized;
   InputQuantizer input;
   at::Tensor signal, noise;  // float64 scalars
@@ -69,27 +67,66 @@ at::Tensor fake_quantize_dynamic(const at::Tensor& x, int64_t qmax) {
   return at::fake_quantize_per_tensor_affine(x, scale.reshape({1}), zp.reshape({1}), 0, qmax);
 }
 
-at::Tensor apply(Layer& l, const at::Tensor& x, const at::Tensor& weight) {
-  l.module.setattr("weight", weight);
-  at::Tensor y;
-  try {
-    if (l.has_forward) {
-      y = l.module.forward({x}).toTensor();
-    } else {
-      const c10::IValue b = l.module.attr("bias");
-      y = at::linear(x, weight, b.isTensor() ? c10::optional<at::Tensor>(b.toTensor()) : c10::nullopt);
-    }
-  } catch (...) {
-    l.module.setattr("weight", l.original);
-    throw;
+// TorchScript: the layer's module with its `weight` attribute swapped (an O(1) slot write), and restored.
+class ScriptLayerHost : public LayerHost {
+ public:
+  ScriptLayerHost(const model::Model& model, std::function<std::vector<c10::IValue>(size_t)> batch)
+      : model_(model), batch_(std::move(batch)) {}
+  std::optional<std::string> resolve(const std::string& fqn) const override { return instr().resolve(fqn); }
+  void observe_input(const std::string& site, int64_t id) override { instr().observe(site, Side::Input, id); }
+  at::Tensor weight_of(const std::string& fqn) override {
+    torch::jit::Module m = model_.submodule(fqn);
+    Applied& a = modules_[fqn];
+    a.module = m;
+    a.has_forward = m.find_method("forward").has_value();
+    a.original = m.attr("weight").toTensor();
+    return a.original;
   }
-  l.module.setattr("weight", l.original);
-  return y;
-}
+  at::Tensor apply(const std::string& fqn, const at::Tensor& x, const at::Tensor& weight) override {
+    Applied& l = modules_.at(fqn);
+    l.module.setattr("weight", weight);
+    at::Tensor y;
+    try {
+      if (l.has_forward) {
+        y = l.module.forward({x}).toTensor();
+      } else {
+        const c10::IValue b = l.module.attr("bias");
+        y = at::linear(x, weight, b.isTensor() ? c10::optional<at::Tensor>(b.toTensor()) : c10::nullopt);
+      }
+    } catch (...) {
+      l.module.setattr("weight", l.original);
+      throw;
+    }
+    l.module.setattr("weight", l.original);
+    return y;
+  }
+  void run(size_t k, const instrumentation::ObserveSink& sink) override { instr().run(batch_(k), sink); }
+
+ private:
+  struct Applied {
+    torch::jit::Module module;
+    bool has_forward = false;  // else applied as aten::linear (a Linear called functionally: out_proj)
+    at::Tensor original;
+  };
+  // Made on first use: a run without the error detector never instruments a second copy.
+  instrumentation::Instrumenter& instr() const {
+    if (!instr_) instr_ = std::make_unique<instrumentation::Instrumenter>(model_);
+    return *instr_;
+  }
+  const model::Model& model_;
+  mutable std::unique_ptr<instrumentation::Instrumenter> instr_;
+  std::function<std::vector<c10::IValue>(size_t)> batch_;
+  std::map<std::string, Applied> modules_;
+};
 
 }  // namespace
 
-void finish_without_layer_error(const model::Model& model, const std::string& why, report::Report& rep) {
+std::shared_ptr<LayerHost> script_layer_host(const model::Model& model,
+                                             std::function<std::vector<c10::IValue>(size_t)> batch) {
+  return std::make_shared<ScriptLayerHost>(model, std::move(batch));
+}
+
+void finish_without_layer_error(const model::ModelView& model, const std::string& why, report::Report& rep) {
   detectors::DetectorResult* r = error_result(rep);
   if (!r) return;
   detectors::LayerErrorMeasurement none;
@@ -100,18 +137,18 @@ void finish_without_layer_error(const model::Model& model, const std::string& wh
 void measure_layer_error(const LayerErrorInput& in, report::Report& rep) {
   detectors::DetectorResult* r = error_result(rep);
   if (!r) return;
-  const model::Model& model = *in.model;
+  const model::ModelView& model = *in.model;
+  LayerHost& host = *in.host;
   const Value* qmax_v = detectors::find_field(r->options, "activation_quant_max");
   const int64_t qmax = qmax_v && qmax_v->type == Value::Type::Int ? qmax_v->i : 255;
   std::map<std::string, const detectors::QConfigEntry*> entry_of;
   for (const auto& e : rep.qconfig) entry_of[e.fqn] = &e;
 
-  instrumentation::Instrumenter instr(model);
   std::vector<Layer> layers;
   std::vector<std::vector<size_t>> at_site;  // site id -> its layers (the children of one fused module share it)
   std::map<std::string, size_t> site_index;
   for (const auto& m : r->modules) {
-    const auto site = instr.resolve(m.fqn);
+    const auto site = host.resolve(m.fqn);
     const auto it = entry_of.find(detectors::fused_ancestor(model, m.fqn));
     const detectors::QConfigEntry* entry = it == entry_of.end() ? nullptr : it->second;
     const std::string activation = entry ? entry->activation : "default_observer";
@@ -127,9 +164,8 @@ void measure_layer_error(const LayerErrorInput& in, report::Report& rep) {
     if (!w.defined() || w.dim() < 1 || w.numel() == 0) continue;
     Layer l;
     l.fqn = m.fqn;
-    l.module = model.submodule(m.fqn);
-    l.has_forward = l.module.find_method("forward").has_value();
-    l.original = l.module.attr("weight").toTensor();
+    l.original = host.weight_of(m.fqn);
+    if (!l.original.defined()) continue;
     const bool per_channel = entry && entry->weight == "default_per_channel_weight_observer";
     l.quantized = observers::fake_quantize_weight(w, per_channel).to(l.original.options());
     l.input = iq;
@@ -142,7 +178,7 @@ void measure_layer_error(const LayerErrorInput& in, report::Report& rep) {
     auto [sit, inserted] = site_index.try_emplace(*site, at_site.size());
     if (inserted) {
       at_site.emplace_back();
-      instr.observe(*site, Side::Input, static_cast<int64_t>(sit->second));
+      host.observe_input(*site, static_cast<int64_t>(sit->second));
     }
     at_site[sit->second].push_back(layers.size());
     layers.push_back(std::move(l));
@@ -155,12 +191,12 @@ void measure_layer_error(const LayerErrorInput& in, report::Report& rep) {
       Layer& l = layers[k];
       const at::Tensor xq =
           (l.input.dynamic ? fake_quantize_dynamic(xf, qmax) : observers::fake_quantize(xf, l.input.q)).to(x.scalar_type());
-      const at::Tensor y = apply(l, x, l.original).to(at::kFloat);
-      const at::Tensor yq = apply(l, xq, l.quantized).to(at::kFloat);
+      const at::Tensor y = host.apply(l.fqn, x, l.original).to(at::kFloat);
+      const at::Tensor yq = host.apply(l.fqn, xq, l.quantized).to(at::kFloat);
       l.signal.add_(y.square().sum());
       l.noise.add_((yq - y).square().sum());
       ++l.calls;
-      if (l.schemes) l.schemes->measure(x, y, [&](const at::Tensor& xs, const at::Tensor& ws) { return apply(l, xs, ws); });
+      if (l.schemes) l.schemes->measure(x, y, [&](const at::Tensor& xs, const at::Tensor& ws) { return host.apply(l.fqn, xs, ws); });
     }
   };
   // smoothquant's smoothing factor needs each input feature's max |x| over the pass's batches first.
@@ -181,9 +217,8 @@ void measure_layer_error(const LayerErrorInput& in, report::Report& rep) {
       for (size_t k = 0; k < in.batches; ++k) {
         if (interrupt_requested())
           throw Interrupted("interrupted while measuring the layers' output SQNR; no report written");
-        std::vector<c10::IValue> args = in.batch(k);
         try {
-          instr.run(std::move(args), pass == 0 ? maxima_sink : sink);
+          host.run(k, pass == 0 ? maxima_sink : sink);
         } catch (const c10::Error& e) {
           throw ModelError("the model's forward failed while measuring the layers' output SQNR on batch " +
                            std::to_string(k) + ": " + root_cause_line(e.what()));

@@ -6,21 +6,43 @@
 // (that is --simulate's).
 #pragma once
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "detectors/detectors.h"
+#include "instrumentation/instrumentation.h"
 #include "report/report.h"
 #include "schemes/schemes.h"
 
 namespace qreport::pipeline {
 
+// What the pass needs of a front end: where a layer's input is observed, the layer applied alone, and a
+// run of the model. script_layer_host() is TorchScript's; analyze_exported.cpp has the exported program's.
+class LayerHost {
+ public:
+  virtual ~LayerHost() = default;
+  virtual std::optional<std::string> resolve(const std::string& fqn) const = 0;
+  virtual void observe_input(const std::string& site, int64_t id) = 0;
+  // The layer's weight as the model holds it (device, dtype); undefined: it cannot be applied alone.
+  virtual at::Tensor weight_of(const std::string& fqn) = 0;
+  // Layer `fqn` applied to x with `weight` in place of its own.
+  virtual at::Tensor apply(const std::string& fqn, const at::Tensor& x, const at::Tensor& weight) = 0;
+  // Runs the pass's k-th batch, sending observed values to sink. The model's exceptions propagate.
+  virtual void run(size_t k, const instrumentation::ObserveSink& sink) = 0;
+};
+
+// TorchScript's host: a fresh instrumented forward of `model`; batch(k) gives forward's arguments for the
+// pass's k-th batch, on the run's device (the same preparation as calibration).
+std::shared_ptr<LayerHost> script_layer_host(const model::Model& model,
+                                             std::function<std::vector<c10::IValue>(size_t)> batch);
+
 struct LayerErrorInput {
-  const model::Model* model = nullptr;
+  const model::ModelView* model = nullptr;
+  std::shared_ptr<LayerHost> host;
   size_t batches = 0;        // how many batches the pass runs over
   size_t total_batches = 0;  // the calibration batches (for the report)
-  // Forward's arguments for the pass's k-th batch, on the run's device (the same preparation as calibration).
-  std::function<std::vector<c10::IValue>(size_t)> batch;
   std::function<void(size_t, size_t)> on_batch;
   // --schemes: each layer is also measured under these (lib/schemes) in the same pass. Empty: the pass
   // does exactly what it did without them (no extra work or allocation per batch). With smoothquant, the
@@ -34,6 +56,6 @@ struct LayerErrorInput {
 void measure_layer_error(const LayerErrorInput& in, report::Report& rep);
 
 // Completes the error detector's result without a measurement (qreport report: no data), saying why.
-void finish_without_layer_error(const model::Model& model, const std::string& why, report::Report& rep);
+void finish_without_layer_error(const model::ModelView& model, const std::string& why, report::Report& rep);
 
 }  // namespace qreport::pipeline

@@ -3,14 +3,14 @@
 namespace qreport::pipeline {
 
 std::vector<detectors::ObservationRequest> plan_requests(
-    const std::vector<std::unique_ptr<detectors::Detector>>& dets, const model::Model& model,
-    const instrumentation::Instrumenter& instr, const detectors::ChannelAxes& axes, Plan& plan,
+    const std::vector<std::unique_ptr<detectors::Detector>>& dets, const Front& front,
+    const detectors::ChannelAxes& axes, Plan& plan,
     std::vector<std::string>& warnings) {
   std::vector<detectors::ObservationRequest> routed;
   std::set<std::string> reported_missing;
   for (const auto& det : dets) {
-    for (const auto& req : det->requests(model, axes)) {
-      auto site = instr.resolve(req.fqn);
+    for (const auto& req : det->requests(front.model(), axes)) {
+      auto site = front.resolve(req.fqn);
       if (!site) {
         if (reported_missing.insert(req.fqn).second)
           warnings.push_back("module '" + req.fqn + "' is never called from forward; it is not observed");
@@ -30,7 +30,7 @@ std::vector<detectors::ObservationRequest> plan_requests(
   return routed;
 }
 
-void run_detectors(const std::vector<std::unique_ptr<detectors::Detector>>& dets, const model::Model& model,
+void run_detectors(const std::vector<std::unique_ptr<detectors::Detector>>& dets, const model::ModelView& model,
                    const Plan& plan, const detectors::ChannelAxes& axes, report::Report& rep) {
   for (const auto& det : dets) {
     auto result = det->report(model, plan, axes);

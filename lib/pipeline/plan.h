@@ -12,6 +12,7 @@
 #include "instrumentation/instrumentation.h"
 #include "observers/observers.h"
 #include "pipeline/analyze.h"
+#include "pipeline/front.h"
 #include "stats/stats.h"
 
 namespace qreport::pipeline {
@@ -50,13 +51,13 @@ class Plan : public detectors::StatsLookup {
 // Routes every request of `dets` to its point (creating points as needed, with the statistics asked
 // for); a module never called gets one warning. Returns the requests, for checks against saved points.
 std::vector<detectors::ObservationRequest> plan_requests(
-    const std::vector<std::unique_ptr<detectors::Detector>>& dets, const model::Model& model,
-    const instrumentation::Instrumenter& instr, const detectors::ChannelAxes& axes, Plan& plan,
+    const std::vector<std::unique_ptr<detectors::Detector>>& dets, const Front& front,
+    const detectors::ChannelAxes& axes, Plan& plan,
     std::vector<std::string>& warnings);
 
 // Every detector's result from the plan's finished statistics into `rep`, with its warnings, and the
 // merged qconfig and equalization mappings.
-void run_detectors(const std::vector<std::unique_ptr<detectors::Detector>>& dets, const model::Model& model,
+void run_detectors(const std::vector<std::unique_ptr<detectors::Detector>>& dets, const model::ModelView& model,
                    const Plan& plan, const detectors::ChannelAxes& axes, report::Report& rep);
 
 // The detectors of `o` on statistics `f` of `model` (whose sha256 the caller checked): qreport report,

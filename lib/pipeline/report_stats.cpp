@@ -10,6 +10,7 @@
 #include "pipeline/analyze.h"
 #include "pipeline/exported_front.h"
 #include "pipeline/layer_error.h"
+#include "pipeline/front.h"
 #include "pipeline/plan.h"
 #include "pipeline/stats_check.h"
 #include "stats/stats.h"
@@ -91,7 +92,7 @@ report::Report report_from_statistics(const AnalyzeOptions& o, const model::Mode
     const Side side = p.side == "input" ? Side::Input : Side::Output;
     plan.points()[plan.point_for(p.site, side)].restore(std::move(p.stats));
   }
-  const auto requests = plan_requests(dets, model, instr, axes, plan, rep.warnings);
+  const auto requests = plan_requests(dets, ScriptFront(model, instr), axes, plan, rep.warnings);
   for (const auto& r : requests) {
     const auto* point = plan.find(r.fqn, r.side);
     const std::string lack = point ? missing(r, *point) : "everything";

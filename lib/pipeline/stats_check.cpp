@@ -25,7 +25,7 @@ bool fits(const model::ModuleNode& node, const at::Tensor& w, int axis, size_t c
 
 }  // namespace
 
-void check_channels_against_model(const model::Model& model, const std::vector<detectors::ObservationRequest>& requests,
+void check_channels_against_model(const model::ModelView& model, const std::vector<detectors::ObservationRequest>& requests,
                                   const Plan& plan, const std::string& source) {
   for (const auto& r : requests) {
     if (r.side != Side::Input || (!r.minmax_axis && !r.percentile)) continue;

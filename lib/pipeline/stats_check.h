@@ -11,7 +11,7 @@ namespace qreport::pipeline {
 // in_features features on the last axis, a convolution's input groups x weight.size(1) channels on axis 1
 // (groups dividing the output channels). A file that says otherwise was edited or made for another
 // model: InputError naming `source` (the statistics' file names) and the module.
-void check_channels_against_model(const model::Model& model, const std::vector<detectors::ObservationRequest>& requests,
+void check_channels_against_model(const model::ModelView& model, const std::vector<detectors::ObservationRequest>& requests,
                                   const Plan& plan, const std::string& source);
 
 }  // namespace qreport::pipeline

@@ -56,8 +56,9 @@ if r.returncode == 0:
     check("leaf calls in graph order (relu twice)", got["call_sites"] ==
           ["conv", "bn", "relu", "fc", "relu", "block.0", "block.1", "block.2"], got["call_sites"])
     check("relu called twice", {m["fqn"]: m["call_sites"] for m in modules}["relu"] == 2, modules)
-    check("inspect says observations are not listed yet",
-          any("not listed yet" in w for w in got["warnings"]), got["warnings"])
+    obs = {(o["detector"], o["fqn"], o["side"]) for o in got.get("observations", [])}
+    check("inspect lists the detectors' observations (fc's input for dynamic_vs_static)",
+          ("dynamic_vs_static_detector", "fc", "input") in obs, sorted(obs)[:20])
 r2 = subprocess.run([QREPORT, "inspect", M, "--format", "json"], capture_output=True, text=True, timeout=120)
 check("inspect is deterministic", r2.stdout == r.stdout)
 r = subprocess.run([QREPORT, "inspect", M], capture_output=True, text=True, timeout=120)
@@ -186,7 +187,10 @@ for name, path, message in CASES:
     print("     " + r.stderr.strip()[:300])
 
 r = subprocess.run([QREPORT, "analyze", M, "--calib", M], capture_output=True, text=True, timeout=120)
-check("analyze refuses .pt2 so far", r.returncode == 2 and "is a torch.export program; qreport analyze reads "
-      "TorchScript models only so far" in r.stderr, r.stderr)
+check("analyze on .pt2 with a .pt2 as calibration data: exit 2, one line", r.returncode == 2 and
+      len(r.stderr.strip().splitlines()) == 1, r.stderr)
+r = subprocess.run([QREPORT, "analyze", M, "--calib", M, "--simulate"], capture_output=True, text=True, timeout=120)
+check("--simulate on .pt2: exit 2 saying so", r.returncode == 2 and
+      "--simulate does not run on torch.export programs yet" in r.stderr, r.stderr)
 print(f"{len(failures)} failed")
 sys.exit(1 if failures else 0)

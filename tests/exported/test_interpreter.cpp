@@ -2,6 +2,7 @@
 // what ExportedProgram.module() computed in Python, and the values observed at module-call boundaries
 // must be what forward hooks saw on the eager model. Fixtures: data/make_exported_fixtures.py, in the
 // folder named by QREPORT_EXPORTED_FIXTURES (tests/exported/test_exported.py makes them and runs this).
+#include <algorithm>
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
@@ -129,8 +130,9 @@ TEST_CASE("a module applied inside another's call is a functional call (Multihea
   std::vector<std::string> leaf_calls;
   for (const auto& c : p.calls())
     if (c.leaf) leaf_calls.push_back(c.fqn + (c.functional.empty() ? "" : " (" + c.functional + ")"));
-  const std::vector<std::string> expected = {"self_attn.out_proj (aten::linear)", "dropout1", "norm1", "linear1",
-                                             "dropout", "linear2", "dropout2", "norm2"};
+  // The packed in-projection first: the pseudo-module "<mha>.in_proj" (issue 25).
+  const std::vector<std::string> expected = {"self_attn.in_proj (aten::linear)", "self_attn.out_proj (aten::linear)",
+                                             "dropout1", "norm1", "linear1", "dropout", "linear2", "dropout2", "norm2"};
   CHECK(leaf_calls == expected);
   int64_t rows = -1;
   CHECK(p.observe("self_attn.out_proj", exported::Side::Input, 0) == 1);
@@ -138,6 +140,43 @@ TEST_CASE("a module applied inside another's call is a functional call (Multihea
   c10::InferenceMode guard;
   p.run({x}, [&](int64_t, const at::Tensor& t) { rows = t.size(-1); });
   CHECK(rows == 16);  // the attention's output features, before the projection
+}
+
+TEST_CASE("the exported model as the detectors see it: in_proj pseudo-module, out_proj's class, weights") {
+  exported::Program p = exported::Program::load(pt2_fixture("encoder.pt2"));
+  const exported::ExportedModel view(p);
+  std::vector<std::string> fqns;
+  for (const auto& n : view.tree().nodes()) fqns.push_back(n.fqn);
+  const auto at = std::find(fqns.begin(), fqns.end(), "self_attn");
+  REQUIRE(at != fqns.end());
+  REQUIRE(at + 1 != fqns.end());
+  CHECK(*(at + 1) == "self_attn.in_proj");  // right after its MultiheadAttention
+  const model::ModuleNode* in_proj = view.tree().find("self_attn.in_proj");
+  REQUIRE(in_proj);
+  CHECK(in_proj->kind.is_linear);
+  CHECK(view.tree().nodes()[in_proj->parent].fqn == "self_attn");
+  const model::ModuleNode* out_proj = view.tree().find("self_attn.out_proj");
+  REQUIRE(out_proj);
+  CHECK(out_proj->type_name == "torch.nn.modules.linear.NonDynamicallyQuantizableLinear");
+  CHECK(view.weight_name("self_attn.in_proj") == "self_attn.in_proj_weight");
+  CHECK(view.weight("self_attn.in_proj").equal(p.state("self_attn.in_proj_weight").detach()));
+  CHECK(view.weight("linear1").sizes() == at::IntArrayRef({32, 16}));
+  CHECK_FALSE(view.weight("dropout1").defined());
+
+  // The layer applied alone through its node gives what the graph computes at that node.
+  at::Tensor x = read_tensor(pt2_fixture("encoder.in2"));
+  c10::InferenceMode guard;
+  at::Tensor seen_in, seen_out;
+  p.observe("linear1", exported::Side::Input, 0);
+  p.observe("linear1", exported::Side::Output, 1);
+  p.run({x}, [&](int64_t id, const at::Tensor& t) { (id == 0 ? seen_in : seen_out) = t; });
+  CHECK(p.apply_weight_op("linear1.weight", seen_in, p.state("linear1.weight")).equal(seen_out));
+  p.clear_observations();
+  int calls = 0;
+  p.run({x}, [&](int64_t, const at::Tensor&) { ++calls; });
+  CHECK(calls == 0);
+  // Layouts from the graph: dropout1 follows out_proj's linear (features last).
+  CHECK(p.input_layout("dropout1") == 1);
 }
 
 TEST_CASE("resolve: a module's own leaf call, else its nearest ancestor's") {

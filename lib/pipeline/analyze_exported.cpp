@@ -1,0 +1,241 @@
+// qreport analyze on a torch.export program: the same stages as analyze.cpp's TorchScript run (one plan,
+// the same observers, detectors, layer-error pass and reports), with lib/exported's interpreter in place
+// of the instrumented forward. CPU only, one process; --simulate and distributed runs are refused (exit 2)
+// until they are wired (docs/design.md, "Exported programs").
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <future>
+
+#include "common/errors.h"
+#include "common/text.h"
+#include "pipeline/batch_checks.h"
+#include "pipeline/exported_front.h"
+#include "pipeline/job_run.h"
+#include "pipeline/layer_error.h"
+#include "pipeline/observe_worker.h"
+#include "pipeline/plan.h"
+#include "stats/stats.h"
+
+namespace qreport::pipeline {
+namespace {
+
+std::string join(const std::vector<std::string>& v, const char* sep) {
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? sep : "") + v[i];
+  return out;
+}
+
+exported::Side side_of(Side s) { return s == Side::Input ? exported::Side::Input : exported::Side::Output; }
+
+// Forward's arguments of one batch in the program's input order: positional as saved, or a dict's
+// entries by the user inputs' names.
+std::vector<c10::IValue> exported_args(const exported::Program& program, const calibration::Batch& batch,
+                                       size_t index) {
+  std::vector<c10::IValue> args;
+  const auto& names = program.input_names();
+  if (batch.named.empty()) {
+    for (const auto& t : batch.positional) args.emplace_back(t);
+  } else {
+    for (const auto& name : names) {
+      auto it = std::find_if(batch.named.begin(), batch.named.end(), [&](const auto& e) { return e.first == name; });
+      if (it == batch.named.end())
+        throw InputError("calibration batch " + std::to_string(index) + " has no argument '" + name +
+                         "' (the exported program takes " + join(names, ", ") + ")");
+      args.emplace_back(it->second);
+    }
+    for (const auto& [name, t] : batch.named)
+      if (std::find(names.begin(), names.end(), name) == names.end())
+        throw InputError("calibration batch " + std::to_string(index) + " has an argument '" + name +
+                         "' the exported program does not take (it takes " + join(names, ", ") + ")");
+  }
+  if (args.size() != names.size())
+    throw InputError("calibration batch " + std::to_string(index) + " has " + std::to_string(args.size()) +
+                     " argument(s); the exported program takes " + std::to_string(names.size()) + " (" +
+                     join(names, ", ") + ")");
+  return args;
+}
+
+// The dtype of the program's floating parameters (the first one found), as parameter_dtype() for TorchScript.
+std::optional<at::ScalarType> state_dtype(const exported::Program& program, const model::ModelView& view) {
+  for (const auto& node : view.tree().nodes()) {
+    const at::Tensor w = program.state(node.fqn.empty() ? "weight" : node.fqn + ".weight");
+    if (w.defined() && w.is_floating_point()) return w.scalar_type();
+  }
+  return std::nullopt;
+}
+
+// The error detector's second pass on the interpreter: observers cleared, the layers' sites observed,
+// each layer applied alone through the node that applies its weight.
+class ExportedLayerHost : public LayerHost {
+ public:
+  ExportedLayerHost(exported::Program& program, const exported::ExportedModel& model, const ExportedFront& front,
+                    std::function<std::vector<at::Tensor>(size_t)> batch)
+      : program_(program), model_(model), front_(front), batch_(std::move(batch)) {
+    program_.clear_observations();
+  }
+  std::optional<std::string> resolve(const std::string& fqn) const override { return front_.resolve(fqn); }
+  void observe_input(const std::string& site, int64_t id) override { program_.observe(site, exported::Side::Input, id); }
+  at::Tensor weight_of(const std::string& fqn) override {
+    const std::string name = model_.weight_name(fqn);
+    return name.empty() ? at::Tensor() : program_.state(name);
+  }
+  at::Tensor apply(const std::string& fqn, const at::Tensor& x, const at::Tensor& weight) override {
+    return program_.apply_weight_op(model_.weight_name(fqn), x, weight);
+  }
+  void run(size_t k, const instrumentation::ObserveSink& sink) override { program_.run(batch_(k), sink); }
+
+ private:
+  exported::Program& program_;
+  const exported::ExportedModel& model_;
+  const ExportedFront& front_;
+  std::function<std::vector<at::Tensor>(size_t)> batch_;
+};
+
+}  // namespace
+
+report::Report analyze_exported(const AnalyzeOptions& o, std::string* stats_bytes) {
+  auto dets = make_detectors(o);
+  if (o.simulate)
+    throw UsageError("--simulate does not run on torch.export programs yet: analyze the scripted model for it");
+  if (!o.schemes.empty())
+    throw UsageError("--schemes does not run on torch.export programs yet: analyze the scripted model for it");
+  if (o.device != "cpu")
+    throw UsageError("--device " + o.device + ": torch.export programs run on the CPU only so far");
+  set_threads(o.threads);
+
+  report::Report rep;
+  rep.model_path = o.model_path;
+  rep.calib_path = o.calib_path;
+  rep.device = o.device;
+  std::future<std::string> sha = std::async(std::launch::async, [path = o.model_path] { return sha256_file(path); });
+  exported::Program program = exported::Program::load(o.model_path);
+  const exported::ExportedModel view(program);
+  const ExportedFront front(program, view);
+  rep.model_sha256 = sha.get();
+  rep.model_modules = view.tree().size();
+
+  calibration::Archive archive = calibration::Archive::open(o.calib_path, o.calibration);
+  rep.batches = archive.size();
+  std::vector<std::vector<c10::IValue>> batch_args;
+  for (size_t i = 0; i < archive.size(); ++i) batch_args.push_back(exported_args(program, archive.batch(i), i));
+  const std::optional<at::ScalarType> dtype = state_dtype(program, view);
+  const bool cast = check_dtypes(program.input_names(), batch_args, dtype, o.cast_inputs, rep.warnings);
+  auto tensors = [&](std::vector<c10::IValue> args) {
+    std::vector<at::Tensor> out;
+    for (auto& a : args) {
+      at::Tensor t = a.toTensor();
+      out.push_back(cast && t.is_floating_point() && t.scalar_type() != *dtype ? t.to(*dtype) : t);
+    }
+    return out;
+  };
+
+  const detectors::ChannelAxes axes = channel_axes(o, front);
+  Plan plan;
+  plan_requests(dets, front, axes, plan, rep.warnings);
+  for (size_t id = 0; id < plan.keys().size(); ++id)
+    program.observe(plan.keys()[id].first, side_of(plan.keys()[id].second), static_cast<int64_t>(id));
+  rep.call_order = front.call_sites();
+
+  auto& points = plan.points();
+  ObserveSchedule schedule([&points](int64_t id, const at::Tensor& x) { points[id].observe(x); }, points.size(), true);
+  exported::ObserveSink sink = [&schedule](int64_t id, const at::Tensor& x) { schedule.observe(id, x); };
+  FiniteCheck finite(program.input_names(), archive.size());
+  {
+    c10::InferenceMode inference;
+    for (size_t i = 0; i < archive.size(); ++i) {
+      if (interrupt_requested()) throw Interrupted("interrupted during calibration (batch " + std::to_string(i + 1) +
+                                                   " of " + std::to_string(archive.size()) + "); no report written");
+      auto args = std::move(batch_args[i]);
+      finite.check(args, i);
+      try {
+        program.run(tensors(std::move(args)), sink);
+      } catch (const InputError& e) {
+        throw InputError("calibration batch " + std::to_string(i) + ": " + e.what());
+      } catch (const std::exception& e) {
+        throw ModelError("the exported program failed on calibration batch " + std::to_string(i) + ": " +
+                         root_cause_line(e.what()));
+      }
+      schedule.batch_done();
+      archive.release(i);
+      if (o.on_batch) o.on_batch(i + 1, archive.size());
+    }
+  }
+  schedule.finish();
+  finite.finish();
+  for (auto& p : points) p.finalize(static_cast<int64_t>(archive.size()));
+
+  if (!o.save_stats.empty()) {
+    stats::StatsFile f;
+    f.tool = std::string("qreport ") + QREPORT_VERSION;
+    f.model_path = o.model_path;
+    f.model_sha256 = rep.model_sha256;
+    f.device = o.device;
+    f.settings = stats_settings(o, dets);
+    std::vector<size_t> all(archive.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    f.calibration.push_back({o.calib_path, static_cast<int64_t>(archive.size()),
+                             stats::run_identifier(rep.model_sha256, o.calib_path, all, run_settings(o, f.settings))});
+    for (size_t id = 0; id < plan.keys().size(); ++id)
+      f.points.push_back({plan.keys()[id].first, instrumentation::side_name(plan.keys()[id].second),
+                          points[id].finished()});
+    *stats_bytes = stats::to_bytes(f);
+  }
+
+  run_detectors(dets, view, plan, axes, rep);
+  LayerErrorInput in;
+  in.model = &view;
+  in.total_batches = archive.size();
+  in.batches = std::min(static_cast<size_t>(o.error.error_batches), archive.size());
+  in.host = std::make_shared<ExportedLayerHost>(program, view, front, [&](size_t k) {
+    return tensors(exported_args(program, archive.batch(k), k));  // checked in calibration
+  });
+  in.on_batch = [&](size_t done, size_t) { archive.release(done - 1); };
+  measure_layer_error(in, rep);
+  return rep;
+}
+
+// --- ExportedFront ---
+
+bool ExportedFront::has_call(const std::string& fqn) const {
+  return std::any_of(program_.calls().begin(), program_.calls().end(),
+                     [&](const exported::ModuleCall& c) { return c.fqn == fqn; });
+}
+
+std::optional<std::string> ExportedFront::resolve(const std::string& fqn) const {
+  // The outermost enclosing module that TorchScript keeps as one leaf call (fused, QAT), if called.
+  std::vector<std::string> chain;
+  for (std::string at = fqn; !at.empty(); at = model::parent_fqn(at)) chain.push_back(at);
+  for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+    const model::ModuleNode* node = model_.tree().find(*it);
+    if (node && (node->kind.is_fused || node->kind.is_qat) && has_call(*it)) return *it;
+  }
+  bool found = false;
+  std::string site = program_.resolve(fqn, &found);
+  if (!found) return std::nullopt;
+  return site;
+}
+
+std::vector<std::string> ExportedFront::call_sites() const {
+  std::vector<std::string> out;
+  for (const auto& c : program_.calls()) {
+    auto site = resolve(c.fqn);
+    if (site && *site == c.fqn && (c.leaf || !c.functional.empty() || model_.tree().find(c.fqn) == nullptr ||
+                                   model_.tree().find(c.fqn)->kind.is_fused || model_.tree().find(c.fqn)->kind.is_qat))
+      out.push_back(c.fqn);
+  }
+  return out;
+}
+
+instrumentation::LayoutGuess ExportedFront::input_layout(const std::string& fqn) const {
+  auto site = resolve(fqn);
+  if (!site) return {};
+  const int layout = program_.input_layout(*site);
+  if (layout == 1) return {instrumentation::Layout::Features, "produced or consumed by a features-last op"};
+  if (layout == 2) return {instrumentation::Layout::Channels, "produced or consumed by a channels op"};
+  return {};
+}
+
+}  // namespace qreport::pipeline
