@@ -30,8 +30,6 @@ class ExportedFront : public Front {
   const exported::ExportedModel& model_;
 };
 
-// Throws InputError when `path` is a PT2 archive: `command` does not run them yet.
-void refuse_exported(const std::string& path, const char* command);
 // qreport inspect on a PT2 archive: the module tree, the module calls, and what the detectors observe.
 report::Inspection inspect_exported(const AnalyzeOptions& o);
 // qreport analyze on a PT2 archive, in one process (analyze_rank's torch.export twin).

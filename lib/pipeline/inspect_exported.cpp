@@ -12,12 +12,6 @@
 
 namespace qreport::pipeline {
 
-void refuse_exported(const std::string& path, const char* command) {
-  if (!exported::is_pt2_archive(path)) return;
-  throw InputError("model '" + path + "' is a torch.export program; qreport " + command +
-                   " reads TorchScript models only so far (qreport inspect reads both)");
-}
-
 report::Inspection inspect_exported(const AnalyzeOptions& o) {
   auto dets = make_detectors(o);  // the same option checks as for TorchScript
   exported::Program program = exported::Program::load(o.model_path);

@@ -65,6 +65,11 @@ void run_detectors(const std::vector<std::unique_ptr<detectors::Detector>>& dets
 report::Report report_from_statistics(const AnalyzeOptions& o, const model::Model& model, const std::string& sha,
                                       stats::StatsFile f, const std::string& source = "of the job's ranks");
 
+// The same on any front end (a torch.export program's: qreport report on a .pt2).
+report::Report report_from_statistics(const AnalyzeOptions& o, const Front& front,
+                                      const std::vector<std::string>& call_order, const std::string& sha,
+                                      stats::StatsFile f, const std::string& source);
+
 // What a run with these options observes with (saved in statistics files, checked by report).
 stats::Settings stats_settings(const AnalyzeOptions& o, const std::vector<std::unique_ptr<detectors::Detector>>& dets);
 

@@ -43,23 +43,44 @@ report::Report report_from_stats(const AnalyzeOptions& o, const std::vector<std:
   for (const auto& p : paths) files.push_back(stats::load(p));
   stats::StatsFile f = stats::merge(files, paths);
   const std::string sha = sha256_file(o.model_path);
-  refuse_exported(o.model_path, "report");
-  model::Model model = model::Model::load(o.model_path);
-  if (sha != f.model_sha256)
-    throw InputError("statistics file '" + paths[0] + "' was made from another model ('" + f.model_path +
-                     "', sha256 " + f.model_sha256.substr(0, 12) + "...; '" + o.model_path + "' has " +
-                     sha.substr(0, 12) + "...)");
+  auto same_model = [&] {
+    if (sha != f.model_sha256)
+      throw InputError("statistics file '" + paths[0] + "' was made from another model ('" + f.model_path +
+                       "', sha256 " + f.model_sha256.substr(0, 12) + "...; '" + o.model_path + "' has " +
+                       sha.substr(0, 12) + "...)");
+  };
   std::string source;
   for (const auto& p : paths) source += (source.empty() ? "'" : ", '") + p + "'";
-  report::Report rep = report_from_statistics(o, model, sha, std::move(f), source);
-  finish_without_layer_error(model, "qreport report has only the saved statistics, and measuring it needs the "
-                             "calibration data (qreport analyze measures it)", rep);
+  const char* why = "qreport report has only the saved statistics, and measuring it needs the calibration data "
+                    "(qreport analyze measures it)";
+  report::Report rep;
+  if (exported::is_pt2_archive(o.model_path)) {  // the same plan on the exported program's calls
+    exported::Program program = exported::Program::load(o.model_path);
+    same_model();
+    const exported::ExportedModel view(program);
+    const ExportedFront front(program, view);
+    rep = report_from_statistics(o, front, front.call_sites(), sha, std::move(f), source);
+    finish_without_layer_error(view, why, rep);
+  } else {
+    model::Model model = model::Model::load(o.model_path);
+    same_model();
+    rep = report_from_statistics(o, model, sha, std::move(f), source);
+    finish_without_layer_error(model, why, rep);
+  }
   if (o.write_outputs) o.write_outputs(rep, "");
   return rep;
 }
 
 report::Report report_from_statistics(const AnalyzeOptions& o, const model::Model& model, const std::string& sha,
                                       stats::StatsFile f, const std::string& source) {
+  instrumentation::Instrumenter instr(model);
+  return report_from_statistics(o, ScriptFront(model, instr), instr.call_sites(), sha, std::move(f), source);
+}
+
+report::Report report_from_statistics(const AnalyzeOptions& o, const Front& front,
+                                      const std::vector<std::string>& call_order, const std::string& sha,
+                                      stats::StatsFile f, const std::string& source) {
+  const model::ModelView& model = front.model();
   auto dets = make_detectors(o);
   report::Report rep;
   rep.model_path = o.model_path;
@@ -85,14 +106,13 @@ report::Report report_from_statistics(const AnalyzeOptions& o, const model::Mode
                      " needs other observations than the statistics hold (observed at " +
                      std::to_string(f.settings.outlier_reference_percentile) + "): run qreport analyze again");
 
-  instrumentation::Instrumenter instr(model);
-  const detectors::ChannelAxes axes = channel_axes(o, model, instr);
+  const detectors::ChannelAxes axes = channel_axes(o, front);
   Plan plan;
   for (auto& p : f.points) {
     const Side side = p.side == "input" ? Side::Input : Side::Output;
     plan.points()[plan.point_for(p.site, side)].restore(std::move(p.stats));
   }
-  const auto requests = plan_requests(dets, ScriptFront(model, instr), axes, plan, rep.warnings);
+  const auto requests = plan_requests(dets, front, axes, plan, rep.warnings);
   for (const auto& r : requests) {
     const auto* point = plan.find(r.fqn, r.side);
     const std::string lack = point ? missing(r, *point) : "everything";
@@ -101,7 +121,7 @@ report::Report report_from_statistics(const AnalyzeOptions& o, const model::Mode
                        r.fqn + "', which these options need: run qreport analyze again");
   }
   check_channels_against_model(model, requests, plan, source);
-  rep.call_order = instr.call_sites();
+  rep.call_order = call_order;
   run_detectors(dets, model, plan, axes, rep);
   return rep;
 }

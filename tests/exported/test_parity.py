@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Issue 25 item 4: qreport analyze on a model's torch.export program (.pt2) gives the report it gives on
 the same model scripted (.pt): every number within rel 1e-4, every string (findings, recommendations,
-reports) equal, the same module names (the eager fqns), the same qconfig and equalization mappings.
+reports) equal, the same module names (the eager fqns), the same qconfig and equalization mappings. The
+same for qreport report --stats on the statistics each run saved.
 
 What cannot be equal is excluded here, and documented in docs/differences.md ("Exported programs"):
 - the pseudo-module "<mha>.in_proj" (MultiheadAttention's packed in-projection), which only the .pt2 report
@@ -29,18 +30,26 @@ if made.returncode != 0:
     sys.exit("fixture failed:\n" + made.stdout + made.stderr)
 
 
-def analyze(model):
-    path = os.path.join(d, os.path.basename(model) + ".json")
-    r = subprocess.run([qreport, "analyze", model, "--calib", os.path.join(d, "calib.pt"), "--detectors", "all",
-                        "--format", "json", "--threads", "1", "-q", "-o", path] + extra, capture_output=True, text=True)
+def run(args, path):
+    r = subprocess.run([qreport] + args + ["--detectors", "all", "--format", "json", "-q", "-o", path] + extra,
+                       capture_output=True, text=True)
     if r.returncode != 0:
-        sys.exit(f"qreport analyze {model} exited {r.returncode}: {r.stderr}")
+        sys.exit(f"qreport {' '.join(args)} exited {r.returncode}: {r.stderr}")
     with open(path) as f:
         return json.load(f)
 
 
-pt = analyze(os.path.join(d, "model.pt"))
-pt2 = analyze(os.path.join(d, "model.pt2"))
+def analyze(model):
+    """analyze with --save-stats, then report --stats on the saved statistics: both reports."""
+    base = os.path.join(d, os.path.basename(model))
+    direct = run(["analyze", model, "--calib", os.path.join(d, "calib.pt"), "--threads", "1",
+                  "--save-stats", base + ".qstats"], base + ".json")
+    saved = run(["report", model, "--stats", base + ".qstats"], base + ".stats.json")
+    return direct, saved
+
+
+pt, pt_saved = analyze(os.path.join(d, "model.pt"))
+pt2, pt2_saved = analyze(os.path.join(d, "model.pt2"))
 IN_PROJ = re.compile(r"\.in_proj\b")
 NUM = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 errors = []
@@ -122,21 +131,21 @@ def compare(a, b, where):
 
 
 in_proj = sorted({k for k in pt2["detectors"].get("per_channel_detector", {}).get("modules", {}) if IN_PROJ.search(k)})
-for key in ("model", "tool"):
-    pt.pop(key, None)
-    pt2.pop(key, None)
-if in_proj:
-    # LLM.int8()'s model-wide groups count every Linear input of a width, the pseudo-modules' too: their
-    # layer and token counts and the features found differ by construction. Each layer's own figures
-    # (llm_int8.modules) are compared.
-    for r in (pt, pt2):
+for r in (pt, pt2, pt_saved, pt2_saved):
+    for key in ("model", "tool"):
+        r.pop(key, None)
+    if in_proj:
+        # LLM.int8()'s model-wide groups count every Linear input of a width, the pseudo-modules' too: their
+        # layer and token counts and the features found differ by construction. Each layer's own figures
+        # (llm_int8.modules) are compared.
         llm = r["detectors"].get("outlier_detector", {}).get("llm_int8", {})
         llm.pop("groups", None)
         llm.pop("rule_features", None)
 compare(pt, pt2, "$")
+compare(pt_saved, pt2_saved, "report --stats: $")
 if errors:
     print(f"{name}: {len(errors)} difference(s) between the .pt and .pt2 reports")
     for e in errors[:40]:
         print(" ", e)
     sys.exit(1)
-print(f"{name}: the .pt and .pt2 reports agree" + (f" (excluded: {', '.join(in_proj)})" if in_proj else ""))
+print(f"{name}: the .pt and .pt2 reports agree, from analyze and from report --stats" + (f" (excluded: {', '.join(in_proj)})" if in_proj else ""))
