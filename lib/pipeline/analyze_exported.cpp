@@ -220,11 +220,12 @@ std::optional<std::string> ExportedFront::resolve(const std::string& fqn) const 
 
 std::vector<std::string> ExportedFront::call_sites() const {
   std::vector<std::string> out;
+  // Leaf calls (functional ones included) and fused/QAT calls, each where it observes itself.
   for (const auto& c : program_.calls()) {
+    const model::ModuleNode* node = model_.tree().find(c.fqn);
+    const bool kept_whole = node && (node->kind.is_fused || node->kind.is_qat);
     auto site = resolve(c.fqn);
-    if (site && *site == c.fqn && (c.leaf || !c.functional.empty() || model_.tree().find(c.fqn) == nullptr ||
-                                   model_.tree().find(c.fqn)->kind.is_fused || model_.tree().find(c.fqn)->kind.is_qat))
-      out.push_back(c.fqn);
+    if (site && *site == c.fqn && (c.leaf || kept_whole)) out.push_back(c.fqn);
   }
   return out;
 }
