@@ -15,6 +15,8 @@
 
 namespace qreport::pipeline {
 
+class LayerCapture;
+
 struct LayerErrorInput {
   const model::Model* model = nullptr;
   size_t batches = 0;        // how many batches the pass runs over
@@ -26,6 +28,9 @@ struct LayerErrorInput {
   // does exactly what it did without them (no extra work or allocation per batch). With smoothquant, the
   // batches run once more first, for the input's per-feature maxima that its smoothing factor needs.
   std::vector<schemes::Scheme> schemes;
+  // The inputs calibration kept of the first `batches` batches (layer_capture.h), when it did: the sites
+  // it holds are measured from those copies, and the model runs again only for the others (if any).
+  const LayerCapture* captured = nullptr;
 };
 
 // Measures the layers of the quantization-error detector's result in `rep` (nothing when that detector
