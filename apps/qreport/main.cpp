@@ -56,6 +56,7 @@ constexpr const char* kExitCodesDiff =
     "  70  internal error (a bug in qreport: please report it)\n";
 
 constexpr int kMaxThreads = 1024;  // --threads' upper bound
+constexpr int64_t kMaxErrorMemoryMib = int64_t{1} << 30;  // --error-memory's: 1 EiB, so that bytes fit in 63 bits
 
 bool progress_line_open = false;  // a "\rcalibrating..." line without its newline yet
 std::string rank_prefix;          // "rank 2: " in a distributed job, so that each error line names its rank
@@ -189,6 +190,11 @@ int main(int argc, char** argv) {
   auto* error_batches_opt = analyze->add_option(
       "--error-batches", o.error.error_batches,
       "How many calibration batches (the first) the second pass that measures each layer's output SQNR runs over")
+      ->capture_default_str();
+  auto* error_memory_opt = analyze->add_option(
+      "--error-memory", o.error_memory_mib,
+      "MiB that calibration may use to keep the layers' inputs and outputs of those batches for that pass (it "
+      "then needs no second forward); layers beyond it are measured by running the model again. 0: keep none")
       ->capture_default_str();
   analyze->add_option("-o,--output", output,
                       "Write the report to this file ('-': stdout). A regular file is replaced atomically; a "
@@ -398,9 +404,10 @@ int main(int argc, char** argv) {
     if (!from_stats && o.calib_path.empty())
       throw UsageError("--calib is required (or, for qreport report, --stats FILE...)");
     if (from_stats && (batch_size_opt->count() || max_batches_opt->count() || o.simulate || !o.save_stats.empty() ||
-                       error_batches_opt->count() || schemes_opt->count()))
+                       error_batches_opt->count() || error_memory_opt->count() || schemes_opt->count()))
       throw UsageError("--stats reads saved statistics: --batch-size, --max-batches, --simulate, --save-stats, "
-                       "--error-batches and --schemes need the calibration data (qreport analyze --calib)");
+                       "--error-batches, --error-memory and --schemes need the calibration data (qreport analyze "
+                       "--calib)");
     // A layer's SQNR is its output's, measured on data: saved statistics cannot judge that gate.
     if (from_stats && std::find(fail_on.begin(), fail_on.end(), "sqnr") != fail_on.end())
       throw UsageError("--fail-on sqnr needs the layers' output SQNR, which is measured on the calibration data: "
@@ -424,6 +431,8 @@ int main(int argc, char** argv) {
     // More threads than this only contend, and thousands exhaust the process's thread limit inside OpenMP.
     if (o.threads < 0 || o.threads > kMaxThreads)
       throw UsageError("--threads must be 0 (one per core) or a count up to " + std::to_string(kMaxThreads));
+    if (o.error_memory_mib < 0 || o.error_memory_mib > kMaxErrorMemoryMib)
+      throw UsageError("--error-memory must be a count of MiB from 0 to " + std::to_string(kMaxErrorMemoryMib));
     if (o.dist_timeout_s < 1) throw UsageError("--dist-timeout must be at least 1 second");
     o.per_channel.backend = backend;
     o.error.backend = backend;

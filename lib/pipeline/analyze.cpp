@@ -24,6 +24,7 @@
 #include "pipeline/batch_checks.h"
 #include "pipeline/exported_front.h"
 #include "pipeline/front.h"
+#include "pipeline/layer_capture.h"
 #include "pipeline/layer_error.h"
 #include "pipeline/observe_worker.h"
 #include "pipeline/plan.h"
@@ -134,6 +135,37 @@ stats::Settings stats_settings(const AnalyzeOptions& o, const std::vector<std::u
 
 namespace {
 
+// What the error pass keeps of calibration (layer_capture.h): the input of every Linear/Conv call site (the
+// error detector observes each), and the output where the call is the layer's own (not a fused parent's
+// or a functional call's), observed under ids after the plan's where the plan does not observe it already.
+std::map<int64_t, LayerCapture::Key> capture_points(const std::vector<std::unique_ptr<detectors::Detector>>& dets,
+                                                    const model::Model& model, instrumentation::Instrumenter& instr,
+                                                    const Plan& plan) {
+  std::map<int64_t, LayerCapture::Key> out;
+  if (std::none_of(dets.begin(), dets.end(), [](const auto& d) { return d->name() == "quantization_error_detector"; }))
+    return out;
+  std::map<LayerCapture::Key, int64_t> planned;
+  for (size_t id = 0; id < plan.keys().size(); ++id) planned[plan.keys()[id]] = static_cast<int64_t>(id);
+  std::map<std::string, int> layers_at;  // site -> Linear/Conv layers measured there
+  for (const auto& node : model.tree().nodes())
+    if (node.kind.is_linear_or_conv())
+      if (auto site = instr.resolve(node.fqn)) ++layers_at[*site];
+  int64_t next = static_cast<int64_t>(plan.keys().size());
+  for (const auto& [site, n] : layers_at) {
+    auto in = planned.find({site, Side::Input});
+    if (in == planned.end()) continue;
+    out[in->second] = {site, Side::Input};
+    const model::ModuleNode* node = model.tree().find(site);
+    if (n != 1 || !node || !node->kind.is_linear_or_conv() || !instr.functional_op(site).empty()) continue;
+    auto o = planned.find({site, Side::Output});
+    const int64_t id = o != planned.end() ? o->second : next;
+    if (o == planned.end() && instr.observe(site, Side::Output, next) > 0) ++next;
+    else if (o == planned.end()) continue;
+    out[id] = {site, Side::Output};
+  }
+  return out;
+}
+
 std::string replace_rank(std::string path, int rank) {
   for (size_t at; (at = path.find("{rank}")) != std::string::npos;) path.replace(at, 6, std::to_string(rank));
   return path;
@@ -239,7 +271,16 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job, s
   // Small activations are observed on a thread of their own while the model runs on (observe_worker.h).
   ObserveSchedule schedule([&points](int64_t id, const at::Tensor& x) { points[id].observe(x); }, points.size(),
                            device.is_cpu());
-  instrumentation::ObserveSink sink = [&schedule](int64_t id, const at::Tensor& x) { schedule.observe(id, x); };
+  // The error pass's first batches are kept as they go by (layer_capture.h), on the rank that measures.
+  const size_t error_batches = std::min(static_cast<size_t>(o.error.error_batches), mine.size());
+  LayerCapture capture((job && job->rank() != 0) || o.error_memory_mib == 0 ? std::map<int64_t, LayerCapture::Key>()
+                                                                           : capture_points(dets, model, instr, plan),
+                       error_batches, o.error_memory_mib << 20);
+  const int64_t planned = static_cast<int64_t>(points.size());  // ids above: the capture's alone
+  instrumentation::ObserveSink sink = [&schedule, &capture, planned](int64_t id, const at::Tensor& x) {
+    if (capture.active()) capture.offer(id, x);
+    if (id < planned) schedule.observe(id, x);
+  };
   FiniteCheck finite(model, archive.size());
   {
     c10::InferenceMode inference;
@@ -257,6 +298,7 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job, s
                          root_cause_line(e.what()));
       }
       schedule.batch_done();
+      capture.batch_done();
       archive.release(i);
       if (job) job->beat(static_cast<int64_t>(k + 1));
       if (o.on_batch) o.on_batch(k + 1, mine.size());
@@ -282,6 +324,7 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job, s
     });
     in.on_batch = [&](size_t done, size_t) { archive.release(mine[done - 1]); };
     in.schemes = o.schemes;
+    in.captured = &capture;
     return in;
   };
   if (!o.save_stats.empty() || job) {
@@ -317,8 +360,11 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job, s
   }
 
   run_detectors(dets, model, plan, axes, rep);
+  clock.lap("detectors");
   measure_layer_error(layer_error(mine.size()), rep);
-  clock.lap("report");
+  spdlog::debug("error pass: {} bytes of layer values kept from calibration", capture.bytes());
+  capture.clear();
+  clock.lap("error_pass");
   if (o.simulate) {
     SimulationInput in;
     in.model = &model;

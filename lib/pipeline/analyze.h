@@ -37,6 +37,10 @@ struct AnalyzeOptions {
   int dist_timeout_s = 300;
   // --save-stats: where to write the statistics file (lib/stats), "" for none.
   std::string save_stats;
+  // --error-memory: MiB of the first --error-batches batches' layer inputs and outputs that calibration may
+  // keep for the error pass (layer_capture.h). 1 GiB holds a batch of 8 images through mobilenet_v2 or
+  // resnet18, or a few thousand tokens through a BERT-base; beyond it, the pass runs the model again.
+  int64_t error_memory_mib = 1024;
   // --simulate: a second pass with fake-quantized Linear/Conv inputs and weights (needs the error detector).
   bool simulate = false;
   // --schemes: each Linear/Conv layer is also measured under these torchao schemes (lib/schemes), in the

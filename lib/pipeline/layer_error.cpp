@@ -13,6 +13,7 @@
 #include "instrumentation/instrumentation.h"
 #include "model/model.h"
 #include "observers/observers.h"
+#include "pipeline/layer_capture.h"
 #include "pipeline/scheme_error.h"
 
 namespace qreport::pipeline {
@@ -147,6 +148,7 @@ void measure_layer_error(const LayerErrorInput& in, report::Report& rep) {
   std::vector<Layer> layers;
   std::vector<std::vector<size_t>> at_site;  // site id -> its layers (the children of one fused module share it)
   std::map<std::string, size_t> site_index;
+  std::vector<const std::vector<std::vector<at::Tensor>>*> captured;  // site id -> calibration's copies, or null
   for (const auto& m : r->modules) {
     const auto site = host.resolve(m.fqn);
     const auto it = entry_of.find(detectors::fused_ancestor(model, m.fqn));
@@ -178,42 +180,67 @@ void measure_layer_error(const LayerErrorInput& in, report::Report& rep) {
     auto [sit, inserted] = site_index.try_emplace(*site, at_site.size());
     if (inserted) {
       at_site.emplace_back();
-      host.observe_input(*site, static_cast<int64_t>(sit->second));
+      captured.push_back(in.captured ? in.captured->calls(*site, Side::Input) : nullptr);
+      if (!captured.back()) host.observe_input(*site, static_cast<int64_t>(sit->second));
     }
     at_site[sit->second].push_back(layers.size());
     layers.push_back(std::move(l));
   }
 
-  instrumentation::ObserveSink sink = [&](int64_t id, const at::Tensor& x) {
+  // One call of site `id` with input x: every layer of the site, float and quantized. `y_float`: the float
+  // layer's output on x where calibration kept it (the site is that one layer's own call), else undefined.
+  auto measure = [&](size_t id, const at::Tensor& x, const at::Tensor& y_float) {
     if (!x.is_floating_point()) return;
     const at::Tensor xf = x.to(at::kFloat);
-    for (size_t k : at_site[static_cast<size_t>(id)]) {
+    for (size_t k : at_site[id]) {
       Layer& l = layers[k];
       const at::Tensor xq =
           (l.input.dynamic ? fake_quantize_dynamic(xf, qmax) : observers::fake_quantize(xf, l.input.q)).to(x.scalar_type());
-      const at::Tensor y = host.apply(l.fqn, x, l.original).to(at::kFloat);
-      const at::Tensor yq = host.apply(l.fqn, xq, l.quantized).to(at::kFloat);
+      const at::Tensor y = (y_float.defined() ? y_float : host.apply(l.fqn, x, l.original)).to(at::kFloat);
+      at::Tensor yq = host.apply(l.fqn, xq, l.quantized).to(at::kFloat);
       l.signal.add_(y.square().sum());
-      l.noise.add_((yq - y).square().sum());
+      // In place: yq is this call's own (sub_ then square_ give (yq - y)^2 bit for bit, without two temporaries).
+      if (yq.data_ptr() == xq.data_ptr() || yq.data_ptr() == x.data_ptr()) yq = yq.clone();
+      l.noise.add_(yq.sub_(y).square_().sum());
       ++l.calls;
       if (l.schemes) l.schemes->measure(x, y, [&](const at::Tensor& xs, const at::Tensor& ws) { return host.apply(l.fqn, xs, ws); });
     }
   };
+  auto maxima_of = [&](size_t id, const at::Tensor& x) {
+    if (!x.is_floating_point()) return;
+    for (size_t k : at_site[id])
+      if (layers[k].schemes) layers[k].schemes->observe_maxima(x.to(at::kFloat));
+  };
+  instrumentation::ObserveSink sink = [&](int64_t id, const at::Tensor& x) { measure(static_cast<size_t>(id), x, {}); };
   // smoothquant's smoothing factor needs each input feature's max |x| over the pass's batches first.
   const bool maxima = std::any_of(layers.begin(), layers.end(), [](const Layer& l) {
     return l.schemes && l.schemes->needs_input_maxima();
   });
-  instrumentation::ObserveSink maxima_sink = [&](int64_t id, const at::Tensor& x) {
-    if (!x.is_floating_point()) return;
-    for (size_t k : at_site[static_cast<size_t>(id)])
-      if (layers[k].schemes) layers[k].schemes->observe_maxima(x.to(at::kFloat));
-  };
+  instrumentation::ObserveSink maxima_sink = [&](int64_t id, const at::Tensor& x) { maxima_of(static_cast<size_t>(id), x); };
 
   detectors::LayerErrorMeasurement measured;
   measured.total_batches = static_cast<int64_t>(in.total_batches);
   {
     c10::InferenceMode inference;
-    for (int pass = maxima ? 0 : 1; pass < 2; ++pass)
+    // The sites whose inputs calibration kept: their layers are applied to those copies, in the order the
+    // second pass would have met them per site (batch, then call), so the sums are the same.
+    for (size_t id = 0; id < captured.size(); ++id) {
+      if (!captured[id]) continue;
+      if (interrupt_requested())
+        throw Interrupted("interrupted while measuring the layers' output SQNR; no report written");
+      const auto* outs = at_site[id].size() == 1 && in.captured
+                             ? in.captured->calls(layers[at_site[id][0]].fqn, Side::Output)
+                             : nullptr;
+      for (int pass = maxima ? 0 : 1; pass < 2; ++pass)
+        for (size_t b = 0; b < captured[id]->size(); ++b) {
+          const auto& xs = (*captured[id])[b];
+          const bool paired = outs && (*outs)[b].size() == xs.size();  // a call whose output was no tensor: none
+          for (size_t c = 0; c < xs.size(); ++c)
+            pass == 0 ? maxima_of(id, xs[c]) : measure(id, xs[c], paired ? (*outs)[b][c] : at::Tensor());
+        }
+    }
+    const bool rerun = std::find(captured.begin(), captured.end(), nullptr) != captured.end();
+    for (int pass = maxima ? 0 : 1; rerun && pass < 2; ++pass)
       for (size_t k = 0; k < in.batches; ++k) {
         if (interrupt_requested())
           throw Interrupted("interrupted while measuring the layers' output SQNR; no report written");

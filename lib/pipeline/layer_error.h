@@ -18,6 +18,8 @@
 
 namespace qreport::pipeline {
 
+class LayerCapture;
+
 // What the pass needs of a front end: where a layer's input is observed, the layer applied alone, and a
 // run of the model. script_layer_host() is TorchScript's; analyze_exported.cpp has the exported program's.
 class LayerHost {
@@ -48,6 +50,9 @@ struct LayerErrorInput {
   // does exactly what it did without them (no extra work or allocation per batch). With smoothquant, the
   // batches run once more first, for the input's per-feature maxima that its smoothing factor needs.
   std::vector<schemes::Scheme> schemes;
+  // The inputs calibration kept of the first `batches` batches (layer_capture.h), when it did: the sites
+  // it holds are measured from those copies, and the model runs again only for the others (if any).
+  const LayerCapture* captured = nullptr;
 };
 
 // Measures the layers of the quantization-error detector's result in `rep` (nothing when that detector

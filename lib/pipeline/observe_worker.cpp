@@ -137,7 +137,8 @@ void ObserveSchedule::batch_done() {
   if (worker_) worker_->check();
   if (decided_) return;
   decided_ = true;
-  if (largest_ > kWorkerMaxValues) return;
+  // Nothing observed (weights only) leaves no work for a worker: the model keeps every thread.
+  if (largest_ == 0 || largest_ > kWorkerMaxValues) return;
   at::set_num_threads(threads_ - 1);
   split_ = true;
   worker_ = std::make_unique<ObserveWorker>(observe_, points_, kWorkerMaxValues, kQueuedValues);

@@ -291,6 +291,29 @@ def check_invalid_values(tmp):
             check(not any(wrong in w and "'b'" in w for w in j["warnings"]), f"{name}: warning says {wrong!r}: {text}")
 
 
+def check_kept_values(d):
+    """The error pass measures from the layer values calibration kept (--error-memory): with none kept (it runs
+    the model again), with part of them (a budget of half of what the run keeps) and with all, the report is the
+    same, byte for byte."""
+    args = ["analyze", f"{d}/model.pt", "--calib", f"{d}/calib.pt", "--format", "json", "--detectors", "all",
+            "--error-batches", "2", "--schemes", "int8-dynamic,smoothquant"]
+    r = subprocess.run([QREPORT, *args, "-v"], capture_output=True, text=True)
+    check(r.returncode == 0, f"kept values: exit {r.returncode}: {r.stderr}")
+    kept = [int(line.split()[4]) for line in r.stderr.splitlines() if "bytes of layer values kept" in line]
+    check(len(kept) == 1 and kept[0] > 2 << 20, f"kept values: {kept} bytes kept, want more than 2 MiB")
+    if r.returncode != 0 or len(kept) != 1:
+        return
+    for mib in ("0", str(kept[0] // 2 >> 20)):
+        other = subprocess.run([QREPORT, *args, "--error-memory", mib], capture_output=True, text=True)
+        check(other.returncode == 0 and other.stdout == r.stdout,
+              f"--error-memory {mib}: exit {other.returncode}, report differs from keeping all: {other.stderr}")
+    for bad in ("-1", str(1 << 31)):
+        other = subprocess.run([QREPORT, *args, "--error-memory", bad], capture_output=True, text=True)
+        check(other.returncode == 2 and other.stderr ==
+              "qreport: error: --error-memory must be a count of MiB from 0 to 1073741824\n",
+              f"--error-memory {bad}: exit {other.returncode}: {other.stderr!r}")
+
+
 def main():
     histc_bounds_as_floats()
     check_invalid_values(tempfile.mkdtemp(prefix="qreport-nan-"))
@@ -298,6 +321,7 @@ def main():
     check_compensated(tmp, Compensated, (2, 3, 16, 16), "conv")
     check_compensated(tmp, CompensatedLinear, (64, 16), "fc")
     check_report_from_stats(tmp)
+    check_kept_values(f"{FIX}/parity/resnet18")
     model, batches = fixtures.fused("resnet18")
     rep, want = compare("resnet18", model.eval(), batches, f"{FIX}/parity/resnet18", "--error-batches", "2")
     if rep:

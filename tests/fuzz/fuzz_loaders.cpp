@@ -1,6 +1,7 @@
 // libFuzzer targets for the loaders that read untrusted files: the calibration archive (zip parsing,
-// the pickle patch, LibTorch's unpickler, the batch layouts), the TorchScript model, and the statistics
-// file (the archive's loader, the digest, the layout's and the semantic checks, merging). Built by
+// the pickle patch, LibTorch's unpickler, the batch layouts), the TorchScript model, the statistics
+// file (the archive's loader, the digest, the layout's and the semantic checks, merging), and the
+// torch.export program (the PT2 zip, its JSON, weights config and payloads, the node checks). Built by
 // scripts/fuzz with clang, ASan and UBSan; QREPORT_FUZZ_TARGET selects the loader at compile time.
 //
 // Contract under test: any input either loads or throws qreport's InputError/UsageError. A crash, a
@@ -15,6 +16,9 @@
 #include "calibration/calibration.h"
 #include "common/errors.h"
 #include "model/model.h"
+#if QREPORT_FUZZ_TARGET == 4
+#include "exported/exported.h"
+#endif
 #include "stats/stats.h"
 
 namespace {
@@ -70,6 +74,16 @@ void load(const std::string& path) {
 #elif QREPORT_FUZZ_TARGET == 2
   auto model = qreport::model::Model::load(path);
   (void)model.tree().size();
+#elif QREPORT_FUZZ_TARGET == 4
+  // What analyze and inspect read of a program that loads: its module calls, their fallbacks, its nodes.
+  auto program = qreport::exported::Program::load(path);
+  (void)program.node_targets();
+  for (const auto& m : program.modules()) {
+    bool found = false;
+    (void)program.resolve(m.fqn, &found);
+    (void)program.state(m.fqn + ".weight");
+  }
+  for (const auto& c : program.calls()) (void)c.inputs.size();
 #else
   load_stats(path);
 #endif

@@ -1,0 +1,57 @@
+#include "pipeline/layer_capture.h"
+
+#include <ATen/Functions.h>
+
+namespace qreport::pipeline {
+
+LayerCapture::LayerCapture(const std::map<int64_t, Key>& ids, size_t batches, int64_t budget_bytes)
+    : batches_(ids.empty() ? 0 : batches), budget_(budget_bytes) {
+  for (const auto& [id, key] : ids) {
+    Point p;
+    p.output = key.second == detectors::Side::Output;
+    p.batches.resize(batches_);
+    points_.emplace(id, std::move(p));
+    by_key_[key] = id;
+  }
+}
+
+void LayerCapture::offer(int64_t id, const at::Tensor& x) {
+  if (batch_ >= batches_) return;
+  auto it = points_.find(id);
+  if (it == points_.end() || it->second.dropped) return;
+  // The error pass skips what is not floating (an Embedding's indices are not a layer input it measures).
+  if (!x.is_floating_point()) return;
+  Point& p = it->second;
+  const int64_t size = static_cast<int64_t>(x.numel()) * static_cast<int64_t>(x.element_size());
+  // Outputs save one application of the float layer, inputs a forward of the whole model: outputs get half.
+  if (bytes_ + size > (p.output ? budget_ / 2 : budget_)) {  // measured without the copies instead
+    for (const auto& calls : p.batches)
+      for (const auto& t : calls) bytes_ -= static_cast<int64_t>(t.numel()) * static_cast<int64_t>(t.element_size());
+    p.batches.clear();
+    p.dropped = true;
+    return;
+  }
+  // A copy: the graph may write into the tensor in place after this call (an in-place activation).
+  p.batches[batch_].push_back(x.clone(at::MemoryFormat::Preserve));
+  bytes_ += size;
+}
+
+void LayerCapture::batch_done() {
+  if (batch_ < batches_) ++batch_;
+}
+
+const std::vector<std::vector<at::Tensor>>* LayerCapture::calls(const std::string& site,
+                                                                 detectors::Side side) const {
+  auto s = by_key_.find({site, side});
+  if (s == by_key_.end() || batch_ < batches_) return nullptr;
+  const Point& p = points_.at(s->second);
+  return p.dropped ? nullptr : &p.batches;
+}
+
+void LayerCapture::clear() {
+  points_.clear();
+  by_key_.clear();
+  bytes_ = 0;
+}
+
+}  // namespace qreport::pipeline

@@ -1,0 +1,53 @@
+// Internal to lib/pipeline: the inputs (and, where the call is the layer's own, the outputs) of the layers
+// whose output SQNR is measured (layer_error.h), kept during the first calibration batches. The
+// measurement needs the input qparams, known only after the last batch; without these copies it ran the
+// first batches through the model a second time and applied every layer in float once more. With them
+// it applies only the quantized layer, to what the calibration forward already computed.
+#pragma once
+#include <ATen/Tensor.h>
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "detectors/detectors.h"
+
+namespace qreport::pipeline {
+
+class LayerCapture {
+ public:
+  using Key = std::pair<std::string, detectors::Side>;  // (call site, side)
+  // The calls of observation points `ids` (each naming its call site and side) over the first `batches` batches,
+  // while the copies total at most `budget_bytes` (outputs: half of it). A point whose copies do not all
+  // fit keeps none: its layers are measured by running the model again, or the float layer again
+  // (layer_error.cpp), as before.
+  LayerCapture(const std::map<int64_t, Key>& ids, size_t batches, int64_t budget_bytes);
+
+  // True while the run is inside the captured batches: the calibration sink calls offer() only then, so
+  // the batches after them pay one branch per observation.
+  bool active() const { return batch_ < batches_; }
+  void offer(int64_t id, const at::Tensor& x);
+  void batch_done();
+
+  // The captured values of `site`'s calls: per batch, in call order. Null when not (wholly) captured.
+  const std::vector<std::vector<at::Tensor>>* calls(const std::string& site, detectors::Side side) const;
+  int64_t bytes() const { return bytes_; }
+  // Frees the copies (after the measurement).
+  void clear();
+
+ private:
+  struct Point {
+    std::vector<std::vector<at::Tensor>> batches;
+    bool output = false;
+    bool dropped = false;
+  };
+  std::map<int64_t, Point> points_;
+  std::map<Key, int64_t> by_key_;
+  size_t batches_ = 0, batch_ = 0;
+  int64_t budget_ = 0, bytes_ = 0;
+};
+
+}  // namespace qreport::pipeline
