@@ -132,7 +132,12 @@ int Instrumenter::skippable(const std::string& site_fqn, int64_t id) {
   int count = 0;
   for (auto& call : impl_->calls) {
     if (call.fqn != site_fqn || !call.output || !is_tensor(call.output)) continue;
-    count += wrap_skippable(g, call.node, call.output, id);
+    torch::jit::Value* result = wrap_skippable(g, call.node, call.output, id);
+    // Calls that take this output (the next layer) now take the If's result: rewrite_input() and observe()
+    // on them must use it, not the value inside the branch.
+    for (auto& other : impl_->calls)
+      if (other.input == call.output) other.input = result;
+    ++count;
   }
   return count;
 }

@@ -61,7 +61,7 @@ SkipGuard::SkipGuard(const void* sink) : previous(current_skip.load()) {
 }
 SkipGuard::~SkipGuard() { current_skip = static_cast<const SkipSink*>(previous); }
 
-int wrap_skippable(torch::jit::Graph& g, torch::jit::Node* call, torch::jit::Value* output, int64_t id) {
+torch::jit::Value* wrap_skippable(torch::jit::Graph& g, torch::jit::Node* call, torch::jit::Value* output, int64_t id) {
   torch::jit::WithInsertPoint guard(call);
   torch::jit::Value* id_value = g.insertConstant(id);
   torch::jit::Node* test = g.insertNode(g.create(skip_call_symbol(), {id_value}, 1));
@@ -79,7 +79,7 @@ int wrap_skippable(torch::jit::Graph& g, torch::jit::Node* call, torch::jit::Val
   }
   call->moveBefore(runs->return_node());
   runs->registerOutput(output);
-  return 1;
+  return result;
 }
 
 }  // namespace qreport::instrumentation

@@ -118,12 +118,13 @@ QuantizedRuns::QuantizedRuns(const model::Model& model, const report::Report& re
       at_site_.emplace_back();
       instr_.rewrite_input(*site, static_cast<int64_t>(it->second));
       instr_.observe(*site, instrumentation::Side::Output, static_cast<int64_t>(it->second));
-      instr_.skippable(*site, static_cast<int64_t>(it->second));
     }
     l.site = it->second;
     at_site_[it->second].push_back(layers_.size());
     layers_.push_back(std::move(l));
   }
+  // After every site's rewrite and observe op: wrapping a call moves it into an If's branch.
+  for (const auto& [site, id] : site_index) instr_.skippable(site, static_cast<int64_t>(id));
   for (const auto& [why, fqns] : left_out) {
     std::string names;
     for (size_t i = 0; i < fqns.size() && i < 3; ++i) names += (i ? ", '" : "'") + fqns[i] + "'";

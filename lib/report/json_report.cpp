@@ -103,7 +103,8 @@ std::string to_json(const Report& r) {
                  {"achieved_output_sqnr_db", opt_db(p.achieved_output_sqnr_db)},
                  {"quantized_weight_fraction", p.quantized_weight_fraction},
                  {"curve", curve},
-                 {"note", p.note}};
+                 {"note", p.note},
+                 {"python", plan_python(p)}};
   }
   j["warnings"] = ojson::array();
   for (const auto& w : r.warnings) j["warnings"].push_back(json_bytes(w));

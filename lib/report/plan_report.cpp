@@ -124,6 +124,37 @@ std::string curve_svg(const Report& r, double top) {
 
 }  // namespace
 
+std::string plan_python(const KeepPlan& p) {
+  std::string names;
+  for (size_t i = 0; i < p.keep_float.size(); ++i) names += (i ? ", \"" : "\"") + p.keep_float[i] + "\"";
+  if (p.scheme == "int8-static")
+    return "# qreport plan (int8-static): the report's QConfigMapping (docs/python.md), kept layers in float\n"
+           "qconfig_mapping, equalization_mapping = mappings_from_report(\"report.json\", model)\n"
+           "for fqn in [" + names + "]:\n"
+           "    qconfig_mapping.set_module_name(_module_name(model, fqn), None)\n";
+  std::string config, import = "quantize_", layers = "torch.nn.Linear";
+  if (p.scheme == "int8-weight-only") config = "Int8WeightOnlyConfig()";
+  else if (p.scheme == "int8-dynamic") config = "Int8DynamicActivationInt8WeightConfig()";
+  else if (p.scheme == "fp8-dynamic") config = "Float8DynamicActivationFloat8WeightConfig()";
+  else if (p.scheme == "fp8-dynamic-per-row") config = "Float8DynamicActivationFloat8WeightConfig(granularity=PerRow())";
+  else if (p.scheme.rfind("int4-weight-only-g", 0) == 0)
+    config = "Int4WeightOnlyConfig(group_size=" + p.scheme.substr(18) + ")";
+  if (config.empty()) return "";
+  import += ", " + config.substr(0, config.find('('));
+  if (p.scheme == "fp8-dynamic") layers = "(torch.nn.Linear, torch.nn.Conv2d, torch.nn.Conv3d)";
+  if (p.scheme == "fp8-dynamic-per-row") import += ", PerRow";
+  const bool int4 = p.keep_as == "int8-weight-only";
+  if (int4) import += ", Int8WeightOnlyConfig";
+  std::string out = "# qreport plan (" + p.scheme + ", torchao 0.18.0): " +
+                    (int4 ? "kept layers at int8-weight-only\n" : "kept layers in float\n");
+  out += "import torch\nfrom torchao.quantization import " + import + "\n\n";
+  out += "keep = {" + names + "}\n";
+  if (int4)
+    out += "quantize_(model, Int8WeightOnlyConfig(), filter_fn=lambda m, fqn: isinstance(m, torch.nn.Linear) and fqn in keep)\n";
+  out += "quantize_(model, " + config + ", filter_fn=lambda m, fqn: isinstance(m, " + layers + ") and fqn not in keep)\n";
+  return out;
+}
+
 std::string sensitivity_text(const Report& r) {
   if (!r.sensitivity.ran) return "";
   const auto& s = r.sensitivity;
@@ -156,6 +187,7 @@ std::string sensitivity_text(const Report& r) {
     out += "  " + std::string(c.kept < 10 ? "  " : c.kept < 100 ? " " : "") + std::to_string(c.kept) + " " + bar + " " +
            show(c.output_sqnr_db) + (c.added.empty() ? "" : "  +" + c.added) + "\n";
   }
+  if (const std::string py = plan_python(p); !py.empty()) out += "In Python:\n" + py;
   return out;
 }
 
@@ -179,6 +211,7 @@ std::string sensitivity_html(const Report& r) {
       for (size_t i = 0; i < p.keep_float.size(); ++i) out += (i ? ", " : "") + std::string("<code>") + svg::escape(p.keep_float[i]) + "</code>";
       out += "</p>";
     }
+    if (const std::string py = plan_python(p); !py.empty()) out += "<pre>" + svg::escape(py) + "</pre>";
     out += "</div>";
   }
   out += bars_svg(r, top);

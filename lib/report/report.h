@@ -58,6 +58,9 @@ struct KeepPlan {
   std::vector<PlanPoint> curve;
   std::string note;  // how it was found, or why the target is out of reach
 };
+// The plan as Python to paste (plan_report.cpp; docs/python.md): torchao's quantize_ with a filter_fn that
+// leaves the kept layers out, or for int8-static the report's QConfigMapping with None for them.
+std::string plan_python(const KeepPlan& plan);
 
 struct Report {
   std::string model_path;

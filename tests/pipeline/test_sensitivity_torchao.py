@@ -6,7 +6,8 @@ filter_fn=every Linear but that one, the model output against the float model's 
   * int4-weight-only-g32: torchao's tinygemm qparams on the weights (Int4WeightOnlyConfig's default kernel
     needs the mslk package, which this venv lacks; docs/quantization-error.md), and a kept layer at
     Int8WeightOnlyConfig (qreport's rule: under int4, "keep" means int8);
-  * the plan's keep list applied the same way reaches achieved_output_sqnr_db within 0.05 dB.
+  * the plan's keep list applied the same way reaches achieved_output_sqnr_db within 0.05 dB, and so does the
+    report's own plan.python (quantize_ with its filter_fn) executed on the eager model.
 Bound 0.05 dB (qreport multiplies dequantized float32 values, torchao's kernels int8 ones; measured: printed).
 Skipped (exit 77) without torchao 0.18.0 (the 1.13 build). Usage: test_sensitivity_torchao.py QREPORT"""
 import copy
@@ -144,6 +145,16 @@ def main():
         check(plan["reached"] and plan["keep_float"] == [max(layers, key=lambda f: skip[f])], f"int8-dynamic plan {plan}")
         close(plan["achieved_output_sqnr_db"], int8_dynamic([f for f in layers if f not in plan["keep_float"]]),
               "int8-dynamic plan applied with quantize_")
+
+        # The plan's own Python (plan.python, docs/python.md) pasted onto the eager model (item 5).
+        for scheme in ("int8-dynamic", "int8-weight-only"):
+            plan = run(d, "--target-sqnr", str(target), "--scheme", scheme)["plan"]
+            m = copy.deepcopy(model)
+            exec(plan["python"], {"model": m})
+            close(plan["achieved_output_sqnr_db"], output_sqnr(m), f"{scheme}: plan.python applied to the eager model")
+            for f in layers:
+                quantized = type(getattr(m, f).weight).__name__ != "Parameter"
+                check(quantized == (f not in plan["keep_float"]), f"{scheme}: {f} quantized {quantized} by plan.python")
 
         # int4-weight-only-g32, kept layers at int8-weight-only
         rep = run(d, "--sensitivity", "--scheme", "int4-weight-only-g32")
