@@ -11,7 +11,8 @@ void add_plan_options(CLI::App* analyze, PlanArgs& a) {
   analyze->add_flag("--sensitivity", a.sensitivity,
                     "Also measure each Linear/Conv layer's effect on the model output under --scheme: the model output "
                     "SQNR with only this layer quantized (enable-one) and with every layer but this one (disable-one), "
-                    "one run of the --sensitivity-batches batches each (about 2 x layers forwards of them)");
+                    "one run of the --sensitivity-batches batches each, reusing the outputs before the changed layer (about "
+                    "layers + 2 forwards of them)");
   a.scheme_opt = analyze->add_option("--scheme", a.scheme,
                                      "The scheme of --sensitivity and --target-sqnr: int8-static (PyTorch's flow with the "
                                      "recommended mapping), int8-weight-only, int8-dynamic, int4-weight-only-gG, "
