@@ -203,7 +203,8 @@ std::string sensitivity_html(const Report& r) {
     const auto& p = r.plan;
     out += "<div id=\"plan\"><h3>Plan</h3><p>" + std::string(p.reached ? "Target reached: " : "<b>Target not reached</b>: ") +
            svg::escape(show(p.achieved_output_sqnr_db)) + " (target " + format_db(p.target_sqnr_db) + " dB) with " +
-           std::to_string(p.keep_float.size()) + " layers kept " + (p.keep_as == "float" ? "in float" : "at int8") + ", " +
+           std::to_string(p.keep_float.size()) + (p.keep_float.size() == 1 ? " layer" : " layers") + " kept " +
+           (p.keep_as == "float" ? "in float" : "at int8") + ", " +
            format_db(100.0 * p.quantized_weight_fraction) + "% of the weights quantized. " + svg::escape(p.note) + ".</p>";
     out += curve_svg(r, top);
     if (!p.keep_float.empty()) {
