@@ -12,6 +12,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "plan_options.h"
 #include "common/errors.h"
 #include "common/heap.h"
 #include "common/libtorch_warnings.h"
@@ -97,7 +98,7 @@ std::vector<std::string> parse_detectors(const std::string& list) {
 std::vector<std::string> parse_fail_on(const std::string& list) {
   if (list.empty())  // --fail-on '' from an unset variable in a CI script: not a silent "none"
     throw UsageError("--fail-on needs a value: none, all, or a comma list of per_channel, dynamic, equalization, "
-                     "outliers, sqnr");
+                     "outliers, sqnr, plan");
   if (list == "none") return {};
   if (list == "all") return report::finding_kinds();
   const auto& kinds = report::finding_kinds();
@@ -105,7 +106,7 @@ std::vector<std::string> parse_fail_on(const std::string& list) {
   for (const auto& item : out)
     if (std::find(kinds.begin(), kinds.end(), item) == kinds.end())
       throw UsageError("unknown --fail-on kind '" + item + "' (use none, all, or a comma list of per_channel, dynamic, "
-                       "equalization, outliers, sqnr)");
+                       "equalization, outliers, sqnr, plan)");
   return out;
 }
 
@@ -175,7 +176,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   analyze->add_option("--fail-on", fail_on_arg,
                       "Exit 1, after writing the report, if it has findings of these kinds: none, all, or a comma "
-                      "list of per_channel, dynamic, equalization, outliers, sqnr (with --min-sqnr)")
+                      "list of per_channel, dynamic, equalization, outliers, sqnr (with --min-sqnr), plan (with --target-sqnr: "
+                      "the plan did not reach it; all does not include plan)")
       ->capture_default_str();
   auto* min_sqnr_opt = analyze->add_option(
       "--min-sqnr", min_sqnr,
@@ -244,6 +246,8 @@ int main(int argc, char** argv) {
       "a comma list of int8-static, int8-weight-only, int8-dynamic, int4-weight-only-gG (G = 32, 64, 128; "
       "default 128), fp8-dynamic, fp8-dynamic-per-row, smoothquant. Per layer and scheme: weight, input and "
       "local output SQNR (docs/quantization-error.md), in the error detector's second pass");
+  cli::PlanArgs plan_args;
+  cli::add_plan_options(analyze, plan_args);
   bool no_cast = false;
   analyze->add_flag("--no-cast", no_cast,
                     "Make floating calibration data of another dtype than the model's parameters an input error "
@@ -398,7 +402,8 @@ int main(int argc, char** argv) {
       emit(output, inspect_format == "json" ? report::to_json(in) : report::to_text(in));
       return kExitOk;
     }
-    std::vector<std::string> fail_on = parse_fail_on(fail_on_arg);
+    bool plan_gate = false;
+    std::vector<std::string> fail_on = parse_fail_on(cli::without_plan_gate(fail_on_arg, &plan_gate));
     if (save_stats_opt->count() && o.save_stats.empty()) throw UsageError("--save-stats needs a file name");
     const bool from_stats = !stats_paths.empty();
     if (!from_stats && o.calib_path.empty())
@@ -437,6 +442,7 @@ int main(int argc, char** argv) {
     o.per_channel.backend = backend;
     o.error.backend = backend;
     if (min_sqnr_opt->count()) o.error.min_sqnr_db = min_sqnr;
+    cli::apply_plan_options(plan_args, plan_gate, from_stats, job_env.has_value(), o);
     report::check_gates_runnable(fail_on_arg, fail_on, o.detectors, detectors_arg, min_sqnr_opt->count() > 0);
     o.per_channel.weight_per_channel = qscheme == "per-channel";
     // Progress only for a person watching (stderr is a terminal); -v logs every batch instead.
@@ -457,6 +463,13 @@ int main(int argc, char** argv) {
         progress_line_open = done != total;
       }
       spdlog::debug("simulation batch {}/{} done", done, total);
+    };
+    o.on_sensitivity_run = [show_progress](size_t done, size_t total) {
+      if (show_progress) {
+        std::fprintf(stderr, "\rsensitivity: run %zu/%zu%s", done, total, done == total ? "\n" : "");
+        progress_line_open = done != total;
+      }
+      spdlog::debug("sensitivity run {}/{} done", done, total);
     };
     if (from_stats && job_env)
       throw UsageError("qreport report runs in one process (unset the launcher's RANK/WORLD_SIZE or SLURM_NTASKS)");
@@ -485,6 +498,10 @@ int main(int argc, char** argv) {
       if (std::find(fail_on.begin(), fail_on.end(), f.kind) == fail_on.end()) continue;
       ++gated;
       if (!quiet) std::fprintf(stderr, "qreport: finding: %s %s: %s\n", f.kind.c_str(), f.fqn.empty() ? "(root)" : f.fqn.c_str(), f.detail.c_str());
+    }
+    if (const std::string line = report::plan_finding(rep); plan_gate && !line.empty()) {
+      ++gated;
+      if (!quiet) std::fprintf(stderr, "qreport: finding: %s\n", line.c_str());
     }
     if (gated && !quiet)  // -q: the exit code says it
       std::fprintf(stderr, "qreport: --fail-on %s: %zu finding%s; exit 1\n", fail_on_arg.c_str(), gated, gated == 1 ? "" : "s");

@@ -106,4 +106,15 @@ struct SinkGuard {
   const void* previous;
 };
 
+// skip_calls.cpp: `call` (its single Tensor result `output`) becomes the else branch of
+//   prim::If(qreport::skip_call(id)) -> (qreport::skipped_output(id)) | (the call)
+// so that the current SkipSink can supply the call's output. Returns the If's result, which replaces
+// `output` everywhere after it.
+torch::jit::Value* wrap_skippable(torch::jit::Graph& graph, torch::jit::Node* call, torch::jit::Value* output, int64_t id);
+struct SkipGuard {
+  explicit SkipGuard(const void* sink);
+  ~SkipGuard();
+  const void* previous;
+};
+
 }  // namespace qreport::instrumentation

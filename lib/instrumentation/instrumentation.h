@@ -36,6 +36,10 @@ using ObserveSink = std::function<void(int64_t id, const at::Tensor& value)>;
 // tensor it returns; while none is set, the input passes unchanged.
 using RewriteSink = std::function<at::Tensor(int64_t id, const at::Tensor& value)>;
 
+// Asked before every call made skippable by Instrumenter::skippable() (id as given there): a defined tensor
+// is taken as the call's output and the call does not run; an undefined one lets it run.
+using SkipSink = std::function<at::Tensor(int64_t id)>;
+
 class Instrumenter {
  public:
   // Copies forward's graph and inlines method calls until only leaf-module calls remain.
@@ -58,6 +62,12 @@ class Instrumenter {
   // fake-quantizes it there). Returns the number of call sites rewritten.
   int rewrite_input(const std::string& site_fqn, int64_t id);
 
+  // Wraps every call of `site_fqn` with a Tensor output so that the SkipSink of run() may supply its output
+  // instead of running it (the sensitivity pass reuses the outputs of calls before the first layer that
+  // differs from an earlier run: skip_calls.cpp). Call after observe() and rewrite_input() of the site: an
+  // output observed afterwards would be observed only where the call runs. Returns the calls wrapped.
+  int skippable(const std::string& site_fqn, int64_t id);
+
   // The op through which `fqn` is called when it has no call of its own but its weight is applied by
   // aten::linear or aten::convNd (MultiheadAttention's out_proj); "" for a module call.
   std::string functional_op(const std::string& fqn) const;
@@ -77,6 +87,9 @@ class Instrumenter {
   void run(std::vector<c10::IValue> args, const ObserveSink& sink);
   // The same, with rewritten inputs going through `rewrite`; returns forward's result.
   c10::IValue run(std::vector<c10::IValue> args, const ObserveSink& sink, const RewriteSink& rewrite);
+  // The same, with skippable calls asking `skip`.
+  c10::IValue run(std::vector<c10::IValue> args, const ObserveSink& sink, const RewriteSink& rewrite,
+                  const SkipSink& skip);
 
  private:
   struct Impl;

@@ -127,6 +127,27 @@ int Instrumenter::rewrite_input(const std::string& site_fqn, int64_t id) {
   return count;
 }
 
+int Instrumenter::skippable(const std::string& site_fqn, int64_t id) {
+  auto& g = *impl_->graph;
+  int count = 0;
+  for (auto& call : impl_->calls) {
+    if (call.fqn != site_fqn || !call.output || !is_tensor(call.output)) continue;
+    torch::jit::Value* result = wrap_skippable(g, call.node, call.output, id);
+    // Calls that take this output (the next layer) now take the If's result: rewrite_input() and observe()
+    // on them must use it, not the value inside the branch.
+    for (auto& other : impl_->calls)
+      if (other.input == call.output) other.input = result;
+    ++count;
+  }
+  return count;
+}
+
+c10::IValue Instrumenter::run(std::vector<c10::IValue> args, const ObserveSink& sink, const RewriteSink& rewrite,
+                              const SkipSink& skip) {
+  SkipGuard guard(skip ? &skip : nullptr);
+  return run(std::move(args), sink, rewrite);
+}
+
 std::string Instrumenter::functional_op(const std::string& fqn) const {
   for (const auto& c : impl_->calls)
     if (c.fqn == fqn) return c.functional;

@@ -28,6 +28,7 @@
 #include "pipeline/layer_error.h"
 #include "pipeline/observe_worker.h"
 #include "pipeline/plan.h"
+#include "pipeline/sensitivity.h"
 #include "pipeline/simulate.h"
 #include "stats/stats.h"
 
@@ -194,6 +195,11 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job, s
       }))
     throw UsageError("--schemes needs the error detector (it measures each layer's error under them): "
                      "add error to --detectors");
+  if (o.sensitivity && std::none_of(dets.begin(), dets.end(), [](const auto& d) {
+        return d->name() == "quantization_error_detector";
+      }))
+    throw UsageError("--sensitivity and --target-sqnr need the error detector (int8-static's qparams and mapping come "
+                     "from it): add error to --detectors");
   c10::Device device = parse_device(o.device);
   // IEEE float32 convolutions on a GPU: PyTorch lets cuDNN use TF32 (10-bit mantissa) by default, which
   // moves activations by ~1e-3 relative, and the statistics would no longer be the float32 model's (nor
@@ -383,6 +389,21 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job, s
     };
     rep.simulation = simulate(in, &rep.warnings);
     clock.lap("simulate");
+  }
+  if (o.sensitivity) {
+    SensitivityInput in;
+    in.model = &model;
+    in.scheme = o.sensitivity_scheme;
+    in.batches = std::min(static_cast<size_t>(o.sensitivity_batches), mine.size());
+    in.batch = [&](size_t k) {
+      std::vector<c10::IValue> args = normalized_args(model, archive.batch(mine[k]), mine[k]);  // checked before
+      to_device(args);
+      return args;
+    };
+    in.target_sqnr_db = o.target_sqnr_db;
+    in.on_run = o.on_sensitivity_run;
+    measure_sensitivity(in, rep);
+    clock.lap("sensitivity");
   }
   return rep;
 }

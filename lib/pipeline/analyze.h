@@ -46,6 +46,14 @@ struct AnalyzeOptions {
   // --schemes: each Linear/Conv layer is also measured under these torchao schemes (lib/schemes), in the
   // error detector's second pass (needs the error detector).
   std::vector<schemes::Scheme> schemes;
+  // --sensitivity / --target-sqnr (pipeline/sensitivity.h): each Linear/Conv layer's enable-one and
+  // disable-one model output SQNR under sensitivity_scheme on the first sensitivity_batches batches, and
+  // with a target the keep plan (needs the error detector).
+  bool sensitivity = false;
+  schemes::Scheme sensitivity_scheme{schemes::Kind::Int8Static, 0, "int8-static"};
+  int64_t sensitivity_batches = 4;
+  std::optional<double> target_sqnr_db;
+  std::function<void(size_t, size_t)> on_sensitivity_run;
   // Called after each calibration batch with (batches done, total), and after each --simulate batch.
   std::function<void(size_t, size_t)> on_batch;
   std::function<void(size_t, size_t)> on_simulate_batch;

@@ -75,6 +75,37 @@ std::string to_json(const Report& r) {
     }
     j["simulation"] = configs;
   }
+  auto opt_db = [](const std::optional<double>& v) { return v ? ojson(*v) : ojson(nullptr); };
+  if (r.sensitivity.ran) {
+    const auto& s = r.sensitivity;
+    ojson layers = ojson::object();
+    for (const auto& l : s.layers)
+      layers[l.fqn] = {{"sensitivity_output_sqnr_db", opt_db(l.enable_db)},
+                       {"sensitivity_skip_output_sqnr_db", opt_db(l.skip_db)}};
+    j["sensitivity"] = {{"scheme", s.scheme},
+                        {"batches", s.batches},
+                        {"all_quantized_output_sqnr_db", opt_db(s.all_quantized_db)},
+                        {"forwards", s.forwards},
+                        {"not_quantized", s.not_quantized},
+                        {"layers", layers}};
+  }
+  if (r.plan.ran) {
+    const auto& p = r.plan;
+    ojson curve = ojson::array();
+    for (const auto& c : p.curve)
+      curve.push_back({{"layers_kept", c.kept}, {"added", c.added.empty() ? ojson(nullptr) : ojson(c.added)},
+                       {"output_sqnr_db", opt_db(c.output_sqnr_db)}});
+    j["plan"] = {{"scheme", p.scheme},
+                 {"target_sqnr_db", p.target_sqnr_db},
+                 {"reached", p.reached},
+                 {"keep_as", p.keep_as},
+                 {"keep_float", p.keep_float},
+                 {"achieved_output_sqnr_db", opt_db(p.achieved_output_sqnr_db)},
+                 {"quantized_weight_fraction", p.quantized_weight_fraction},
+                 {"curve", curve},
+                 {"note", p.note},
+                 {"python", plan_python(p)}};
+  }
   j["warnings"] = ojson::array();
   for (const auto& w : r.warnings) j["warnings"].push_back(json_bytes(w));
   return indent_json(j.dump()) + "\n";

@@ -22,6 +22,46 @@ struct Simulation {
   std::vector<SimulatedConfig> configs;
 };
 
+// --sensitivity / --target-sqnr (docs/quantization-error.md, "Sensitivity and the plan"): the model output
+// SQNR with one layer quantized (enable-one) and with every layer but one quantized (disable-one), under
+// one scheme, on the first --sensitivity-batches batches. The per-layer figures also go into the error
+// detector's modules (sensitivity_output_sqnr_db, sensitivity_skip_output_sqnr_db).
+struct SensitivityLayer {
+  std::string fqn;
+  std::optional<double> enable_db, skip_db;
+};
+struct Sensitivity {
+  bool ran = false;
+  std::string scheme;
+  size_t batches = 0;
+  std::optional<double> all_quantized_db;  // every candidate layer quantized
+  std::vector<SensitivityLayer> layers;    // the candidates, in graph order
+  std::vector<std::string> not_quantized;  // layers the scheme leaves in float (torchao defines none)
+  size_t forwards = 0;                     // model forwards the pass ran, per batch (its cost)
+};
+// --target-sqnr: the layers to keep (in float; at int8-weight-only under an int4 scheme) so that the model
+// output SQNR reaches the target; every curve point is one simulated run, the last the plan's own.
+struct PlanPoint {
+  size_t kept = 0;
+  std::string added;  // the layer added to the kept list at this point ("" for none kept)
+  std::optional<double> output_sqnr_db;
+};
+struct KeepPlan {
+  bool ran = false;
+  std::string scheme;
+  std::string keep_as;  // "float", or "int8-weight-only" under an int4 scheme
+  double target_sqnr_db = 0.0;
+  bool reached = false;
+  std::vector<std::string> keep_float;
+  std::optional<double> achieved_output_sqnr_db;
+  double quantized_weight_fraction = 0.0;
+  std::vector<PlanPoint> curve;
+  std::string note;  // how it was found, or why the target is out of reach
+};
+// The plan as Python to paste (plan_report.cpp; docs/python.md): torchao's quantize_ with a filter_fn that
+// leaves the kept layers out, or for int8-static the report's QConfigMapping with None for them.
+std::string plan_python(const KeepPlan& plan);
+
 struct Report {
   std::string model_path;
   std::string model_sha256;
@@ -32,6 +72,8 @@ struct Report {
   std::vector<detectors::DetectorResult> results;   // in the order the detectors ran
   std::vector<detectors::QConfigEntry> qconfig;      // qconfig_mapping and equalization_mapping
   Simulation simulation;                             // filled by --simulate
+  Sensitivity sensitivity;                           // filled by --sensitivity or --target-sqnr
+  KeepPlan plan;                                     // filled by --target-sqnr
   bool emit = true;  // false on the ranks of a distributed analyze other than 0: they write nothing
   std::vector<std::string> call_order;               // call sites in graph order (the HTML overview's order)
   std::vector<std::string> warnings;
@@ -93,6 +135,12 @@ struct Inspection {
 };
 std::string to_json(const Inspection& inspection);
 std::string to_text(const Inspection& inspection);
+
+// The sensitivity bars and the plan's curve (plan_report.cpp): text, and HTML sections ("" when not run).
+std::string sensitivity_text(const Report& report);
+std::string sensitivity_html(const Report& report);
+// --fail-on plan: the finding line when the plan did not reach its target, else "".
+std::string plan_finding(const Report& report);
 
 // Self-contained HTML (inline CSS and SVG, no script, no network): a section per detector with tables
 // and plots.

@@ -30,6 +30,7 @@ std::string to_text(const Report& r) {
       out += "  " + d.layers[i].first + std::string(width - d.layers[i].first.size(), ' ') + "  " +
              show(d.layers[i].second) + " -> " + show(q.layers[i].second) + "\n";
   }
+  out += sensitivity_text(r);
   // The findings, with what the error detector measured for them (per-channel gains, histogram gains).
   const auto found = findings(r);
   if (!found.empty()) {
