@@ -208,6 +208,27 @@ PARITY = {
 }
 
 
+def script(model, attempts=3):
+    """torch.jit.script, retried on a fresh deep copy when it fails with "builtin cannot be used as a value".
+    TorchScript looks builtins up by id() of the Python object; an id left in that table by a freed object
+    can be reused by a new attribute (Conv2d's `_reversed_padding_repeated_twice` list), which then reads
+    as a builtin. It is random per object: 1 in 30 scripts of the fused dead_channel model failed in one
+    process on PyTorch 2.14. A copy has new objects and ids; a model that truly cannot be scripted fails
+    every attempt."""
+    import copy
+    for attempt in range(attempts):
+        try:
+            return torch.jit.script(model if attempt == 0 else copy.deepcopy(model))
+        except RuntimeError as e:
+            if "builtin cannot be used as a value" not in str(e) or attempt == attempts - 1:
+                raise
+            # The failed attempt left half-compiled types behind ("Can't redefine method" next time):
+            # forget them, as PyTorch's own tests do between scripts (jit_utils.clear_class_registry).
+            torch._C._jit_clear_class_registry()
+            torch.jit._recursive.concrete_type_store = torch.jit._recursive.ConcreteTypeStore()
+            torch.jit._state._clear_class_state()
+
+
 def dealias(gm):
     """Gives every module path its own object. fuse_fx reuses one ReLU object both inside a fused
     ConvReLU2d and at its own name (resnet's `relu`, called again after the residual add); PyTorch's

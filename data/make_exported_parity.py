@@ -70,7 +70,7 @@ def main():
             with torch.no_grad():
                 scripted = torch.jit.trace(model, batches[0], strict=False, check_trace=False)
         else:
-            scripted = torch.jit.script(model)
+            scripted = fixtures.script(model)
         torch.jit.save(scripted, os.path.join(d, "model.pt"))
         # Every batch has the first one's shapes here; a dynamic batch dimension is tested in tests/exported.
         assert all(tuple(t.shape for t in b) == tuple(t.shape for t in batches[0]) for b in batches)

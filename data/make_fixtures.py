@@ -32,7 +32,7 @@ def main():
         d = os.path.join(out, name)
         os.makedirs(d, exist_ok=True)
         gm, batches = fixtures.fused(name)
-        torch.jit.save(torch.jit.script(gm), os.path.join(d, "model.pt"))
+        torch.jit.save(fixtures.script(gm), os.path.join(d, "model.pt"))
         save_batches(batches, os.path.join(d, "calib.pt"))
         with open(os.path.join(d, "oracle.json"), "w") as f:
             json.dump(oracle.run_all(name), f, indent=1, sort_keys=False)
