@@ -13,6 +13,7 @@
 #include "instrumentation/instrumentation.h"
 #include "model/model.h"
 #include "observers/observers.h"
+#include "pipeline/fake_quant.h"
 #include "pipeline/layer_capture.h"
 #include "pipeline/scheme_error.h"
 
@@ -44,29 +45,6 @@ struct Layer {
   int64_t calls = 0;
   std::unique_ptr<LayerSchemes> schemes;  // --schemes only
 };
-
-std::optional<observers::QParams> qparams_of(const detectors::Fields& f, const std::string& kind, int64_t qmax) {
-  const Value* s = detectors::find_field(f, "input_" + kind + "_scale");
-  const Value* z = detectors::find_field(f, "input_" + kind + "_zero_point");
-  if (!s || s->type != Value::Type::Float || !z || z->type != Value::Type::Int) return std::nullopt;
-  observers::QParams q;
-  q.scale = static_cast<float>(s->f);
-  q.zero_point = z->i;
-  q.quant_min = 0;
-  q.quant_max = qmax;
-  return q;
-}
-
-// PyTorch's _calculate_qparams for a per-tensor affine quantizer, on the device (no host round trip):
-// what a dynamically quantized layer does with each call's own range.
-at::Tensor fake_quantize_dynamic(const at::Tensor& x, int64_t qmax) {
-  auto [mn, mx] = at::aminmax(x);
-  const at::Tensor min_neg = at::clamp_max(mn, 0.0), max_pos = at::clamp_min(mx, 0.0);
-  at::Tensor scale = at::clamp_min((max_pos - min_neg) / static_cast<double>(qmax),
-                                   static_cast<double>(std::numeric_limits<float>::epsilon()));
-  at::Tensor zp = at::clamp(at::neg(at::round(min_neg / scale)), 0, qmax).to(at::kInt);
-  return at::fake_quantize_per_tensor_affine(x, scale.reshape({1}), zp.reshape({1}), 0, qmax);
-}
 
 // TorchScript: the layer's module with its `weight` attribute swapped (an O(1) slot write), and restored.
 class ScriptLayerHost : public LayerHost {
@@ -155,9 +133,9 @@ void measure_layer_error(const LayerErrorInput& in, report::Report& rep) {
     const detectors::QConfigEntry* entry = it == entry_of.end() ? nullptr : it->second;
     const std::string activation = entry ? entry->activation : "default_observer";
     InputQuantizer iq;
-    std::optional<observers::QParams> q = qparams_of(m.fields, "minmax", qmax);
+    std::optional<observers::QParams> q = reported_input_qparams(m.fields, "minmax", qmax);
     if (activation == "default_histogram_observer")
-      if (auto h = qparams_of(m.fields, "histogram", qmax)) q = h;
+      if (auto h = reported_input_qparams(m.fields, "histogram", qmax)) q = h;
     iq.dynamic = activation == "default_dynamic_quant_observer";
     // No qparams: the input was never observed, or its statistics are invalid (the detector says why).
     if (!site || !q) continue;

@@ -7,47 +7,12 @@
 #include "common/errors.h"
 #include "common/text.h"
 #include "model/model.h"
+#include "pipeline/fake_quant.h"
 
 namespace qreport::pipeline {
 namespace {
 
 using detectors::Value;
-
-std::optional<observers::QParams> qparams_of(const detectors::Fields& f, const std::string& kind, int64_t qmax) {
-  const Value* s = detectors::find_field(f, "input_" + kind + "_scale");
-  const Value* z = detectors::find_field(f, "input_" + kind + "_zero_point");
-  if (!s || s->type != Value::Type::Float || !z || z->type != Value::Type::Int) return std::nullopt;
-  observers::QParams q;
-  q.scale = static_cast<float>(s->f);
-  q.zero_point = z->i;
-  q.quant_min = 0;
-  q.quant_max = qmax;
-  return q;
-}
-
-// PyTorch's _calculate_qparams for a per-tensor affine quantizer on the call's own range (a dynamically
-// quantized layer), on the device: the same computation as the layer error pass's.
-at::Tensor fake_quantize_dynamic(const at::Tensor& x, int64_t qmax) {
-  auto [mn, mx] = at::aminmax(x);
-  const at::Tensor min_neg = at::clamp_max(mn, 0.0), max_pos = at::clamp_min(mx, 0.0);
-  at::Tensor scale = at::clamp_min((max_pos - min_neg) / static_cast<double>(qmax),
-                                   static_cast<double>(std::numeric_limits<float>::epsilon()));
-  at::Tensor zp = at::clamp(at::neg(at::round(min_neg / scale)), 0, qmax).to(at::kInt);
-  return at::fake_quantize_per_tensor_affine(x, scale.reshape({1}), zp.reshape({1}), 0, qmax);
-}
-
-// Every floating tensor of a forward result, in order (tuples, lists and dict values recursively).
-void flatten(const c10::IValue& v, std::vector<at::Tensor>& out) {
-  if (v.isTensor()) {
-    if (v.toTensor().is_floating_point()) out.push_back(v.toTensor());
-  } else if (v.isTuple()) {
-    for (const auto& e : v.toTupleRef().elements()) flatten(e, out);
-  } else if (v.isList()) {
-    for (const auto& e : v.toListRef()) flatten(e, out);
-  } else if (v.isGenericDict()) {
-    for (const auto& kv : v.toGenericDict()) flatten(kv.value(), out);
-  }
-}
 
 at::Tensor energy(const at::Tensor& t) { return at::sum(at::square(t.to(at::kDouble))); }
 
@@ -81,9 +46,9 @@ QuantizedRuns::QuantizedRuns(const model::Model& model, const report::Report& re
       const auto it = entry_of.find(detectors::fused_ancestor(model, m.fqn));
       const detectors::QConfigEntry* entry = it == entry_of.end() ? nullptr : it->second;
       const std::string activation = entry ? entry->activation : "default_observer";
-      std::optional<observers::QParams> q = qparams_of(m.fields, "minmax", qmax_);
+      std::optional<observers::QParams> q = reported_input_qparams(m.fields, "minmax", qmax_);
       if (activation == "default_histogram_observer")
-        if (auto h = qparams_of(m.fields, "histogram", qmax_)) q = h;
+        if (auto h = reported_input_qparams(m.fields, "histogram", qmax_)) q = h;
       if (!q) {
         why = "its input has no qparams (never observed, or invalid statistics)";
       } else {
@@ -179,7 +144,7 @@ std::vector<at::Tensor> QuantizedRuns::forward(size_t k, const std::vector<State
   }
   std::vector<at::Tensor> out;
   try {
-    flatten(instr_.run(args_[k], keep_output, rewrite, base ? skip : instrumentation::SkipSink()), out);
+    flatten_floating(instr_.run(args_[k], keep_output, rewrite, base ? skip : instrumentation::SkipSink()), out);
   } catch (...) {
     for (auto& l : layers_) l.module.setattr("weight", l.original);
     throw;

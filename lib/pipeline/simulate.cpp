@@ -10,6 +10,7 @@
 #include "instrumentation/instrumentation.h"
 #include "model/model.h"
 #include "observers/observers.h"
+#include "pipeline/fake_quant.h"
 
 namespace qreport::pipeline {
 namespace {
@@ -44,18 +45,6 @@ std::optional<double> db(double signal, double noise) {
   return std::isfinite(v) ? std::optional<double>(v) : std::nullopt;
 }
 
-// Every floating tensor of a forward result, in order (tuples, lists and dict values recursively).
-void flatten(const c10::IValue& v, std::vector<at::Tensor>& out) {
-  if (v.isTensor()) {
-    if (v.toTensor().is_floating_point()) out.push_back(v.toTensor());
-  } else if (v.isTuple()) {
-    for (const auto& e : v.toTupleRef().elements()) flatten(e, out);
-  } else if (v.isList()) {
-    for (const auto& e : v.toListRef()) flatten(e, out);
-  } else if (v.isGenericDict()) {
-    for (const auto& kv : v.toGenericDict()) flatten(kv.value(), out);
-  }
-}
 
 void accumulate(const at::Tensor& ref, const at::Tensor& got, double& signal, double& noise) {
   at::Tensor r = ref.to(at::kDouble);
@@ -179,7 +168,7 @@ report::Simulation simulate(const SimulationInput& in, std::vector<std::string>*
     try {
       config = -1;
       c10::IValue out = instr.run(args, sink, rewrite);
-      flatten(out, float_out);
+      flatten_floating(out, float_out);
       for (auto& t : float_out) t = t.detach().clone();
       for (int c = 0; c < 2; ++c) {
         config = c;
@@ -194,7 +183,7 @@ report::Simulation simulate(const SimulationInput& in, std::vector<std::string>*
         }
         for (auto& w : weights) w.module.setattr("weight", w.original);
         std::vector<at::Tensor> q_out;
-        flatten(qout, q_out);
+        flatten_floating(qout, q_out);
         bool paired = q_out.size() == float_out.size();
         for (size_t k = 0; paired && k < q_out.size(); ++k) paired = q_out[k].sizes() == float_out[k].sizes();
         if (!paired && !output_mismatch) output_mismatch = i;
