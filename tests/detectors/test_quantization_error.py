@@ -34,13 +34,12 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 import torch.ao.quantization.observer as observer_module  # noqa: E402
-from torch.ao.quantization.observer import (HistogramObserver, MinMaxObserver, default_per_channel_weight_observer,  # noqa: E402
-                                            default_weight_observer)
+from torch.ao.quantization.observer import HistogramObserver, MinMaxObserver  # noqa: E402
 
 import feature_oracle  # noqa: E402
 import fixtures  # noqa: E402
 import transformer_fixtures  # noqa: E402
-from error_oracle import histc_bounds_as_floats, sqnr, weight_sqnrs  # noqa: E402
+from error_oracle import fq_weight, histc_bounds_as_floats, sqnr, weight_sqnrs  # noqa: E402
 from make_fixtures import save_batches  # noqa: E402
 
 torch.set_num_threads(1)
@@ -198,14 +197,8 @@ def simulate_oracle(model, batches, report, oracle):
         return torch.fake_quantize_per_tensor_affine(x, s, z, 0, 127)
 
     def w_fq(fqn, config):
-        w = named[fqn].weight.detach()
         per_channel = config == "recommended" and entry(fqn)["weight"] == "default_per_channel_weight_observer"
-        obs = default_per_channel_weight_observer() if per_channel else default_weight_observer()
-        obs(w)
-        s, z = obs.calculate_qparams()
-        if per_channel:
-            return torch.fake_quantize_per_channel_affine(w, s, z.to(torch.int32), 0, -128, 127)
-        return torch.fake_quantize_per_tensor_affine(w, float(s), int(z), -128, 127)
+        return fq_weight(named[fqn].weight, per_channel)
 
     sites = sorted({site_of(named, f) for f in lincon if f in oracle})
     got_sites = sorted(report["simulation"]["default_qconfig"]["layers_output_sqnr_db"])
