@@ -8,27 +8,31 @@
 //
 // Why not kthvalue or a sort: both copy the channel to channel-first order and then select with O(M)
 // random accesses; here every value is read once in the activation's own layout, four lanes at a time.
+//
+// The streaming passes are in channel_scan.cpp, the exact selection in channel_select.h; this file chooses
+// the bounds, learns them across batches and reads the results.
 #include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
-#include <limits>
-#include <memory>
+#include <vector>
 
 #include "observers/channel_kernel.h"
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-#elif defined(__SSE2__)
-#include <emmintrin.h>
-#endif
+#include "observers/channel_scan.h"
+#include "observers/channel_select.h"
 
 namespace qreport::observers {
 namespace {
 
-// Channels up to this size are gathered and selected directly: a sample would cost as much.
-constexpr int64_t kDirectSelect = 256;
+using detail::Channel;
+using detail::kDirectSelect;
+using detail::min_max;
+using detail::nth_in_place;
+using detail::radix_select;
+using detail::Scan;
+using detail::scan;
+using detail::scan_runs;
+
 // Learnt windows are kept for up to this many ranks per axis (the detectors ask for one).
 constexpr int64_t kMaxWindowRanks = 4;
 // The first learnt window's half width, as a fraction of the sample's margin: that margin covers the
@@ -36,272 +40,6 @@ constexpr int64_t kMaxWindowRanks = 4;
 // whole channel; misses widen the window from there (mobilenet_v2 at batch 8: 30% less time in this
 // kernel than starting at the full margin; a tenth of it missed too often).
 constexpr double kFirstWindow = 0.25;
-
-// Order-preserving integer key of a float; -0.0 and +0.0 share the key of +0.0 (v + 0.0f is +0.0 for both).
-inline uint32_t key_of(float v) {
-  v += 0.0f;
-  uint32_t u;
-  std::memcpy(&u, &v, sizeof u);
-  return u ^ (static_cast<uint32_t>(static_cast<int32_t>(u) >> 31) | 0x80000000u);
-}
-
-inline float value_of(uint32_t key) {
-  uint32_t u = key ^ ((key & 0x80000000u) ? 0x80000000u : 0xFFFFFFFFu);
-  float v;
-  std::memcpy(&v, &u, sizeof v);
-  return v;
-}
-
-
-// One channel of an [outer, C, inner] tensor: `outer` runs of `inner` contiguous values, `stride` apart.
-struct Channel {
-  const float* base;
-  int64_t outer, inner, stride;
-  int64_t size() const { return outer * inner; }
-  template <class F>
-  void for_each_run(F&& f) const {
-    for (int64_t o = 0; o < outer; ++o) f(base + o * stride, inner);
-  }
-};
-
-// k-th smallest of v[0, n) (no NaN), reordering v.
-float nth_in_place(float* v, int64_t n, int64_t k) {
-  std::nth_element(v, v + k, v + n);
-  return canonical(v[k]);
-}
-
-// Radix selection over key space; the candidates that share the k-th value's top digits are compacted
-// into scratch and the next digit is examined there, until few remain.
-template <class Source>
-float radix_select(const Source& src, int64_t k, float mn, float mx, std::vector<float>& scratch) {
-  constexpr int kBits = 11;
-  constexpr uint32_t kBins = 1u << kBits;
-  uint32_t hist[kBins];
-  uint32_t lo = key_of(mn), hi = key_of(mx);
-  bool first = true;
-  int64_t n = src.size();
-  while (true) {
-    if (lo == hi) return value_of(lo);  // every candidate left has this key, so this value
-    if (!first && n <= kDirectSelect) return nth_in_place(scratch.data(), n, k);
-    int shift = 0;
-    while (((hi - lo) >> shift) >= kBins) ++shift;
-    std::fill(hist, hist + kBins, 0u);
-    auto count = [&](const float* p, int64_t len) {
-      for (int64_t i = 0; i < len; ++i) {
-        uint32_t key = key_of(p[i]);
-        if (key >= lo && key <= hi) ++hist[(key - lo) >> shift];
-      }
-    };
-    if (first) src.for_each_run(count); else count(scratch.data(), n);
-    uint32_t b = 0;
-    int64_t below = 0;
-    while (below + static_cast<int64_t>(hist[b]) <= k) below += hist[b++];
-    k -= below;
-    uint32_t new_lo = lo + (b << shift);
-    uint32_t new_hi = std::min<uint64_t>(hi, static_cast<uint64_t>(new_lo) + ((uint64_t{1} << shift) - 1));
-    int64_t kept = 0;
-    if (first) {
-      scratch.resize(hist[b]);
-      src.for_each_run([&](const float* p, int64_t len) {
-        for (int64_t i = 0; i < len; ++i) {
-          uint32_t key = key_of(p[i]);
-          if (key >= new_lo && key <= new_hi) scratch[kept++] = p[i];
-        }
-      });
-    } else {
-      for (int64_t i = 0; i < n; ++i) {
-        uint32_t key = key_of(scratch[i]);
-        if (key >= new_lo && key <= new_hi) scratch[kept++] = scratch[i];
-      }
-    }
-    lo = new_lo;
-    hi = new_hi;
-    n = kept;
-    first = false;
-  }
-}
-
-struct Contiguous {
-  const float* p;
-  int64_t n;
-  int64_t size() const { return n; }
-  template <class F>
-  void for_each_run(F&& f) const { f(p, n); }
-};
-
-// Min, max and NaN presence of one channel.
-void min_max(const Channel& ch, float& mn, float& mx, bool& nan) {
-#if defined(__SSE2__)
-  __m128 vmin = _mm_set1_ps(kInf), vmax = _mm_set1_ps(-kInf), vnan = _mm_setzero_ps();
-  float smin = kInf, smax = -kInf;
-  bool snan = false;
-  ch.for_each_run([&](const float* p, int64_t len) {
-    int64_t i = 0;
-    for (; i + 4 <= len; i += 4) {
-      __m128 v = _mm_loadu_ps(p + i);
-      vmin = _mm_min_ps(v, vmin);  // a NaN in v yields vmin, so NaN is tracked separately
-      vmax = _mm_max_ps(v, vmax);
-      vnan = _mm_or_ps(vnan, _mm_cmpunord_ps(v, v));
-    }
-    for (; i < len; ++i) {
-      float v = p[i];
-      smin = v < smin ? v : smin;
-      smax = v > smax ? v : smax;
-      snan |= v != v;
-    }
-  });
-  alignas(16) float lmin[4], lmax[4];
-  _mm_store_ps(lmin, vmin);
-  _mm_store_ps(lmax, vmax);
-  for (int l = 0; l < 4; ++l) {
-    smin = lmin[l] < smin ? lmin[l] : smin;
-    smax = lmax[l] > smax ? lmax[l] : smax;
-  }
-  mn = smin;
-  mx = smax;
-  nan = snan || _mm_movemask_ps(vnan) != 0;
-#else
-  mn = kInf;
-  mx = -kInf;
-  nan = false;
-  ch.for_each_run([&](const float* p, int64_t len) {
-    for (int64_t i = 0; i < len; ++i) {
-      float v = p[i];
-      mn = v < mn ? v : mn;
-      mx = v > mx ? v : mx;
-      nan |= v != v;
-    }
-  });
-#endif
-}
-
-// One streaming pass: min, max and NaN presence, the counts of values < a, <= a, < b and <= b, and the
-// values strictly between a and b written to inside (which has room for the whole channel).
-struct Scan {
-  int64_t lt_a = 0, le_a = 0, lt_b = 0, le_b = 0;
-  int64_t inside = 0;
-  float mn = kInf, mx = -kInf;
-  bool nan = false;
-};
-
-// One contiguous run; the vector state lives in registers for the whole run.
-void scan_run(const float* p, int64_t len, float a, float b, Scan& c, float* inside) {
-  int64_t i = 0;
-  float* out = inside + c.inside;
-#if defined(__SSE2__)
-  const __m128 va = _mm_set1_ps(a), vb = _mm_set1_ps(b);
-  __m128 vmin = _mm_set1_ps(kInf), vmax = _mm_set1_ps(-kInf), vnan = _mm_setzero_ps();
-  // Lane counters: a true compare is all ones (-1), so subtracting the mask counts it.
-  __m128i n1 = _mm_setzero_si128(), n2 = n1, n3 = n1, n4 = n1;
-  for (; i + 4 <= len; i += 4) {
-    __m128 v = _mm_loadu_ps(p + i);
-    vmin = _mm_min_ps(v, vmin);  // a NaN in v yields vmin, so NaN is tracked separately
-    vmax = _mm_max_ps(v, vmax);
-    vnan = _mm_or_ps(vnan, _mm_cmpunord_ps(v, v));
-    __m128 gt_a = _mm_cmpgt_ps(v, va), lt_b = _mm_cmplt_ps(v, vb);
-    n1 = _mm_sub_epi32(n1, _mm_castps_si128(_mm_cmplt_ps(v, va)));
-    n2 = _mm_sub_epi32(n2, _mm_castps_si128(_mm_cmple_ps(v, va)));
-    n3 = _mm_sub_epi32(n3, _mm_castps_si128(lt_b));
-    n4 = _mm_sub_epi32(n4, _mm_castps_si128(_mm_cmple_ps(v, vb)));
-    if (int in = _mm_movemask_ps(_mm_and_ps(gt_a, lt_b))) {  // rare: a few percent of the values
-      for (int l = 0; l < 4; ++l)
-        if (in & (1 << l)) *out++ = p[i + l];
-    }
-  }
-  alignas(16) int32_t l1[4], l2[4], l3[4], l4[4];
-  alignas(16) float lmin[4], lmax[4];
-  _mm_store_si128(reinterpret_cast<__m128i*>(l1), n1);
-  _mm_store_si128(reinterpret_cast<__m128i*>(l2), n2);
-  _mm_store_si128(reinterpret_cast<__m128i*>(l3), n3);
-  _mm_store_si128(reinterpret_cast<__m128i*>(l4), n4);
-  _mm_store_ps(lmin, vmin);
-  _mm_store_ps(lmax, vmax);
-  for (int l = 0; l < 4; ++l) {
-    c.lt_a += l1[l];
-    c.le_a += l2[l];
-    c.lt_b += l3[l];
-    c.le_b += l4[l];
-    c.mn = lmin[l] < c.mn ? lmin[l] : c.mn;
-    c.mx = lmax[l] > c.mx ? lmax[l] : c.mx;
-  }
-  c.nan |= _mm_movemask_ps(vnan) != 0;
-#endif
-  for (; i < len; ++i) {
-    float v = p[i];
-    c.mn = v < c.mn ? v : c.mn;
-    c.mx = v > c.mx ? v : c.mx;
-    c.nan |= v != v;
-    c.lt_a += v < a;
-    c.le_a += v <= a;
-    c.lt_b += v < b;
-    c.le_b += v <= b;
-    if (v > a && v < b) *out++ = v;
-  }
-  c.inside = out - inside;
-}
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#define QREPORT_HAVE_AVX2_SCAN 1
-// The same pass eight lanes wide, compiled for AVX2 whatever the build's -march; used only where the CPU
-// has AVX2 (checked once at run time).
-__attribute__((target("avx2"))) void scan_run_avx2(const float* p, int64_t len, float a, float b, Scan& c,
-                                                   float* inside) {
-  int64_t i = 0;
-  float* out = inside + c.inside;
-  const __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b);
-  __m256 vmin = _mm256_set1_ps(kInf), vmax = _mm256_set1_ps(-kInf), vnan = _mm256_setzero_ps();
-  __m256i n1 = _mm256_setzero_si256(), n2 = n1, n3 = n1, n4 = n1;
-  for (; i + 8 <= len; i += 8) {
-    __m256 v = _mm256_loadu_ps(p + i);
-    vmin = _mm256_min_ps(v, vmin);
-    vmax = _mm256_max_ps(v, vmax);
-    vnan = _mm256_or_ps(vnan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-    __m256 gt_a = _mm256_cmp_ps(v, va, _CMP_GT_OQ), lt_b = _mm256_cmp_ps(v, vb, _CMP_LT_OQ);
-    n1 = _mm256_sub_epi32(n1, _mm256_castps_si256(_mm256_cmp_ps(v, va, _CMP_LT_OQ)));
-    n2 = _mm256_sub_epi32(n2, _mm256_castps_si256(_mm256_cmp_ps(v, va, _CMP_LE_OQ)));
-    n3 = _mm256_sub_epi32(n3, _mm256_castps_si256(lt_b));
-    n4 = _mm256_sub_epi32(n4, _mm256_castps_si256(_mm256_cmp_ps(v, vb, _CMP_LE_OQ)));
-    if (int in = _mm256_movemask_ps(_mm256_and_ps(gt_a, lt_b))) {
-      for (int l = 0; l < 8; ++l)
-        if (in & (1 << l)) *out++ = p[i + l];
-    }
-  }
-  alignas(32) int32_t l1[8], l2[8], l3[8], l4[8];
-  alignas(32) float lmin[8], lmax[8];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(l1), n1);
-  _mm256_store_si256(reinterpret_cast<__m256i*>(l2), n2);
-  _mm256_store_si256(reinterpret_cast<__m256i*>(l3), n3);
-  _mm256_store_si256(reinterpret_cast<__m256i*>(l4), n4);
-  _mm256_store_ps(lmin, vmin);
-  _mm256_store_ps(lmax, vmax);
-  for (int l = 0; l < 8; ++l) {
-    c.lt_a += l1[l];
-    c.le_a += l2[l];
-    c.lt_b += l3[l];
-    c.le_b += l4[l];
-    c.mn = lmin[l] < c.mn ? lmin[l] : c.mn;
-    c.mx = lmax[l] > c.mx ? lmax[l] : c.mx;
-  }
-  c.nan |= _mm256_movemask_ps(vnan) != 0;
-  c.inside = out - inside;
-  scan_run(p + i, len - i, a, b, c, inside);  // the tail
-}
-#endif
-
-// One run into c, on the widest lanes the CPU has.
-void scan_runs(const float* p, int64_t len, float a, float b, Scan& c, float* inside) {
-#if defined(QREPORT_HAVE_AVX2_SCAN)
-  static const bool avx2 = __builtin_cpu_supports("avx2");
-  if (avx2) return scan_run_avx2(p, len, a, b, c, inside);
-#endif
-  scan_run(p, len, a, b, c, inside);
-}
-
-Scan scan(const Channel& ch, float a, float b, float* inside) {
-  Scan c;
-  ch.for_each_run([&](const float* p, int64_t len) { scan_runs(p, len, a, b, c, inside); });
-  return c;
-}
 
 // Sample size that balances selecting in the sample against selecting among the values between the
 // bounds (about M / sqrt(S) of them): S ~ M^(2/3), within [64, 8192].
@@ -578,15 +316,6 @@ void channel_stats_interleaved(const float* data, int64_t outer, int64_t channel
 }
 
 }  // namespace
-
-float select_kth(const float* values, int64_t n, int64_t k, std::vector<float>& scratch) {
-  float mn = kInf, mx = -kInf;
-  for (int64_t i = 0; i < n; ++i) {
-    mn = std::min(mn, values[i]);
-    mx = std::max(mx, values[i]);
-  }
-  return radix_select(Contiguous{values, n}, k, mn, mx, scratch);
-}
 
 void RankWindows::reset(size_t n) {
   lo.assign(n, kNaN);
