@@ -50,6 +50,9 @@ enum class Side { Input, Output };
 
 // Receives every observed tensor with the id given to Program::observe().
 using ObserveSink = std::function<void(int64_t id, const at::Tensor& value)>;
+// Returns the tensor that replaces the input of a call rewritten by Program::rewrite_input() (id as given
+// there), for that call's first reading node only.
+using RewriteSink = std::function<at::Tensor(int64_t id, const at::Tensor& value)>;
 
 class Program {
  public:
@@ -90,8 +93,19 @@ class Program {
   // 2: axis 1 (convolutions, batch/group norms), 0: the graph does not tell.
   int input_layout(const std::string& fqn) const;
 
-  // Removes every observation added by observe() (a second pass observes other values).
+  // Makes every call of `fqn` take its first input through the RewriteSink of run() under `id`: the
+  // operand of the call's first node that reads it is replaced for that node alone (other readers of the
+  // same value, a residual branch, keep the original), as the TorchScript path's qreport::rewrite op
+  // before a module call (--simulate, --sensitivity). Returns the number of calls rewritten.
+  int rewrite_input(const std::string& fqn, int64_t id);
+
+  // Removes every observation added by observe() and every rewrite added by rewrite_input().
   void clear_observations();
+
+  // Runs use `value` for the parameter, buffer or constant `fqn` ("fc.weight") until set_state() puts the
+  // original back (state(fqn), which stays the original); every node reading it sees the new value, as a
+  // module's swapped attribute. Throws InternalError when the program has no such tensor.
+  void set_state(const std::string& fqn, const at::Tensor& value);
 
   // The Linear/Conv op that applies the tensor `weight_fqn` ("fc.weight", "attn.in_proj_weight"), called
   // on `x` in place of its input and `weight` in place of that tensor, its other arguments as in the graph
@@ -103,6 +117,9 @@ class Program {
   // InputError for inputs that do not fit the program's shapes and dtypes; an operator's own exception
   // propagates as thrown (the caller turns it into a ModelError).
   std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs, const ObserveSink& sink = {}) const;
+  // The same, with rewritten inputs going through `rewrite` (an empty one leaves them unchanged).
+  std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs, const ObserveSink& sink,
+                              const RewriteSink& rewrite) const;
 
   struct Impl;
 

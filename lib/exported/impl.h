@@ -96,6 +96,7 @@ struct Step {
   std::vector<Slot> release;                                // values whose last use is this step
   std::vector<std::pair<Slot, int64_t>> observe_before;     // (value, id): inputs of a module call
   std::vector<std::pair<Slot, int64_t>> observe_after;      // outputs
+  std::vector<std::pair<Slot, int64_t>> rewrite_before;     // (value, id): this node's operand replaced
 };
 
 // A user input's expected metadata: dtype, rank and per dimension a size or the batch symbol.

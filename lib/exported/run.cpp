@@ -120,6 +120,11 @@ void execute(const Step& step, std::vector<c10::IValue>& env) {
 }  // namespace
 
 std::vector<at::Tensor> Program::run(const std::vector<at::Tensor>& inputs, const ObserveSink& sink) const {
+  return run(inputs, sink, RewriteSink());
+}
+
+std::vector<at::Tensor> Program::run(const std::vector<at::Tensor>& inputs, const ObserveSink& sink,
+                                     const RewriteSink& rewrite) const {
   const Impl& m = *impl_;
   check_inputs(m, inputs);
   std::vector<c10::IValue> env(m.slot_count);
@@ -128,7 +133,19 @@ std::vector<at::Tensor> Program::run(const std::vector<at::Tensor>& inputs, cons
   for (const Step& step : m.steps) {
     if (sink)
       for (const auto& [slot, id] : step.observe_before) sink(id, env[slot].toTensor());
-    execute(step, env);
+    if (rewrite && !step.rewrite_before.empty()) {
+      // This node alone reads the rewritten value: the slot holds it while the node runs, then the
+      // original again for later readers (graphs are SSA: the node never writes the slots it reads).
+      std::vector<c10::IValue> kept;
+      for (const auto& [slot, id] : step.rewrite_before) {
+        kept.push_back(env[slot]);
+        env[slot] = rewrite(id, kept.back().toTensor());
+      }
+      execute(step, env);
+      for (size_t i = 0; i < kept.size(); ++i) env[step.rewrite_before[i].first] = std::move(kept[i]);
+    } else {
+      execute(step, env);
+    }
     if (sink)
       for (const auto& [slot, id] : step.observe_after) sink(id, env[slot].toTensor());
     for (Slot s : step.release) env[s] = c10::IValue();
@@ -153,33 +170,70 @@ std::string Program::resolve(const std::string& fqn, bool* found) const {
   return "";
 }
 
+namespace {
+
+// The step of `call` where its first input is first read (input) or its first output made (output), with
+// that value's slot; nullptr when the call has no such value.
+Step* boundary_step(Program::Impl& m, const ModuleCall& call, Side side, Slot* slot) {
+  const auto& names = side == Side::Input ? call.inputs : call.outputs;
+  if (names.empty()) return nullptr;
+  *slot = m.slot_of.at(names[0]);
+  for (size_t i : call.nodes) {
+    Step& step = m.steps[i];
+    bool here = false;
+    if (side == Side::Input) {
+      for (const Operand& o : step.args)
+        here = here || (o.kind == Operand::Value && o.slot == *slot) ||
+               std::find(o.slots.begin(), o.slots.end(), *slot) != o.slots.end();
+    } else {
+      for (const Result& r : step.results)
+        here = here || (r.kind == Result::Value && r.slot == *slot) ||
+               std::find(r.slots.begin(), r.slots.end(), *slot) != r.slots.end();
+    }
+    if (here) return &step;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
 int Program::observe(const std::string& fqn, Side side, int64_t id) {
   Impl& m = *impl_;
   int count = 0;
   for (const ModuleCall& call : m.calls) {
     if (call.fqn != fqn) continue;
-    const auto& names = side == Side::Input ? call.inputs : call.outputs;
-    if (names.empty()) continue;
-    const Slot slot = m.slot_of.at(names[0]);
-    for (size_t i : call.nodes) {  // inputs: before the call's first node that reads it; outputs: after its node
-      Step& step = m.steps[i];
-      bool here = false;
-      if (side == Side::Input) {
-        for (const Operand& o : step.args)
-          here = here || (o.kind == Operand::Value && o.slot == slot) ||
-                 std::find(o.slots.begin(), o.slots.end(), slot) != o.slots.end();
-      } else {
-        for (const Result& r : step.results)
-          here = here || (r.kind == Result::Value && r.slot == slot) ||
-                 std::find(r.slots.begin(), r.slots.end(), slot) != r.slots.end();
-      }
-      if (!here) continue;
-      (side == Side::Input ? step.observe_before : step.observe_after).emplace_back(slot, id);
-      ++count;
-      break;
-    }
+    Slot slot = -1;
+    // inputs: before the call's first node that reads it; outputs: after the node that makes it
+    Step* step = boundary_step(m, call, side, &slot);
+    if (!step) continue;
+    (side == Side::Input ? step->observe_before : step->observe_after).emplace_back(slot, id);
+    ++count;
   }
   return count;
+}
+
+int Program::rewrite_input(const std::string& fqn, int64_t id) {
+  Impl& m = *impl_;
+  int count = 0;
+  for (const ModuleCall& call : m.calls) {
+    if (call.fqn != fqn) continue;
+    Slot slot = -1;
+    Step* step = boundary_step(m, call, Side::Input, &slot);
+    if (!step) continue;
+    step->rewrite_before.emplace_back(slot, id);
+    ++count;
+  }
+  return count;
+}
+
+void Program::set_state(const std::string& fqn, const at::Tensor& value) {
+  bool found = false;
+  for (auto& [slot, t] : impl_->state_slots)
+    if (impl_->state_name.at(slot) == fqn) {
+      t = value;
+      found = true;
+    }
+  if (!found) throw InternalError("the exported program has no parameter, buffer or constant '" + fqn + "'");
 }
 
 }  // namespace qreport::exported
@@ -190,6 +244,7 @@ void Program::clear_observations() {
   for (Step& step : impl_->steps) {
     step.observe_before.clear();
     step.observe_after.clear();
+    step.rewrite_before.clear();
   }
 }
 
