@@ -48,8 +48,32 @@ def fused(name):
     return gm, batches
 
 
+class TiedEmbedding(torch.nn.Module):
+    """A language-model head tied to its embedding (GPT-2's lm_head.weight = wte.weight). torch.export makes
+    the embedding and the head's linear read one placeholder, so quantizing the head must not quantize the
+    embedding: the scripted model's head swaps its own `weight` attribute alone."""
+
+    def __init__(self, vocab=96, width=48):
+        super().__init__()
+        self.emb = torch.nn.Embedding(vocab, width)
+        self.mid = torch.nn.Linear(width, width)
+        self.head = torch.nn.Linear(width, vocab, bias=False)
+        self.head.weight = self.emb.weight
+
+    def forward(self, ids):
+        h = self.emb(ids)
+        return self.head(torch.relu(self.mid(h)) + h)
+
+
+def tied_embedding():
+    torch.manual_seed(0)
+    model = TiedEmbedding()
+    return model, [(torch.randint(0, 96, (2, 16)),) for _ in range(4)]
+
+
 MODELS = {name: (lambda n=name: fused(n)) for name in fixtures.PARITY}
-MODELS.update({"encoder": encoder, "hf_bert": hf("hf_bert"), "hf_llama": hf("hf_llama")})
+MODELS.update({"encoder": encoder, "hf_bert": hf("hf_bert"), "hf_llama": hf("hf_llama"),
+               "tied_embedding": tied_embedding})
 
 
 def main():

@@ -102,10 +102,13 @@ class Program {
   // Removes every observation added by observe() and every rewrite added by rewrite_input().
   void clear_observations();
 
-  // Runs use `value` for the parameter, buffer or constant `fqn` ("fc.weight") until set_state() puts the
-  // original back (state(fqn), which stays the original); every node reading it sees the new value, as a
-  // module's swapped attribute. Throws InternalError when the program has no such tensor.
-  void set_state(const std::string& fqn, const at::Tensor& value);
+  // Runs use `value` as the weight of every node that applies `weight_fqn` as a Linear/Conv weight (the
+  // nodes apply_weight_op() finds), and there alone: another reader of the same tensor (an Embedding whose
+  // weight is tied to it, which export makes read the same placeholder) keeps the original, as when a
+  // TorchScript module's `weight` attribute is swapped (--simulate, --sensitivity). An undefined value, or
+  // the stored tensor itself (state(weight_fqn), which never changes), restores it. Returns the number of
+  // nodes; throws InternalError when none applies it.
+  int swap_weight(const std::string& weight_fqn, const at::Tensor& value);
 
   // The Linear/Conv op that applies the tensor `weight_fqn` ("fc.weight", "attn.in_proj_weight"), called
   // on `x` in place of its input and `weight` in place of that tensor, its other arguments as in the graph

@@ -97,6 +97,7 @@ struct Step {
   std::vector<std::pair<Slot, int64_t>> observe_before;     // (value, id): inputs of a module call
   std::vector<std::pair<Slot, int64_t>> observe_after;      // outputs
   std::vector<std::pair<Slot, int64_t>> rewrite_before;     // (value, id): this node's operand replaced
+  at::Tensor weight_swap;  // defined: this Linear/Conv node's weight operand (args[1]) for Program::swap_weight
 };
 
 // A user input's expected metadata: dtype, rank and per dimension a size or the batch symbol.

@@ -133,16 +133,23 @@ std::vector<at::Tensor> Program::run(const std::vector<at::Tensor>& inputs, cons
   for (const Step& step : m.steps) {
     if (sink)
       for (const auto& [slot, id] : step.observe_before) sink(id, env[slot].toTensor());
-    if (rewrite && !step.rewrite_before.empty()) {
-      // This node alone reads the rewritten value: the slot holds it while the node runs, then the
-      // original again for later readers (graphs are SSA: the node never writes the slots it reads).
-      std::vector<c10::IValue> kept;
-      for (const auto& [slot, id] : step.rewrite_before) {
-        kept.push_back(env[slot]);
-        env[slot] = rewrite(id, kept.back().toTensor());
+    if ((rewrite && !step.rewrite_before.empty()) || step.weight_swap.defined()) {
+      // This node alone reads the rewritten input or swapped weight: the slot holds it while the node
+      // runs, then the original again for later readers (graphs are SSA: a node never writes the slots it
+      // reads). Restored in reverse, so a slot replaced twice ends as it began.
+      std::vector<std::pair<Slot, c10::IValue>> kept;
+      if (rewrite)
+        for (const auto& [slot, id] : step.rewrite_before) {
+          kept.emplace_back(slot, env[slot]);
+          env[slot] = rewrite(id, kept.back().second.toTensor());
+        }
+      if (step.weight_swap.defined()) {
+        const Slot w = step.args[1].slot;
+        kept.emplace_back(w, env[w]);
+        env[w] = step.weight_swap;
       }
       execute(step, env);
-      for (size_t i = 0; i < kept.size(); ++i) env[step.rewrite_before[i].first] = std::move(kept[i]);
+      for (auto it = kept.rbegin(); it != kept.rend(); ++it) env[it->first] = std::move(it->second);
     } else {
       execute(step, env);
     }
@@ -171,6 +178,16 @@ std::string Program::resolve(const std::string& fqn, bool* found) const {
 }
 
 namespace {
+
+// Whether `step` applies the state tensor `weight_fqn` as its weight: (input, weight, bias, ...) in
+// linear's and convNd's schemas, so the weight operand is the second.
+bool applies_weight(const Program::Impl& m, const Step& step, const std::string& weight_fqn) {
+  if (step.kind != Step::Dispatch || step.args.size() < 2) return false;
+  const Operand& w = step.args[1];
+  if (w.kind != Operand::Value) return false;
+  auto name = m.state_name.find(w.slot);
+  return name != m.state_name.end() && name->second == weight_fqn;
+}
 
 // The step of `call` where its first input is first read (input) or its first output made (output), with
 // that value's slot; nullptr when the call has no such value.
@@ -226,14 +243,18 @@ int Program::rewrite_input(const std::string& fqn, int64_t id) {
   return count;
 }
 
-void Program::set_state(const std::string& fqn, const at::Tensor& value) {
-  bool found = false;
-  for (auto& [slot, t] : impl_->state_slots)
-    if (impl_->state_name.at(slot) == fqn) {
-      t = value;
-      found = true;
+int Program::swap_weight(const std::string& weight_fqn, const at::Tensor& value) {
+  Impl& m = *impl_;
+  const at::Tensor stored = state(weight_fqn);
+  const bool restore = !value.defined() || (stored.defined() && value.is_same(stored));
+  int count = 0;
+  for (Step& step : m.steps)
+    if (applies_weight(m, step, weight_fqn)) {
+      step.weight_swap = restore ? at::Tensor() : value;
+      ++count;
     }
-  if (!found) throw InternalError("the exported program has no parameter, buffer or constant '" + fqn + "'");
+  if (count == 0) throw InternalError("no Linear/Conv node of the exported program applies '" + weight_fqn + "'");
+  return count;
 }
 
 }  // namespace qreport::exported
@@ -251,11 +272,7 @@ void Program::clear_observations() {
 at::Tensor Program::apply_weight_op(const std::string& weight_fqn, const at::Tensor& x, const at::Tensor& weight) const {
   const Impl& m = *impl_;
   for (const Step& step : m.steps) {
-    if (step.kind != Step::Dispatch || step.args.size() < 2) continue;
-    const Operand& w = step.args[1];  // (input, weight, bias, ...) in linear's and convNd's schemas
-    if (w.kind != Operand::Value) continue;
-    auto name = m.state_name.find(w.slot);
-    if (name == m.state_name.end() || name->second != weight_fqn) continue;
+    if (!applies_weight(m, step, weight_fqn)) continue;
     torch::jit::Stack stack;
     stack.reserve(step.args.size());
     stack.push_back(x);

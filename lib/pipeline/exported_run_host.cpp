@@ -27,7 +27,7 @@ class ExportedRunHost : public RunHost {
   }
   at::Tensor weight_of(const std::string& fqn) override { return program_.state(model_.weight_name(fqn)); }
   void set_weight(const std::string& fqn, const at::Tensor& weight) override {
-    program_.set_state(model_.weight_name(fqn), weight);
+    program_.swap_weight(model_.weight_name(fqn), weight);
   }
   void rewrite_input(const std::string& site, int64_t id) override { program_.rewrite_input(site, id); }
   void observe_output(const std::string& site, int64_t id) override {

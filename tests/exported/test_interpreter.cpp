@@ -192,7 +192,7 @@ TEST_CASE("resolve: a module's own leaf call, else its nearest ancestor's") {
   CHECK_FALSE(found);
 }
 
-TEST_CASE("a rewritten call input replaces its first reading node's operand alone; set_state swaps a weight") {
+TEST_CASE("a rewritten call input replaces its first reading node's operand alone; swap_weight swaps a weight") {
   at::set_num_threads(1);
   exported::Program p = exported::Program::load(pt2_fixture("conv_linear.pt2"));
   at::Tensor x = read_tensor(pt2_fixture("conv_linear.in2"));
@@ -222,16 +222,20 @@ TEST_CASE("a rewritten call input replaces its first reading node's operand alon
   // Without a rewrite sink the call runs as before.
   CHECK(p.run({x})[0].equal(plain[0]));
 
-  // A swapped weight is used by the node that reads it; state() stays the original, and restoring it
-  // restores the output bit for bit.
+  // A swapped weight is used by the node that applies it; state() stays the original, and restoring it
+  // (the stored tensor itself, or an undefined one) restores the output bit for bit.
   const at::Tensor w = p.state("block.2.weight");
-  p.set_state("block.2.weight", at::zeros_like(w));
+  CHECK(p.swap_weight("block.2.weight", at::zeros_like(w)) == 1);
   const at::Tensor zeroed = p.run({x})[0];
   CHECK(max_abs_diff(zeroed, p.state("block.2.bias").detach() + h.slice(1, 0, 3)) <= 1e-6);
   CHECK(p.state("block.2.weight").equal(w));
-  p.set_state("block.2.weight", w);
+  p.swap_weight("block.2.weight", w);
   CHECK(p.run({x})[0].equal(plain[0]));
-  CHECK_THROWS_AS(p.set_state("no.such.weight", w), InternalError);
+  p.swap_weight("block.2.weight", at::zeros_like(w));
+  p.swap_weight("block.2.weight", at::Tensor());
+  CHECK(p.run({x})[0].equal(plain[0]));
+  CHECK_THROWS_AS(p.swap_weight("no.such.weight", w), InternalError);
+  CHECK_THROWS_AS(p.swap_weight("block.2.bias", w), InternalError);  // read, but not as a Linear/Conv weight
   p.clear_observations();  // rewrites too
   ids.clear();
   p.run({x}, {}, [&](int64_t id, const at::Tensor& t) {
