@@ -7,6 +7,7 @@
 Usage: test_exported.py QREPORT TEST_EXPORTED MAKE_FIXTURES"""
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -202,5 +203,20 @@ for args, message in REFUSED:
     r = subprocess.run([QREPORT, "analyze", M, "--calib", M] + args, capture_output=True, text=True, timeout=120)
     check(f"{' '.join(args)} on .pt2: exit 2, one line", r.returncode == 2 and r.stderr.strip() == message and
           r.stdout == "", f"exit {r.returncode}, stderr {r.stderr[-600:]!r}")
+# A distributed launch (torchrun's variables, two ranks on one machine): each rank exits 2 with one line.
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+ranks = [subprocess.Popen([QREPORT, "analyze", M, "--calib", M, "--dist-timeout", "20"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True,
+                          env=dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(r),
+                                   WORLD_SIZE="2", LOCAL_RANK=str(r)))
+         for r in range(2)]
+for r, p in enumerate(ranks):
+    out, err = p.communicate(timeout=120)
+    check(f"distributed analyze of a .pt2, rank {r}: exit 2, one line",
+          p.returncode == 2 and out == "" and err.strip() == f"qreport: error: rank {r}: model '{M}' is a torch.export "
+          "program: a distributed analyze runs TorchScript models only so far (run it in one process)",
+          f"exit {p.returncode}, stderr {err[-600:]!r}")
 print(f"{len(failures)} failed")
 sys.exit(1 if failures else 0)
