@@ -55,26 +55,6 @@ std::vector<Entry> module_stack(const Json& node) {
   return out;
 }
 
-std::vector<Slot> uses(const Step& step) {
-  std::vector<Slot> out;
-  for (const Operand& o : step.args) {
-    if (o.kind == Operand::Value) out.push_back(o.slot);
-    for (Slot s : o.slots)
-      if (s >= 0) out.push_back(s);
-  }
-  return out;
-}
-
-std::vector<Slot> defs(const Step& step) {
-  std::vector<Slot> out;
-  for (const Result& r : step.results) {
-    if (r.kind == Result::Value) out.push_back(r.slot);
-    for (Slot s : r.slots)
-      if (s >= 0) out.push_back(s);
-  }
-  return out;
-}
-
 // Linear/Conv ops applying the weight of a module that is not the innermost call around them: that
 // module has no call of its own (MultiheadAttention applies out_proj.weight with F.linear inside its own
 // forward), so the op is its call, as on the TorchScript path (instrumentation's functional call sites).
@@ -147,6 +127,26 @@ void add_functional_calls(const Json& nodes, Program::Impl& impl) {
 }
 
 }  // namespace
+
+std::vector<Slot> uses(const Step& step) {
+  std::vector<Slot> out;
+  for (const Operand& o : step.args) {
+    if (o.kind == Operand::Value) out.push_back(o.slot);
+    for (Slot s : o.slots)
+      if (s >= 0) out.push_back(s);
+  }
+  return out;
+}
+
+std::vector<Slot> defs(const Step& step) {
+  std::vector<Slot> out;
+  for (const Result& r : step.results) {
+    if (r.kind == Result::Value) out.push_back(r.slot);
+    for (Slot s : r.slots)
+      if (s >= 0) out.push_back(s);
+  }
+  return out;
+}
 
 void find_module_calls(const Json& graph, const Json& module_call_graph, Program::Impl& impl) {
   const Json nodes = graph["nodes"];

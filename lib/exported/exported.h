@@ -53,6 +53,9 @@ using ObserveSink = std::function<void(int64_t id, const at::Tensor& value)>;
 // Returns the tensor that replaces the input of a call rewritten by Program::rewrite_input() (id as given
 // there), for that call's first reading node only.
 using RewriteSink = std::function<at::Tensor(int64_t id, const at::Tensor& value)>;
+// Returns the output of a call made skippable by Program::skippable() (id as given there), which then does
+// not run, or an undefined tensor: the call runs.
+using SkipSink = std::function<at::Tensor(int64_t id)>;
 
 class Program {
  public:
@@ -99,7 +102,17 @@ class Program {
   // before a module call (--simulate, --sensitivity). Returns the number of calls rewritten.
   int rewrite_input(const std::string& fqn, int64_t id);
 
-  // Removes every observation added by observe() and every rewrite added by rewrite_input().
+  // Makes every call of `fqn` skippable under `id`: at the call's first node, after its input's rewrite,
+  // run()'s SkipSink is asked for the call's output; a defined answer becomes that output, the call's
+  // other nodes do not run, and observers of the output see the answer (the sensitivity pass reuses the
+  // outputs of an earlier run identical up to the layer it changes, as TorchScript's skip_calls.cpp). All
+  // of fqn's calls or none: each must be one contiguous run of nodes whose first node reads its input and
+  // which makes one value read after it. Call after rewrite_input() and observe(). Returns the number of
+  // calls made skippable (0: none).
+  int skippable(const std::string& fqn, int64_t id);
+
+  // Removes every observation added by observe(), every rewrite added by rewrite_input() and every skip
+  // added by skippable().
   void clear_observations();
 
   // Runs use `value` as the weight of every node that applies `weight_fqn` as a Linear/Conv weight (the
@@ -120,9 +133,10 @@ class Program {
   // InputError for inputs that do not fit the program's shapes and dtypes; an operator's own exception
   // propagates as thrown (the caller turns it into a ModelError).
   std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs, const ObserveSink& sink = {}) const;
-  // The same, with rewritten inputs going through `rewrite` (an empty one leaves them unchanged).
+  // The same, with rewritten inputs going through `rewrite` (an empty one leaves them unchanged) and
+  // skippable calls asking `skip` (an empty one runs them all).
   std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs, const ObserveSink& sink,
-                              const RewriteSink& rewrite) const;
+                              const RewriteSink& rewrite, const SkipSink& skip = {}) const;
 
   struct Impl;
 

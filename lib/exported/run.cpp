@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <set>
 
 #include "common/errors.h"
 #include "exported/impl.h"
@@ -124,16 +125,18 @@ std::vector<at::Tensor> Program::run(const std::vector<at::Tensor>& inputs, cons
 }
 
 std::vector<at::Tensor> Program::run(const std::vector<at::Tensor>& inputs, const ObserveSink& sink,
-                                     const RewriteSink& rewrite) const {
+                                     const RewriteSink& rewrite, const SkipSink& skip) const {
   const Impl& m = *impl_;
   check_inputs(m, inputs);
   std::vector<c10::IValue> env(m.slot_count);
   for (const auto& [slot, t] : m.state_slots) env[slot] = t;
   for (size_t i = 0; i < inputs.size(); ++i) env[m.inputs[i].slot] = inputs[i];
-  for (const Step& step : m.steps) {
+  for (size_t i = 0; i < m.steps.size(); ++i) {
+    const Step& step = m.steps[i];
     if (sink)
       for (const auto& [slot, id] : step.observe_before) sink(id, env[slot].toTensor());
-    if ((rewrite && !step.rewrite_before.empty()) || step.weight_swap.defined()) {
+    const bool skippable = skip && step.skip_id >= 0;
+    if ((rewrite && !step.rewrite_before.empty()) || step.weight_swap.defined() || skippable) {
       // This node alone reads the rewritten input or swapped weight: the slot holds it while the node
       // runs, then the original again for later readers (graphs are SSA: a node never writes the slots it
       // reads). Restored in reverse, so a slot replaced twice ends as it began.
@@ -147,6 +150,23 @@ std::vector<at::Tensor> Program::run(const std::vector<at::Tensor>& inputs, cons
         const Slot w = step.args[1].slot;
         kept.emplace_back(w, env[w]);
         env[w] = step.weight_swap;
+      }
+      // Asked after the rewrite, which tells the sensitivity pass whether this run still equals the one
+      // it reuses (TorchScript's rewrite op also runs before the If around the call).
+      at::Tensor given = skippable ? skip(step.skip_id) : at::Tensor();
+      if (given.defined()) {
+        for (auto it = kept.rbegin(); it != kept.rend(); ++it) env[it->first] = std::move(it->second);
+        env[step.skip_output] = given;
+        // The call's nodes do not run: its output's observers see the given value, and the values whose
+        // last use was inside the call are released as they would have been.
+        for (size_t j = i; j < step.skip_end; ++j) {
+          if (sink)
+            for (const auto& [slot, id] : m.steps[j].observe_after)
+              if (slot == step.skip_output) sink(id, given);
+          for (Slot s : m.steps[j].release) env[s] = c10::IValue();
+        }
+        i = step.skip_end - 1;
+        continue;
       }
       execute(step, env);
       for (auto it = kept.rbegin(); it != kept.rend(); ++it) env[it->first] = std::move(it->second);
@@ -243,6 +263,42 @@ int Program::rewrite_input(const std::string& fqn, int64_t id) {
   return count;
 }
 
+int Program::skippable(const std::string& fqn, int64_t id) {
+  Impl& m = *impl_;
+  struct Mark {
+    size_t first, end;
+    Slot output;
+  };
+  std::vector<Mark> marks;
+  for (const ModuleCall& call : m.calls) {
+    if (call.fqn != fqn) continue;
+    if (call.nodes.empty() || call.outputs.size() != 1) return 0;
+    const size_t first = call.nodes.front(), end = call.nodes.back() + 1;
+    if (end - first != call.nodes.size() || m.steps[first].skip_id >= 0) return 0;  // interleaved, or taken
+    Slot in = -1;
+    if (boundary_step(m, call, Side::Input, &in) != &m.steps[first]) return 0;  // asked before its rewrite
+    const Slot out = m.slot_of.at(call.outputs[0]);
+    std::set<Slot> made;
+    for (size_t j = first; j < end; ++j)
+      for (Slot s : defs(m.steps[j])) made.insert(s);
+    if (made.erase(out) == 0) return 0;
+    // Nothing else the call makes may be read after it (a size, a second tensor), or returned.
+    for (size_t j = end; j < m.steps.size(); ++j)
+      for (Slot s : uses(m.steps[j]))
+        if (made.count(s)) return 0;
+    for (Slot s : m.outputs)
+      if (made.count(s)) return 0;
+    marks.push_back({first, end, out});
+  }
+  for (const Mark& k : marks) {
+    Step& step = m.steps[k.first];
+    step.skip_id = id;
+    step.skip_end = k.end;
+    step.skip_output = k.output;
+  }
+  return static_cast<int>(marks.size());
+}
+
 int Program::swap_weight(const std::string& weight_fqn, const at::Tensor& value) {
   Impl& m = *impl_;
   const at::Tensor stored = state(weight_fqn);
@@ -266,6 +322,7 @@ void Program::clear_observations() {
     step.observe_before.clear();
     step.observe_after.clear();
     step.rewrite_before.clear();
+    step.skip_id = -1;
   }
 }
 

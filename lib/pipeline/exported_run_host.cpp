@@ -1,6 +1,5 @@
-// The exported program's RunHost (run_host.h): Program::rewrite_input and observe on its calls, weights
-// swapped in the program's state slots. Calls are never skipped: every run is a whole forward (the
-// interpreter has no counterpart of skip_calls.cpp yet; docs/design.md, "Exported programs").
+// The exported program's RunHost (run_host.h): Program::rewrite_input, observe and skippable on its calls,
+// weights swapped for the nodes that apply them (Program::swap_weight).
 #include <ATen/ATen.h>
 
 #include "pipeline/exported_front.h"
@@ -33,15 +32,15 @@ class ExportedRunHost : public RunHost {
   void observe_output(const std::string& site, int64_t id) override {
     program_.observe(site, exported::Side::Output, id);
   }
-  bool skippable(const std::string&, int64_t) override { return false; }
+  bool skippable(const std::string& site, int64_t id) override { return program_.skippable(site, id) > 0; }
   std::vector<at::Tensor> run(const std::vector<c10::IValue>& args, const instrumentation::ObserveSink& sink,
                               const instrumentation::RewriteSink& rewrite,
-                              const instrumentation::SkipSink&) override {
+                              const instrumentation::SkipSink& skip) override {
     std::vector<at::Tensor> inputs;
     inputs.reserve(args.size());
     for (const auto& a : args) inputs.push_back(a.toTensor());
     std::vector<at::Tensor> out;
-    for (auto& t : program_.run(inputs, sink, rewrite))
+    for (auto& t : program_.run(inputs, sink, rewrite, skip))
       if (t.defined() && t.is_floating_point()) out.push_back(std::move(t));
     return out;
   }

@@ -1,5 +1,7 @@
 #include "pipeline/quantized_runs.h"
 
+#include <spdlog/spdlog.h>
+
 #include <cmath>
 #include <limits>
 #include <map>
@@ -91,7 +93,10 @@ QuantizedRuns::QuantizedRuns(const model::ModelView& model, RunHost& host, const
     layers_.push_back(std::move(l));
   }
   // After every site's rewrite and observe op: wrapping a call moves it into an If's branch.
-  for (const auto& [site, id] : site_index) skips_ = host_.skippable(site, static_cast<int64_t>(id)) || skips_;
+  size_t reusable = 0;
+  for (const auto& [site, id] : site_index) reusable += host_.skippable(site, static_cast<int64_t>(id)) ? 1 : 0;
+  skips_ = reusable > 0;
+  spdlog::debug("sensitivity: {} of {} call sites can reuse an earlier run's outputs", reusable, site_index.size());
   for (const auto& [why, fqns] : left_out) {
     std::string names;
     for (size_t i = 0; i < fqns.size() && i < 3; ++i) names += (i ? ", '" : "'") + fqns[i] + "'";

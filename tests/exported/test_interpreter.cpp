@@ -244,3 +244,46 @@ TEST_CASE("a rewritten call input replaces its first reading node's operand alon
   });
   CHECK(ids.empty());
 }
+
+TEST_CASE("a skippable call takes its output from the SkipSink and its nodes do not run") {
+  at::set_num_threads(1);
+  exported::Program p = exported::Program::load(pt2_fixture("conv_linear.pt2"));
+  at::Tensor x = read_tensor(pt2_fixture("conv_linear.in2"));
+  c10::InferenceMode guard;
+  at::Tensor h;  // block.0's input
+  p.observe("block.0", exported::Side::Input, 0);
+  const std::vector<at::Tensor> plain = p.run({x}, [&](int64_t, const at::Tensor& t) { h = t.clone(); });
+  p.clear_observations();
+  p.rewrite_input("block.0", 3);
+  p.observe("block.0", exported::Side::Output, 3);
+  REQUIRE(p.skippable("block.0", 3) == 1);
+  CHECK(p.skippable("block.0", 4) == 0);  // its first node already asks
+  const at::Tensor b0 = p.apply_weight_op("block.0.weight", h, p.state("block.0.weight"));
+  const at::Tensor given = at::zeros_like(b0);
+  std::vector<std::string> order;
+  at::Tensor observed;
+  const auto observe = [&](int64_t, const at::Tensor& t) {
+    order.push_back("observe");
+    observed = t;
+  };
+  const auto rewrite = [&](int64_t, const at::Tensor& t) {
+    order.push_back("rewrite");
+    return t;
+  };
+  const std::vector<at::Tensor> skipped = p.run({x}, observe, rewrite, [&](int64_t id) {
+    order.push_back("skip " + std::to_string(id));
+    return given;
+  });
+  // The rewrite first (it decides whether a sensitivity run may reuse), then the skip; the output's
+  // observer sees the given value; the rest of the graph runs on it: block.2(relu(0)) + the residual.
+  CHECK(order == std::vector<std::string>{"rewrite", "skip 3", "observe"});
+  CHECK(observed.is_same(given));
+  const at::Tensor expected =
+      p.apply_weight_op("block.2.weight", at::relu(given), p.state("block.2.weight")) + h.slice(1, 0, 3);
+  REQUIRE(skipped.size() == 1);
+  CHECK(max_abs_diff(skipped[0], expected) <= 1e-6);
+  // An undefined answer runs the call: the plain output, bit for bit.
+  CHECK(p.run({x}, {}, {}, [](int64_t) { return at::Tensor(); })[0].equal(plain[0]));
+  p.clear_observations();  // skips too
+  CHECK(p.run({x}, {}, {}, [&](int64_t) { return given; })[0].equal(plain[0]));
+}

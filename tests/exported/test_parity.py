@@ -37,11 +37,19 @@ if made.returncode != 0:
     sys.exit("fixture failed:\n" + made.stdout + made.stderr)
 
 
+REUSE = re.compile(r"sensitivity: (\d+) of (\d+) call sites can reuse")
+reuse = {}  # model -> (reusable, total) call sites of the sensitivity pass, from -v
+
+
 def run(args, path):
-    r = subprocess.run([qreport] + args + ["--detectors", "all", "--format", "json", "-q", "-o", path] + extra,
-                       capture_output=True, text=True)
+    verbose = passes and "--target-sqnr" in extra
+    r = subprocess.run([qreport] + args + ["--detectors", "all", "--format", "json", "-v" if verbose else "-q",
+                                           "-o", path] + extra, capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit(f"qreport {' '.join(args)} exited {r.returncode}: {r.stderr}")
+    m = REUSE.search(r.stderr)
+    if m:
+        reuse[args[1]] = (int(m.group(1)), int(m.group(2)))
     with open(path) as f:
         return json.load(f)
 
@@ -196,6 +204,11 @@ else:  # the options ran: the agreement above is not that of two reports without
         errors.append("--simulate: the .pt2 report has no simulated output SQNR")
     if "--target-sqnr" in extra and "curve" not in (pt2.get("plan") or {}):
         errors.append("--target-sqnr: the .pt2 report has no plan")
+    # The interpreter's sensitivity runs reuse earlier outputs where the scripted model's do (skippable
+    # calls), so the figures above were measured with the reuse on.
+    got = [reuse.get(os.path.join(d, m)) for m in ("model.pt", "model.pt2")]
+    if "--target-sqnr" in extra and (got[0] is None or got[0] != got[1] or got[1][0] == 0):
+        errors.append(f"--sensitivity: call sites reusing earlier outputs (of all) {got[0]} (.pt) against {got[1]} (.pt2)")
 if errors:
     print(f"{name}: {len(errors)} difference(s) between the .pt and .pt2 reports")
     for e in errors[:40]:
