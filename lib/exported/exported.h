@@ -127,6 +127,9 @@ class Program {
   // on `x` in place of its input and `weight` in place of that tensor, its other arguments as in the graph
   // (the error detector's per-layer measurement). Throws InternalError when no such op exists.
   at::Tensor apply_weight_op(const std::string& weight_fqn, const at::Tensor& x, const at::Tensor& weight) const;
+  // Where no node applies `weight_fqn` as a Linear/Conv weight but some node reads it (a program after
+  // run_decompositions(): aten.permute, then aten.addmm), that node's target; else "".
+  std::string unapplied_weight_reader(const std::string& weight_fqn) const;
 
   // Runs the graph on the user inputs, sending observed values to `sink` (may be empty); callers hold a
   // c10::InferenceMode guard, as for any inference (the parameters require grad). Throws

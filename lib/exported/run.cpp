@@ -326,6 +326,20 @@ void Program::clear_observations() {
   }
 }
 
+std::string Program::unapplied_weight_reader(const std::string& weight_fqn) const {
+  const Impl& m = *impl_;
+  std::string reader;
+  for (const Step& step : m.steps) {
+    if (applies_weight(m, step, weight_fqn)) return "";
+    if (!reader.empty()) continue;
+    for (Slot s : uses(step)) {
+      auto name = m.state_name.find(s);
+      if (name != m.state_name.end() && name->second == weight_fqn) reader = step.target;
+    }
+  }
+  return reader;
+}
+
 at::Tensor Program::apply_weight_op(const std::string& weight_fqn, const at::Tensor& x, const at::Tensor& weight) const {
   const Impl& m = *impl_;
   for (const Step& step : m.steps) {

@@ -126,6 +126,17 @@ report::Report analyze_exported(const AnalyzeOptions& o, std::string* stats_byte
   const ExportedFront front(program, view);
   rep.model_sha256 = sha.get();
   rep.model_modules = view.tree().size();
+  if (has_detector(dets, "quantization_error_detector"))
+    for (const auto& node : view.tree().nodes()) {
+      // The error pass and the whole-model passes apply a layer through its aten.linear/convNd node.
+      const std::string weight = node.kind.is_linear_or_conv() ? view.weight_name(node.fqn) : "";
+      const std::string reader = weight.empty() ? "" : program.unapplied_weight_reader(weight);
+      if (!reader.empty())
+        throw InputError("model '" + o.model_path + "': layer '" + node.fqn + "' applies its weight '" + weight +
+                         "' through " + reader + ", not aten.linear or aten.convNd (a program after "
+                         "run_decompositions()): the error detector measures a layer at that op; save the "
+                         "program torch.export.export returns, or leave error out of --detectors");
+    }
   clock.lap("load");
 
   calibration::Archive archive = calibration::Archive::open(o.calib_path, o.calibration);

@@ -203,6 +203,23 @@ for args, message in REFUSED:
     r = subprocess.run([QREPORT, "analyze", M, "--calib", M] + args, capture_output=True, text=True, timeout=120)
     check(f"{' '.join(args)} on .pt2: exit 2, one line", r.returncode == 2 and r.stderr.strip() == message and
           r.stdout == "", f"exit {r.returncode}, stderr {r.stderr[-600:]!r}")
+# A program after run_decompositions() applies a Linear's weight through aten.permute and aten.addmm: the
+# error detector (which applies a layer at its aten.linear node) exits 2 naming the layer; without it, runs.
+torch.manual_seed(0)
+seq = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 8)).eval()
+DEC, DEC_CALIB = f"{TMP}/decomposed.pt2", f"{TMP}/decomposed_calib.pt"
+torch.export.save(torch.export.export(seq, (torch.randn(4, 16),)).run_decompositions(), DEC)
+torch.save([torch.randn(4, 16) for _ in range(2)], DEC_CALIB)
+r = subprocess.run([QREPORT, "analyze", DEC, "--calib", DEC_CALIB], capture_output=True, text=True, timeout=120)
+check("decomposed program with the error detector: exit 2, one line", r.returncode == 2 and r.stdout == "" and
+      r.stderr.strip() == f"qreport: error: model '{DEC}': layer '0' applies its weight '0.weight' through "
+      "torch.ops.aten.permute.default, not aten.linear or aten.convNd (a program after run_decompositions()): the "
+      "error detector measures a layer at that op; save the program torch.export.export returns, or leave error "
+      "out of --detectors", f"exit {r.returncode}, stderr {r.stderr[-600:]!r}")
+r = subprocess.run([QREPORT, "analyze", DEC, "--calib", DEC_CALIB, "--detectors", "per_channel,outlier", "-q"],
+                   capture_output=True, text=True, timeout=120)
+check("decomposed program without the error detector: exit 0", r.returncode == 0, r.stderr[-600:])
+
 # A distributed launch (torchrun's variables, two ranks on one machine): each rank exits 2 with one line.
 with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
