@@ -133,7 +133,7 @@ report::Report analyze_exported(const AnalyzeOptions& o, std::string* stats_byte
       const std::string reader = weight.empty() ? "" : program.unapplied_weight_reader(weight);
       if (!reader.empty())
         throw InputError("model '" + o.model_path + "': layer '" + node.fqn + "' applies its weight '" + weight +
-                         "' through " + reader + ", not aten.linear or aten.convNd (a program after "
+                         "' through " + reader + ", not aten.linear or aten.convNd (as a program after "
                          "run_decompositions()): the error detector measures a layer at that op; save the "
                          "program torch.export.export returns, or leave error out of --detectors");
     }

@@ -213,7 +213,7 @@ torch.save([torch.randn(4, 16) for _ in range(2)], DEC_CALIB)
 r = subprocess.run([QREPORT, "analyze", DEC, "--calib", DEC_CALIB], capture_output=True, text=True, timeout=120)
 check("decomposed program with the error detector: exit 2, one line", r.returncode == 2 and r.stdout == "" and
       r.stderr.strip() == f"qreport: error: model '{DEC}': layer '0' applies its weight '0.weight' through "
-      "torch.ops.aten.permute.default, not aten.linear or aten.convNd (a program after run_decompositions()): the "
+      "torch.ops.aten.permute.default, not aten.linear or aten.convNd (as a program after run_decompositions()): the "
       "error detector measures a layer at that op; save the program torch.export.export returns, or leave error "
       "out of --detectors", f"exit {r.returncode}, stderr {r.stderr[-600:]!r}")
 r = subprocess.run([QREPORT, "analyze", DEC, "--calib", DEC_CALIB, "--detectors", "per_channel,outlier", "-q"],
