@@ -1,9 +1,10 @@
 // Internal to lib/pipeline: what the passes that run the whole model with quantized layers (--simulate,
 // --sensitivity and --target-sqnr) need of a front end: a layer's call site, its weight swapped in place
-// (every call of the model then uses it), the input of a site's calls rewritten and its output observed,
+// (every call of the layer then uses it), the input of a site's calls rewritten and its output observed,
 // and a forward. script_run_host() is TorchScript's (the Instrumenter's qreport::rewrite op, a module's
-// `weight` attribute); exported_run_host.cpp has the exported program's (Program::rewrite_input, a state
-// slot). One interface, so both fronts run the same simulation and the same sensitivity walk.
+// `weight` attribute); exported_run_host.cpp has the exported program's (Program::rewrite_input, the weight
+// operand of the nodes that apply it). One interface, so both fronts run the same simulation and the same
+// sensitivity walk.
 #pragma once
 #include <ATen/core/ivalue.h>
 
