@@ -48,8 +48,41 @@ def fused(name):
     return gm, batches
 
 
+class TiedEmbedding(torch.nn.Module):
+    """A language-model head tied to its embedding. torch.export gives tied parameters one placeholder,
+    named after the later one in named_parameters(), that both the embedding and the head's linear read:
+    quantizing the head must not quantize the embedding (the scripted head swaps its own `weight`
+    attribute alone), and with the head first (head_first) the linear reads `emb.weight` and must still
+    be the head's own call."""
+
+    def __init__(self, head_first, vocab=96, width=48):
+        super().__init__()
+        if head_first:
+            self.head = torch.nn.Linear(width, vocab, bias=False)
+        self.emb = torch.nn.Embedding(vocab, width)
+        self.mid = torch.nn.Linear(width, width)
+        if head_first:
+            self.emb.weight = self.head.weight
+        else:  # GPT-2's order: lm_head.weight = wte.weight
+            self.head = torch.nn.Linear(width, vocab, bias=False)
+            self.head.weight = self.emb.weight
+
+    def forward(self, ids):
+        h = self.emb(ids)
+        return self.head(torch.relu(self.mid(h)) + h)
+
+
+def tied(head_first):
+    def build():
+        torch.manual_seed(0)
+        model = TiedEmbedding(head_first)
+        return model, [(torch.randint(0, 96, (2, 16)),) for _ in range(4)]
+    return build
+
+
 MODELS = {name: (lambda n=name: fused(n)) for name in fixtures.PARITY}
-MODELS.update({"encoder": encoder, "hf_bert": hf("hf_bert"), "hf_llama": hf("hf_llama")})
+MODELS.update({"encoder": encoder, "hf_bert": hf("hf_bert"), "hf_llama": hf("hf_llama"),
+               "tied_embedding": tied(False), "tied_head_first": tied(True)})
 
 
 def main():

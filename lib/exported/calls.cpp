@@ -55,41 +55,47 @@ std::vector<Entry> module_stack(const Json& node) {
   return out;
 }
 
-std::vector<Slot> uses(const Step& step) {
-  std::vector<Slot> out;
-  for (const Operand& o : step.args) {
-    if (o.kind == Operand::Value) out.push_back(o.slot);
-    for (Slot s : o.slots)
-      if (s >= 0) out.push_back(s);
-  }
-  return out;
-}
-
-std::vector<Slot> defs(const Step& step) {
-  std::vector<Slot> out;
-  for (const Result& r : step.results) {
-    if (r.kind == Result::Value) out.push_back(r.slot);
-    for (Slot s : r.slots)
-      if (s >= 0) out.push_back(s);
-  }
-  return out;
-}
-
 // Linear/Conv ops applying the weight of a module that is not the innermost call around them: that
 // module has no call of its own (MultiheadAttention applies out_proj.weight with F.linear inside its own
 // forward), so the op is its call, as on the TorchScript path (instrumentation's functional call sites).
 // MultiheadAttention's packed in_proj_weight belongs to no submodule: its linear is the call of the
 // pseudo-module "<mha>.in_proj", listed right after the MultiheadAttention in the module list.
+// Tied weights: export gives tied parameters one placeholder that every reader uses, named after one of
+// them (a head defined before the embedding tied to it: `head`'s linear reads `emb.weight`). A Linear/Conv
+// node inside module m's own call whose weight is another name for m's own `weight` (the same tensor) reads
+// m's slot instead, so the node is m's call, as TorchScript's `self.weight` is (else it would look like a
+// functional call of the embedding, and m like a module never called).
+void own_tied_weight(Program::Impl& impl, Step& step, const std::vector<Entry>& stack) {
+  if (stack.empty()) return;
+  const std::string own = stack.back().fqn.empty() ? "weight" : stack.back().fqn + ".weight";
+  const std::string& read = impl.state_name.at(step.args[1].slot);
+  if (read == own) return;
+  const auto mine = impl.state.find(own), theirs = impl.state.find(read);
+  if (mine == impl.state.end() || theirs == impl.state.end()) return;
+  const at::Tensor &a = mine->second, &b = theirs->second;
+  // One record viewed twice: the same bytes, read the same way (equal values would do, but tying is what
+  // this is for, and a comparison of every weight is not).
+  if (a.data_ptr() != b.data_ptr() || a.scalar_type() != b.scalar_type() || a.sizes() != b.sizes() ||
+      a.strides() != b.strides())
+    return;
+  for (const auto& [slot, fqn] : impl.state_name)
+    if (fqn == own) {
+      step.args[1].slot = slot;
+      return;
+    }
+}
+
 void add_functional_calls(const Json& nodes, Program::Impl& impl) {
   static const std::set<std::string> kOps = {"aten::linear", "aten::conv1d", "aten::conv2d", "aten::conv3d"};
   std::vector<ModuleCall> found;
   for (size_t i = 0; i < impl.steps.size(); ++i) {
-    const Step& step = impl.steps[i];
+    Step& step = impl.steps[i];
     if (!step.op || !kOps.count(step.op->schema().name()) || step.args.size() < 2) continue;
     const Operand& weight = step.args[1];  // (input, weight, bias, ...) in both schemas
-    auto name = weight.kind == Operand::Value ? impl.state_name.find(weight.slot) : impl.state_name.end();
-    if (name == impl.state_name.end()) continue;
+    if (weight.kind != Operand::Value || !impl.state_name.count(weight.slot)) continue;
     const std::vector<Entry> stack = module_stack(nodes.at(i));
+    own_tied_weight(impl, step, stack);
+    const auto name = impl.state_name.find(weight.slot);
     std::string owner;
     if (name->second.size() > 15 && name->second.compare(name->second.size() - 15, 15, ".in_proj_weight") == 0) {
       // MultiheadAttention's packed in-projection: PT2E quantizers quantize this linear, so it is observed
@@ -121,6 +127,26 @@ void add_functional_calls(const Json& nodes, Program::Impl& impl) {
 }
 
 }  // namespace
+
+std::vector<Slot> uses(const Step& step) {
+  std::vector<Slot> out;
+  for (const Operand& o : step.args) {
+    if (o.kind == Operand::Value) out.push_back(o.slot);
+    for (Slot s : o.slots)
+      if (s >= 0) out.push_back(s);
+  }
+  return out;
+}
+
+std::vector<Slot> defs(const Step& step) {
+  std::vector<Slot> out;
+  for (const Result& r : step.results) {
+    if (r.kind == Result::Value) out.push_back(r.slot);
+    for (Slot s : r.slots)
+      if (s >= 0) out.push_back(s);
+  }
+  return out;
+}
 
 void find_module_calls(const Json& graph, const Json& module_call_graph, Program::Impl& impl) {
   const Json nodes = graph["nodes"];

@@ -50,6 +50,12 @@ enum class Side { Input, Output };
 
 // Receives every observed tensor with the id given to Program::observe().
 using ObserveSink = std::function<void(int64_t id, const at::Tensor& value)>;
+// Returns the tensor that replaces the input of a call rewritten by Program::rewrite_input() (id as given
+// there), for that call's first reading node only.
+using RewriteSink = std::function<at::Tensor(int64_t id, const at::Tensor& value)>;
+// Returns the output of a call made skippable by Program::skippable() (id as given there), which then does
+// not run, or an undefined tensor: the call runs.
+using SkipSink = std::function<at::Tensor(int64_t id)>;
 
 class Program {
  public:
@@ -90,19 +96,50 @@ class Program {
   // 2: axis 1 (convolutions, batch/group norms), 0: the graph does not tell.
   int input_layout(const std::string& fqn) const;
 
-  // Removes every observation added by observe() (a second pass observes other values).
+  // Makes every call of `fqn` take its first input through the RewriteSink of run() under `id`: the
+  // operand of the call's first node that reads it is replaced for that node alone (other readers of the
+  // same value, a residual branch, keep the original), as the TorchScript path's qreport::rewrite op
+  // before a module call (--simulate, --sensitivity). Returns the number of calls rewritten.
+  int rewrite_input(const std::string& fqn, int64_t id);
+
+  // Makes every call of `fqn` skippable under `id`: at the call's first node, after its input's rewrite,
+  // run()'s SkipSink is asked for the call's output; a defined answer becomes that output, the call's
+  // other nodes do not run, and observers of the output see the answer (the sensitivity pass reuses the
+  // outputs of an earlier run identical up to the layer it changes, as TorchScript's skip_calls.cpp). All
+  // of fqn's calls or none: each must be one contiguous run of nodes whose first node reads its input and
+  // which makes one value read after it. Call after rewrite_input() and observe(). Returns the number of
+  // calls made skippable (0: none).
+  int skippable(const std::string& fqn, int64_t id);
+
+  // Removes every observation added by observe(), every rewrite added by rewrite_input() and every skip
+  // added by skippable().
   void clear_observations();
+
+  // Runs use `value` as the weight of every node that applies `weight_fqn` as a Linear/Conv weight (the
+  // nodes apply_weight_op() finds), and there alone: another reader of the same tensor (an Embedding whose
+  // weight is tied to it, which export makes read the same placeholder) keeps the original, as when a
+  // TorchScript module's `weight` attribute is swapped (--simulate, --sensitivity). An undefined value, or
+  // the stored tensor itself (state(weight_fqn), which never changes), restores it. Returns the number of
+  // nodes; throws InternalError when none applies it.
+  int swap_weight(const std::string& weight_fqn, const at::Tensor& value);
 
   // The Linear/Conv op that applies the tensor `weight_fqn` ("fc.weight", "attn.in_proj_weight"), called
   // on `x` in place of its input and `weight` in place of that tensor, its other arguments as in the graph
   // (the error detector's per-layer measurement). Throws InternalError when no such op exists.
   at::Tensor apply_weight_op(const std::string& weight_fqn, const at::Tensor& x, const at::Tensor& weight) const;
+  // Where no node applies `weight_fqn` as a Linear/Conv weight but some node reads it (a program after
+  // run_decompositions(): aten.permute, then aten.addmm), that node's target; else "".
+  std::string unapplied_weight_reader(const std::string& weight_fqn) const;
 
   // Runs the graph on the user inputs, sending observed values to `sink` (may be empty); callers hold a
   // c10::InferenceMode guard, as for any inference (the parameters require grad). Throws
   // InputError for inputs that do not fit the program's shapes and dtypes; an operator's own exception
   // propagates as thrown (the caller turns it into a ModelError).
   std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs, const ObserveSink& sink = {}) const;
+  // The same, with rewritten inputs going through `rewrite` (an empty one leaves them unchanged) and
+  // skippable calls asking `skip` (an empty one runs them all).
+  std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs, const ObserveSink& sink,
+                              const RewriteSink& rewrite, const SkipSink& skip = {}) const;
 
   struct Impl;
 

@@ -96,6 +96,13 @@ struct Step {
   std::vector<Slot> release;                                // values whose last use is this step
   std::vector<std::pair<Slot, int64_t>> observe_before;     // (value, id): inputs of a module call
   std::vector<std::pair<Slot, int64_t>> observe_after;      // outputs
+  std::vector<std::pair<Slot, int64_t>> rewrite_before;     // (value, id): this node's operand replaced
+  at::Tensor weight_swap;  // defined: this Linear/Conv node's weight operand (args[1]) for Program::swap_weight
+  // Program::skippable: this node starts a call whose output skip_output may be handed to run(), which
+  // then goes on at step skip_end (one past the call's last node).
+  int64_t skip_id = -1;
+  size_t skip_end = 0;
+  Slot skip_output = -1;
 };
 
 // A user input's expected metadata: dtype, rank and per dimension a size or the batch symbol.
@@ -132,6 +139,9 @@ std::map<std::string, at::Tensor> read_payloads(const Archive& archive, const st
 void compile_nodes(const Json& graph, Program::Impl& impl);
 // Module calls and the module list from nn_module_stack and module_call_graph.
 void find_module_calls(const Json& graph, const Json& module_call_graph, Program::Impl& impl);
+// The value slots a step reads (its operands, list elements included) and writes.
+std::vector<Slot> uses(const Step& step);
+std::vector<Slot> defs(const Step& step);
 // A number as the 0-dim "wrapped number" tensor Python's argument parser makes of it.
 at::Tensor wrapped_number(const c10::IValue& v);
 // c10 dtype of the serializer's ScalarType enum; throws through `where` for unknown ones.

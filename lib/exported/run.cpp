@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <set>
 
 #include "common/errors.h"
 #include "exported/impl.h"
@@ -120,15 +121,58 @@ void execute(const Step& step, std::vector<c10::IValue>& env) {
 }  // namespace
 
 std::vector<at::Tensor> Program::run(const std::vector<at::Tensor>& inputs, const ObserveSink& sink) const {
+  return run(inputs, sink, RewriteSink());
+}
+
+std::vector<at::Tensor> Program::run(const std::vector<at::Tensor>& inputs, const ObserveSink& sink,
+                                     const RewriteSink& rewrite, const SkipSink& skip) const {
   const Impl& m = *impl_;
   check_inputs(m, inputs);
   std::vector<c10::IValue> env(m.slot_count);
   for (const auto& [slot, t] : m.state_slots) env[slot] = t;
   for (size_t i = 0; i < inputs.size(); ++i) env[m.inputs[i].slot] = inputs[i];
-  for (const Step& step : m.steps) {
+  for (size_t i = 0; i < m.steps.size(); ++i) {
+    const Step& step = m.steps[i];
     if (sink)
       for (const auto& [slot, id] : step.observe_before) sink(id, env[slot].toTensor());
-    execute(step, env);
+    const bool skippable = skip && step.skip_id >= 0;
+    if ((rewrite && !step.rewrite_before.empty()) || step.weight_swap.defined() || skippable) {
+      // This node alone reads the rewritten input or swapped weight: the slot holds it while the node
+      // runs, then the original again for later readers (graphs are SSA: a node never writes the slots it
+      // reads). Restored in reverse, so a slot replaced twice ends as it began.
+      std::vector<std::pair<Slot, c10::IValue>> kept;
+      if (rewrite)
+        for (const auto& [slot, id] : step.rewrite_before) {
+          kept.emplace_back(slot, env[slot]);
+          env[slot] = rewrite(id, kept.back().second.toTensor());
+        }
+      if (step.weight_swap.defined()) {
+        const Slot w = step.args[1].slot;
+        kept.emplace_back(w, env[w]);
+        env[w] = step.weight_swap;
+      }
+      // Asked after the rewrite, which tells the sensitivity pass whether this run still equals the one
+      // it reuses (TorchScript's rewrite op also runs before the If around the call).
+      at::Tensor given = skippable ? skip(step.skip_id) : at::Tensor();
+      if (given.defined()) {
+        for (auto it = kept.rbegin(); it != kept.rend(); ++it) env[it->first] = std::move(it->second);
+        env[step.skip_output] = given;
+        // The call's nodes do not run: its output's observers see the given value, and the values whose
+        // last use was inside the call are released as they would have been.
+        for (size_t j = i; j < step.skip_end; ++j) {
+          if (sink)
+            for (const auto& [slot, id] : m.steps[j].observe_after)
+              if (slot == step.skip_output) sink(id, given);
+          for (Slot s : m.steps[j].release) env[s] = c10::IValue();
+        }
+        i = step.skip_end - 1;
+        continue;
+      }
+      execute(step, env);
+      for (auto it = kept.rbegin(); it != kept.rend(); ++it) env[it->first] = std::move(it->second);
+    } else {
+      execute(step, env);
+    }
     if (sink)
       for (const auto& [slot, id] : step.observe_after) sink(id, env[slot].toTensor());
     for (Slot s : step.release) env[s] = c10::IValue();
@@ -153,32 +197,119 @@ std::string Program::resolve(const std::string& fqn, bool* found) const {
   return "";
 }
 
+namespace {
+
+// Whether `step` applies the state tensor `weight_fqn` as its weight: (input, weight, bias, ...) in
+// linear's and convNd's schemas, so the weight operand is the second.
+bool applies_weight(const Program::Impl& m, const Step& step, const std::string& weight_fqn) {
+  if (step.kind != Step::Dispatch || step.args.size() < 2) return false;
+  const Operand& w = step.args[1];
+  if (w.kind != Operand::Value) return false;
+  auto name = m.state_name.find(w.slot);
+  return name != m.state_name.end() && name->second == weight_fqn;
+}
+
+// The step of `call` where its first input is first read (input) or its first output made (output), with
+// that value's slot; nullptr when the call has no such value.
+Step* boundary_step(Program::Impl& m, const ModuleCall& call, Side side, Slot* slot) {
+  const auto& names = side == Side::Input ? call.inputs : call.outputs;
+  if (names.empty()) return nullptr;
+  *slot = m.slot_of.at(names[0]);
+  for (size_t i : call.nodes) {
+    Step& step = m.steps[i];
+    bool here = false;
+    if (side == Side::Input) {
+      for (const Operand& o : step.args)
+        here = here || (o.kind == Operand::Value && o.slot == *slot) ||
+               std::find(o.slots.begin(), o.slots.end(), *slot) != o.slots.end();
+    } else {
+      for (const Result& r : step.results)
+        here = here || (r.kind == Result::Value && r.slot == *slot) ||
+               std::find(r.slots.begin(), r.slots.end(), *slot) != r.slots.end();
+    }
+    if (here) return &step;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
 int Program::observe(const std::string& fqn, Side side, int64_t id) {
   Impl& m = *impl_;
   int count = 0;
   for (const ModuleCall& call : m.calls) {
     if (call.fqn != fqn) continue;
-    const auto& names = side == Side::Input ? call.inputs : call.outputs;
-    if (names.empty()) continue;
-    const Slot slot = m.slot_of.at(names[0]);
-    for (size_t i : call.nodes) {  // inputs: before the call's first node that reads it; outputs: after its node
-      Step& step = m.steps[i];
-      bool here = false;
-      if (side == Side::Input) {
-        for (const Operand& o : step.args)
-          here = here || (o.kind == Operand::Value && o.slot == slot) ||
-                 std::find(o.slots.begin(), o.slots.end(), slot) != o.slots.end();
-      } else {
-        for (const Result& r : step.results)
-          here = here || (r.kind == Result::Value && r.slot == slot) ||
-                 std::find(r.slots.begin(), r.slots.end(), slot) != r.slots.end();
-      }
-      if (!here) continue;
-      (side == Side::Input ? step.observe_before : step.observe_after).emplace_back(slot, id);
-      ++count;
-      break;
-    }
+    Slot slot = -1;
+    // inputs: before the call's first node that reads it; outputs: after the node that makes it
+    Step* step = boundary_step(m, call, side, &slot);
+    if (!step) continue;
+    (side == Side::Input ? step->observe_before : step->observe_after).emplace_back(slot, id);
+    ++count;
   }
+  return count;
+}
+
+int Program::rewrite_input(const std::string& fqn, int64_t id) {
+  Impl& m = *impl_;
+  int count = 0;
+  for (const ModuleCall& call : m.calls) {
+    if (call.fqn != fqn) continue;
+    Slot slot = -1;
+    Step* step = boundary_step(m, call, Side::Input, &slot);
+    if (!step) continue;
+    step->rewrite_before.emplace_back(slot, id);
+    ++count;
+  }
+  return count;
+}
+
+int Program::skippable(const std::string& fqn, int64_t id) {
+  Impl& m = *impl_;
+  struct Mark {
+    size_t first, end;
+    Slot output;
+  };
+  std::vector<Mark> marks;
+  for (const ModuleCall& call : m.calls) {
+    if (call.fqn != fqn) continue;
+    if (call.nodes.empty() || call.outputs.size() != 1) return 0;
+    const size_t first = call.nodes.front(), end = call.nodes.back() + 1;
+    if (end - first != call.nodes.size() || m.steps[first].skip_id >= 0) return 0;  // interleaved, or taken
+    Slot in = -1;
+    if (boundary_step(m, call, Side::Input, &in) != &m.steps[first]) return 0;  // asked before its rewrite
+    const Slot out = m.slot_of.at(call.outputs[0]);
+    std::set<Slot> made;
+    for (size_t j = first; j < end; ++j)
+      for (Slot s : defs(m.steps[j])) made.insert(s);
+    if (made.erase(out) == 0) return 0;
+    // Nothing else the call makes may be read after it (a size, a second tensor), or returned.
+    for (size_t j = end; j < m.steps.size(); ++j)
+      for (Slot s : uses(m.steps[j]))
+        if (made.count(s)) return 0;
+    for (Slot s : m.outputs)
+      if (made.count(s)) return 0;
+    marks.push_back({first, end, out});
+  }
+  for (const Mark& k : marks) {
+    Step& step = m.steps[k.first];
+    step.skip_id = id;
+    step.skip_end = k.end;
+    step.skip_output = k.output;
+  }
+  return static_cast<int>(marks.size());
+}
+
+int Program::swap_weight(const std::string& weight_fqn, const at::Tensor& value) {
+  Impl& m = *impl_;
+  const at::Tensor stored = state(weight_fqn);
+  const bool restore = !value.defined() || (stored.defined() && value.is_same(stored));
+  int count = 0;
+  for (Step& step : m.steps)
+    if (applies_weight(m, step, weight_fqn)) {
+      step.weight_swap = restore ? at::Tensor() : value;
+      ++count;
+    }
+  if (count == 0) throw InternalError("no Linear/Conv node of the exported program applies '" + weight_fqn + "'");
   return count;
 }
 
@@ -190,17 +321,29 @@ void Program::clear_observations() {
   for (Step& step : impl_->steps) {
     step.observe_before.clear();
     step.observe_after.clear();
+    step.rewrite_before.clear();
+    step.skip_id = -1;
   }
+}
+
+std::string Program::unapplied_weight_reader(const std::string& weight_fqn) const {
+  const Impl& m = *impl_;
+  std::string reader;
+  for (const Step& step : m.steps) {
+    if (applies_weight(m, step, weight_fqn)) return "";
+    if (!reader.empty()) continue;
+    for (Slot s : uses(step)) {
+      auto name = m.state_name.find(s);
+      if (name != m.state_name.end() && name->second == weight_fqn) reader = step.target;
+    }
+  }
+  return reader;
 }
 
 at::Tensor Program::apply_weight_op(const std::string& weight_fqn, const at::Tensor& x, const at::Tensor& weight) const {
   const Impl& m = *impl_;
   for (const Step& step : m.steps) {
-    if (step.kind != Step::Dispatch || step.args.size() < 2) continue;
-    const Operand& w = step.args[1];  // (input, weight, bias, ...) in linear's and convNd's schemas
-    if (w.kind != Operand::Value) continue;
-    auto name = m.state_name.find(w.slot);
-    if (name == m.state_name.end() || name->second != weight_fqn) continue;
+    if (!applies_weight(m, step, weight_fqn)) continue;
     torch::jit::Stack stack;
     stack.reserve(step.args.size());
     stack.push_back(x);

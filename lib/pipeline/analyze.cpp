@@ -29,6 +29,7 @@
 #include "pipeline/layer_error.h"
 #include "pipeline/observe_worker.h"
 #include "pipeline/plan.h"
+#include "pipeline/run_host.h"
 #include "pipeline/sensitivity.h"
 #include "pipeline/simulate.h"
 #include "stats/stats.h"
@@ -118,6 +119,19 @@ void set_threads(int requested) {
   spdlog::debug("threads: {} (intra-op and inter-op)", threads);
 }
 
+void check_error_passes(const AnalyzeOptions& o, const std::vector<std::unique_ptr<detectors::Detector>>& dets) {
+  if (has_detector(dets, "quantization_error_detector")) return;
+  if (o.simulate)
+    throw UsageError("--simulate needs the error detector (its input statistics set the simulated quantizers): "
+                     "add error to --detectors");
+  if (!o.schemes.empty())
+    throw UsageError("--schemes needs the error detector (it measures each layer's error under them): "
+                     "add error to --detectors");
+  if (o.sensitivity)
+    throw UsageError("--sensitivity and --target-sqnr need the error detector (int8-static's qparams and mapping come "
+                     "from it): add error to --detectors");
+}
+
 stats::Settings stats_settings(const AnalyzeOptions& o, const std::vector<std::unique_ptr<detectors::Detector>>& dets) {
   stats::Settings s;
   s.ch_axis = o.ch_axis ? std::to_string(*o.ch_axis) : "auto";
@@ -146,21 +160,7 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job, s
     return analyze_exported(o, stats_bytes);
   }
   auto dets = make_detectors(o);
-  if (o.simulate && std::none_of(dets.begin(), dets.end(), [](const auto& d) {
-        return d->name() == "quantization_error_detector";
-      }))
-    throw UsageError("--simulate needs the error detector (its input statistics set the simulated quantizers): "
-                     "add error to --detectors");
-  if (!o.schemes.empty() && std::none_of(dets.begin(), dets.end(), [](const auto& d) {
-        return d->name() == "quantization_error_detector";
-      }))
-    throw UsageError("--schemes needs the error detector (it measures each layer's error under them): "
-                     "add error to --detectors");
-  if (o.sensitivity && std::none_of(dets.begin(), dets.end(), [](const auto& d) {
-        return d->name() == "quantization_error_detector";
-      }))
-    throw UsageError("--sensitivity and --target-sqnr need the error detector (int8-static's qparams and mapping come "
-                     "from it): add error to --detectors");
+  check_error_passes(o, dets);
   c10::Device device = parse_device(o.device);
   // IEEE float32 convolutions on a GPU: PyTorch lets cuDNN use TF32 (10-bit mantissa) by default, which
   // moves activations by ~1e-3 relative, and the statistics would no longer be the float32 model's (nor
@@ -336,8 +336,10 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job, s
   capture.clear();
   clock.lap("error_pass");
   if (o.simulate) {
+    const std::unique_ptr<RunHost> host = script_run_host(model);
     SimulationInput in;
     in.model = &model;
+    in.host = host.get();
     in.stats = &plan;
     in.mapping = &rep.qconfig;
     in.backend = o.error.backend;
@@ -355,8 +357,10 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job, s
     clock.lap("simulate");
   }
   if (o.sensitivity) {
+    const std::unique_ptr<RunHost> host = script_run_host(model);
     SensitivityInput in;
     in.model = &model;
+    in.host = host.get();
     in.scheme = o.sensitivity_scheme;
     in.batches = std::min(static_cast<size_t>(o.sensitivity_batches), mine.size());
     in.batch = [&](size_t k) {

@@ -1,7 +1,8 @@
 // qreport analyze on a torch.export program: the same stages as analyze.cpp's TorchScript run (one plan,
 // the same observers, detectors, layer-error pass and reports), with lib/exported's interpreter in place
-// of the instrumented forward. CPU only, one process; --simulate and distributed runs are refused (exit 2)
-// until they are wired (docs/design.md, "Exported programs").
+// of the instrumented forward, and the same --simulate and --sensitivity passes through RunHost. CPU only,
+// one process; --device cuda and distributed runs are refused (exit 2) until they are wired (docs/design.md,
+// "Exported programs").
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 #include <spdlog/spdlog.h>
@@ -19,6 +20,8 @@
 #include "pipeline/layer_error.h"
 #include "pipeline/observe_worker.h"
 #include "pipeline/plan.h"
+#include "pipeline/sensitivity.h"
+#include "pipeline/simulate.h"
 #include "pipeline/stage_clock.h"
 #include "stats/stats.h"
 
@@ -107,10 +110,7 @@ class ExportedLayerHost : public LayerHost {
 
 report::Report analyze_exported(const AnalyzeOptions& o, std::string* stats_bytes) {
   auto dets = make_detectors(o);
-  if (o.simulate)
-    throw UsageError("--simulate does not run on torch.export programs yet: analyze the scripted model for it");
-  if (!o.schemes.empty())
-    throw UsageError("--schemes does not run on torch.export programs yet: analyze the scripted model for it");
+  check_error_passes(o, dets);
   if (o.device != "cpu")
     throw UsageError("--device " + o.device + ": torch.export programs run on the CPU only so far");
   set_threads(o.threads);
@@ -126,6 +126,17 @@ report::Report analyze_exported(const AnalyzeOptions& o, std::string* stats_byte
   const ExportedFront front(program, view);
   rep.model_sha256 = sha.get();
   rep.model_modules = view.tree().size();
+  if (has_detector(dets, "quantization_error_detector"))
+    for (const auto& node : view.tree().nodes()) {
+      // The error pass and the whole-model passes apply a layer through its aten.linear/convNd node.
+      const std::string weight = node.kind.is_linear_or_conv() ? view.weight_name(node.fqn) : "";
+      const std::string reader = weight.empty() ? "" : program.unapplied_weight_reader(weight);
+      if (!reader.empty())
+        throw InputError("model '" + o.model_path + "': layer '" + node.fqn + "' applies its weight '" + weight +
+                         "' through " + reader + ", not aten.linear or aten.convNd (as a program after "
+                         "run_decompositions()): the error detector measures a layer at that op; save the "
+                         "program torch.export.export returns, or leave error out of --detectors");
+    }
   clock.lap("load");
 
   calibration::Archive archive = calibration::Archive::open(o.calib_path, o.calibration);
@@ -221,11 +232,50 @@ report::Report analyze_exported(const AnalyzeOptions& o, std::string* stats_byte
     return tensors(exported_args(program, archive.batch(k), k));  // checked in calibration
   });
   in.on_batch = [&](size_t done, size_t) { archive.release(done - 1); };
+  in.schemes = o.schemes;
   in.captured = &capture;
   measure_layer_error(in, rep);
   spdlog::debug("error pass: {} bytes of layer values kept from calibration", capture.bytes());
   capture.clear();
+  in.host.reset();  // its observations go before the whole-model passes' own
   clock.lap("error_pass");
+
+  // Forward's arguments of batch k as the hosts take them: the program's inputs, checked in calibration.
+  auto args_of = [&](size_t k) {
+    std::vector<c10::IValue> args;
+    for (auto& t : tensors(exported_args(program, archive.batch(k), k))) args.emplace_back(std::move(t));
+    return args;
+  };
+  if (o.simulate) {
+    const std::unique_ptr<RunHost> host = exported_run_host(program, view, front);
+    SimulationInput sim;
+    sim.model = &view;
+    sim.host = host.get();
+    sim.stats = &plan;
+    sim.mapping = &rep.qconfig;
+    sim.backend = o.error.backend;
+    sim.batches = archive.size();
+    sim.batch = args_of;
+    sim.on_batch = [&](size_t done, size_t total) {
+      archive.release(done - 1);
+      if (o.on_simulate_batch) o.on_simulate_batch(done, total);
+    };
+    rep.simulation = simulate(sim, &rep.warnings);
+    clock.lap("simulate");
+  }
+  if (o.sensitivity) {
+    const std::unique_ptr<RunHost> host = exported_run_host(program, view, front);
+    SensitivityInput sens;
+    sens.model = &view;
+    sens.host = host.get();
+    sens.scheme = o.sensitivity_scheme;
+    sens.batches = std::min(static_cast<size_t>(o.sensitivity_batches), archive.size());
+    sens.batch = args_of;
+    sens.target_sqnr_db = o.target_sqnr_db;
+    sens.on_run = o.on_sensitivity_run;
+    measure_sensitivity(sens, rep);
+    clock.lap("sensitivity");
+  }
   return rep;
 }
 

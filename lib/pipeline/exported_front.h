@@ -8,6 +8,7 @@
 #include "exported/exported.h"
 #include "pipeline/analyze.h"
 #include "pipeline/front.h"
+#include "pipeline/run_host.h"
 
 namespace qreport::pipeline {
 
@@ -35,10 +36,16 @@ report::Inspection inspect_exported(const AnalyzeOptions& o);
 // qreport analyze on a PT2 archive, in one process (analyze_rank's torch.export twin).
 report::Report analyze_exported(const AnalyzeOptions& o, std::string* stats_bytes);
 
+// The whole-model runs' host (--simulate, --sensitivity) on the program; clears its observations.
+std::unique_ptr<RunHost> exported_run_host(exported::Program& program, const exported::ExportedModel& model,
+                                           const ExportedFront& front);
+
 // Shared with inspect.cpp: what each detector observes and where, on either front end.
 void list_observations(const std::vector<std::unique_ptr<detectors::Detector>>& dets, const Front& front,
                        const detectors::ChannelAxes& axes, report::Inspection& out);
 // Shared with analyze.cpp: LibTorch's thread pools, set once per run.
 void set_threads(int requested);
+// Shared with analyze.cpp: --simulate, --schemes and --sensitivity need the error detector (UsageError).
+void check_error_passes(const AnalyzeOptions& o, const std::vector<std::unique_ptr<detectors::Detector>>& dets);
 
 }  // namespace qreport::pipeline

@@ -1,5 +1,7 @@
 #include "pipeline/quantized_runs.h"
 
+#include <spdlog/spdlog.h>
+
 #include <cmath>
 #include <limits>
 #include <map>
@@ -18,9 +20,10 @@ at::Tensor energy(const at::Tensor& t) { return at::sum(at::square(t.to(at::kDou
 
 }  // namespace
 
-QuantizedRuns::QuantizedRuns(const model::Model& model, const report::Report& rep, const schemes::Scheme& scheme,
-                             std::vector<std::string>* not_quantized, std::vector<std::string>* warnings)
-    : model_(model), scheme_(scheme), instr_(model) {
+QuantizedRuns::QuantizedRuns(const model::ModelView& model, RunHost& host, const report::Report& rep,
+                             const schemes::Scheme& scheme, std::vector<std::string>* not_quantized,
+                             std::vector<std::string>* warnings)
+    : host_(host), scheme_(scheme) {
   const detectors::DetectorResult* r = nullptr;
   for (const auto& res : rep.results)
     if (res.name == "quantization_error_detector") r = &res;
@@ -34,14 +37,16 @@ QuantizedRuns::QuantizedRuns(const model::Model& model, const report::Report& re
   std::map<std::string, std::vector<std::string>> left_out;
   for (const auto& m : r->modules) {
     const at::Tensor w = model.weight(m.fqn);
-    if (w.defined()) all_numel_ += w.numel();
+    std::string why = host_.kept_in_float(m.fqn);
+    // A weight no whole-model run can quantize (the .pt2's in_proj) is no Linear/Conv weight of the
+    // quantized model's either: the fraction counts the weights torchao and the mappings can quantize.
+    if (w.defined() && why.empty()) all_numel_ += w.numel();
     const model::ModuleNode* node = model.tree().find(m.fqn);
     const int conv_dims = node ? node->kind.conv_dims : 0;
-    const auto site = instr_.resolve(m.fqn);
-    std::string why;
+    const auto site = host_.resolve(m.fqn);
     Layer l;
-    if (!site) why = "its input is not observed at any call site";
-    else if (!w.defined() || w.dim() < 1 || w.numel() == 0) why = "it has no tensor weight";
+    if (why.empty() && !site) why = "its input is not observed at any call site";
+    else if (why.empty() && (!w.defined() || w.dim() < 1 || w.numel() == 0)) why = "it has no tensor weight";
     if (why.empty() && scheme.kind == schemes::Kind::Int8Static) {
       const auto it = entry_of.find(detectors::fused_ancestor(model, m.fqn));
       const detectors::QConfigEntry* entry = it == entry_of.end() ? nullptr : it->second;
@@ -73,23 +78,25 @@ QuantizedRuns::QuantizedRuns(const model::Model& model, const report::Report& re
       continue;
     }
     l.fqn = m.fqn;
-    l.module = model.submodule(m.fqn);
-    l.original = l.module.attr("weight").toTensor();
+    l.original = host_.weight_of(m.fqn);
     l.quantized = l.quantized.to(l.original.options());
     if (l.int8.defined()) l.int8 = l.int8.to(l.original.options());
     l.weight_numel = w.numel();
     auto [it, inserted] = site_index.try_emplace(*site, at_site_.size());
     if (inserted) {
       at_site_.emplace_back();
-      instr_.rewrite_input(*site, static_cast<int64_t>(it->second));
-      instr_.observe(*site, instrumentation::Side::Output, static_cast<int64_t>(it->second));
+      host_.rewrite_input(*site, static_cast<int64_t>(it->second));
+      host_.observe_output(*site, static_cast<int64_t>(it->second));
     }
     l.site = it->second;
     at_site_[it->second].push_back(layers_.size());
     layers_.push_back(std::move(l));
   }
   // After every site's rewrite and observe op: wrapping a call moves it into an If's branch.
-  for (const auto& [site, id] : site_index) instr_.skippable(site, static_cast<int64_t>(id));
+  size_t reusable = 0;
+  for (const auto& [site, id] : site_index) reusable += host_.skippable(site, static_cast<int64_t>(id)) ? 1 : 0;
+  skips_ = reusable > 0;
+  spdlog::debug("sensitivity: {} of {} call sites can reuse an earlier run's outputs", reusable, site_index.size());
   for (const auto& [why, fqns] : left_out) {
     std::string names;
     for (size_t i = 0; i < fqns.size() && i < 3; ++i) names += (i ? ", '" : "'") + fqns[i] + "'";
@@ -137,20 +144,13 @@ std::vector<at::Tensor> QuantizedRuns::forward(size_t k, const std::vector<State
     if (diverged || call >= (*base)[site].size()) return at::Tensor();
     return (*base)[site][call].clone();  // a clone: the same in-place ops may follow
   };
+  SwappedWeights swapped(host_);
   for (size_t i = 0; i < layers_.size(); ++i) {
-    Layer& l = layers_[i];
-    if (state[i] == State::Scheme) l.module.setattr("weight", l.quantized);
-    if (state[i] == State::Int8) l.module.setattr("weight", l.int8.defined() ? l.int8 : l.original);
+    const Layer& l = layers_[i];
+    if (state[i] == State::Scheme) swapped.set(l.fqn, l.quantized, l.original);
+    if (state[i] == State::Int8) swapped.set(l.fqn, l.int8.defined() ? l.int8 : l.original, l.original);
   }
-  std::vector<at::Tensor> out;
-  try {
-    flatten_floating(instr_.run(args_[k], keep_output, rewrite, base ? skip : instrumentation::SkipSink()), out);
-  } catch (...) {
-    for (auto& l : layers_) l.module.setattr("weight", l.original);
-    throw;
-  }
-  for (auto& l : layers_) l.module.setattr("weight", l.original);
-  return out;
+  return host_.run(args_[k], keep_output, rewrite, base ? skip : instrumentation::SkipSink());
 }
 
 bool QuantizedRuns::add_noise(size_t k, const std::vector<at::Tensor>& got, at::Tensor& noise) const {
@@ -181,10 +181,13 @@ QuantizedRuns::Figures QuantizedRuns::sensitivity(std::vector<std::vector<c10::I
   at::Tensor all_noise;
   std::vector<bool> enable_paired(n, true), skip_paired(n, true);
   bool all_paired = true;
+  // The call outputs the enable-one (disable-one) runs reuse, where the host can skip calls.
   Outputs float_calls, quantized_calls;
+  Outputs* float_kept = skips_ ? &float_calls : nullptr;
+  Outputs* quantized_kept = skips_ ? &quantized_calls : nullptr;
   try {
     for (size_t k = 0; k < args_.size(); ++k) {
-      std::vector<at::Tensor> ref = forward(k, none, &float_calls, nullptr, nullptr);
+      std::vector<at::Tensor> ref = forward(k, none, float_kept, nullptr, nullptr);
       for (auto& t : ref) {
         t = t.detach().clone();
         signal_ += energy(t).item<double>();
@@ -193,15 +196,15 @@ QuantizedRuns::Figures QuantizedRuns::sensitivity(std::vector<std::vector<c10::I
       std::vector<State> s = none;
       for (size_t i = 0; i < n; ++i) {
         s[i] = State::Scheme;
-        if (enable_paired[i]) enable_paired[i] = add_noise(k, forward(k, s, nullptr, &float_calls, &none), enable_noise[i]);
+        if (enable_paired[i]) enable_paired[i] = add_noise(k, forward(k, s, nullptr, float_kept, &none), enable_noise[i]);
         s[i] = State::Float;
       }
       float_calls.clear();  // the all-quantized run's outputs take its memory
-      if (all_paired) all_paired = add_noise(k, forward(k, all, &quantized_calls, nullptr, nullptr), all_noise);
+      if (all_paired) all_paired = add_noise(k, forward(k, all, quantized_kept, nullptr, nullptr), all_noise);
       s = all;
       for (size_t i = 0; i < n; ++i) {
         s[i] = keep;
-        if (skip_paired[i]) skip_paired[i] = add_noise(k, forward(k, s, nullptr, &quantized_calls, &all), skip_noise[i]);
+        if (skip_paired[i]) skip_paired[i] = add_noise(k, forward(k, s, nullptr, quantized_kept, &all), skip_noise[i]);
         s[i] = State::Scheme;
       }
       quantized_calls.clear();

@@ -2,9 +2,9 @@
 // layers. One float run of the batches keeps their outputs; each run() then swaps the chosen layers'
 // weights for their quantized ones (an O(1) attribute write, always restored) and fake-quantizes their
 // inputs where their calls take them (qreport::rewrite, as --simulate does), and returns the model output
-// SQNR against the float run, energies summed over the batches.
+// SQNR against the float run, energies summed over the batches. Both front ends, through RunHost.
 #pragma once
-#include <torch/script.h>
+#include <ATen/core/ivalue.h>
 
 #include <functional>
 #include <optional>
@@ -13,6 +13,7 @@
 
 #include "instrumentation/instrumentation.h"
 #include "observers/observers.h"
+#include "pipeline/run_host.h"
 #include "report/report.h"
 #include "schemes/schemes.h"
 
@@ -24,8 +25,10 @@ class QuantizedRuns {
 
   // The candidate layers: the error detector's Linear/Conv modules that the scheme quantizes (the others,
   // named in *not_quantized with the reason in *warnings, stay in float in every run).
-  QuantizedRuns(const model::Model& model, const report::Report& rep, const schemes::Scheme& scheme,
-                std::vector<std::string>* not_quantized, std::vector<std::string>* warnings);
+  // `host` (run_host.h) is the front end's, made for these runs; it outlives this object.
+  QuantizedRuns(const model::ModelView& model, RunHost& host, const report::Report& rep,
+                const schemes::Scheme& scheme, std::vector<std::string>* not_quantized,
+                std::vector<std::string>* warnings);
   size_t size() const { return layers_.size(); }
   const std::string& fqn(size_t i) const { return layers_[i].fqn; }
   int64_t weight_numel(size_t i) const { return layers_[i].weight_numel; }
@@ -52,7 +55,6 @@ class QuantizedRuns {
   struct Layer {
     std::string fqn;
     size_t site = 0;
-    torch::jit::Module module;
     at::Tensor original, quantized, int8;
     int64_t weight_numel = 0;
     Input input = Input::None;
@@ -69,10 +71,10 @@ class QuantizedRuns {
   // Adds the squared difference of got and batch k's float outputs to noise; false where they do not pair.
   bool add_noise(size_t k, const std::vector<at::Tensor>& got, at::Tensor& noise) const;
 
-  const model::Model& model_;
+  RunHost& host_;
   schemes::Scheme scheme_;
   int64_t qmax_ = 255;  // int8-static's activation range
-  instrumentation::Instrumenter instr_;
+  bool skips_ = false;  // the host can skip calls: keep call outputs for reuse
   std::vector<Layer> layers_;
   std::vector<std::vector<size_t>> at_site_;  // site id -> its layers
   std::vector<std::vector<c10::IValue>> args_;

@@ -29,7 +29,7 @@ void measure_sensitivity(const SensitivityInput& in, report::Report& rep) {
   sens.scheme = in.scheme.name;
   sens.batches = in.batches;
   c10::InferenceMode inference;
-  QuantizedRuns runs(*in.model, rep, in.scheme, &sens.not_quantized, &rep.warnings);
+  QuantizedRuns runs(*in.model, *in.host, rep, in.scheme, &sens.not_quantized, &rep.warnings);
   const size_t n = runs.size();
   const bool int4 = in.scheme.kind == schemes::Kind::Int4WeightOnly;
   // Under int4, a kept layer is kept at int8-weight-only (the rule: what people fall back to).

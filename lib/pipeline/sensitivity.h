@@ -13,8 +13,11 @@
 
 namespace qreport::pipeline {
 
+class RunHost;
+
 struct SensitivityInput {
-  const model::Model* model = nullptr;
+  const model::ModelView* model = nullptr;
+  RunHost* host = nullptr;  // the front end's (run_host.h), made for this pass
   schemes::Scheme scheme;
   size_t batches = 0;
   // Forward's arguments for the pass's k-th batch, on the run's device (the same preparation as calibration).

@@ -1,6 +1,7 @@
 #include "pipeline/simulate.h"
 
-#include <torch/script.h>
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 
 #include <cmath>
 #include <map>
@@ -11,6 +12,7 @@
 #include "model/model.h"
 #include "observers/observers.h"
 #include "pipeline/fake_quant.h"
+#include "pipeline/run_host.h"
 
 namespace qreport::pipeline {
 namespace {
@@ -33,9 +35,9 @@ struct Site {
   bool mismatch = false;
 };
 
-// One Linear/Conv module: its weight slot, and the weight each configuration swaps in.
+// One Linear/Conv module: its weight as the model holds it, and the weight each configuration swaps in.
 struct Weight {
-  torch::jit::Module module;
+  std::string fqn;
   at::Tensor original, quantized[2];
 };
 
@@ -55,12 +57,12 @@ void accumulate(const at::Tensor& ref, const at::Tensor& got, double& signal, do
 }  // namespace
 
 report::Simulation simulate(const SimulationInput& in, std::vector<std::string>* warnings) {
-  const model::Model& model = *in.model;
+  const model::ModelView& model = *in.model;
+  RunHost& host = *in.host;
   const int64_t dynamic_qmax = in.backend == "x86" || in.backend == "fbgemm" ? 127 : 255;
   std::map<std::string, const detectors::QConfigEntry*> entry_of;
   for (const auto& e : *in.mapping) entry_of[e.fqn] = &e;
 
-  instrumentation::Instrumenter instr(model);
   std::vector<Site> sites;
   std::map<std::string, size_t> site_index;
   std::vector<Weight> weights;
@@ -70,7 +72,11 @@ report::Simulation simulate(const SimulationInput& in, std::vector<std::string>*
   for (const auto& node : model.tree().nodes()) {
     if (!node.kind.is_linear_or_conv()) continue;
     listed.emplace_back(node.fqn, std::nullopt);
-    const auto site = instr.resolve(node.fqn);
+    if (const std::string why = host.kept_in_float(node.fqn); !why.empty()) {
+      warnings->push_back("--simulate: '" + node.fqn + "' is left in float: " + why);
+      continue;
+    }
+    const auto site = host.resolve(node.fqn);
     const auto* point = in.stats->find(node.fqn, Side::Input);
     const auto* h = point ? point->histogram() : nullptr;
     if (point && point->non_finite().any()) {
@@ -94,8 +100,8 @@ report::Simulation simulate(const SimulationInput& in, std::vector<std::string>*
     const detectors::QConfigEntry* entry = it == entry_of.end() ? nullptr : it->second;
 
     Weight wt;
-    wt.module = model.submodule(node.fqn);
-    wt.original = wt.module.attr("weight").toTensor();
+    wt.fqn = node.fqn;
+    wt.original = host.weight_of(node.fqn);
     const bool per_channel = entry && entry->weight == "default_per_channel_weight_observer";
     wt.quantized[0] = observers::fake_quantize_weight(w, false).to(wt.original.options());
     wt.quantized[1] = observers::fake_quantize_weight(w, per_channel).to(wt.original.options());
@@ -118,8 +124,8 @@ report::Simulation simulate(const SimulationInput& in, std::vector<std::string>*
       s.act[1].dynamic = true;
     }
     const int64_t id = static_cast<int64_t>(sites.size());
-    instr.rewrite_input(*site, id);
-    instr.observe(*site, Side::Output, id);
+    host.rewrite_input(*site, id);
+    host.observe_output(*site, id);
     site_index[*site] = sites.size();
     sites.push_back(std::move(s));
   }
@@ -167,23 +173,17 @@ report::Simulation simulate(const SimulationInput& in, std::vector<std::string>*
     std::vector<at::Tensor> float_out;
     try {
       config = -1;
-      c10::IValue out = instr.run(args, sink, rewrite);
-      flatten_floating(out, float_out);
+      float_out = host.run(args, sink, rewrite, {});
       for (auto& t : float_out) t = t.detach().clone();
       for (int c = 0; c < 2; ++c) {
         config = c;
         for (auto& s : sites) s.next = 0;
-        for (auto& w : weights) w.module.setattr("weight", w.quantized[c]);
-        c10::IValue qout;
-        try {
-          qout = instr.run(args, sink, rewrite);
-        } catch (...) {
-          for (auto& w : weights) w.module.setattr("weight", w.original);
-          throw;
-        }
-        for (auto& w : weights) w.module.setattr("weight", w.original);
         std::vector<at::Tensor> q_out;
-        flatten_floating(qout, q_out);
+        {
+          SwappedWeights swapped(host);
+          for (auto& w : weights) swapped.set(w.fqn, w.quantized[c], w.original);
+          q_out = host.run(args, sink, rewrite, {});
+        }
         bool paired = q_out.size() == float_out.size();
         for (size_t k = 0; paired && k < q_out.size(); ++k) paired = q_out[k].sizes() == float_out[k].sizes();
         if (!paired && !output_mismatch) output_mismatch = i;

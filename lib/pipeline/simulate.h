@@ -11,13 +11,17 @@
 
 namespace qreport::pipeline {
 
+class RunHost;
+
 struct SimulationInput {
-  const model::Model* model = nullptr;
+  const model::ModelView* model = nullptr;
+  RunHost* host = nullptr;                               // the front end's (run_host.h), made for this pass
   const detectors::StatsLookup* stats = nullptr;         // the calibration pass's statistics (histograms)
   const std::vector<detectors::QConfigEntry>* mapping = nullptr;
   std::string backend = "x86";                           // dynamic activations: reduce_range as the backend
   size_t batches = 0;
-  // Forward's arguments for batch i, on the run's device (the same preparation as calibration).
+  // Forward's arguments for batch i, on the run's device (the same preparation as calibration); an
+  // exported program's host takes them as tensors.
   std::function<std::vector<c10::IValue>(size_t)> batch;
   std::function<void(size_t, size_t)> on_batch;
 };

@@ -191,3 +191,99 @@ TEST_CASE("resolve: a module's own leaf call, else its nearest ancestor's") {
   CHECK(p.resolve("unused", &found) == "");
   CHECK_FALSE(found);
 }
+
+TEST_CASE("a rewritten call input replaces its first reading node's operand alone; swap_weight swaps a weight") {
+  at::set_num_threads(1);
+  exported::Program p = exported::Program::load(pt2_fixture("conv_linear.pt2"));
+  at::Tensor x = read_tensor(pt2_fixture("conv_linear.in2"));
+  c10::InferenceMode guard;
+  at::Tensor h;  // block.0's input, which the residual x[:, :3] also reads
+  p.observe("block.0", exported::Side::Input, 0);
+  const std::vector<at::Tensor> plain = p.run({x}, [&](int64_t, const at::Tensor& t) { h = t.clone(); });
+  REQUIRE(h.defined());
+  REQUIRE(p.rewrite_input("block.0", 7) == 1);
+  at::Tensor observed;
+  std::vector<int64_t> ids;
+  const std::vector<at::Tensor> rewritten = p.run(
+      {x}, [&](int64_t, const at::Tensor& t) { observed = t.clone(); },
+      [&](int64_t id, const at::Tensor& t) {
+        ids.push_back(id);
+        return t * 2;
+      });
+  CHECK(ids == std::vector<int64_t>{7});
+  CHECK(observed.equal(h));  // the observer before the call sees the float value
+  // block(2h) + h[:, :3]: the residual keeps the original value.
+  const at::Tensor b0 = p.apply_weight_op("block.0.weight", h * 2, p.state("block.0.weight"));
+  const at::Tensor expected =
+      p.apply_weight_op("block.2.weight", at::relu(b0), p.state("block.2.weight")) + h.slice(1, 0, 3);
+  REQUIRE(rewritten.size() == 1);
+  CHECK(max_abs_diff(rewritten[0], expected) <= 1e-6);
+  CHECK(max_abs_diff(rewritten[0], plain[0]) > 1e-3);  // the rewrite changed something
+  // Without a rewrite sink the call runs as before.
+  CHECK(p.run({x})[0].equal(plain[0]));
+
+  // A swapped weight is used by the node that applies it; state() stays the original, and restoring it
+  // (the stored tensor itself, or an undefined one) restores the output bit for bit.
+  const at::Tensor w = p.state("block.2.weight");
+  CHECK(p.swap_weight("block.2.weight", at::zeros_like(w)) == 1);
+  const at::Tensor zeroed = p.run({x})[0];
+  CHECK(max_abs_diff(zeroed, p.state("block.2.bias").detach() + h.slice(1, 0, 3)) <= 1e-6);
+  CHECK(p.state("block.2.weight").equal(w));
+  p.swap_weight("block.2.weight", w);
+  CHECK(p.run({x})[0].equal(plain[0]));
+  p.swap_weight("block.2.weight", at::zeros_like(w));
+  p.swap_weight("block.2.weight", at::Tensor());
+  CHECK(p.run({x})[0].equal(plain[0]));
+  CHECK_THROWS_AS(p.swap_weight("no.such.weight", w), InternalError);
+  CHECK_THROWS_AS(p.swap_weight("block.2.bias", w), InternalError);  // read, but not as a Linear/Conv weight
+  p.clear_observations();  // rewrites too
+  ids.clear();
+  p.run({x}, {}, [&](int64_t id, const at::Tensor& t) {
+    ids.push_back(id);
+    return t;
+  });
+  CHECK(ids.empty());
+}
+
+TEST_CASE("a skippable call takes its output from the SkipSink and its nodes do not run") {
+  at::set_num_threads(1);
+  exported::Program p = exported::Program::load(pt2_fixture("conv_linear.pt2"));
+  at::Tensor x = read_tensor(pt2_fixture("conv_linear.in2"));
+  c10::InferenceMode guard;
+  at::Tensor h;  // block.0's input
+  p.observe("block.0", exported::Side::Input, 0);
+  const std::vector<at::Tensor> plain = p.run({x}, [&](int64_t, const at::Tensor& t) { h = t.clone(); });
+  p.clear_observations();
+  p.rewrite_input("block.0", 3);
+  p.observe("block.0", exported::Side::Output, 3);
+  REQUIRE(p.skippable("block.0", 3) == 1);
+  CHECK(p.skippable("block.0", 4) == 0);  // its first node already asks
+  const at::Tensor b0 = p.apply_weight_op("block.0.weight", h, p.state("block.0.weight"));
+  const at::Tensor given = at::zeros_like(b0);
+  std::vector<std::string> order;
+  at::Tensor observed;
+  const auto observe = [&](int64_t, const at::Tensor& t) {
+    order.push_back("observe");
+    observed = t;
+  };
+  const auto rewrite = [&](int64_t, const at::Tensor& t) {
+    order.push_back("rewrite");
+    return t;
+  };
+  const std::vector<at::Tensor> skipped = p.run({x}, observe, rewrite, [&](int64_t id) {
+    order.push_back("skip " + std::to_string(id));
+    return given;
+  });
+  // The rewrite first (it decides whether a sensitivity run may reuse), then the skip; the output's
+  // observer sees the given value; the rest of the graph runs on it: block.2(relu(0)) + the residual.
+  CHECK(order == std::vector<std::string>{"rewrite", "skip 3", "observe"});
+  CHECK(observed.is_same(given));
+  const at::Tensor expected =
+      p.apply_weight_op("block.2.weight", at::relu(given), p.state("block.2.weight")) + h.slice(1, 0, 3);
+  REQUIRE(skipped.size() == 1);
+  CHECK(max_abs_diff(skipped[0], expected) <= 1e-6);
+  // An undefined answer runs the call: the plain output, bit for bit.
+  CHECK(p.run({x}, {}, {}, [](int64_t) { return at::Tensor(); })[0].equal(plain[0]));
+  p.clear_observations();  // skips too
+  CHECK(p.run({x}, {}, {}, [&](int64_t) { return given; })[0].equal(plain[0]));
+}
