@@ -216,6 +216,12 @@ struct QConfigEntry {
   std::string activation;
   std::string weight;      // "default_weight_observer" or "default_per_channel_weight_observer"
   bool equalization_recommended = false;
+  // Whether X86InductorQuantizer.set_module_name_qconfig can name this layer (the report's "pt2e" key,
+  // lib/report/pt2e_report.cpp). Unreachable: a layer a MultiheadAttention's forward applies (out_proj),
+  // whose exported linear carries only the MultiheadAttention in nn_module_stack. Skipped: the .pt2
+  // report's "<mha>.in_proj" pseudo-module, left out so that the .pt and .pt2 reports say the same.
+  enum class Pt2e { Named, Unreachable, Skipped };
+  Pt2e pt2e = Pt2e::Named;
 };
 
 // One layer's output error, measured on data (lib/pipeline/layer_error.cpp): the Linear/Conv applied to

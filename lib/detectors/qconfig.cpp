@@ -18,6 +18,25 @@ std::string fused_ancestor(const model::ModelView& model, const std::string& fqn
   return target;
 }
 
+namespace {
+
+bool is_multihead_attention(const model::ModuleNode* node) {
+  const std::string suffix = ".MultiheadAttention";
+  const std::string& t = node ? node->type_name : std::string();
+  return t.size() >= suffix.size() && t.compare(t.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// QConfigEntry::pt2e. nn.MultiheadAttention calls F.multi_head_attention_forward with its in_proj_weight
+// and out_proj.weight, so in an exported graph both linears carry the MultiheadAttention as their innermost
+// nn_module_stack entry, never out_proj.
+QConfigEntry::Pt2e pt2e_reach(const model::ModelView& model, const std::string& fqn) {
+  const std::string parent = model::parent_fqn(fqn);
+  if (parent.empty() || !is_multihead_attention(model.tree().find(parent))) return QConfigEntry::Pt2e::Named;
+  return fqn == parent + ".in_proj" ? QConfigEntry::Pt2e::Skipped : QConfigEntry::Pt2e::Unreachable;
+}
+
+}  // namespace
+
 std::vector<QConfigEntry> merge_qconfig_info(const model::ModelView& model, const std::vector<DetectorResult>& results) {
   // prepare_fx matches a fused module (ConvReLU2d `conv1`) by its own name, never its children
   // (`conv1.0`): a mapping for the child would leave the fused module in float. So advice for a child of
@@ -52,6 +71,7 @@ std::vector<QConfigEntry> merge_qconfig_info(const model::ModelView& model, cons
     const bool per_channel = gain ? *gain > 0.0 : it->second.is_weight_per_channel;
     e.weight = per_channel ? "default_per_channel_weight_observer" : "default_weight_observer";
     e.equalization_recommended = it->second.is_equalization_recommended;
+    e.pt2e = pt2e_reach(model, node.fqn);
     out.push_back(std::move(e));
   }
   return out;
