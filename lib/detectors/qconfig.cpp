@@ -20,19 +20,33 @@ std::string fused_ancestor(const model::ModelView& model, const std::string& fqn
 
 namespace {
 
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 bool is_multihead_attention(const model::ModuleNode* node) {
-  const std::string suffix = ".MultiheadAttention";
-  const std::string& t = node ? node->type_name : std::string();
-  return t.size() >= suffix.size() && t.compare(t.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return node && ends_with(node->type_name, ".MultiheadAttention");
+}
+
+// The convolution's dimensions of a layer the mapping names: its own, or for a fused module (which the
+// mapping names instead of its children) its first child's. 0 for a Linear.
+int conv_dims(const model::ModelView& model, const model::ModuleNode& node) {
+  if (node.kind.conv_dims > 0 || !node.kind.is_fused || node.children.empty()) return node.kind.conv_dims;
+  return model.tree().nodes()[static_cast<size_t>(node.children.front())].kind.conv_dims;
 }
 
 // QConfigEntry::pt2e. nn.MultiheadAttention calls F.multi_head_attention_forward with its in_proj_weight
 // and out_proj.weight, so in an exported graph both linears carry the MultiheadAttention as their innermost
-// nn_module_stack entry, never out_proj.
-QConfigEntry::Pt2e pt2e_reach(const model::ModelView& model, const std::string& fqn) {
-  const std::string parent = model::parent_fqn(fqn);
-  if (parent.empty() || !is_multihead_attention(model.tree().find(parent))) return QConfigEntry::Pt2e::Named;
-  return fqn == parent + ".in_proj" ? QConfigEntry::Pt2e::Skipped : QConfigEntry::Pt2e::Unreachable;
+// nn_module_stack entry, never out_proj. torchao 0.18.0's X86InductorQuantizer annotates conv2d and linear
+// nodes alone, conv1d only in the sequence [nn.Conv1d, nn.ReLU] whose nodes all lie inside the named module
+// (a fused ConvReLU1d), and conv3d never.
+QConfigEntry::Pt2e pt2e_reach(const model::ModelView& model, const model::ModuleNode& node) {
+  const std::string parent = model::parent_fqn(node.fqn);
+  if (!parent.empty() && is_multihead_attention(model.tree().find(parent)))
+    return node.fqn == parent + ".in_proj" ? QConfigEntry::Pt2e::Skipped : QConfigEntry::Pt2e::Unreachable;
+  const int dims = conv_dims(model, node);
+  if (dims == 3 || (dims == 1 && !ends_with(node.type_name, ".ConvReLU1d"))) return QConfigEntry::Pt2e::NoAnnotator;
+  return QConfigEntry::Pt2e::Named;
 }
 
 }  // namespace
@@ -71,7 +85,7 @@ std::vector<QConfigEntry> merge_qconfig_info(const model::ModelView& model, cons
     const bool per_channel = gain ? *gain > 0.0 : it->second.is_weight_per_channel;
     e.weight = per_channel ? "default_per_channel_weight_observer" : "default_weight_observer";
     e.equalization_recommended = it->second.is_equalization_recommended;
-    e.pt2e = pt2e_reach(model, node.fqn);
+    e.pt2e = pt2e_reach(model, node);
     out.push_back(std::move(e));
   }
   return out;

@@ -77,13 +77,14 @@ Pt2eSettings pt2e_settings(const Report& r) {
     // dynamic stays in float: quantizing it static is what the dynamic-static detector advises against.
     bool any_static = false, any_dynamic = false;
     for (const auto& e : r.qconfig) {
-      if (e.pt2e != Named || covered_by_any(e.fqn, keep)) continue;  // only layers it can name count
+      if (e.pt2e != Named || covered_by_any(e.fqn, keep)) continue;  // only layers it quantizes by name count
       (e.activation == "default_dynamic_quant_observer" ? any_dynamic : any_static) = true;
     }
     s.is_dynamic = any_dynamic && !any_static && !plan_static;
     for (const auto& e : r.qconfig) {
       bool quantized = !covered_by_any(e.fqn, keep);
-      if (quantized && !s.is_dynamic && e.activation == "default_dynamic_quant_observer" && e.pt2e == Named) {
+      const bool settable = e.pt2e == Named || e.pt2e == detectors::QConfigEntry::Pt2e::NoAnnotator;
+      if (quantized && !s.is_dynamic && e.activation == "default_dynamic_quant_observer" && settable) {
         quantized = false;
         dynamic_kept.push_back(e.fqn);
       }
@@ -97,12 +98,19 @@ Pt2eSettings pt2e_settings(const Report& r) {
   // they stay in float whatever the settings (not even set_global reaches them). The .pt2 report's
   // "<mha>.in_proj" pseudo-module (Skipped) is left out silently, so that the .pt and .pt2 reports
   // give the same settings; its out_proj's line says the same of it.
-  std::vector<std::string> per_tensor, minmax, equalized, unaddressable;
+  // A kind it has no annotator for (Conv3d, a lone Conv1d) cannot be quantized by name: listed when the
+  // advice quantizes it, and set to None when it keeps it in float (None holds under set_global, which
+  // does quantize a Conv1d followed by an nn.ReLU).
+  std::vector<std::string> per_tensor, minmax, equalized, unaddressable, no_annotator;
   for (const auto& l : layers) {
     const auto& e = *l.entry;
     if (e.pt2e == detectors::QConfigEntry::Pt2e::Skipped) continue;
     if (e.pt2e == detectors::QConfigEntry::Pt2e::Unreachable) {
       if (l.quantized) unaddressable.push_back(e.fqn);
+      continue;
+    }
+    if (e.pt2e == detectors::QConfigEntry::Pt2e::NoAnnotator && l.quantized) {
+      no_annotator.push_back(e.fqn);
       continue;
     }
     s.modules.push_back({e.fqn, l.quantized});
@@ -124,6 +132,10 @@ Pt2eSettings pt2e_settings(const Report& r) {
   if (!equalized.empty())
     s.not_expressed.push_back("input-weight equalization advised for " + joined(equalized) +
                               ": PT2E has no equalization step");
+  if (!no_annotator.empty())
+    s.not_expressed.push_back("Conv1d/Conv3d layers " + joined(no_annotator) +
+                              " stay in float: X86InductorQuantizer quantizes Conv2d and Linear, a Conv1d only "
+                              "followed by an nn.ReLU inside the named module (a fused ConvReLU1d)");
   if (!unaddressable.empty())
     s.not_expressed.push_back("MultiheadAttention projections " + joined(unaddressable) +
                               " (and their in-projections) stay in float: X86InductorQuantizer does not find "

@@ -11,10 +11,13 @@ model (a MultiheadAttention's projections: the MultiheadAttention):
   * the same with `quantizer.set_global(config)` added: the None entries keep their modules in float, and the
     check fails when they are dropped (a control run);
   * the .pt and .pt2 reports of one model carry the same pt2e settings.
+The Conv1d and Conv3d layers the quantizer cannot quantize by name are listed in not_expressed, not named.
 Models: a conv net whose conv2 the int8-static plan keeps in float and whose Linear layers see batches of
 very different scales (dynamic advice: kept in float by a static quantizer), and a TransformerEncoderLayer
-with a Linear head under an int8-dynamic plan. Default build only: exits 77 without torchao's PT2E.
+with a Linear head under an int8-dynamic plan, a model with a Conv1d, a Conv3d, a Conv2d and a Linear, and
+the same with its Conv1d fused into a ConvReLU1d. Default build only: exits 77 without torchao's PT2E.
 Usage: test_pt2e.py QREPORT"""
+import copy
 import html
 import json
 import os
@@ -75,6 +78,26 @@ class ConvNet(nn.Module):
         return self.fc2(F.relu(self.fc1(h)))
 
 
+class Mixed(nn.Module):
+    """Layers of every kind the report advises: a Conv1d followed by an nn.ReLU module, a Conv3d (neither
+    quantizable by name), a Conv2d and a Linear. Fused (fuse_modules on c1d and relu), c1d is a ConvReLU1d
+    that the quantizer quantizes by its name."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1d = nn.Conv1d(4, 8, 3)
+        self.relu = nn.ReLU()
+        self.c3d = nn.Conv3d(2, 4, 3)
+        self.c2d = nn.Conv2d(2, 4, 3)
+        self.fc = nn.Linear(16, 6)
+
+    def forward(self, x, y, z):
+        a = self.relu(self.c1d(x)).mean(-1)
+        b = self.c3d(y).mean((2, 3, 4))
+        c = self.c2d(z).mean((2, 3))
+        return self.fc(torch.cat([a, b, c], 1))
+
+
 class Encoder(nn.Module):
     def __init__(self):
         super().__init__()
@@ -122,22 +145,40 @@ def mha_children(model):
             for child in ("in_proj", "out_proj")}
 
 
+def no_annotator(model):
+    """Layers torchao 0.18.0's X86InductorQuantizer cannot quantize by module name: Conv3d (no conv3d
+    pattern) and a Conv1d not fused with its ReLU (conv1d only in the sequence [nn.Conv1d, nn.ReLU] inside
+    the named module; a fused ConvReLU1d is named itself, not its Conv1d child)."""
+    return {name for name, m in model.named_modules() if isinstance(m, (nn.Conv1d, nn.Conv3d))}
+
+
 def expected(report, model):
-    """(is_dynamic, {module name: quantized}) from the report's qconfig_mapping and plan, by the rules of
-    docs/python.md, "PT2E" (written independently of lib/report/pt2e_report.cpp)."""
+    """(is_dynamic, {module name: quantized}, [layers advised quantized that it cannot quantize]) from the
+    report's qconfig_mapping and plan, by the rules of docs/python.md, "PT2E" (written independently of
+    lib/report/pt2e_report.cpp)."""
     plan = report.get("plan")
     keep = set(plan["keep_float"]) if plan and plan["scheme"] in ("int8-static", "int8-dynamic") else set()
     q = {f: v for f, v in report["qconfig_mapping"].items() if f not in mha_children(model)}
     if plan and plan["scheme"] == "int8-dynamic":
-        return True, {f: f not in keep for f in q if f in report["sensitivity"]["layers"]}
+        return True, {f: f not in keep for f in q if f in report["sensitivity"]["layers"]}, []
     adv = {f: q[f]["activation"] == "default_dynamic_quant_observer" for f in q if f not in keep}
-    dynamic = bool(adv) and all(adv.values()) and not (plan and plan["scheme"] == "int8-static")
-    return dynamic, {f: f not in keep and (dynamic or not adv[f]) for f in q}
+    reached = [d for f, d in adv.items() if f not in no_annotator(model)]
+    dynamic = bool(reached) and all(reached) and not (plan and plan["scheme"] == "int8-static")
+    names, unquantizable = {}, []
+    for f in q:
+        quantized = f not in keep and (dynamic or not adv[f])
+        if quantized and f in no_annotator(model):
+            unquantizable.append(f)  # not named, stays in float, listed as not expressed
+        else:
+            names[f] = quantized
+    return dynamic, names, unquantizable
 
 
-def innermost(node):
-    stack = node.meta.get("nn_module_stack") or {}
-    return list(stack.values())[-1][0].removeprefix("L['self'].") if stack else ""
+def owner(node, named):
+    """The module a node belongs to: the innermost nn_module_stack entry among `named` (a fused ConvReLU1d
+    `c1d` rather than its child `c1d.0`), else the innermost entry."""
+    path = [v[0].removeprefix("L['self'].") for v in (node.meta.get("nn_module_stack") or {}).values()]
+    return next((p for p in reversed(path) if p in named), path[-1] if path else "")
 
 
 def through_dequantize(arg):
@@ -152,15 +193,19 @@ def dynamic_qparams(x):
     return isinstance(scale, torch.fx.Node)
 
 
-def quantized_layers(gm):
+LAYER_OPS = (torch.ops.aten.linear.default, torch.ops.aten.conv1d.default, torch.ops.aten.conv2d.default,
+             torch.ops.aten.conv3d.default)
+
+
+def quantized_layers(gm, named):
     """[(module, weight quantized, input quantized, input qparams dynamic)] of every linear/conv node, the
-    module being the innermost entry of its nn_module_stack."""
+    module by owner()."""
     out = []
     for n in gm.graph.nodes:
-        if n.op == "call_function" and n.target in (torch.ops.aten.linear.default, torch.ops.aten.conv2d.default):
+        if n.op == "call_function" and n.target in LAYER_OPS:
             x, w = n.args[0], n.args[1]
             xq = through_dequantize(x)
-            out.append((innermost(n), through_dequantize(w), xq, xq and dynamic_qparams(x)))
+            out.append((owner(n, named), through_dequantize(w), xq, xq and dynamic_qparams(x)))
     return out
 
 
@@ -171,13 +216,17 @@ def run_snippet(code, model, batches):
 
 
 def verify(name, code, model, batches, dynamic, names, global_config=False):
-    """Executes the snippet; returns the differences between the converted graph and the expectation."""
+    """Executes the snippet; returns the differences between the converted graph and the expectation. With
+    a global config, what it does to layers the report does not name is the quantizer's business (a Conv3d
+    stays float, a Conv1d before an nn.ReLU is quantized), except MultiheadAttention's projections: float."""
     errors = []
     gm = run_snippet(code, model, batches)
-    layers = quantized_layers(gm)
+    layers = quantized_layers(gm, names)
     mha = {name for name, m in model.named_modules() if isinstance(m, nn.MultiheadAttention)}
     for module, wq, xq, dyn in layers:
-        want = names.get(module, global_config and module not in mha)
+        if global_config and module not in names and module not in mha:
+            continue
+        want = names.get(module, False)
         if wq != want or xq != want:
             errors.append(f"{name}: {module}: weight quantized {wq}, input {xq}, expected {want}")
         elif want and dyn != dynamic:
@@ -192,7 +241,7 @@ def verify(name, code, model, batches, dynamic, names, global_config=False):
 
 
 def round_trip(name, report, model, batches):
-    dynamic, names = expected(report, model)
+    dynamic, names, unquantizable = expected(report, model)
     p = report["pt2e"]
     check(p["quantizer"] == "X86InductorQuantizer", f"{name}: quantizer {p['quantizer']}")
     check(p["is_dynamic"] == dynamic, f"{name}: is_dynamic {p['is_dynamic']}, expected {dynamic}")
@@ -200,6 +249,10 @@ def round_trip(name, report, model, batches):
     check(got == names, f"{name}: module_name_qconfig {p['module_name_qconfig']}, expected {names}")
     check(all(v in (None, "dynamic" if dynamic else "static") for v in p["module_name_qconfig"].values()),
           f"{name}: values {p['module_name_qconfig']}")
+    head = "Conv1d/Conv3d layers "
+    listed = [n[len(head):n.index(" stay in float")].split(", ") for n in p["not_expressed"] if n.startswith(head)]
+    check(listed == ([unquantizable] if unquantizable else []),
+          f"{name}: Conv1d/Conv3d not expressed {listed}, expected {unquantizable}")
     errors, layers = verify(name, p["python"], model, batches, dynamic, names)
     failures.extend(errors)
     q = sum(1 for _, wq, *_ in layers if wq)
@@ -233,6 +286,18 @@ with tempfile.TemporaryDirectory() as d:
     pt, pt2 = analyze(d, ".pt"), analyze(d, ".pt2")
     check(pt["pt2e"] == pt2["pt2e"], f"conv net: .pt and .pt2 settings differ: {pt['pt2e']} / {pt2['pt2e']}")
     round_trip("conv net, .pt2 report", pt2, model, batches)
+
+mixed = Mixed().eval()
+fused = torch.ao.quantization.fuse_modules(copy.deepcopy(mixed), [["c1d", "relu"]])
+for label, model in (("mixed", mixed), ("mixed, fused", fused)):
+    with tempfile.TemporaryDirectory() as d:
+        batches = [(torch.randn(2, 4, 10), torch.randn(2, 2, 5, 5, 5), torch.randn(2, 2, 6, 6)) for _ in range(6)]
+        write(d, model, batches)
+        pt, pt2 = analyze(d, ".pt"), analyze(d, ".pt2")
+        check(pt["pt2e"] == pt2["pt2e"], f"{label}: .pt and .pt2 settings differ: {pt['pt2e']} / {pt2['pt2e']}")
+        check(set(pt["qconfig_mapping"]) == {"c1d", "c3d", "c2d", "fc"}, f"{label}: mapping {list(pt['qconfig_mapping'])}")
+        round_trip(label, pt, model, batches)
+        round_trip(label + ", .pt2 report", pt2, model, batches)
 
 with tempfile.TemporaryDirectory() as d:
     model = Encoder().eval()

@@ -102,3 +102,31 @@ TEST_CASE("pt2e: a plan under a scheme the quantizer lacks is not applied, and s
   REQUIRE(s.not_expressed.size() == 1);
   CHECK(contains(s.not_expressed[0], "the plan under int4-weight-only-g32:"));
 }
+
+TEST_CASE("pt2e: a Conv1d/Conv3d the quantizer has no annotator for is listed, or None where kept in float") {
+  report::Report r;
+  r.qconfig = {entry("c1d", false, true, Entry::Pt2e::NoAnnotator), entry("c3d", false, true, Entry::Pt2e::NoAnnotator),
+               entry("c3d_dyn", true, true, Entry::Pt2e::NoAnnotator), entry("conv", false), entry("fc", true)};
+  r.plan.ran = true;
+  r.plan.scheme = "int8-static";
+  r.plan.keep_float = {"c3d"};
+  const auto s = report::pt2e_settings(r);
+  CHECK_FALSE(s.is_dynamic);
+  // c1d would be quantized but cannot be by name: not set; c3d kept by the plan and c3d_dyn advised
+  // dynamic under a static quantizer: None all the same, so that a set_global config leaves them alone.
+  CHECK(modules(s) == Modules{{"c3d", false}, {"c3d_dyn", false}, {"conv", true}, {"fc", false}});
+  REQUIRE(s.not_expressed.size() == 2);
+  CHECK(contains(s.not_expressed[0], "dynamic activations advised for c3d_dyn, fc:"));
+  CHECK(contains(s.not_expressed[1], "Conv1d/Conv3d layers c1d stay in float:"));
+}
+
+TEST_CASE("pt2e: only layers the quantizer reaches by name decide static or dynamic") {
+  report::Report r;
+  // A static Conv3d it cannot quantize does not make the quantizer static for the dynamic Linear layers.
+  r.qconfig = {entry("c3d", false, true, Entry::Pt2e::NoAnnotator), entry("fc1", true), entry("fc2", true)};
+  const auto s = report::pt2e_settings(r);
+  CHECK(s.is_dynamic);
+  CHECK(modules(s) == Modules{{"fc1", true}, {"fc2", true}});
+  REQUIRE(s.not_expressed.size() == 1);
+  CHECK(contains(s.not_expressed[0], "Conv1d/Conv3d layers c3d stay in float:"));
+}
