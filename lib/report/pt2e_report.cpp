@@ -9,7 +9,7 @@
 //   static activations with HistogramObserver, dynamic ones per call; there is no equalization step.
 // So each module is quantized with the one default config or kept in float, and the rest of the advice is
 // listed as not expressed, in the JSON and as comments of the snippet.
-#include <set>
+#include <cstdio>
 
 #include "report/report.h"
 #include "report/svg.h"
@@ -34,9 +34,33 @@ std::string joined(const std::vector<std::string>& names) {
   return out;
 }
 
+// A Python string literal. Attribute names need no escaping, but a ModuleDict key may hold any character
+// but '.', and the snippet must stay valid Python.
+std::string py_str(const std::string& s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    if (static_cast<unsigned char>(c) < 0x20) {
+      char hex[5];
+      std::snprintf(hex, sizeof hex, "\\x%02x", static_cast<unsigned>(c));
+      out += hex;
+      continue;
+    }
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+// A comment line: a control character in a name would end the comment and break the snippet.
+std::string py_comment(std::string s) {
+  for (char& c : s)
+    if (static_cast<unsigned char>(c) < 0x20) c = ' ';
+  return s;
+}
+
 std::string py_list(const std::vector<std::string>& names) {
   std::string out = "[";
-  for (size_t i = 0; i < names.size(); ++i) out += (i ? ", \"" : "\"") + names[i] + "\"";
+  for (size_t i = 0; i < names.size(); ++i) out += (i ? ", " : "") + py_str(names[i]);
   return out + "]";
 }
 
@@ -152,7 +176,7 @@ std::string pt2e_python(const Pt2eSettings& s) {
                     " quantized, " + std::to_string(kept.size()) + " kept in float\n";
   if (!s.not_expressed.empty()) {
     out += "# Not expressed by the quantizer:\n";
-    for (const auto& n : s.not_expressed) out += "# - " + n + "\n";
+    for (const auto& n : s.not_expressed) out += "# - " + py_comment(n) + "\n";
   }
   out += "import torch\n"
          "from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e\n"

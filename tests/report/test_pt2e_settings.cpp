@@ -130,3 +130,12 @@ TEST_CASE("pt2e: only layers the quantizer reaches by name decide static or dyna
   REQUIRE(s.not_expressed.size() == 1);
   CHECK(contains(s.not_expressed[0], "Conv1d/Conv3d layers c3d stay in float:"));
 }
+
+TEST_CASE("pt2e: the snippet stays valid Python whatever a ModuleDict key holds") {
+  report::Report r;
+  r.qconfig = {entry("d.a\"b\\c", false), entry("d.x\ny", true, false)};
+  const std::string py = report::pt2e_python(report::pt2e_settings(r));
+  CHECK(contains(py, "for name in [\"d.a\\\"b\\\\c\"]:\n"));
+  CHECK(contains(py, "for name in [\"d.x\\x0ay\"]:  # in float"));
+  CHECK(contains(py, "# - dynamic activations advised for d.x y:"));  // the comment stays one line
+}
