@@ -282,6 +282,11 @@ with tempfile.TemporaryDirectory() as d:
     check(plan["plan"]["keep_float"] and plan["plan"]["reached"], f"conv net: plan {plan['plan']['keep_float']}")
     kept = round_trip("conv net, int8-static plan", plan, model, batches)
     shown(d, ".pt", plan["pt2e"]["python"], "--target-sqnr", "30", "--scheme", "int8-static")
+    # docs/python.md, "PT2E", shows this very snippet.
+    doc = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../docs/python.md")).read()
+    doc = doc[doc.index("## PT2E"):]
+    doc = doc[doc.index("```python\n") + len("```python\n"):]
+    check(doc[:doc.index("```")] == plan["pt2e"]["python"], "docs/python.md's PT2E snippet is not the conv net's")
     check(len(kept) >= 2, f"conv net: expected the plan's layer and a dynamic-advised one in float, got {kept}")
     pt, pt2 = analyze(d, ".pt"), analyze(d, ".pt2")
     check(pt["pt2e"] == pt2["pt2e"], f"conv net: .pt and .pt2 settings differ: {pt['pt2e']} / {pt2['pt2e']}")
