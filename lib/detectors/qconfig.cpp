@@ -28,25 +28,28 @@ bool is_multihead_attention(const model::ModuleNode* node) {
   return node && ends_with(node->type_name, ".MultiheadAttention");
 }
 
-// The convolution's dimensions of a layer the mapping names: its own, or for a fused module (which the
-// mapping names instead of its children) its first child's. 0 for a Linear.
-int conv_dims(const model::ModelView& model, const model::ModuleNode& node) {
-  if (node.kind.conv_dims > 0 || !node.kind.is_fused || node.children.empty()) return node.kind.conv_dims;
-  return model.tree().nodes()[static_cast<size_t>(node.children.front())].kind.conv_dims;
+// The module whose class X86InductorQuantizer matches for a layer the mapping names: the layer, or for a
+// float fused module (named instead of its children) its first child.
+const model::ModuleNode& matched_module(const model::ModelView& model, const model::ModuleNode& node) {
+  if (!node.kind.is_fused || node.children.empty()) return node;
+  return model.tree().nodes()[static_cast<size_t>(node.children.front())];
 }
 
 // QConfigEntry::pt2e. nn.MultiheadAttention calls F.multi_head_attention_forward with its in_proj_weight
 // and out_proj.weight, so in an exported graph both linears carry the MultiheadAttention as their innermost
-// nn_module_stack entry, never out_proj. torchao 0.18.0's X86InductorQuantizer annotates conv2d and linear
-// nodes alone, conv1d only in the sequence [nn.Conv1d, nn.ReLU] whose nodes all lie inside the named module
-// (a fused ConvReLU1d), and conv3d never.
+// nn_module_stack entry, never out_proj. torchao 0.18.0's X86InductorQuantizer finds layers through source
+// partitions keyed by their exact class: nn.Linear and nn.Conv2d alone, nn.Conv1d only in the sequence
+// [nn.Conv1d, nn.ReLU] whose nodes all lie inside the named module (a fused ConvReLU1d), no Conv3d, and no
+// subclass (a user's Linear subclass, QAT modules, NonDynamicallyQuantizableLinear).
 QConfigEntry::Pt2e pt2e_reach(const model::ModelView& model, const model::ModuleNode& node) {
   const std::string parent = model::parent_fqn(node.fqn);
   if (!parent.empty() && is_multihead_attention(model.tree().find(parent)))
     return node.fqn == parent + ".in_proj" ? QConfigEntry::Pt2e::Skipped : QConfigEntry::Pt2e::Unreachable;
-  const int dims = conv_dims(model, node);
-  if (dims == 3 || (dims == 1 && !ends_with(node.type_name, ".ConvReLU1d"))) return QConfigEntry::Pt2e::NoAnnotator;
-  return QConfigEntry::Pt2e::Named;
+  const std::string& cls = matched_module(model, node).type_name;
+  if (cls == "torch.nn.modules.linear.Linear" || cls == "torch.nn.modules.conv.Conv2d") return QConfigEntry::Pt2e::Named;
+  if (cls == "torch.nn.modules.conv.Conv1d" && node.kind.is_fused && ends_with(node.type_name, ".ConvReLU1d"))
+    return QConfigEntry::Pt2e::Named;
+  return QConfigEntry::Pt2e::NoAnnotator;
 }
 
 }  // namespace

@@ -122,9 +122,9 @@ Pt2eSettings pt2e_settings(const Report& r) {
   // they stay in float whatever the settings (not even set_global reaches them). The .pt2 report's
   // "<mha>.in_proj" pseudo-module (Skipped) is left out silently, so that the .pt and .pt2 reports
   // give the same settings; its out_proj's line says the same of it.
-  // A kind it has no annotator for (Conv3d, a lone Conv1d) cannot be quantized by name: listed when the
-  // advice quantizes it, and set to None when it keeps it in float (None holds under set_global, which
-  // does quantize a Conv1d followed by an nn.ReLU).
+  // A class it has no annotator for (Conv3d, a lone Conv1d, subclasses) cannot be quantized by name:
+  // listed when the advice quantizes it, and set to None when it keeps it in float (None holds under
+  // set_global, which does quantize a Conv1d followed by an nn.ReLU).
   std::vector<std::string> per_tensor, minmax, equalized, unaddressable, no_annotator;
   for (const auto& l : layers) {
     const auto& e = *l.entry;
@@ -157,9 +157,10 @@ Pt2eSettings pt2e_settings(const Report& r) {
     s.not_expressed.push_back("input-weight equalization advised for " + joined(equalized) +
                               ": PT2E has no equalization step");
   if (!no_annotator.empty())
-    s.not_expressed.push_back("Conv1d/Conv3d layers " + joined(no_annotator) +
-                              " stay in float: X86InductorQuantizer quantizes Conv2d and Linear, a Conv1d only "
-                              "followed by an nn.ReLU inside the named module (a fused ConvReLU1d)");
+    s.not_expressed.push_back("no annotator for " + joined(no_annotator) +
+                              ": X86InductorQuantizer quantizes exactly nn.Linear and nn.Conv2d (no subclass), an "
+                              "nn.Conv1d only followed by an nn.ReLU inside the named module (a fused ConvReLU1d), "
+                              "so they stay in float");
   if (!unaddressable.empty())
     s.not_expressed.push_back("MultiheadAttention projections " + joined(unaddressable) +
                               " (and their in-projections) stay in float: X86InductorQuantizer does not find "

@@ -103,7 +103,7 @@ TEST_CASE("pt2e: a plan under a scheme the quantizer lacks is not applied, and s
   CHECK(contains(s.not_expressed[0], "the plan under int4-weight-only-g32:"));
 }
 
-TEST_CASE("pt2e: a Conv1d/Conv3d the quantizer has no annotator for is listed, or None where kept in float") {
+TEST_CASE("pt2e: a layer the quantizer has no annotator for is listed, or None where kept in float") {
   report::Report r;
   r.qconfig = {entry("c1d", false, true, Entry::Pt2e::NoAnnotator), entry("c3d", false, true, Entry::Pt2e::NoAnnotator),
                entry("c3d_dyn", true, true, Entry::Pt2e::NoAnnotator), entry("conv", false), entry("fc", true)};
@@ -117,7 +117,7 @@ TEST_CASE("pt2e: a Conv1d/Conv3d the quantizer has no annotator for is listed, o
   CHECK(modules(s) == Modules{{"c3d", false}, {"c3d_dyn", false}, {"conv", true}, {"fc", false}});
   REQUIRE(s.not_expressed.size() == 2);
   CHECK(contains(s.not_expressed[0], "dynamic activations advised for c3d_dyn, fc:"));
-  CHECK(contains(s.not_expressed[1], "Conv1d/Conv3d layers c1d stay in float:"));
+  CHECK(contains(s.not_expressed[1], "no annotator for c1d: X86InductorQuantizer"));
 }
 
 TEST_CASE("pt2e: only layers the quantizer reaches by name decide static or dynamic") {
@@ -128,7 +128,7 @@ TEST_CASE("pt2e: only layers the quantizer reaches by name decide static or dyna
   CHECK(s.is_dynamic);
   CHECK(modules(s) == Modules{{"fc1", true}, {"fc2", true}});
   REQUIRE(s.not_expressed.size() == 1);
-  CHECK(contains(s.not_expressed[0], "Conv1d/Conv3d layers c3d stay in float:"));
+  CHECK(contains(s.not_expressed[0], "no annotator for c3d: X86InductorQuantizer"));
 }
 
 TEST_CASE("pt2e: the snippet stays valid Python whatever a ModuleDict key holds") {
