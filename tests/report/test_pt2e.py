@@ -14,8 +14,9 @@ model (a MultiheadAttention's projections: the MultiheadAttention):
 The Conv1d and Conv3d layers the quantizer cannot quantize by name are listed in not_expressed, not named.
 Models: a conv net whose conv2 the int8-static plan keeps in float and whose Linear layers see batches of
 very different scales (dynamic advice: kept in float by a static quantizer), and a TransformerEncoderLayer
-with a Linear head under an int8-dynamic plan, a model with a Conv1d, a Conv3d, a Conv2d and a Linear, and
-the same with its Conv1d fused into a ConvReLU1d, and (.pt only) subclasses of nn.Linear and nn.Conv2d. Default build only: exits 77 without torchao's PT2E.
+with a Linear head under an int8-dynamic plan, a model with a Conv1d, a Conv3d, a Conv2d and a Linear, the
+same with its Conv1d fused into a ConvReLU1d, and (.pt only) subclasses of nn.Linear and nn.Conv2d. Default
+build only: exits 77 without torchao's PT2E.
 Usage: test_pt2e.py QREPORT"""
 import copy
 import html
