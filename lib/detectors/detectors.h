@@ -216,6 +216,15 @@ struct QConfigEntry {
   std::string activation;
   std::string weight;      // "default_weight_observer" or "default_per_channel_weight_observer"
   bool equalization_recommended = false;
+  // Whether X86InductorQuantizer.set_module_name_qconfig can name this layer (the report's "pt2e" key,
+  // lib/report/pt2e_report.cpp). Unreachable: a layer a MultiheadAttention's forward applies (out_proj),
+  // whose exported linear carries only the MultiheadAttention in nn_module_stack. Skipped: the .pt2
+  // report's "<mha>.in_proj" pseudo-module, left out so that the .pt and .pt2 reports say the same.
+  // NoAnnotator: a class the quantizer has no pattern for under a module name (it matches exactly
+  // nn.Linear and nn.Conv2d, nn.Conv1d only in a fused ConvReLU1d): naming it quantizes nothing, though
+  // None still keeps it in float.
+  enum class Pt2e { Named, Unreachable, Skipped, NoAnnotator };
+  Pt2e pt2e = Pt2e::Named;
 };
 
 // One layer's output error, measured on data (lib/pipeline/layer_error.cpp): the Linear/Conv applied to

@@ -450,6 +450,7 @@ std::string to_html(const Report& r) {
   out += schemes_section(r);
   out += simulation(r);
   out += sensitivity_html(r);
+  out += pt2e_html(r);
   out += "\n<section id=\"findings\"><h2>Findings</h2>";
   out += found.empty() ? "<p class=\"none\">No findings.</p>" : grouped_table(found);
   const auto noted = notes(r);

@@ -65,6 +65,16 @@ std::string to_json(const Report& r) {
   }
   j["qconfig_mapping"] = qmap;
   j["equalization_mapping"] = emap;
+  {
+    const Pt2eSettings pt2e = pt2e_settings(r);
+    ojson names = ojson::object();
+    for (const auto& m : pt2e.modules) names[m.name] = m.quantized ? ojson(pt2e.is_dynamic ? "dynamic" : "static") : ojson(nullptr);
+    j["pt2e"] = {{"quantizer", "X86InductorQuantizer"},
+                 {"is_dynamic", pt2e.is_dynamic},
+                 {"module_name_qconfig", names},
+                 {"not_expressed", pt2e.not_expressed},
+                 {"python", pt2e_python(pt2e)}};
+  }
   if (r.simulation.ran) {
     auto db = [](const std::optional<double>& v) { return v ? ojson(*v) : ojson(nullptr); };
     ojson configs = ojson::object();

@@ -62,6 +62,23 @@ struct KeepPlan {
 // leaves the kept layers out, or for int8-static the report's QConfigMapping with None for them.
 std::string plan_python(const KeepPlan& plan);
 
+// issue 25 item 5, the report's "pt2e" key (pt2e_report.cpp; docs/python.md, "PT2E"): the report's advice
+// as torchao 0.18.0's X86InductorQuantizer settings. One quantizer is static or dynamic as a whole
+// (it skips a config of the other kind), so is_dynamic is one choice; every module set is quantized with
+// get_default_x86_inductor_quantization_config(is_dynamic) or kept in float (None).
+struct Pt2eModule {
+  std::string name;        // what set_module_name_qconfig is given: the layer's fqn
+  bool quantized = false;  // false: set to None (kept in float)
+};
+struct Pt2eSettings {
+  bool is_dynamic = false;
+  std::vector<Pt2eModule> modules;         // module order (the qconfig mapping's)
+  std::vector<std::string> not_expressed;  // advice the quantizer cannot carry, one line each
+};
+struct Report;
+Pt2eSettings pt2e_settings(const Report& report);
+std::string pt2e_python(const Pt2eSettings& settings);
+
 struct Report {
   std::string model_path;
   std::string model_sha256;
@@ -78,6 +95,10 @@ struct Report {
   std::vector<std::string> call_order;               // call sites in graph order (the HTML overview's order)
   std::vector<std::string> warnings;
 };
+
+// The PT2E settings as text and as an HTML section ("" where the report does not show them: see pt2e_report.cpp).
+std::string pt2e_text(const Report& report);
+std::string pt2e_html(const Report& report);
 
 // A finding a CI gate can act on (--fail-on): one module, one kind of problem.
 struct Finding {

@@ -31,6 +31,7 @@ std::string to_text(const Report& r) {
              show(d.layers[i].second) + " -> " + show(q.layers[i].second) + "\n";
   }
   out += sensitivity_text(r);
+  out += pt2e_text(r);
   // The findings, with what the error detector measured for them (per-channel gains, histogram gains).
   const auto found = findings(r);
   if (!found.empty()) {

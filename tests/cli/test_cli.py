@@ -232,7 +232,8 @@ for out in (out1, out2):
     if r.returncode != 0:
         fail("json", r.stderr)
 j = json.load(open(out1))
-expect_top = ["schema_version", "tool", "model", "calibration", "detectors", "qconfig_mapping", "equalization_mapping", "warnings"]
+expect_top = ["schema_version", "tool", "model", "calibration", "detectors", "qconfig_mapping", "equalization_mapping", "pt2e",
+              "warnings"]
 if list(j) != expect_top:
     fail("json shape", list(j))
 if j["schema_version"] != 1 or j["tool"]["name"] != "qreport" or j["calibration"]["batches"] != 3:

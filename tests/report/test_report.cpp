@@ -44,7 +44,7 @@ TEST_CASE("JSON report: schema v1 shape, non-finite numbers as null, stable byte
   "tool": {
     "name": "qreport",
     "version": ")" QREPORT_VERSION R"(",
-    "libtorch": ")" + libtorch_version() + R"("
+    "libtorch": ")" + libtorch_version() + R"js("
   },
   "model": {
     "path": "m.pt",
@@ -83,11 +83,23 @@ TEST_CASE("JSON report: schema v1 shape, non-finite numbers as null, stable byte
       "equalization_recommended": false
     }
   },
+  "pt2e": {
+    "quantizer": "X86InductorQuantizer",
+    "is_dynamic": false,
+    "module_name_qconfig": {
+      "fc": "static"
+    },
+    "not_expressed": [
+      "per-tensor weights advised for fc: the config quantizes weights per channel (symmetric int8)",
+      "MinMaxObserver activations advised for fc: the static config observes activations with HistogramObserver"
+    ],
+    "python": "# qreport PT2E settings (X86InductorQuantizer, torchao 0.18.0): static, 1 module quantized, 0 kept in float\n# Not expressed by the quantizer:\n# - per-tensor weights advised for fc: the config quantizes weights per channel (symmetric int8)\n# - MinMaxObserver activations advised for fc: the static config observes activations with HistogramObserver\nimport torch\nfrom torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e\nfrom torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (\n    X86InductorQuantizer,\n    get_default_x86_inductor_quantization_config,\n)\n\nconfig = get_default_x86_inductor_quantization_config(is_dynamic=False)\nquantizer = X86InductorQuantizer()\nfor name in [\"fc\"]:\n    quantizer.set_module_name_qconfig(name, config)\n\nprepared = prepare_pt2e(torch.export.export(model, example_inputs).module(), quantizer)\nfor batch in calibration_batches:\n    prepared(*batch)\nquantized = convert_pt2e(prepared)\n"
+  },
   "warnings": [
     "w"
   ]
 }
-)";
+)js";  // js: the pt2e lines hold )"
   CHECK(j == expected);
 }
 
