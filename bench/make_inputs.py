@@ -6,8 +6,11 @@ each. Usage:
                                                  [--batches-vit N] [--batch-vit B]
                                                  [--batches-small N] [--size-small S] [--size S]
                                                  [--models resnet18,mobilenet_v2,vit_b_16,mobilenet_v2_small]
+                                                 [--exported]
 The defaults are the sizes of the performance issues (16 and 8 batches of 8x3x224x224; ViT-B/16: 4 batches
 of 2x3x224x224; mobilenet_v2_small: 300 batches of 1x3x64x64); the CI smoke run uses tiny ones (ViT only at its own 224x224 size, so not in CI).
+--exported also writes model.pt2: the same eager module (fused for the CNNs) through torch.export with a
+dynamic batch, for bench/exported.py's .pt2 against .pt comparison (issue 25 item 8).
 """
 import argparse
 import os
@@ -24,6 +27,12 @@ from torch.ao.quantization.quantize_fx import fuse_fx  # noqa: E402
 import fixtures  # noqa: E402  (dealias: one object per module path, as in the parity fixtures)
 
 
+def export(model, example, d):
+    """model.pt2 of the module model.pt was scripted from, its batch dimension dynamic."""
+    ep = torch.export.export(model, example, dynamic_shapes=({0: torch.export.Dim("batch")},))
+    torch.export.save(ep, os.path.join(d, "model.pt2"))
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("out")
@@ -36,6 +45,7 @@ def main():
     p.add_argument("--batch-vit", type=int, default=2)
     p.add_argument("--batches-small", type=int, default=300)
     p.add_argument("--size-small", type=int, default=64)
+    p.add_argument("--exported", action="store_true", help="also write model.pt2 (torch.export) of each model")
     a = p.parse_args()
     batches = {"resnet18": a.batches_resnet, "mobilenet_v2": a.batches_mobilenet, "vit_b_16": a.batches_vit,
                "mobilenet_v2_small": a.batches_small}
@@ -53,6 +63,8 @@ def main():
             # the encoder's attention as one leaf (the transformers issue).
             torch.jit.save(torch.jit.script(model), os.path.join(d, "model.pt"))
             torch.save([torch.randn(a.batch_vit, 3, 224, 224) for _ in range(batches[name])], os.path.join(d, "calib.pt"))
+            if a.exported:
+                export(model, (torch.randn(max(2, a.batch_vit), 3, 224, 224),), d)
             print("bench input", name, "->", d, flush=True)
             continue
         gm = fixtures.dealias(fuse_fx(model))
@@ -61,6 +73,8 @@ def main():
                    os.path.join(d, "calib.pt"))
         # The same model as an eager GraphModule, for PyTorch's ModelReport (bench/modelreport.py).
         torch.save(gm, os.path.join(d, "fx_model.pth"))
+        if a.exported:
+            export(gm, (torch.randn(max(2, batch), 3, size, size),), d)  # 0 and 1 specialize
         print("bench input", name, "->", d, flush=True)
 
 

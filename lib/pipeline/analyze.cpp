@@ -25,6 +25,7 @@
 #include "pipeline/exported_front.h"
 #include "pipeline/front.h"
 #include "pipeline/layer_capture.h"
+#include "pipeline/stage_clock.h"
 #include "pipeline/layer_error.h"
 #include "pipeline/observe_worker.h"
 #include "pipeline/plan.h"
@@ -64,19 +65,6 @@ c10::Device parse_device(const std::string& name) {
   throw UsageError("--device must be cpu, cuda or cuda:N (got '" + name + "')");
 }
 
-// Logs how long each stage took (-v); bench/run.py reads these lines for the load+instrument figure.
-class StageClock {
- public:
-  void lap(const char* stage) {
-    auto now = std::chrono::steady_clock::now();
-    spdlog::debug("stage {}: {:.3f} s", stage, std::chrono::duration<double>(now - last_).count());
-    last_ = now;
-  }
-
- private:
-  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
-};
-
 }  // namespace
 
 std::vector<std::unique_ptr<detectors::Detector>> make_detectors(const AnalyzeOptions& o) {
@@ -92,6 +80,10 @@ std::vector<std::unique_ptr<detectors::Detector>> make_detectors(const AnalyzeOp
     if (name == "quantization_error_detector") out.push_back(detectors::make_quantization_error(o.error));
   }
   return out;
+}
+
+bool has_detector(const std::vector<std::unique_ptr<detectors::Detector>>& dets, const std::string& name) {
+  return std::any_of(dets.begin(), dets.end(), [&](const auto& d) { return d->name() == name; });
 }
 
 detectors::ChannelAxes channel_axes(const AnalyzeOptions& o, const model::Model& model,
@@ -135,37 +127,6 @@ stats::Settings stats_settings(const AnalyzeOptions& o, const std::vector<std::u
 }
 
 namespace {
-
-// What the error pass keeps of calibration (layer_capture.h): the input of every Linear/Conv call site (the
-// error detector observes each), and the output where the call is the layer's own (not a fused parent's
-// or a functional call's), observed under ids after the plan's where the plan does not observe it already.
-std::map<int64_t, LayerCapture::Key> capture_points(const std::vector<std::unique_ptr<detectors::Detector>>& dets,
-                                                    const model::Model& model, instrumentation::Instrumenter& instr,
-                                                    const Plan& plan) {
-  std::map<int64_t, LayerCapture::Key> out;
-  if (std::none_of(dets.begin(), dets.end(), [](const auto& d) { return d->name() == "quantization_error_detector"; }))
-    return out;
-  std::map<LayerCapture::Key, int64_t> planned;
-  for (size_t id = 0; id < plan.keys().size(); ++id) planned[plan.keys()[id]] = static_cast<int64_t>(id);
-  std::map<std::string, int> layers_at;  // site -> Linear/Conv layers measured there
-  for (const auto& node : model.tree().nodes())
-    if (node.kind.is_linear_or_conv())
-      if (auto site = instr.resolve(node.fqn)) ++layers_at[*site];
-  int64_t next = static_cast<int64_t>(plan.keys().size());
-  for (const auto& [site, n] : layers_at) {
-    auto in = planned.find({site, Side::Input});
-    if (in == planned.end()) continue;
-    out[in->second] = {site, Side::Input};
-    const model::ModuleNode* node = model.tree().find(site);
-    if (n != 1 || !node || !node->kind.is_linear_or_conv() || !instr.functional_op(site).empty()) continue;
-    auto o = planned.find({site, Side::Output});
-    const int64_t id = o != planned.end() ? o->second : next;
-    if (o == planned.end() && instr.observe(site, Side::Output, next) > 0) ++next;
-    else if (o == planned.end()) continue;
-    out[id] = {site, Side::Output};
-  }
-  return out;
-}
 
 std::string replace_rank(std::string path, int rank) {
   for (size_t at; (at = path.find("{rank}")) != std::string::npos;) path.replace(at, 6, std::to_string(rank));
@@ -279,8 +240,11 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job, s
                            device.is_cpu());
   // The error pass's first batches are kept as they go by (layer_capture.h), on the rank that measures.
   const size_t error_batches = std::min(static_cast<size_t>(o.error.error_batches), mine.size());
-  LayerCapture capture((job && job->rank() != 0) || o.error_memory_mib == 0 ? std::map<int64_t, LayerCapture::Key>()
-                                                                           : capture_points(dets, model, instr, plan),
+  CaptureSites sites{[&](const std::string& fqn) { return instr.resolve(fqn); },
+                     [&](const std::string& site) { return instr.functional_op(site).empty(); },
+                     [&](const std::string& site, int64_t id) { return instr.observe(site, Side::Output, id) > 0; }};
+  const bool keep = o.error_memory_mib > 0 && !(job && job->rank() != 0) && has_detector(dets, "quantization_error_detector");
+  LayerCapture capture(keep ? capture_points(model.tree(), plan.keys(), sites) : std::map<int64_t, LayerCapture::Key>(),
                        error_batches, o.error_memory_mib << 20);
   const int64_t planned = static_cast<int64_t>(points.size());  // ids above: the capture's alone
   instrumentation::ObserveSink sink = [&schedule, &capture, planned](int64_t id, const at::Tensor& x) {

@@ -66,6 +66,8 @@ struct AnalyzeOptions {
 
 // Builds the detectors named in options, validating their options (UsageError).
 std::vector<std::unique_ptr<detectors::Detector>> make_detectors(const AnalyzeOptions& options);
+// Whether `name` (a detector's report name) is among them.
+bool has_detector(const std::vector<std::unique_ptr<detectors::Detector>>& dets, const std::string& name);
 // The channel axes the options ask for, on this model and its instrumented forward.
 detectors::ChannelAxes channel_axes(const AnalyzeOptions& options, const model::Model& model,
                                     const instrumentation::Instrumenter& instr);

@@ -8,15 +8,18 @@
 
 #include <algorithm>
 #include <future>
+#include <map>
 
 #include "common/errors.h"
 #include "common/text.h"
 #include "pipeline/batch_checks.h"
 #include "pipeline/exported_front.h"
 #include "pipeline/job_run.h"
+#include "pipeline/layer_capture.h"
 #include "pipeline/layer_error.h"
 #include "pipeline/observe_worker.h"
 #include "pipeline/plan.h"
+#include "pipeline/stage_clock.h"
 #include "stats/stats.h"
 
 namespace qreport::pipeline {
@@ -59,6 +62,12 @@ std::vector<c10::IValue> exported_args(const exported::Program& program, const c
 }
 
 // The dtype of the program's floating parameters (the first one found), as parameter_dtype() for TorchScript.
+// Whether every call of `site` is the module's own (not a functional application inside a parent's call).
+bool own_calls(const exported::Program& program, const std::string& site) {
+  return std::none_of(program.calls().begin(), program.calls().end(),
+                      [&](const exported::ModuleCall& c) { return c.fqn == site && !c.functional.empty(); });
+}
+
 std::optional<at::ScalarType> state_dtype(const exported::Program& program, const model::ModelView& view) {
   for (const auto& node : view.tree().nodes()) {
     const at::Tensor w = program.state(node.fqn.empty() ? "weight" : node.fqn + ".weight");
@@ -105,6 +114,7 @@ report::Report analyze_exported(const AnalyzeOptions& o, std::string* stats_byte
   if (o.device != "cpu")
     throw UsageError("--device " + o.device + ": torch.export programs run on the CPU only so far");
   set_threads(o.threads);
+  StageClock clock;
 
   report::Report rep;
   rep.model_path = o.model_path;
@@ -116,6 +126,7 @@ report::Report analyze_exported(const AnalyzeOptions& o, std::string* stats_byte
   const ExportedFront front(program, view);
   rep.model_sha256 = sha.get();
   rep.model_modules = view.tree().size();
+  clock.lap("load");
 
   calibration::Archive archive = calibration::Archive::open(o.calib_path, o.calibration);
   rep.batches = archive.size();
@@ -138,10 +149,24 @@ report::Report analyze_exported(const AnalyzeOptions& o, std::string* stats_byte
   for (size_t id = 0; id < plan.keys().size(); ++id)
     program.observe(plan.keys()[id].first, side_of(plan.keys()[id].second), static_cast<int64_t>(id));
   rep.call_order = front.call_sites();
+  // The error pass's first batches are kept as they go by (layer_capture.h), as on the TorchScript path.
+  CaptureSites sites{[&](const std::string& fqn) { return front.resolve(fqn); },
+                     [&](const std::string& site) { return own_calls(program, site); },
+                     [&](const std::string& site, int64_t id) {
+                       return program.observe(site, exported::Side::Output, id) > 0;
+                     }};
+  const bool keep = o.error_memory_mib > 0 && has_detector(dets, "quantization_error_detector");
+  LayerCapture capture(keep ? capture_points(view.tree(), plan.keys(), sites) : std::map<int64_t, LayerCapture::Key>(),
+                       std::min(static_cast<size_t>(o.error.error_batches), archive.size()), o.error_memory_mib << 20);
+  clock.lap("instrument");
 
   auto& points = plan.points();
   ObserveSchedule schedule([&points](int64_t id, const at::Tensor& x) { points[id].observe(x); }, points.size(), true);
-  exported::ObserveSink sink = [&schedule](int64_t id, const at::Tensor& x) { schedule.observe(id, x); };
+  const int64_t planned = static_cast<int64_t>(points.size());  // ids above: the capture's alone
+  exported::ObserveSink sink = [&schedule, &capture, planned](int64_t id, const at::Tensor& x) {
+    if (capture.active()) capture.offer(id, x);
+    if (id < planned) schedule.observe(id, x);
+  };
   FiniteCheck finite(program.input_names(), archive.size());
   {
     c10::InferenceMode inference;
@@ -159,12 +184,14 @@ report::Report analyze_exported(const AnalyzeOptions& o, std::string* stats_byte
                          root_cause_line(e.what()));
       }
       schedule.batch_done();
+      capture.batch_done();
       archive.release(i);
       if (o.on_batch) o.on_batch(i + 1, archive.size());
     }
   }
   schedule.finish();
   finite.finish();
+  clock.lap("calibrate");
   for (auto& p : points) p.finalize(static_cast<int64_t>(archive.size()));
 
   if (!o.save_stats.empty()) {
@@ -185,6 +212,7 @@ report::Report analyze_exported(const AnalyzeOptions& o, std::string* stats_byte
   }
 
   run_detectors(dets, view, plan, axes, rep);
+  clock.lap("detectors");
   LayerErrorInput in;
   in.model = &view;
   in.total_batches = archive.size();
@@ -193,7 +221,11 @@ report::Report analyze_exported(const AnalyzeOptions& o, std::string* stats_byte
     return tensors(exported_args(program, archive.batch(k), k));  // checked in calibration
   });
   in.on_batch = [&](size_t done, size_t) { archive.release(done - 1); };
+  in.captured = &capture;
   measure_layer_error(in, rep);
+  spdlog::debug("error pass: {} bytes of layer values kept from calibration", capture.bytes());
+  capture.clear();
+  clock.lap("error_pass");
   return rep;
 }
 

@@ -48,6 +48,35 @@ const std::vector<std::vector<at::Tensor>>* LayerCapture::calls(const std::strin
   return p.dropped ? nullptr : &p.batches;
 }
 
+std::map<int64_t, LayerCapture::Key> capture_points(const model::ModuleTree& tree,
+                                                    const std::vector<LayerCapture::Key>& planned_keys,
+                                                    const CaptureSites& front) {
+  using detectors::Side;
+  std::map<int64_t, LayerCapture::Key> out;
+  std::map<LayerCapture::Key, int64_t> planned;
+  for (size_t id = 0; id < planned_keys.size(); ++id) planned[planned_keys[id]] = static_cast<int64_t>(id);
+  std::map<std::string, int> layers_at;  // site -> Linear/Conv layers measured there
+  for (const auto& node : tree.nodes())
+    if (node.kind.is_linear_or_conv())
+      if (auto site = front.resolve(node.fqn)) ++layers_at[*site];
+  int64_t next = static_cast<int64_t>(planned_keys.size());
+  for (const auto& [site, n] : layers_at) {
+    auto in = planned.find({site, Side::Input});
+    if (in == planned.end()) continue;
+    out[in->second] = {site, Side::Input};
+    // The output is the layer's own only where one layer owns the call (not a fused parent's children).
+    const model::ModuleNode* node = tree.find(site);
+    if (n != 1 || !node || !node->kind.is_linear_or_conv() || !front.own_call(site)) continue;
+    auto o = planned.find({site, Side::Output});
+    int64_t id = 0;
+    if (o != planned.end()) id = o->second;
+    else if (front.observe_output(site, next)) id = next++;
+    else continue;
+    out[id] = {site, Side::Output};
+  }
+  return out;
+}
+
 void LayerCapture::clear() {
   points_.clear();
   by_key_.clear();

@@ -7,13 +7,16 @@
 #include <ATen/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "detectors/detectors.h"
+#include "model/model.h"
 
 namespace qreport::pipeline {
 
@@ -49,5 +52,22 @@ class LayerCapture {
   size_t batches_ = 0, batch_ = 0;
   int64_t budget_ = 0, bytes_ = 0;
 };
+
+// What capture_points() needs of a front end (TorchScript's Instrumenter, an exported Program).
+struct CaptureSites {
+  // The call site that observes a module (resolve() of pipeline::Front).
+  std::function<std::optional<std::string>(const std::string& fqn)> resolve;
+  // Whether the site's calls are the module's own (not a functional call inside a parent's).
+  std::function<bool(const std::string& site)> own_call;
+  // Observes the site's output under `id`; false when it has none to observe.
+  std::function<bool(const std::string& site, int64_t id)> observe_output;
+};
+
+// The observation points the error pass keeps: the input of every Linear/Conv call site (the error detector
+// observes each, so it is in `planned`, the plan's keys by id), and the output where the call is the
+// layer's own, observed under new ids after the plan's where the plan does not observe it already.
+std::map<int64_t, LayerCapture::Key> capture_points(const model::ModuleTree& tree,
+                                                    const std::vector<LayerCapture::Key>& planned,
+                                                    const CaptureSites& front);
 
 }  // namespace qreport::pipeline
