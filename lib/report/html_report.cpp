@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <map>
 #include <optional>
+#include <set>
 
 #include "common/text.h"
 #include "report/report.h"
@@ -272,6 +273,22 @@ std::string overview(const Report& r, const std::vector<Finding>& found) {
   ch.title = err ? "SQNR per layer: weight and input, default quantizer to recommended; findings below"
                  : "Findings per layer (run the error detector for SQNR)";
   ch.marker_names = kinds;
+  // --schemes: one row per scheme, in the report's order (every module carries the same names).
+  if (err && !err->modules.empty())
+    if (const Value* sc = find_field(err->modules.front().fields, "schemes"))
+      for (const auto& [name, v] : sc->members) ch.scheme_names.push_back(name);
+  // --sensitivity: the bars, on the scale of the Sensitivity section's chart; --target-sqnr: its line.
+  std::map<std::string, const SensitivityLayer*> sens_of;
+  if (r.sensitivity.ran) {
+    ch.sensitivity_label = r.sensitivity.scheme;
+    ch.sensitivity_top = sensitivity_scale_db(r);
+    for (const auto& l : r.sensitivity.layers) sens_of[l.fqn] = &l;
+  }
+  if (r.plan.ran) {
+    ch.target_db = r.plan.target_sqnr_db;
+    ch.width_budget = 700;  // the plan's curve (330 px) sits beside the chart, in the page's 1100 px
+  }
+  const std::set<std::string> kept(r.plan.keep_float.begin(), r.plan.keep_float.end());
   std::string rows;
   size_t index = 0;
   for (const auto& fqn : fqns) {
@@ -292,9 +309,32 @@ std::string overview(const Report& r, const std::vector<Finding>& found) {
       l.markers.push_back(has);
       if (has) marks += (marks.empty() ? "" : ", ") + k;
     }
+    std::string more;
+    if (!ch.scheme_names.empty()) {
+      const Value* sc = f ? find_field(*f, "schemes") : nullptr;
+      for (const auto& name : ch.scheme_names) {
+        std::optional<double> v;
+        if (sc)
+          for (const auto& [k, entry] : sc->members)
+            if (k == name)
+              for (const auto& [field, x] : entry.members)
+                if (field == "output_sqnr_db") v = number(&x);
+        l.schemes.push_back(v);
+        more += (more.empty() ? "; local output SQNR: " : ", ") + name + " " + db(v);
+      }
+    }
+    if (const auto it = sens_of.find(fqn); it != sens_of.end()) {
+      l.sensitivity = true;
+      l.enable_db = it->second->enable_db;
+      l.skip_db = it->second->skip_db;
+      more += "; model output SQNR with only it quantized " + db(l.enable_db) + " dB, all but it " + db(l.skip_db) + " dB";
+    }
+    l.kept = kept.count(fqn) > 0;
+    if (l.kept) more += "; kept by the plan";
     l.name = fqn;
     l.hover = fqn + ": weight " + db(l.weight_default) + " → " + db(l.weight_best) + " dB, input " +
-              db(l.input_default) + " → " + db(l.input_best) + " dB" + (marks.empty() ? "" : "; findings: " + marks);
+              db(l.input_default) + " → " + db(l.input_best) + " dB" + (marks.empty() ? "" : "; findings: " + marks) +
+              more;
     rows += "<tr><td>" + std::to_string(++index) + "</td><td><code>" + escape(fqn) + "</code></td><td>" +
             db(l.weight_default) + " → " + db(l.weight_best) + "</td><td>" + db(l.input_default) + " → " +
             db(l.input_best) + "</td><td>" + db(get("sqnr_db")) + "</td><td>" + escape(marks) + "</td></tr>";
@@ -308,7 +348,14 @@ std::string overview(const Report& r, const std::vector<Finding>& found) {
            " dB</b> with default_qconfig, <b>" + db(r.simulation.configs[1].output_sqnr_db) +
            " dB</b> with the recommended mapping.";
   out += "</p>";
-  if (!ch.layers.empty()) out += "<figure class=\"scroll\">" + svg::overview_chart(ch) + "</figure>";
+  if (!ch.layers.empty()) {
+    const std::string curve = plan_curve_html(r);
+    if (curve.empty())
+      out += "<figure class=\"scroll\">" + svg::overview_chart(ch) + "</figure>";
+    else
+      out += "<div class=\"beside\"><figure class=\"scroll\">" + svg::overview_chart(ch) + "</figure><figure>" + curve +
+             "</figure></div>";
+  }
   out += "<details><summary>Per-layer table</summary><div class=\"scroll\"><table><thead><tr><th>#</th><th>layer</th>"
          "<th>weight SQNR dB (per-tensor → recommended)</th><th>input SQNR dB (min/max → recommended)</th>"
          "<th>layer SQNR dB</th><th>findings</th></tr></thead><tbody>" +
@@ -429,7 +476,8 @@ const char* kStyle =
     "figure{margin:.5em 0}.ct{font-size:13px;font-weight:600}.tk{font-size:10px;fill:#444}.na{font-size:9px;fill:#999}"
     ".none{color:#777}.warn li{color:#8a5a00}.scroll{overflow-x:auto}.lead{font-size:1.05em}"
     "details{margin:.4em 0}summary{cursor:pointer}section>details>summary{font-size:1.2em;font-weight:600}"
-    ".col:hover{fill-opacity:.06}";
+    ".col:hover{fill-opacity:.06}.cv{font-size:8px;fill:#222}"
+    ".beside{display:flex;gap:12px;align-items:flex-start}.beside>figure:first-child{flex:1 1 auto;min-width:0}";
 
 }  // namespace
 

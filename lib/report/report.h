@@ -160,6 +160,10 @@ std::string to_text(const Inspection& inspection);
 // The sensitivity bars and the plan's curve (plan_report.cpp): text, and HTML sections ("" when not run).
 std::string sensitivity_text(const Report& report);
 std::string sensitivity_html(const Report& report);
+// The plan's curve as inline SVG, to sit beside the HTML overview chart ("" without a plan), and the dB scale
+// (0 to this) that it and the sensitivity bars share.
+std::string plan_curve_html(const Report& report);
+double sensitivity_scale_db(const Report& report);
 // --fail-on plan: the finding line when the plan did not reach its target, else "".
 std::string plan_finding(const Report& report);
 

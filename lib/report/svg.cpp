@@ -295,25 +295,64 @@ std::string bar_chart(const BarChart& ch) {
   return out + "</svg>";
 }
 
+namespace {
+
+// The colour of a local output SQNR cell, by the bands of docs/quantization-error.md's rough guide (below
+// 15 dB not usable as configured, below 25 a likely source of accuracy loss, above 40 rarely matters).
+const char* sqnr_band_color(double db) {
+  if (db < 15) return "#d73027";
+  if (db < 25) return "#fc8d59";
+  if (db < 30) return "#fee08b";
+  if (db < 40) return "#d9ef8b";
+  return "#91cf60";
+}
+
+size_t code_points(const std::string& s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+std::string whole_db(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.0f", v);
+  return std::string(buf) == "-0" ? "0" : buf;
+}
+
+}  // namespace
+
 std::string overview_chart(const OverviewChart& ch) {
-  constexpr double left = 96, right = 16, top = 30, plot_h = 220, row_h = 13;
+  constexpr double right = 16, top = 30, plot_h = 220, row_h = 13, band_h = 56;
   // Each column's layer name is written under it, rotated: a column is at least kMinSlot wide (a line of
-  // the 10px font), so that no two names overlap; past 66 layers the chart grows wider (and scrolls).
+  // the 10px font), so that no two names overlap; past the width budget the chart grows wider (and scrolls).
   constexpr double kMinSlot = 14;
+  // A scheme cell writes its figure (whole dB, the 8px font) where the column has room for three digits.
+  constexpr double kValueSlot = 20;
   // Names are written whole up to kMaxLabel characters (ViT-B/16's longest, ...encoder_layer_11.self_attention.
   // out_proj, has 55); longer ones keep their first and last 31, where the layers' indices usually are.
   constexpr size_t kMaxLabel = 64;
+  const bool sens = !ch.sensitivity_label.empty();
+  const bool any_kept = std::any_of(ch.layers.begin(), ch.layers.end(), [](const OverviewLayer& l) { return l.kept; });
+  // The row labels sit left of the plot, right-aligned: the margin fits the longest (a scheme's name).
+  size_t label_chars = 0;
+  for (const auto& v : {&ch.marker_names, &ch.scheme_names})
+    for (const auto& name : *v) label_chars = std::max(label_chars, code_points(name));
+  if (sens) label_chars = std::max({label_chars, code_points(ch.sensitivity_label), size_t{12}});
+  const double left = std::max(96.0, static_cast<double>(label_chars) * kCharWidth + 10);
   const size_t n = std::max<size_t>(ch.layers.size(), 1);
-  const double slot = std::max(kMinSlot, (1040 - left - right) / static_cast<double>(n));
-  const double W = left + right + slot * static_cast<double>(n);
+  const double slot = std::max(kMinSlot, (ch.width_budget - left - right) / static_cast<double>(n));
+  // The legend's longest line needs about 420 px from the plot's left edge.
+  const double W = std::max(left + right + slot * static_cast<double>(n), left + 420);
   const double rows_top = top + plot_h + 16;
-  const double labels_top = rows_top + row_h * static_cast<double>(ch.marker_names.size()) + 6;
+  const double schemes_top = rows_top + row_h * static_cast<double>(ch.marker_names.size());
+  const double band_top = schemes_top + row_h * static_cast<double>(ch.scheme_names.size()) + (sens ? 4 : 0);
+  const double kept_top = band_top + (sens ? band_h + 4 : 0);
+  const double labels_top = kept_top + (any_kept ? row_h : 0) + 6;
   std::vector<std::string> names;
   size_t longest = 0;
   for (const auto& l : ch.layers) {
     std::string name = l.name;
-    size_t chars = 0;  // UTF-8 code points, for the width
-    for (unsigned char c : name) chars += (c & 0xC0) != 0x80;
+    size_t chars = code_points(name);
     if (chars > kMaxLabel) {
       constexpr size_t kKeep = (kMaxLabel - 2) / 2;
       size_t head = 0, tail = name.size();
@@ -328,7 +367,8 @@ std::string overview_chart(const OverviewChart& ch) {
     names.push_back(std::move(name));
   }
   const double labels_h = static_cast<double>(longest) * kCharWidth + 6;
-  const double H = labels_top + labels_h + 24;
+  const bool legend2 = !ch.scheme_names.empty() || sens;
+  const double H = labels_top + labels_h + 24 + (legend2 ? 15.0 * (1 + !ch.scheme_names.empty() + sens) : 0);
   double lo = INFINITY, hi = -INFINITY;
   for (const auto& l : ch.layers)
     for (const auto& v : {l.weight_default, l.weight_best, l.input_default, l.input_best})
@@ -341,7 +381,8 @@ std::string overview_chart(const OverviewChart& ch) {
   std::string s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(W) + "\" height=\"" + num(H) +
                   "\" viewBox=\"0 0 " + num(W) + " " + num(H) + "\" role=\"img\" class=\"chart\" id=\"overview-chart\"><title>" +
                   escape(ch.title) + "</title>";
-  s += "<text x=\"" + num(left) + "\" y=\"18\" class=\"ct\">" + escape(ch.title) + "</text>";
+  // A chart narrowed beside the plan's curve starts its title at the left edge: it would not fit after the margin.
+  s += "<text x=\"" + num(legend2 ? 4 : left) + "\" y=\"18\" class=\"ct\">" + escape(ch.title) + "</text>";
   for (double v = lo; v <= hi + 1e-9; v += step) {
     s += "<line x1=\"" + num(left) + "\" y1=\"" + num(map(v)) + "\" x2=\"" + num(W - right) + "\" y2=\"" + num(map(v)) +
          "\" stroke=\"#e4e4e4\"/><text x=\"" + num(left - 4) + "\" y=\"" + num(map(v) + 4) +
@@ -363,10 +404,33 @@ std::string overview_chart(const OverviewChart& ch) {
       out += "<circle cx=\"" + num(x) + "\" cy=\"" + num(map(*b)) + "\" r=\"" + num(r) + "\" fill=\"" + color + "\"/>";
     return out;
   };
+  auto row_label = [&](double y, const std::string& text, const char* extra = "") {
+    return "<text x=\"" + num(left - 4) + "\" y=\"" + num(y) + "\" text-anchor=\"end\" class=\"tk\"" + extra + ">" +
+           escape(text) + "</text>";
+  };
   static const char* kMarkerColors[] = {"#9467bd", "#8c564b", "#e377c2", "#d62728", "#17becf", "#7f7f7f"};
-  for (size_t k = 0; k < ch.marker_names.size(); ++k)
-    s += "<text x=\"" + num(left - 4) + "\" y=\"" + num(rows_top + row_h * k + 9) + "\" text-anchor=\"end\" class=\"tk\">" +
-         escape(ch.marker_names[k]) + "</text>";
+  for (size_t k = 0; k < ch.marker_names.size(); ++k) s += row_label(rows_top + row_h * k + 9, ch.marker_names[k]);
+  // Scheme rows: a faint band per row (a blank cell is a layer the scheme leaves in float).
+  for (size_t k = 0; k < ch.scheme_names.size(); ++k) {
+    const double y = schemes_top + row_h * k;
+    s += row_label(y + 9, ch.scheme_names[k]) + "<rect x=\"" + num(left) + "\" y=\"" + num(y) + "\" width=\"" +
+         num(slot * static_cast<double>(ch.layers.size())) + "\" height=\"11\" fill=\"#f4f4f4\"/>";
+  }
+  // The sensitivity band: bars from its bottom (0 dB) to the enable-one figure, on 0..sensitivity_top.
+  const double band_bottom = band_top + band_h;
+  auto band_y = [&](double db) { return band_bottom - std::clamp(db / ch.sensitivity_top, 0.0, 1.0) * band_h; };
+  if (sens) {
+    s += row_label(band_top + 9, "sensitivity") + row_label(band_top + 20, ch.sensitivity_label) +
+         row_label(band_top + 31, "0–" + whole_db(ch.sensitivity_top) + " dB");
+    s += "<line x1=\"" + num(left) + "\" y1=\"" + num(band_bottom) + "\" x2=\"" + num(W - right) + "\" y2=\"" +
+         num(band_bottom) + "\" stroke=\"#bbb\"/><line x1=\"" + num(left) + "\" y1=\"" + num(band_top) + "\" x2=\"" +
+         num(W - right) + "\" y2=\"" + num(band_top) + "\" stroke=\"#e4e4e4\"/>";
+    if (ch.target_db)
+      s += row_label(band_top + 42, "target " + whole_db(*ch.target_db) + " dB", " fill=\"#d62728\"") + "<line x1=\"" +
+           num(left) + "\" y1=\"" + num(band_y(*ch.target_db)) + "\" x2=\"" + num(W - right) + "\" y2=\"" +
+           num(band_y(*ch.target_db)) + "\" stroke=\"#d62728\" stroke-dasharray=\"4 3\"/>";
+  }
+  if (any_kept) s += row_label(kept_top + 9, "plan: keep");
   for (size_t i = 0; i < ch.layers.size(); ++i) {
     const auto& l = ch.layers[i];
     const double x = left + (static_cast<double>(i) + 0.5) * slot;
@@ -376,8 +440,32 @@ std::string overview_chart(const OverviewChart& ch) {
       if (l.markers[k])
         s += "<rect x=\"" + num(x - std::max(1.0, slot * 0.35)) + "\" y=\"" + num(rows_top + row_h * k + 1) +
              "\" width=\"" + num(std::max(2.0, slot * 0.7)) + "\" height=\"9\" fill=\"" + kMarkerColors[k % 6] + "\"/>";
+    for (size_t k = 0; k < l.schemes.size() && k < ch.scheme_names.size(); ++k) {
+      const auto& v = l.schemes[k];
+      if (!v || !std::isfinite(*v)) continue;
+      const double y = schemes_top + row_h * k;
+      s += "<rect x=\"" + num(x - slot * 0.45) + "\" y=\"" + num(y) + "\" width=\"" + num(slot * 0.9) +
+           "\" height=\"11\" fill=\"" + sqnr_band_color(*v) + "\"/>";
+      if (slot >= kValueSlot)
+        s += "<text x=\"" + num(x) + "\" y=\"" + num(y + 8.5) + "\" text-anchor=\"middle\" class=\"cv\">" + whole_db(*v) +
+             "</text>";
+    }
+    if (sens && l.sensitivity) {
+      // A null figure means no noise at all: the full bar.
+      const double e = l.enable_db ? *l.enable_db : ch.sensitivity_top;
+      const bool low = ch.target_db && l.enable_db && *l.enable_db < *ch.target_db;
+      const double bw = std::max(2.0, slot * 0.6);
+      s += "<rect x=\"" + num(x - bw / 2) + "\" y=\"" + num(band_y(e)) + "\" width=\"" + num(bw) + "\" height=\"" +
+           num(band_bottom - band_y(e)) + "\" fill=\"" + (low ? kAlarm : kOk) + "\"/>";
+      const double k = l.skip_db ? *l.skip_db : ch.sensitivity_top;
+      s += "<line x1=\"" + num(x - slot * 0.45) + "\" y1=\"" + num(band_y(k)) + "\" x2=\"" + num(x + slot * 0.45) +
+           "\" y2=\"" + num(band_y(k)) + "\" stroke=\"#222\" stroke-width=\"1.5\"/>";
+    }
+    if (l.kept)
+      s += "<rect x=\"" + num(x - std::max(1.0, slot * 0.35)) + "\" y=\"" + num(kept_top + 1) + "\" width=\"" +
+           num(std::max(2.0, slot * 0.7)) + "\" height=\"9\" fill=\"#222\"/>";
   }
-  // The names, read upwards, ending under the marker rows; the baseline is offset so that the glyphs
+  // The names, read upwards, ending under the last row; the baseline is offset so that the glyphs
   // (ascent about 7.5 px of the 10px font, descent 2.5; rotated, ascent points left) are centred on the column.
   for (size_t i = 0; i < names.size(); ++i) {
     const double x = left + (static_cast<double>(i) + 0.5) * slot + 2.5;
@@ -389,17 +477,39 @@ std::string overview_chart(const OverviewChart& ch) {
     s += "<rect x=\"" + num(left + static_cast<double>(i) * slot) + "\" y=\"" + num(top) + "\" width=\"" + num(slot) +
          "\" height=\"" + num(labels_top + labels_h - top) +
          "\" fill=\"#000\" fill-opacity=\"0\" class=\"col\"><title>" + escape(ch.layers[i].hover) + "</title></rect>";
-  const double ly = H - 10;
+  // The legend: one line when the chart has only the SQNR plot (it is then at least width_budget wide);
+  // with scheme rows or sensitivity bars, one line per part, so that a chart narrowed to sit beside the
+  // plan's curve still holds it.
+  const double ly = labels_top + labels_h + 14;
   s += "<text x=\"" + num(left) + "\" y=\"" + num(ly) + "\" class=\"tk\">" + std::to_string(ch.layers.size()) +
        " layers in graph order (hover a column for its values)</text>";
-  s += "<circle cx=\"" + num(left + 340) + "\" cy=\"" + num(ly - 4) + "\" r=\"3.5\" fill=\"" + kWeight +
-       "\"/><text x=\"" + num(left + 348) + "\" y=\"" + num(ly) + "\" class=\"tk\">weight</text>";
-  s += "<circle cx=\"" + num(left + 400) + "\" cy=\"" + num(ly - 4) + "\" r=\"3.5\" fill=\"" + std::string(kOk) +
-       "\"/><text x=\"" + num(left + 408) + "\" y=\"" + num(ly) + "\" class=\"tk\">input</text>";
-  s += "<circle cx=\"" + num(left + 455) + "\" cy=\"" + num(ly - 4) + "\" r=\"3.5\" fill=\"#fff\" stroke=\"#444\"/><text x=\"" +
-       num(left + 463) + "\" y=\"" + num(ly) + "\" class=\"tk\">default</text>";
-  s += "<circle cx=\"" + num(left + 515) + "\" cy=\"" + num(ly - 4) + "\" r=\"3.5\" fill=\"#444\"/><text x=\"" +
-       num(left + 523) + "\" y=\"" + num(ly) + "\" class=\"tk\">recommended (best)</text>";
+  const double kx = legend2 ? left : left + 340, ky = legend2 ? ly + 15 : ly;
+  s += "<circle cx=\"" + num(kx) + "\" cy=\"" + num(ky - 4) + "\" r=\"3.5\" fill=\"" + kWeight +
+       "\"/><text x=\"" + num(kx + 8) + "\" y=\"" + num(ky) + "\" class=\"tk\">weight</text>";
+  s += "<circle cx=\"" + num(kx + 60) + "\" cy=\"" + num(ky - 4) + "\" r=\"3.5\" fill=\"" + std::string(kOk) +
+       "\"/><text x=\"" + num(kx + 68) + "\" y=\"" + num(ky) + "\" class=\"tk\">input</text>";
+  s += "<circle cx=\"" + num(kx + 115) + "\" cy=\"" + num(ky - 4) + "\" r=\"3.5\" fill=\"#fff\" stroke=\"#444\"/><text x=\"" +
+       num(kx + 123) + "\" y=\"" + num(ky) + "\" class=\"tk\">default</text>";
+  s += "<circle cx=\"" + num(kx + 175) + "\" cy=\"" + num(ky - 4) + "\" r=\"3.5\" fill=\"#444\"/><text x=\"" +
+       num(kx + 183) + "\" y=\"" + num(ky) + "\" class=\"tk\">recommended (best)</text>";
+  double y2 = ky;
+  if (!ch.scheme_names.empty()) {
+    y2 += 15;
+    s += "<text x=\"" + num(left) + "\" y=\"" + num(y2) + "\" class=\"tk\">schemes, local output SQNR:</text>";
+    double x = left + 156;
+    const std::pair<double, const char*> bands[] = {{0, "<15"}, {15, "15–25"}, {25, "25–30"}, {30, "30–40"}, {40, "≥40 dB"}};
+    for (const auto& [v, text] : bands) {
+      s += "<rect x=\"" + num(x) + "\" y=\"" + num(y2 - 9) + "\" width=\"10\" height=\"10\" fill=\"" +
+           sqnr_band_color(v) + "\"/><text x=\"" + num(x + 13) + "\" y=\"" + num(y2) + "\" class=\"tk\">" +
+           escape(text) + "</text>";
+      x += 13 + static_cast<double>(code_points(text)) * kCharWidth + 8;
+    }
+  }
+  if (sens) {
+    y2 += 15;
+    s += "<text x=\"" + num(left) + "\" y=\"" + num(y2) + "\" class=\"tk\">sensitivity (model output SQNR): bar = only "
+         "this layer quantized, tick = all but it</text>";
+  }
   return s + "</svg>";
 }
 

@@ -35,16 +35,28 @@ std::string bar_chart(const BarChart& chart);
 
 // The overview of the HTML report: one column per observed layer in graph order, its SQNR (weight and
 // input, the default quantizer hollow, the recommended one filled, joined by a line) and, under the plot,
-// one row of markers per finding kind. Each column's hover text is `hover`.
+// one row of markers per finding kind, one row of cells per requested scheme (the layer's local output
+// SQNR, coloured by band and written in the cell where it fits), and the sensitivity bars (the model output
+// SQNR with only this layer quantized; the disable-one figure a tick; kept layers marked). The layer names
+// are written under all of it. Each column's hover text is `hover`.
 struct OverviewLayer {
   std::string name;   // written under the column
   std::string hover;
   std::optional<double> weight_default, weight_best, input_default, input_best;
-  std::vector<bool> markers;  // one per OverviewChart::marker_names
+  std::vector<bool> markers;                   // one per OverviewChart::marker_names
+  std::vector<std::optional<double>> schemes;  // one per OverviewChart::scheme_names; null: not quantized
+  bool sensitivity = false;                    // a candidate of --sensitivity's scheme (quantized in its runs)
+  std::optional<double> enable_db, skip_db;    // its enable-one and disable-one figures (null: no noise)
+  bool kept = false;                           // in the plan's keep list
 };
 struct OverviewChart {
   std::string title;
   std::vector<std::string> marker_names;
+  std::vector<std::string> scheme_names;  // the rows of local output SQNR (none without --schemes)
+  std::string sensitivity_label;          // the bars' row label ("" without --sensitivity)
+  double sensitivity_top = 50;            // the bars' dB scale, 0 to this
+  std::optional<double> target_db;        // --target-sqnr, a dashed line across the bars
+  double width_budget = 1040;             // the chart's width before it grows past kMinSlot per layer
   std::vector<OverviewLayer> layers;
 };
 std::string overview_chart(const OverviewChart& chart);

@@ -2,8 +2,9 @@
 """The HTML report in a real browser: headless Chromium loads it offline, the DOM has a section and
 plots per detector, and a screenshot shows the plots (the alarm and normal bar colours are on screen).
 Then, measured in the browser (a copy of the page with a probe script that opens every <details> and
-reads each SVG text's bounding box), on resnet18 and a 90-layer model with long names: no two texts of a
-chart overlap and none leaves its chart; the overview names every layer under its column, readable in a
+reads each SVG text's bounding box), on resnet18, resnet18 with --schemes rows, sensitivity bars and a plan,
+and a 90-layer model with long names: no two texts of a chart overlap and none leaves its chart; the plan's
+curve sits to the right of the overview chart; the overview names every layer under its column, readable in a
 screenshot; outlier charts are at most 12, the other modules with outliers in a table; a sparse channel's
 infinite ratio is a marker whose hover says inf, and the log axis ends within a decade of the largest
 finite ratio; the heading names the model; no two findings rows say the same thing.
@@ -188,8 +189,13 @@ torch.jit.save(torch.jit.script(nn.Sequential(layers).eval()), "{wide}.pt")
 torch.save([torch.randn(4, 8) for _ in range(2)], "{wide}_calib.pt")
 """], check=True)
 analyze(f"{wide}.pt", f"{wide}_calib.pt", f"{wide}.html", "--format", "html")
+# resnet18 with scheme rows (their figures written in the cells), the sensitivity bars and the plan's curve
+# beside the overview chart (issue 24 item 7).
+plan_html = os.path.join(tmp, "r18_plan.html")
+analyze(f"{R18}/model.pt", f"{R18}/calib.pt", plan_html, "--format", "html", "--schemes",
+        "int8-static,fp8-dynamic,int4-weight-only-g128", "--target-sqnr", "35", "--sensitivity-batches", "1")
 
-pages = {"spiky": html, "resnet18": r18_html, "90 layers": f"{wide}.html"}
+pages = {"spiky": html, "resnet18": r18_html, "90 layers": f"{wide}.html", "resnet18 with a plan": plan_html}
 probes = {}
 for name, path in pages.items():
     probes[name] = m = measure(path)
@@ -201,7 +207,8 @@ for name, path in pages.items():
         failures.append(f"{name}: {len(bad)} overlapping or clipped chart texts, e.g. {bad[:3]}")
     page = open(path, encoding="utf-8").read()
     # The heading names the model; findings with the same kind and text share one row.
-    model_path = {"spiky": f"{FIX}/parity/spiky/model.pt", "resnet18": f"{R18}/model.pt", "90 layers": f"{wide}.pt"}[name]
+    model_path = {"spiky": f"{FIX}/parity/spiky/model.pt", "resnet18": f"{R18}/model.pt", "90 layers": f"{wide}.pt",
+                  "resnet18 with a plan": f"{R18}/model.pt"}[name]
     if f"<h1>Quantization report: <code>{model_path}</code></h1>" not in page:
         failures.append(f"{name}: the heading does not name the model: {re.findall(r'<h1>.*?</h1>', page)}")
     rows = re.findall(r'<tr><td>([^<]*)</td><td>(?:(?!</td>).)*</td><td>([^<]*)</td></tr>',
@@ -239,6 +246,17 @@ if m:
             unreadable.append((t[5], dark))
     if unreadable:
         failures.append(f"overview screenshot: labels without text pixels {unreadable[:4]}")
+    # With a plan: the curve sits beside the overview chart (to its right, their tops within its title's
+    # height), and the scheme cells' figures are on the chart.
+    pm = probes.get("resnet18 with a plan")
+    if pm:
+        boxes = {c["id"]: c["box"] for c in pm["closed"] if c["id"] in ("overview-chart", "plan-curve")}
+        if len(boxes) != 2 or boxes["plan-curve"][0] < boxes["overview-chart"][2] - 1 or \
+                abs(boxes["plan-curve"][1] - boxes["overview-chart"][1]) > 20:
+            failures.append(f"resnet18 with a plan: the curve is not beside the overview chart: {boxes}")
+        ov = [c for c in pm["closed"] if c["id"] == "overview-chart"][0]
+        if sum(t[4] == "cv" for t in ov["texts"]) < layers:
+            failures.append("resnet18 with a plan: fewer scheme figures than layers on the overview chart")
     wide_ov = [c for c in probes["90 layers"]["closed"] if c["id"] == "overview-chart"] if probes.get("90 layers") else []
     want = [f"block_{i:02d}_projection_with_a_rather_long_descriptive_name" for i in range(90)]
     if not wide_ov or [t[5] for t in wide_ov[0]["texts"] if "ln" in t[4].split()] != want:

@@ -40,6 +40,11 @@ TEST_CASE("not_applicable follows torchao 0.18.0: Linear shapes, fp8 Conv2d/3d o
   CHECK(not_applicable(int4, 0, at::zeros({8, 96})));
   CHECK_FALSE(not_applicable(fp8, 0, at::zeros({32, 16})));
   CHECK(not_applicable(fp8, 0, at::zeros({10, 16})));
+  // torchao 0.18.0 takes a per-tensor 128x128 weight for 128x128 blocks and its matmul asserts; per row is fine.
+  CHECK(not_applicable(fp8, 0, at::zeros({128, 128})));
+  CHECK_FALSE(not_applicable(fp8, 0, at::zeros({256, 128})));
+  CHECK_FALSE(not_applicable(fp8, 0, at::zeros({128, 256})));
+  CHECK_FALSE(not_applicable(row, 0, at::zeros({128, 128})));
   CHECK_FALSE(not_applicable(fp8, 2, at::zeros({32, 16, 3, 3})));
   CHECK(not_applicable(fp8, 2, at::zeros({8, 16, 3, 3})));
   CHECK(not_applicable(fp8, 1, at::zeros({32, 16, 3})));
