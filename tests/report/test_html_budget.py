@@ -78,7 +78,7 @@ for name, shape, batches, extra in (("mobilenet_v3_small", (2, 3, 96, 96), 3, []
     want = ["overview", "worst", "findings", "per_channel_detector", "dynamic_vs_static_detector",
             "input_weight_equalization_detector", "outlier_detector", "quantization_error_detector"]
     if extra:
-        want[2:2] = ["schemes", "sensitivity"]
+        want[2:2] = ["schemes", "sensitivity", "pt2e"]  # pt2e: the X86InductorQuantizer settings, shown with a plan
     if sections != want:
         failures.append(f"{name}: sections {sections}, want {want}")
     for det in want[-5:]:
