@@ -132,6 +132,24 @@ void emit(const std::string& output, const std::string& text) { write_output(out
 
 }  // namespace
 
+// CLI11 reads an empty value as 0 and a hexadecimal one as a number ("0x1e" is 30): a CI job that passes
+// --target-sqnr "$UNSET" would gate on 0 dB and pass. Every numeric option, of every subcommand, takes
+// only a written-out decimal number (nan and inf still reach the options' own range checks).
+static void require_plain_numbers(CLI::App& app) {
+  static const CLI::Validator plain(
+      [](std::string& value) -> std::string {
+        if (value.empty()) return "a number is expected, not an empty value";
+        if (value.find_first_of("xX") != std::string::npos) return "a decimal number is expected, not '" + value + "'";
+        return "";
+      },
+      "", "decimal number");
+  for (CLI::Option* opt : app.get_options()) {
+    const std::string type = opt->get_type_name();
+    if (type == "FLOAT" || type == "INT" || type == "UINT" || type == "NUMBER") opt->check(plain);
+  }
+  for (CLI::App* sub : app.get_subcommands({})) require_plain_numbers(*sub);
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"qreport: find the parts of a TorchScript model that will quantize badly, before you quantize.\n"
                "Runs PyTorch ModelReport's detectors natively on calibration data."};
@@ -314,6 +332,7 @@ int main(int argc, char** argv) {
   diff->add_option("-o,--output", output, "Write to this file instead of stdout ('-': stdout)");
   diff->add_flag("-q,--quiet", quiet, "Only errors on stderr");
 
+  require_plain_numbers(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {

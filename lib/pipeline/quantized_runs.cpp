@@ -166,9 +166,11 @@ bool QuantizedRuns::add_noise(size_t k, const std::vector<at::Tensor>& got, at::
 std::optional<double> QuantizedRuns::db(const at::Tensor& noise, bool paired) const {
   if (!paired || !noise.defined()) return std::nullopt;
   const double n = noise.item<double>();
-  if (!(signal_ > 0.0) || !(n > 0.0)) return std::nullopt;
-  const double v = 10.0 * std::log10(signal_ / n);
-  return std::isfinite(v) ? std::optional<double>(v) : std::nullopt;
+  // Undefined (null): a zero or non-finite float output, or NaN noise. Zero noise is +inf (the output did
+  // not change, the best figure there is), infinite noise -inf: both are figures a target can be judged by.
+  if (!(signal_ > 0.0) || !std::isfinite(signal_) || std::isnan(n)) return std::nullopt;
+  if (n == 0.0) return std::numeric_limits<double>::infinity();
+  return 10.0 * std::log10(signal_ / n);
 }
 
 QuantizedRuns::Figures QuantizedRuns::sensitivity(std::vector<std::vector<c10::IValue>> args, State keep) {

@@ -44,9 +44,10 @@ class QuantizedRuns {
     std::optional<double> all;
   };
   Figures sensitivity(std::vector<std::vector<c10::IValue>> args, State keep);
-  // The model output SQNR with layer i in state[i] (after sensitivity(), on its batches); null where the
-  // noise or the signal is zero (nothing quantized, or nothing changed) or the outputs do not pair with the
-  // float run's.
+  // The model output SQNR with layer i in state[i] (after sensitivity(), on its batches): +inf where the
+  // output did not change at all, -inf where the noise is infinite, null where the figure is undefined (the
+  // float output is zero or not finite, the noise is NaN, or the outputs do not pair with the float run's).
+  // The same for Figures' entries. The report shows only finite figures; the plan judges all three kinds.
   std::optional<double> run(const std::vector<State>& state);
   size_t forwards() const { return forwards_; }  // whole runs over the batches so far, the float one included
 

@@ -3,6 +3,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <numeric>
 
@@ -15,11 +16,15 @@ namespace {
 using State = QuantizedRuns::State;
 using detectors::Value;
 
-Value db_value(const std::optional<double>& v) { return v ? Value::number(*v) : Value::null(); }
+// What the report shows of a figure: finite dB, else null (JSON has no infinities).
+std::optional<double> shown(const std::optional<double>& v) {
+  return v && std::isfinite(*v) ? v : std::nullopt;
+}
+Value db_value(const std::optional<double>& v) { return shown(v) ? Value::number(*v) : Value::null(); }
 
-// A null SQNR in a run that quantized something means the output did not change at all (zero noise): the
-// best possible, so it sorts above every number.
-double rank(const std::optional<double>& v) { return v ? *v : std::numeric_limits<double>::infinity(); }
+// +inf (the output did not change at all) sorts above every number; an undefined figure (null: a NaN or
+// zero output) below every one, so the plan never counts on it.
+double rank(const std::optional<double>& v) { return v ? *v : -std::numeric_limits<double>::infinity(); }
 
 }  // namespace
 
@@ -46,7 +51,7 @@ void measure_sensitivity(const SensitivityInput& in, report::Report& rep) {
   const std::vector<std::optional<double>>& enable = fig.enable;
   const std::vector<std::optional<double>>& skip = fig.skip;
   const std::optional<double> all = fig.all;
-  sens.all_quantized_db = all;
+  sens.all_quantized_db = shown(all);
   sens.forwards = runs.forwards();
 
   // The per-layer keys in the error detector's modules (null for a layer that is not a candidate).
@@ -62,7 +67,7 @@ void measure_sensitivity(const SensitivityInput& in, report::Report& rep) {
       m.fields.emplace(at, "sensitivity_output_sqnr_db", db_value(e));
     }
   }
-  for (size_t i = 0; i < n; ++i) sens.layers.push_back({runs.fqn(i), enable[i], skip[i]});
+  for (size_t i = 0; i < n; ++i) sens.layers.push_back({runs.fqn(i), shown(enable[i]), shown(skip[i])});
   if (!in.target_sqnr_db) return;
 
   // The plan: keep layers in the order of their disable-one figure, highest first (what keeping each one
@@ -80,10 +85,11 @@ void measure_sensitivity(const SensitivityInput& in, report::Report& rep) {
     return rank(enable[a]) < rank(enable[b]);
   });
   const double target = *in.target_sqnr_db;
-  auto reaches = [&](const std::optional<double>& v) { return !v || *v >= target; };  // null: no noise at all
+  // An undefined figure reaches nothing: a gate must not pass on a model whose output SQNR cannot be had.
+  auto reaches = [&](const std::optional<double>& v) { return v && *v >= target; };
   std::vector<State> state(n, State::Scheme);
   size_t kept = 0;
-  plan.curve.push_back({0, "", all});
+  plan.curve.push_back({0, "", shown(all)});
   std::optional<double> last = all;
   // The best a single quantized layer can do is its enable-one figure (all else in float): under a scheme
   // that keeps in float, a target above every enable-one figure is out of reach, and the walk is not run.
@@ -97,7 +103,7 @@ void measure_sensitivity(const SensitivityInput& in, report::Report& rep) {
       state[order[kept]] = keep;
       ++kept;
       last = runs.run(state);
-      plan.curve.push_back({kept, runs.fqn(order[kept - 1]), last});
+      plan.curve.push_back({kept, runs.fqn(order[kept - 1]), shown(last)});
       progress();
     }
   }
@@ -123,15 +129,18 @@ void measure_sensitivity(const SensitivityInput& in, report::Report& rep) {
     }
     state[best] = State::Scheme;
     plan.note = "The target is out of reach: with every layer " + std::string(int4 ? "at int8" : "in float") +
-                " but the best one ('" + runs.fqn(best) + "', " + (last ? format_db(*last) + " dB" : "null") +
+                " but the best one ('" + runs.fqn(best) + "', " + (shown(last) ? format_db(*last) + " dB" : "null") +
                 "), the model output SQNR stays below " + format_db(target) + " dB";
   }
+  if (!plan.reached && !all)
+    plan.note = "The model output SQNR is undefined (the float output is zero or not finite, or the quantized "
+                "output is NaN): no configuration can be judged to reach the target";
   int64_t quantized = 0;
   for (size_t i = 0; i < n; ++i) {
     if (state[i] == State::Scheme) quantized += runs.weight_numel(i);
     else plan.keep_float.push_back(runs.fqn(i));
   }
-  plan.achieved_output_sqnr_db = last;
+  plan.achieved_output_sqnr_db = shown(last);
   plan.quantized_weight_fraction =
       runs.all_weight_numel() > 0 ? static_cast<double>(quantized) / static_cast<double>(runs.all_weight_numel()) : 0.0;
   if (plan.note.empty() && plan.reached)

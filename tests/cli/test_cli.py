@@ -159,6 +159,15 @@ CASES = [
     # Review: an empty value (an unset variable in a CI script) was taken as "none" / no file.
     ("fail-on empty", ["analyze", LIN, "--calib", LINC, "--fail-on", ""], 2, "--fail-on needs a value: none, all"),
     ("save-stats empty", ["analyze", LIN, "--calib", LINC, "--save-stats", ""], 2, "--save-stats needs a file name"),
+    # Review: CLI11 read an empty number as 0 (--target-sqnr "" gated on 0 dB and passed) and "0x1e" as 30.
+    ("target-sqnr empty", ["analyze", LIN, "--calib", LINC, "--target-sqnr", "", "--fail-on", "plan"], 2,
+     "qreport: error: --target-sqnr: a number is expected, not an empty value (run 'qreport --help')"),
+    ("min-sqnr empty", ["analyze", LIN, "--calib", LINC, "--min-sqnr", "", "--fail-on", "sqnr"], 2,
+     "qreport: error: --min-sqnr: a number is expected, not an empty value (run 'qreport --help')"),
+    ("threads hexadecimal", ["analyze", LIN, "--calib", LINC, "--threads", "0x2"], 2,
+     "qreport: error: --threads: a decimal number is expected, not '0x2' (run 'qreport --help')"),
+    ("diff max drop empty", ["diff", LIN, LIN, "--max-sqnr-drop", ""], 2,
+     "qreport: error: --max-sqnr-drop: a number is expected, not an empty value (run 'qreport --help')"),
     ("sqnr gate on a layer with an infinite weight", ["analyze", f"{TMP}/winf.pt", "--calib", f"{TMP}/winf_calib.pt",
      "--fail-on", "sqnr", "--min-sqnr", "20", "-o", "/dev/null"], 1,
      "qreport: finding: sqnr 2: no SQNR: the signal is not finite"),

@@ -8,7 +8,8 @@ inputs fake-quantized by forward pre-hooks where the layer's call takes them, no
   * every layer quantized equals --simulate's recommended output SQNR (the same configuration);
   * the plan: the greedy order is the disable-one order, each curve point equals the Python run of its
     keep list, the last point is the achieved figure and reaches the target; an unreachable target says so;
-  * --fail-on plan: exit 0 when reached, 1 when not (exact lines), 2 without --target-sqnr (before any batch).
+  * --fail-on plan: exit 0 when reached, 1 when not (exact lines), 2 without --target-sqnr (before any batch);
+    a model whose output SQNR is undefined (all-zero float output) reaches no target (exit 1).
 Runs on both builds (PyTorch's observers only). Usage: test_sensitivity.py QREPORT"""
 import builtins
 import json
@@ -193,6 +194,25 @@ def main():
                 f"{len(layers) - 1} layers kept)\nqreport: --fail-on plan: 1 finding; exit 1\n")
         lines = [line for line in r.stderr.splitlines(True) if not line.startswith("qreport: warning")]
         check("".join(lines) == want, f"--fail-on plan stderr {r.stderr!r}, expected {want!r}")
+
+        # An undefined model output SQNR (the float output is all zeros) reaches no target: the plan is not
+        # reached and --fail-on plan fails (it used to pass, with "reached": true and a null figure).
+        class Zero(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(8, 4)
+
+            def forward(self, x):
+                return self.fc(x) * 0.0
+
+        with tempfile.TemporaryDirectory() as z:
+            torch.jit.save(torch.jit.script(Zero().eval()), f"{z}/model.pt")
+            torch.save([torch.randn(4, 8) for _ in range(2)], f"{z}/calib.pt")
+            r = run(z, "--target-sqnr", "30", "--fail-on", "plan", "-q", rc=1)
+            zp = json.loads(r.stdout)["plan"]
+            check(zp["reached"] is False and zp["achieved_output_sqnr_db"] is None
+                  and zp["note"].startswith("The model output SQNR is undefined"),
+                  f"zero-output model's plan {zp}")
 
         # Refusals: one line, exit 2, before calibration.
         for extra, msg in [
