@@ -116,6 +116,11 @@ class WithCond(nn.Module):
 
 export(WithCond().eval(), (torch.randn(2, 4),), "cond", None)
 
+# Exported in train mode: 2.x writes dropout's and batch norm's training flags into the graph, not a buffer
+# mutation, so only the nodes themselves show it.
+export(nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.ReLU(), nn.Linear(8, 2)).train(), (torch.randn(2, 4),),
+       "train_dropout", None)
+
 
 @torch.library.custom_op("qreport_test::twice", mutates_args=())
 def twice(x: torch.Tensor) -> torch.Tensor:

@@ -213,6 +213,7 @@ class NodeCompiler {
     for (const c10::Argument& arg : schema.arguments()) {
       if (given.erase(arg.name())) {
         step_.args.push_back(operand(input_named(arg.name()), arg.type()));
+        refuse_training(arg.name(), step_.args.back());
       } else if (arg.default_value()) {
         Operand o;
         o.constant = *arg.default_value();
@@ -225,6 +226,15 @@ class NodeCompiler {
       reject("argument '" + *given.begin() + "' is not in this LibTorch's schema of " + schema.name() +
              " (the program was saved by PyTorch " + impl_.torch_version + ")");
     define_results(schema.returns().size());
+  }
+
+  // A program exported in train mode (2.x writes no buffer mutation for it) keeps dropout's and batch
+  // norm's training flags: the first draws a random mask on every run, the second normalizes by the batch,
+  // so no two runs would agree and nothing measured would be the eval model's. Refused, naming the node.
+  void refuse_training(const std::string& name, const Operand& o) const {
+    if ((name == "train" || name == "training") && o.kind == Operand::Constant && o.constant.isBool() &&
+        o.constant.toBool())
+      reject("runs in training mode (" + name + "=True): call model.eval() before torch.export.export");
   }
 
   void define_results(size_t expected) {

@@ -136,6 +136,9 @@ def conv_node(doc):
 
 CASES = [
     ("higher-order op", f"{FIX}/cond.pt2", "node 'cond' (torch.ops.higher_order.cond): a higher-order operator"),
+    # Review: a program exported in train mode ran, with a new dropout mask on every run.
+    ("train mode", f"{FIX}/train_dropout.pt2", "(torch.ops.aten.dropout.default): runs in training mode (train=True): "
+     "call model.eval() before torch.export.export"),
     ("custom op", f"{FIX}/custom_op.pt2", "(torch.ops.qreport_test.twice.default): a custom operator with no kernel"),
     ("dynamic sequence", f"{FIX}/dynamic_seq.pt2", "input 'x' has a symbolic size"),
     ("random bytes", f"{TMP}/random.pt2", "cannot load model"),
