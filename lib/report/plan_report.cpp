@@ -161,8 +161,12 @@ std::string plan_python(const KeepPlan& p) {
   if (int4) import += ", Int8WeightOnlyConfig";
   std::string out = "# qreport plan (" + p.scheme + ", torchao 0.18.0): " +
                     (int4 ? "kept layers at int8-weight-only\n" : "kept layers in float\n");
+  // Checked on TransformerEncoderLayer with the int8 configurations: under torch.no_grad() the model fails
+  // in torchao 0.18.0 (review), under inference_mode it runs and matches the plan's figure.
+  out += "# run the quantized model under torch.inference_mode(): under torch.no_grad() nn.MultiheadAttention's\n"
+         "# fast path transposes out_proj's weight (aten.t), which torchao 0.18.0's quantized tensors do not implement\n";
   out += "import torch\nfrom torchao.quantization import " + import + "\n\n";
-  out += "keep = {" + names + "}\n";
+  out += "keep = " + (names.empty() ? std::string("set()") : "{" + names + "}") + "\n";  // {} is a dict
   if (int4)
     out += "quantize_(model, Int8WeightOnlyConfig(), filter_fn=lambda m, fqn: isinstance(m, torch.nn.Linear) and fqn in keep)\n";
   std::string filter = "isinstance(m, " + layers + ") and fqn not in keep";

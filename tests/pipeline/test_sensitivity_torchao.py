@@ -156,6 +156,13 @@ def main():
                 quantized = type(getattr(m, f).weight).__name__ != "Parameter"
                 check(quantized == (f not in plan["keep_float"]), f"{scheme}: {f} quantized {quantized} by plan.python")
 
+        # A target every layer quantized reaches: nothing kept, and `keep` is an empty set, not {} (a dict).
+        plan = run(d, "--target-sqnr", "0", "--scheme", "int8-dynamic")["plan"]
+        scope = {"model": copy.deepcopy(model)}
+        exec(plan["python"], scope)
+        check(plan["keep_float"] == [] and scope["keep"] == set() and isinstance(scope["keep"], set),
+              f"nothing kept: keep is {scope['keep']!r}")
+
         # int4-weight-only-g32, kept layers at int8-weight-only
         rep = run(d, "--sensitivity", "--scheme", "int4-weight-only-g32")
         mods = rep["detectors"]["quantization_error_detector"]["modules"]
