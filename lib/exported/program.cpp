@@ -97,9 +97,38 @@ void read_user_input(const Json& graph, const std::string& name, const Json& ran
   impl.inputs.push_back(std::move(in));
 }
 
-Slot state_slot(Program::Impl& impl, const std::string& graph_name, const std::string& fqn, const Json& where) {
+std::string dims_text(at::IntArrayRef sizes) {
+  std::string out = "[";
+  for (size_t i = 0; i < sizes.size(); ++i) out += (i ? ", " : "") + std::to_string(sizes[i]);
+  return out + "]";
+}
+
+// The stored tensor must be what the graph declares for its placeholder: a weight record of another dtype
+// or shape (a hand-edited or mixed-up archive) would otherwise fail deep inside a kernel at run time, as
+// an internal error, or run on the wrong values.
+void check_stored(const Json& graph, const std::string& graph_name, const std::string& fqn, const at::Tensor& t,
+                  const Json& where) {
+  const Json values = graph["tensor_values"];
+  if (!values.has(graph_name.c_str())) return;
+  const Json meta = values[graph_name.c_str()];
+  const c10::ScalarType dtype = scalar_type(meta["dtype"]);
+  const Json sizes = meta["sizes"];
+  std::vector<int64_t> want;
+  for (size_t d = 0; d < sizes.size(); ++d) {
+    Json v(nullptr, "");
+    if (sizes.at(d).union_kind(&v) != "as_int") return;  // symbolic: checked when it runs
+    want.push_back(v.int64());
+  }
+  if (t.scalar_type() != dtype || t.sizes() != at::IntArrayRef(want))
+    where.fail("'" + fqn + "' is stored as " + c10::toString(t.scalar_type()) + " " + dims_text(t.sizes()) +
+               " but the graph declares " + c10::toString(dtype) + " " + dims_text(want));
+}
+
+Slot state_slot(Program::Impl& impl, const Json& graph, const std::string& graph_name, const std::string& fqn,
+                const Json& where) {
   auto it = impl.state.find(fqn);
   if (it == impl.state.end()) where.fail("'" + fqn + "' has no stored tensor in the archive");
+  check_stored(graph, graph_name, fqn, it->second, where);
   if (impl.slot_of.count(graph_name)) where.fail("'" + graph_name + "' is declared twice");
   const Slot s = static_cast<Slot>(impl.slot_count++);
   impl.slot_of[graph_name] = s;
@@ -116,11 +145,11 @@ void read_signature(const Json& gm, const Json& ranges, Program::Impl& impl) {
     Json v(nullptr, "");
     const std::string kind = specs.at(i).union_kind(&v);
     if (kind == "parameter") {
-      state_slot(impl, v["arg"]["name"].str(), v["parameter_name"].str(), v);
+      state_slot(impl, graph, v["arg"]["name"].str(), v["parameter_name"].str(), v);
     } else if (kind == "buffer") {
-      state_slot(impl, v["arg"]["name"].str(), v["buffer_name"].str(), v);
+      state_slot(impl, graph, v["arg"]["name"].str(), v["buffer_name"].str(), v);
     } else if (kind == "tensor_constant") {
-      state_slot(impl, v["arg"]["name"].str(), v["tensor_constant_name"].str(), v);
+      state_slot(impl, graph, v["arg"]["name"].str(), v["tensor_constant_name"].str(), v);
     } else if (kind == "user_input") {
       Json arg(nullptr, "");
       if (v["arg"].union_kind(&arg) != "as_tensor")

@@ -163,6 +163,10 @@ CASES = [
      "sizes[0].as_int: an integer beyond 64-bit range"),
     ("short weight", rewrite("short", edit_json(W, set_meta("sizes", [{"as_int": 6}, {"as_int": 256}]))),
      "needs 6144 bytes, record 'data/weights/weight_4' has 5120"),
+    # Review: a weight stored with another shape than the graph declares failed at run time (exit 3).
+    ("weight shape not the graph's", rewrite("transposed", edit_json(W, lambda d: (
+        set_meta("sizes", [{"as_int": 256}, {"as_int": 5}])(d), set_meta("strides", [{"as_int": 5}, {"as_int": 1}])(d)))),
+     "'fc.weight' is stored as Float [256, 5] but the graph declares Float [5, 256]"),
     ("unknown dtype", rewrite("dtype", edit_json(W, set_meta("dtype", 99))), "dtype 99 is not one qreport reads"),
     ("pickled payload", rewrite("pickled", edit_json(W, set_weight("use_pickle", True))), "a pickled payload"),
     ("unknown schema version", rewrite("schema", edit_json("models/model.json",
