@@ -56,7 +56,7 @@ void apply_plan_options(const PlanArgs& a, bool plan_gate, bool from_stats, bool
     throw UsageError("--sensitivity and --target-sqnr run in one process, not in a distributed job");
   if (a.batches < 1) throw UsageError("--sensitivity-batches must be at least 1");
   if (target && !std::isfinite(a.target)) throw UsageError("--target-sqnr must be a finite number of dB");
-  const auto parsed = schemes::parse(a.scheme);
+  const auto parsed = schemes::parse(a.scheme, "--scheme");
   if (parsed.size() != 1)
     throw UsageError("--scheme takes one scheme name (got '" + a.scheme + "'); --schemes takes a list");
   if (parsed[0].kind == schemes::Kind::SmoothQuant)

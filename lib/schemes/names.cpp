@@ -22,7 +22,7 @@ std::string trim(const std::string& s) {
   return s.substr(b, s.find_last_not_of(" \t") - b + 1);
 }
 
-Scheme parse_one(const std::string& name) {
+Scheme parse_one(const std::string& name, const std::string& option) {
   for (const auto& [n, k] : fixed_names())
     if (name == n) return {k, 0, n};
   const std::string int4 = "int4-weight-only";
@@ -32,9 +32,9 @@ Scheme parse_one(const std::string& name) {
     // torchao's Int4WeightOnlyConfig documents 32, 64, 128 (and 256, which qreport does not offer).
     for (const char* ok : {"32", "64", "128"})
       if (g == ok) return {Kind::Int4WeightOnly, std::stoll(g), name};
-    throw UsageError("--schemes: bad int4 group size in '" + name + "': G must be 32, 64 or 128");
+    throw UsageError(option + ": bad int4 group size in '" + name + "': G must be 32, 64 or 128");
   }
-  throw UsageError("--schemes: unknown scheme '" + name + "' (valid: " + valid_names() + ")");
+  throw UsageError(option + ": unknown scheme '" + name + "' (valid: " + valid_names() + ")");
 }
 
 }  // namespace
@@ -44,14 +44,14 @@ std::string valid_names() {
          "fp8-dynamic, fp8-dynamic-per-row, smoothquant";
 }
 
-std::vector<Scheme> parse(const std::string& list) {
+std::vector<Scheme> parse(const std::string& list, const std::string& option) {
   std::vector<Scheme> out;
   size_t start = 0;
   while (true) {
     const size_t comma = list.find(',', start);
     const std::string name = trim(list.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
-    if (name.empty()) throw UsageError("--schemes: empty scheme name in '" + list + "' (valid: " + valid_names() + ")");
-    Scheme s = parse_one(name);
+    if (name.empty()) throw UsageError(option + ": empty scheme name in '" + list + "' (valid: " + valid_names() + ")");
+    Scheme s = parse_one(name, option);
     if (std::none_of(out.begin(), out.end(), [&](const Scheme& o) { return o.name == s.name; })) out.push_back(s);
     if (comma == std::string::npos) break;
     start = comma + 1;

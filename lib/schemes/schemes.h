@@ -28,7 +28,7 @@ struct Scheme {
 
 // --schemes: a comma list of scheme names, in the order given, duplicates dropped ("int4-weight-only" is
 // G = 128). An unknown name or group size throws UsageError with one line naming the valid ones.
-std::vector<Scheme> parse(const std::string& list);
+std::vector<Scheme> parse(const std::string& list, const std::string& option = "--schemes");  // option: named in errors
 // Every accepted name, for --help and error messages.
 std::string valid_names();
 

@@ -231,6 +231,11 @@ def main():
             check("calibration batch" not in r.stderr, f"{extra}: calibrated before refusing")
             if msg:
                 check(r.stderr.strip().endswith(msg), f"{extra}: stderr {r.stderr!r}")
+        # Review: a bad --scheme was reported as a bad --schemes.
+        r = subprocess.run([QREPORT, "analyze", f"{d}/model.pt", "--calib", f"{d}/calib.pt", "--sensitivity",
+                            "--scheme", "foo"], capture_output=True, text=True)
+        check(r.returncode == 2 and r.stderr.startswith("qreport: error: --scheme: unknown scheme 'foo' (valid: "),
+              f"--scheme foo: exit {r.returncode}, {r.stderr!r}")
         text = run(d, "--target-sqnr", str(target), "--format", "text").stdout
         check("== plan (--target-sqnr" in text and "keep conv2" in text, "text report without the plan")
         html = run(d, "--target-sqnr", str(target), "--format", "html").stdout
