@@ -102,7 +102,8 @@ QuantizedRuns::QuantizedRuns(const model::ModelView& model, RunHost& host, const
     for (size_t i = 0; i < fqns.size() && i < 3; ++i) names += (i ? ", '" : "'") + fqns[i] + "'";
     if (fqns.size() > 3) names += ", ...";
     warnings->push_back("sensitivity: " + std::to_string(fqns.size()) + " layer" + (fqns.size() == 1 ? "" : "s") +
-                        " (" + names + ") stay in float in every run under " + scheme.name + ": " + why);
+                        " (" + names + ") " + (fqns.size() == 1 ? "stays" : "stay") + " in float in every run under " +
+                        scheme.name + ": " + why);
   }
 }
 
