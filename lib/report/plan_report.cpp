@@ -254,7 +254,7 @@ std::string plan_finding(const Report& r) {
   if (!r.plan.ran || r.plan.reached) return "";
   return "plan: the target " + format_db(r.plan.target_sqnr_db) + " dB is not reached under " + r.plan.scheme +
          " (best: " + show(r.plan.achieved_output_sqnr_db) + " with " + std::to_string(r.plan.keep_float.size()) +
-         " layers kept)";
+         (r.plan.keep_float.size() == 1 ? " layer kept)" : " layers kept)");
 }
 
 }  // namespace qreport::report

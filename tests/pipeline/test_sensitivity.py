@@ -208,8 +208,11 @@ def main():
         with tempfile.TemporaryDirectory() as z:
             torch.jit.save(torch.jit.script(Zero().eval()), f"{z}/model.pt")
             torch.save([torch.randn(4, 8) for _ in range(2)], f"{z}/calib.pt")
-            r = run(z, "--target-sqnr", "30", "--fail-on", "plan", "-q", rc=1)
+            r = run(z, "--target-sqnr", "30", "--fail-on", "plan", rc=1)
             zp = json.loads(r.stdout)["plan"]
+            check(r.stderr.endswith("qreport: finding: plan: the target 30.0 dB is not reached under int8-static "
+                                    "(best: null with 0 layers kept)\nqreport: --fail-on plan: 1 finding; exit 1\n"),
+                  f"zero-output model's gate lines {r.stderr!r}")
             check(zp["reached"] is False and zp["achieved_output_sqnr_db"] is None
                   and zp["note"].startswith("The model output SQNR is undefined"),
                   f"zero-output model's plan {zp}")
