@@ -26,12 +26,11 @@
 #include "pipeline/front.h"
 #include "pipeline/layer_capture.h"
 #include "pipeline/stage_clock.h"
+#include "pipeline/whole_model_passes.h"
 #include "pipeline/layer_error.h"
 #include "pipeline/observe_worker.h"
 #include "pipeline/plan.h"
 #include "pipeline/run_host.h"
-#include "pipeline/sensitivity.h"
-#include "pipeline/simulate.h"
 #include "stats/stats.h"
 
 namespace qreport::pipeline {
@@ -335,44 +334,19 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job, s
   spdlog::debug("error pass: {} bytes of layer values kept from calibration", capture.bytes());
   capture.clear();
   clock.lap("error_pass");
-  if (o.simulate) {
-    const std::unique_ptr<RunHost> host = script_run_host(model);
-    SimulationInput in;
-    in.model = &model;
-    in.host = host.get();
-    in.stats = &plan;
-    in.mapping = &rep.qconfig;
-    in.backend = o.error.backend;
-    in.batches = archive.size();
-    in.batch = [&](size_t i) {
-      std::vector<c10::IValue> args = normalized_args(model, archive.batch(i), i);  // checked in the first pass
-      to_device(args);
-      return args;
-    };
-    in.on_batch = [&](size_t done, size_t total) {
-      archive.release(done - 1);
-      if (o.on_simulate_batch) o.on_simulate_batch(done, total);
-    };
-    rep.simulation = simulate(in, &rep.warnings);
-    clock.lap("simulate");
-  }
-  if (o.sensitivity) {
-    const std::unique_ptr<RunHost> host = script_run_host(model);
-    SensitivityInput in;
-    in.model = &model;
-    in.host = host.get();
-    in.scheme = o.sensitivity_scheme;
-    in.batches = std::min(static_cast<size_t>(o.sensitivity_batches), mine.size());
-    in.batch = [&](size_t k) {
-      std::vector<c10::IValue> args = normalized_args(model, archive.batch(mine[k]), mine[k]);  // checked before
-      to_device(args);
-      return args;
-    };
-    in.target_sqnr_db = o.target_sqnr_db;
-    in.on_run = o.on_sensitivity_run;
-    measure_sensitivity(in, rep);
-    clock.lap("sensitivity");
-  }
+  WholeModelPasses passes;
+  passes.model = &model;
+  passes.make_host = [&] { return script_run_host(model); };
+  passes.stats = &plan;
+  passes.simulate_batches = archive.size();
+  passes.sensitivity_batches = mine;
+  passes.args_of = [&](size_t i) {
+    std::vector<c10::IValue> args = normalized_args(model, archive.batch(i), i);  // checked in the first pass
+    to_device(args);
+    return args;
+  };
+  passes.release = [&](size_t i) { archive.release(i); };
+  run_whole_model_passes(passes, o, rep, clock);
   return rep;
 }
 

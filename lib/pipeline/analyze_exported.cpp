@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <numeric>
 #include <future>
 #include <map>
 
@@ -20,9 +21,8 @@
 #include "pipeline/layer_error.h"
 #include "pipeline/observe_worker.h"
 #include "pipeline/plan.h"
-#include "pipeline/sensitivity.h"
-#include "pipeline/simulate.h"
 #include "pipeline/stage_clock.h"
+#include "pipeline/whole_model_passes.h"
 #include "stats/stats.h"
 
 namespace qreport::pipeline {
@@ -240,42 +240,21 @@ report::Report analyze_exported(const AnalyzeOptions& o, std::string* stats_byte
   in.host.reset();  // its observations go before the whole-model passes' own
   clock.lap("error_pass");
 
-  // Forward's arguments of batch k as the hosts take them: the program's inputs, checked in calibration.
-  auto args_of = [&](size_t k) {
+  WholeModelPasses passes;
+  passes.model = &view;
+  passes.make_host = [&] { return exported_run_host(program, view, front); };
+  passes.stats = &plan;
+  passes.simulate_batches = archive.size();
+  passes.sensitivity_batches.resize(archive.size());
+  std::iota(passes.sensitivity_batches.begin(), passes.sensitivity_batches.end(), size_t{0});
+  // The program's inputs as the hosts take them, checked in calibration.
+  passes.args_of = [&](size_t i) {
     std::vector<c10::IValue> args;
-    for (auto& t : tensors(exported_args(program, archive.batch(k), k))) args.emplace_back(std::move(t));
+    for (auto& t : tensors(exported_args(program, archive.batch(i), i))) args.emplace_back(std::move(t));
     return args;
   };
-  if (o.simulate) {
-    const std::unique_ptr<RunHost> host = exported_run_host(program, view, front);
-    SimulationInput sim;
-    sim.model = &view;
-    sim.host = host.get();
-    sim.stats = &plan;
-    sim.mapping = &rep.qconfig;
-    sim.backend = o.error.backend;
-    sim.batches = archive.size();
-    sim.batch = args_of;
-    sim.on_batch = [&](size_t done, size_t total) {
-      archive.release(done - 1);
-      if (o.on_simulate_batch) o.on_simulate_batch(done, total);
-    };
-    rep.simulation = simulate(sim, &rep.warnings);
-    clock.lap("simulate");
-  }
-  if (o.sensitivity) {
-    const std::unique_ptr<RunHost> host = exported_run_host(program, view, front);
-    SensitivityInput sens;
-    sens.model = &view;
-    sens.host = host.get();
-    sens.scheme = o.sensitivity_scheme;
-    sens.batches = std::min(static_cast<size_t>(o.sensitivity_batches), archive.size());
-    sens.batch = args_of;
-    sens.target_sqnr_db = o.target_sqnr_db;
-    sens.on_run = o.on_sensitivity_run;
-    measure_sensitivity(sens, rep);
-    clock.lap("sensitivity");
-  }
+  passes.release = [&](size_t i) { archive.release(i); };
+  run_whole_model_passes(passes, o, rep, clock);
   return rep;
 }
 
