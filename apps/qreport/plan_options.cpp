@@ -21,6 +21,12 @@ void add_plan_options(CLI::App* analyze, PlanArgs& a) {
   a.batches_opt = analyze->add_option("--sensitivity-batches", a.batches,
                                       "How many calibration batches (the first ones) the sensitivity runs use")
                       ->capture_default_str();
+  a.runs_opt = analyze->add_option("--sensitivity-runs", a.runs,
+                                   "both: enable-one and disable-one runs (about layers + 2 forwards of the batches); "
+                                   "enable-one: the enable-one runs only, about half the cost, and the plan orders "
+                                   "layers by their enable-one figure")
+                   ->check(CLI::IsMember({"both", "enable-one"}))
+                   ->capture_default_str();
   a.target_opt = analyze->add_option(
       "--target-sqnr", a.target,
       "Plan which layers to keep in float (at int8 under an int4 scheme) so that the model output SQNR under --scheme "
@@ -47,8 +53,9 @@ void apply_plan_options(const PlanArgs& a, bool plan_gate, bool from_stats, bool
   const bool target = a.target_opt->count() > 0;
   if (plan_gate && !target)
     throw UsageError("--fail-on plan needs --target-sqnr DB (the model output SQNR the plan must reach)");
-  if (!a.sensitivity && !target && (a.scheme_opt->count() || a.batches_opt->count()))
-    throw UsageError("--scheme and --sensitivity-batches set the sensitivity pass: add --sensitivity or --target-sqnr DB");
+  if (!a.sensitivity && !target && (a.scheme_opt->count() || a.batches_opt->count() || a.runs_opt->count()))
+    throw UsageError("--scheme, --sensitivity-batches and --sensitivity-runs set the sensitivity pass: add --sensitivity "
+                     "or --target-sqnr DB");
   if (!a.sensitivity && !target) return;
   if (from_stats)
     throw UsageError("--sensitivity and --target-sqnr run the model on the calibration data: use qreport analyze --calib");
@@ -65,6 +72,7 @@ void apply_plan_options(const PlanArgs& a, bool plan_gate, bool from_stats, bool
   o.sensitivity = true;
   o.sensitivity_scheme = parsed[0];
   o.sensitivity_batches = a.batches;
+  o.sensitivity_disable_one = a.runs == "both";
   if (target) o.target_sqnr_db = a.target;
 }
 

@@ -14,7 +14,8 @@ struct PlanArgs {
   std::string scheme = "int8-static";
   int64_t batches = 4;
   double target = 0.0;
-  CLI::Option *scheme_opt = nullptr, *batches_opt = nullptr, *target_opt = nullptr;
+  std::string runs = "both";
+  CLI::Option *scheme_opt = nullptr, *batches_opt = nullptr, *target_opt = nullptr, *runs_opt = nullptr;
 };
 
 void add_plan_options(CLI::App* analyze, PlanArgs& args);

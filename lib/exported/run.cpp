@@ -340,6 +340,30 @@ std::string Program::unapplied_weight_reader(const std::string& weight_fqn) cons
   return reader;
 }
 
+namespace {
+
+// Whether an argument of a weight-applying node is known without running the program: a constant, a list of
+// constant ints, or a stored tensor (the bias).
+bool fixed_operand(const Program::Impl& m, const Operand& o) {
+  if (o.kind == Operand::Constant) return true;
+  if (o.kind == Operand::IntList) return std::all_of(o.slots.begin(), o.slots.end(), [](Slot s) { return s < 0; });
+  return o.kind == Operand::Value && m.state_name.count(o.slot) > 0;
+}
+
+}  // namespace
+
+std::string Program::cannot_apply_weight_op(const std::string& weight_fqn) const {
+  const Impl& m = *impl_;
+  for (const Step& step : m.steps) {
+    if (!applies_weight(m, step, weight_fqn)) continue;
+    for (size_t i = 2; i < step.args.size(); ++i)
+      if (!fixed_operand(m, step.args[i]))
+        return "it is applied by " + step.target + " with arguments computed at run time, so it cannot be applied alone";
+    return "";
+  }
+  return "no Linear/Conv node of the exported program applies it";
+}
+
 at::Tensor Program::apply_weight_op(const std::string& weight_fqn, const at::Tensor& x, const at::Tensor& weight) const {
   const Impl& m = *impl_;
   for (const Step& step : m.steps) {

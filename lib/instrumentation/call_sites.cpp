@@ -1,3 +1,5 @@
+#include <torch/csrc/jit/ir/constants.h>
+
 #include <algorithm>
 
 #include "instrumentation/graph_passes.h"
@@ -76,6 +78,51 @@ std::vector<LeafCall> collect_functional_calls(torch::jit::Graph& graph, const s
     out.push_back({n, *fqn, n->input(0), n->output(), n->kind().toQualString()});
   });
   return out;
+}
+
+std::optional<c10::IValue> constant_or_attribute(torch::jit::Value* v, torch::jit::Value* self, const c10::IValue& root) {
+  torch::jit::Node* n = v->node();
+  if (n->kind() == c10::prim::Constant) return torch::jit::toIValue(v);
+  // An Optional[Tensor] refined by `if bias is not None` reaches the op through a cast of the same value.
+  if (n->kind() == c10::prim::unchecked_cast) return constant_or_attribute(n->input(0), self, root);
+  if (n->kind() == c10::prim::ListConstruct) {
+    c10::List<int64_t> ints;
+    for (torch::jit::Value* e : n->inputs()) {
+      auto x = constant_or_attribute(e, self, root);
+      if (!x || !x->isInt()) return std::nullopt;
+      ints.push_back(x->toInt());
+    }
+    return c10::IValue(ints);
+  }
+  if (n->kind() != c10::prim::GetAttr) return std::nullopt;
+  std::vector<std::string> names;
+  while (v != self) {
+    if (v->node()->kind() != c10::prim::GetAttr) return std::nullopt;
+    names.push_back(v->node()->s(c10::attr::name));
+    v = v->node()->input(0);
+  }
+  c10::IValue cur = root;
+  for (auto it = names.rbegin(); it != names.rend(); ++it) {
+    if (!cur.isObject()) return std::nullopt;
+    const auto obj = cur.toObject();
+    if (!obj->type()->hasAttribute(*it)) return std::nullopt;
+    cur = obj->getAttr(*it);
+  }
+  return cur;
+}
+
+bool same_arguments(const std::vector<c10::IValue>& a, const std::vector<c10::IValue>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].isTensor() || b[i].isTensor()) {
+      if (!a[i].isTensor() || !b[i].isTensor() ||
+          a[i].toTensor().unsafeGetTensorImpl() != b[i].toTensor().unsafeGetTensorImpl())
+        return false;
+    } else if (!(a[i] == b[i])) {
+      return false;
+    }
+  }
+  return true;
 }
 
 }  // namespace qreport::instrumentation

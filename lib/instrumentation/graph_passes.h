@@ -70,6 +70,13 @@ std::vector<LeafCall> collect_leaf_calls(torch::jit::Graph& graph, std::vector<s
 // nn.MultiheadAttention's out_proj, or a user's F.linear(x, self.proj.weight).
 std::vector<LeafCall> collect_functional_calls(torch::jit::Graph& graph, const std::vector<LeafCall>& calls);
 
+// The value of `v` where the graph fixes it: a constant, a list of int constants, or an attribute reached
+// from `self` through prim::GetAttr, read from `root` (the module object `self` stands for); nullopt where
+// it is computed at run time.
+std::optional<c10::IValue> constant_or_attribute(torch::jit::Value* v, torch::jit::Value* self, const c10::IValue& root);
+// Whether two such argument lists are the same: tensors by identity, the rest by value.
+bool same_arguments(const std::vector<c10::IValue>& a, const std::vector<c10::IValue>& b);
+
 // A fused op that computes with a module's weight outside that module's call, e.g.
 // aten::_transformer_encoder_layer_fwd using linear1.weight: calls through it are never observed.
 struct FusedUse {

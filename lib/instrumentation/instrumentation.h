@@ -71,6 +71,13 @@ class Instrumenter {
   // The op through which `fqn` is called when it has no call of its own but its weight is applied by
   // aten::linear or aten::convNd (MultiheadAttention's out_proj); "" for a module call.
   std::string functional_op(const std::string& fqn) const;
+  // For such a layer: the layer applied alone exactly as its call applies it, to an input and a weight:
+  // that op with the call's own other arguments (bias; stride, padding, dilation, groups), since
+  // F.linear(x, self.fc.weight) passes no bias although fc has one. Those arguments must be constants or
+  // attributes of the model (read through prim::GetAttr): nullopt where one is computed at run time, or
+  // where the layer's calls pass different ones.
+  using LayerApply = std::function<at::Tensor(const at::Tensor& input, const at::Tensor& weight)>;
+  std::optional<LayerApply> functional_apply(const std::string& fqn) const;
   // Fused fast-path ops found in forward ("aten::_native_multi_head_attention (self_attn.out_proj)").
   // When there are any, the grad-mode queries that select them answer true: the slow path runs.
   const std::vector<std::string>& fast_paths() const;

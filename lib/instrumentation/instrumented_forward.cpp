@@ -1,5 +1,6 @@
 #include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
+#include <torch/csrc/jit/runtime/operator.h>
 
 #include <algorithm>
 #include <sstream>
@@ -152,6 +153,33 @@ std::string Instrumenter::functional_op(const std::string& fqn) const {
   for (const auto& c : impl_->calls)
     if (c.fqn == fqn) return c.functional;
   return {};
+}
+
+std::optional<Instrumenter::LayerApply> Instrumenter::functional_apply(const std::string& fqn) const {
+  torch::jit::Value* self = impl_->graph->inputs().at(0);
+  const c10::IValue root = impl_->model->module()._ivalue();
+  std::optional<std::vector<c10::IValue>> found;
+  std::optional<torch::jit::Operation> operation;
+  for (const auto& c : impl_->calls) {
+    if (c.fqn != fqn || c.functional.empty()) continue;
+    std::vector<c10::IValue> mine;
+    for (size_t i = 2; i < c.node->inputs().size(); ++i) {
+      auto v = constant_or_attribute(c.node->input(i), self, root);
+      if (!v) return std::nullopt;
+      mine.push_back(std::move(*v));
+    }
+    if (found && !same_arguments(*found, mine)) return std::nullopt;
+    found = std::move(mine);
+    if (!operation && c.node->maybeOperator()) operation = c.node->getOperation();
+  }
+  if (!found || !operation) return std::nullopt;
+  // The node's own overload (conv2d's padding may be a string), run on a stack as the interpreter would.
+  return LayerApply([operation = std::move(*operation), args = std::move(*found)](const at::Tensor& x, const at::Tensor& w) mutable {
+    torch::jit::Stack stack{x, w};
+    stack.insert(stack.end(), args.begin(), args.end());
+    operation(stack);
+    return stack.back().toTensor();
+  });
 }
 
 const std::vector<std::string>& Instrumenter::fast_paths() const { return impl_->fast_paths; }

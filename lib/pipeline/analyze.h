@@ -52,6 +52,9 @@ struct AnalyzeOptions {
   bool sensitivity = false;
   schemes::Scheme sensitivity_scheme{schemes::Kind::Int8Static, 0, "int8-static"};
   int64_t sensitivity_batches = 4;
+  // --sensitivity-runs enable-one: no disable-one runs (about half the pass); the plan then orders layers by
+  // their enable-one figure.
+  bool sensitivity_disable_one = true;
   std::optional<double> target_sqnr_db;
   std::function<void(size_t, size_t)> on_sensitivity_run;
   // Called after each calibration batch with (batches done, total), and after each --simulate batch.

@@ -92,7 +92,18 @@ class ExportedLayerHost : public LayerHost {
   void observe_input(const std::string& site, int64_t id) override { program_.observe(site, exported::Side::Input, id); }
   at::Tensor weight_of(const std::string& fqn) override {
     const std::string name = model_.weight_name(fqn);
-    return name.empty() ? at::Tensor() : program_.state(name);
+    if (name.empty()) return {};
+    // A node whose bias (stride, ...) is computed at run time cannot be applied alone: the layer's figure is
+    // null, saying why, as on the TorchScript path.
+    if (std::string why = program_.cannot_apply_weight_op(name); !why.empty()) {
+      cannot_[fqn] = why;
+      return {};
+    }
+    return program_.state(name);
+  }
+  std::string cannot_apply(const std::string& fqn) const override {
+    const auto it = cannot_.find(fqn);
+    return it == cannot_.end() ? "" : it->second;
   }
   at::Tensor apply(const std::string& fqn, const at::Tensor& x, const at::Tensor& weight) override {
     return program_.apply_weight_op(model_.weight_name(fqn), x, weight);
@@ -104,6 +115,7 @@ class ExportedLayerHost : public LayerHost {
   const exported::ExportedModel& model_;
   const ExportedFront& front_;
   std::function<std::vector<at::Tensor>(size_t)> batch_;
+  std::map<std::string, std::string> cannot_;  // fqn -> why it cannot be applied alone
 };
 
 }  // namespace

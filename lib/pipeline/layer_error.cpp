@@ -57,21 +57,30 @@ class ScriptLayerHost : public LayerHost {
     torch::jit::Module m = model_.submodule(fqn);
     Applied& a = modules_[fqn];
     a.module = m;
-    a.has_forward = m.find_method("forward").has_value();
+    a.op = instr().functional_op(fqn);
+    if (!a.op.empty()) {
+      // Applied the way its call applies it, with the call's own bias, stride, padding (not the module's).
+      auto applied = instr().functional_apply(fqn);
+      if (!applied) {
+        cannot_[fqn] = "it is applied by " + a.op + " with arguments computed at run time (or different ones per "
+                       "call), so it cannot be applied alone";
+        return {};
+      }
+      a.functional = std::move(*applied);
+    }
     a.original = m.attr("weight").toTensor();
     return a.original;
+  }
+  std::string cannot_apply(const std::string& fqn) const override {
+    const auto it = cannot_.find(fqn);
+    return it == cannot_.end() ? "" : it->second;
   }
   at::Tensor apply(const std::string& fqn, const at::Tensor& x, const at::Tensor& weight) override {
     Applied& l = modules_.at(fqn);
     l.module.setattr("weight", weight);
     at::Tensor y;
     try {
-      if (l.has_forward) {
-        y = l.module.forward({x}).toTensor();
-      } else {
-        const c10::IValue b = l.module.attr("bias");
-        y = at::linear(x, weight, b.isTensor() ? c10::optional<at::Tensor>(b.toTensor()) : c10::nullopt);
-      }
+      y = l.op.empty() ? l.module.forward({x}).toTensor() : l.functional(x, weight);
     } catch (...) {
       l.module.setattr("weight", l.original);
       throw;
@@ -84,7 +93,8 @@ class ScriptLayerHost : public LayerHost {
  private:
   struct Applied {
     torch::jit::Module module;
-    bool has_forward = false;  // else applied as aten::linear (a Linear called functionally: out_proj)
+    std::string op;                 // "" for a module call, else the functional op that applies its weight
+    instrumentation::Instrumenter::LayerApply functional;  // that op with its call's other arguments
     at::Tensor original;
   };
   // Made on first use: a run without the error detector never instruments a second copy.
@@ -96,6 +106,7 @@ class ScriptLayerHost : public LayerHost {
   mutable std::unique_ptr<instrumentation::Instrumenter> instr_;
   std::function<std::vector<c10::IValue>(size_t)> batch_;
   std::map<std::string, Applied> modules_;
+  std::map<std::string, std::string> cannot_;  // fqn -> why it cannot be applied alone
 };
 
 }  // namespace
@@ -145,7 +156,10 @@ void measure_layer_error(const LayerErrorInput& in, report::Report& rep) {
     Layer l;
     l.fqn = m.fqn;
     l.original = host.weight_of(m.fqn);
-    if (!l.original.defined()) continue;
+    if (!l.original.defined()) {
+      if (std::string why = host.cannot_apply(m.fqn); !why.empty()) r->null_reasons[m.fqn] = why;
+      continue;
+    }
     const bool per_channel = entry && entry->weight == "default_per_channel_weight_observer";
     l.quantized = observers::fake_quantize_weight(w, per_channel).to(l.original.options());
     l.input = iq;

@@ -29,6 +29,8 @@ class LayerHost {
   virtual void observe_input(const std::string& site, int64_t id) = 0;
   // The layer's weight as the model holds it (device, dtype); undefined: it cannot be applied alone.
   virtual at::Tensor weight_of(const std::string& fqn) = 0;
+  // Why weight_of(fqn) was undefined, when the report should say so ("" otherwise).
+  virtual std::string cannot_apply(const std::string& /*fqn*/) const { return ""; }
   // Layer `fqn` applied to x with `weight` in place of its own.
   virtual at::Tensor apply(const std::string& fqn, const at::Tensor& x, const at::Tensor& weight) = 0;
   // Runs the pass's k-th batch, sending observed values to sink. The model's exceptions propagate.

@@ -174,7 +174,8 @@ std::optional<double> QuantizedRuns::db(const at::Tensor& noise, bool paired) co
   return 10.0 * std::log10(signal_ / n);
 }
 
-QuantizedRuns::Figures QuantizedRuns::sensitivity(std::vector<std::vector<c10::IValue>> args, State keep) {
+QuantizedRuns::Figures QuantizedRuns::sensitivity(std::vector<std::vector<c10::IValue>> args, State keep,
+                                                  bool disable_one) {
   args_ = std::move(args);
   float_out_.clear();
   signal_ = 0.0;
@@ -187,7 +188,7 @@ QuantizedRuns::Figures QuantizedRuns::sensitivity(std::vector<std::vector<c10::I
   // The call outputs the enable-one (disable-one) runs reuse, where the host can skip calls.
   Outputs float_calls, quantized_calls;
   Outputs* float_kept = skips_ ? &float_calls : nullptr;
-  Outputs* quantized_kept = skips_ ? &quantized_calls : nullptr;
+  Outputs* quantized_kept = skips_ && disable_one ? &quantized_calls : nullptr;
   try {
     for (size_t k = 0; k < args_.size(); ++k) {
       std::vector<at::Tensor> ref = forward(k, none, float_kept, nullptr, nullptr);
@@ -205,7 +206,7 @@ QuantizedRuns::Figures QuantizedRuns::sensitivity(std::vector<std::vector<c10::I
       float_calls.clear();  // the all-quantized run's outputs take its memory
       if (all_paired) all_paired = add_noise(k, forward(k, all, quantized_kept, nullptr, nullptr), all_noise);
       s = all;
-      for (size_t i = 0; i < n; ++i) {
+      for (size_t i = 0; i < n && disable_one; ++i) {
         s[i] = keep;
         if (skip_paired[i]) skip_paired[i] = add_noise(k, forward(k, s, nullptr, quantized_kept, &all), skip_noise[i]);
         s[i] = State::Scheme;
@@ -215,11 +216,11 @@ QuantizedRuns::Figures QuantizedRuns::sensitivity(std::vector<std::vector<c10::I
   } catch (const c10::Error& e) {
     throw ModelError("the model's forward failed during the sensitivity pass: " + root_cause_line(e.what()));
   }
-  forwards_ += 2 + 2 * n;
+  forwards_ += 2 + (disable_one ? 2 : 1) * n;
   Figures f;
   for (size_t i = 0; i < n; ++i) {
     f.enable.push_back(db(enable_noise[i], enable_paired[i]));
-    f.skip.push_back(db(skip_noise[i], skip_paired[i]));
+    f.skip.push_back(disable_one ? db(skip_noise[i], skip_paired[i]) : std::nullopt);
   }
   f.all = n > 0 ? db(all_noise, all_paired) : std::nullopt;
   return f;

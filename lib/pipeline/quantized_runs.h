@@ -38,12 +38,13 @@ class QuantizedRuns {
   // layer quantized, on the batches args (forward's arguments), batch by batch: the float run and the
   // all-quantized run keep every candidate call's output of the batch, and each enable-one (disable-one)
   // run takes the float (all-quantized) outputs for the calls before its first call that differs, without
-  // running them. Also keeps the float model outputs for run().
+  // running them. Also keeps the float model outputs for run(). Without disable_one the disable-one runs
+  // are left out (skip stays null): about half the cost, since each run costs the model from its layer on.
   struct Figures {
     std::vector<std::optional<double>> enable, skip;
     std::optional<double> all;
   };
-  Figures sensitivity(std::vector<std::vector<c10::IValue>> args, State keep);
+  Figures sensitivity(std::vector<std::vector<c10::IValue>> args, State keep, bool disable_one = true);
   // The model output SQNR with layer i in state[i] (after sensitivity(), on its batches): +inf where the
   // output did not change at all, -inf where the noise is infinite, null where the figure is undefined (the
   // float output is zero or not finite, the noise is NaN, or the outputs do not pair with the float run's).

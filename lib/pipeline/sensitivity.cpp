@@ -39,14 +39,15 @@ void measure_sensitivity(const SensitivityInput& in, report::Report& rep) {
   const bool int4 = in.scheme.kind == schemes::Kind::Int4WeightOnly;
   // Under int4, a kept layer is kept at int8-weight-only (the rule: what people fall back to).
   const State keep = int4 ? State::Int8 : State::Float;
-  size_t planned = 1 + 2 * n + 1;
+  sens.disable_one = in.disable_one;
+  size_t planned = 2 + (in.disable_one ? 2 : 1) * n;
   auto progress = [&] {
     if (in.on_run) in.on_run(runs.forwards(), std::max(planned, runs.forwards()));
   };
 
   std::vector<std::vector<c10::IValue>> args;
   for (size_t k = 0; k < in.batches; ++k) args.push_back(in.batch(k));
-  QuantizedRuns::Figures fig = runs.sensitivity(std::move(args), keep);
+  QuantizedRuns::Figures fig = runs.sensitivity(std::move(args), keep, in.disable_one);
   progress();
   const std::vector<std::optional<double>>& enable = fig.enable;
   const std::vector<std::optional<double>>& skip = fig.skip;
@@ -72,7 +73,10 @@ void measure_sensitivity(const SensitivityInput& in, report::Report& rep) {
 
   // The plan: keep layers in the order of their disable-one figure, highest first (what keeping each one
   // buys when everything else is quantized, which is the situation the list grows from); ties by the
-  // enable-one figure, lowest first, then graph order. Each step is one real run; the last is the plan's.
+  // enable-one figure, lowest first, then graph order. Without disable-one runs every skip figure is null and
+  // ties, so the order is the enable-one figure's, lowest first: the same order where the layers' output
+  // noises add up (the disable-one noise is then the all-quantized noise less the layer's own). Each step is
+  // one real run; the last is the plan's.
   report::KeepPlan& plan = rep.plan;
   plan.ran = true;
   plan.scheme = in.scheme.name;
@@ -145,7 +149,9 @@ void measure_sensitivity(const SensitivityInput& in, report::Report& rep) {
       runs.all_weight_numel() > 0 ? static_cast<double>(quantized) / static_cast<double>(runs.all_weight_numel()) : 0.0;
   if (plan.note.empty() && plan.reached)
     plan.note = kept == 0 ? "Every layer quantized already reaches the target"
-                          : "Greedy by disable-one gain; each point of the curve is one simulated run";
+                          : in.disable_one ? "Greedy by disable-one gain; each point of the curve is one simulated run"
+                                           : "Greedy by enable-one figure, lowest first (--sensitivity-runs enable-one); "
+                                             "each point of the curve is one simulated run";
   sens.forwards = runs.forwards();
 }
 

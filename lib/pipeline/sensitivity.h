@@ -2,7 +2,8 @@
 // the plan"): the model run on the first --sensitivity-batches batches with a chosen set of Linear/Conv
 // layers quantized under one scheme (weights swapped, inputs fake-quantized at their call sites, as
 // --simulate does), against the float model's outputs. Enable-one: one layer quantized; disable-one: every
-// layer but one. With a target, a greedy keep list from the disable-one gains, each step one real run.
+// layer but one. With a target, a greedy keep list from the disable-one gains (from the enable-one figures
+// when only those ran), each step one real run.
 #pragma once
 #include <functional>
 #include <optional>
@@ -23,6 +24,7 @@ struct SensitivityInput {
   // Forward's arguments for the pass's k-th batch, on the run's device (the same preparation as calibration).
   std::function<std::vector<c10::IValue>(size_t)> batch;
   std::optional<double> target_sqnr_db;  // --target-sqnr: also the plan
+  bool disable_one = true;                // false: enable-one runs only (--sensitivity-runs enable-one)
   // After each whole run over the batches: (runs done, runs planned so far).
   std::function<void(size_t, size_t)> on_run;
 };

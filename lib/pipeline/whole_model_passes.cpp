@@ -35,6 +35,7 @@ void run_whole_model_passes(const WholeModelPasses& in, const AnalyzeOptions& o,
     sens.batches = std::min(static_cast<size_t>(o.sensitivity_batches), in.sensitivity_batches.size());
     sens.batch = [&](size_t k) { return in.args_of(in.sensitivity_batches[k]); };
     sens.target_sqnr_db = o.target_sqnr_db;
+    sens.disable_one = o.sensitivity_disable_one;
     sens.on_run = o.on_sensitivity_run;
     measure_sensitivity(sens, rep);
     clock.lap("sensitivity");

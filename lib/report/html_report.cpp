@@ -282,6 +282,7 @@ std::string overview(const Report& r, const std::vector<Finding>& found) {
   if (r.sensitivity.ran) {
     ch.sensitivity_label = r.sensitivity.scheme;
     ch.sensitivity_top = sensitivity_scale_db(r);
+    ch.disable_one = r.sensitivity.disable_one;
     for (const auto& l : r.sensitivity.layers) sens_of[l.fqn] = &l;
   }
   if (r.plan.ran) {
@@ -327,7 +328,8 @@ std::string overview(const Report& r, const std::vector<Finding>& found) {
       l.sensitivity = true;
       l.enable_db = it->second->enable_db;
       l.skip_db = it->second->skip_db;
-      more += "; model output SQNR with only it quantized " + db(l.enable_db) + " dB, all but it " + db(l.skip_db) + " dB";
+      more += "; model output SQNR with only it quantized " + db(l.enable_db) + " dB";
+      if (r.sensitivity.disable_one) more += ", all but it " + db(l.skip_db) + " dB";
     }
     l.kept = kept.count(fqn) > 0;
     if (l.kept) more += "; kept by the plan";

@@ -94,6 +94,7 @@ std::string to_json(const Report& r) {
                        {"sensitivity_skip_output_sqnr_db", opt_db(l.skip_db)}};
     j["sensitivity"] = {{"scheme", s.scheme},
                         {"batches", s.batches},
+                        {"runs", s.disable_one ? "both" : "enable-one"},
                         {"all_quantized_output_sqnr_db", opt_db(s.all_quantized_db)},
                         {"forwards", s.forwards},
                         {"not_quantized", s.not_quantized},

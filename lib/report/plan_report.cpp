@@ -69,7 +69,7 @@ std::string bars_svg(const Report& r, double top) {
     out += "<rect x=\"" + num(name_w) + "\" y=\"" + num(y + 2) + "\" width=\"" + num(bar_w * frac) +
            "\" height=\"12\" fill=\"" + (low ? "#d62728" : "#1f77b4") + "\"/>";
     out += "<text x=\"" + num(name_w + bar_w + 6) + "\" y=\"" + num(y + 11) + "\">" + svg::escape(show(l.enable_db)) +
-           " · all but it: " + svg::escape(show(l.skip_db)) + "</text>";
+           (r.sensitivity.disable_one ? " · all but it: " + svg::escape(show(l.skip_db)) : std::string()) + "</text>";
   }
   if (has_target) {
     const double x = name_w + bar_w * std::clamp(target / top, 0.0, 1.0);
@@ -187,12 +187,13 @@ std::string sensitivity_text(const Report& r) {
   std::string out = "\n== sensitivity (" + s.scheme + ", " + std::to_string(s.batches) + " batch" +
                     (s.batches == 1 ? "" : "es") + ") ==\n";
   out += "Model output SQNR with every layer quantized: " + show(s.all_quantized_db) + ". Per layer: only this layer "
-         "quantized (bar, 0-" + format_db(top) + " dB), and every layer but this one:\n";
+         "quantized (bar, 0-" + format_db(top) + " dB)" +
+         (s.disable_one ? ", and every layer but this one:\n" : " (disable-one not run: --sensitivity-runs enable-one):\n");
   size_t width = 0;
   for (const auto& l : s.layers) width = std::max(width, l.fqn.size());
   for (const auto& l : s.layers)
     out += "  " + l.fqn + std::string(width - l.fqn.size(), ' ') + " |" + ascii_bar(l.enable_db, top, 30) + "| " +
-           show(l.enable_db) + ", all but it " + show(l.skip_db) + "\n";
+           show(l.enable_db) + (s.disable_one ? ", all but it " + show(l.skip_db) : std::string()) + "\n";
   if (!s.not_quantized.empty())
     out += "  (" + std::to_string(s.not_quantized.size()) + " layer" + (s.not_quantized.size() == 1 ? "" : "s") +
            " in float in every run: the scheme does not quantize them)\n";
@@ -222,8 +223,10 @@ std::string sensitivity_html(const Report& r) {
   std::string out = "\n<section id=\"sensitivity\"><h2>Sensitivity</h2><p>Under <code>" + svg::escape(r.sensitivity.scheme) +
                     "</code> on " + std::to_string(r.sensitivity.batches) +
                     " batches. Model output SQNR with every layer quantized: <b>" + show(r.sensitivity.all_quantized_db) +
-                    "</b>. A short bar is a layer that alone costs the model much; \"all but it\" is the model with every "
-                    "other layer quantized.</p>";
+                    "</b>. A short bar is a layer that alone costs the model much" +
+                    std::string(r.sensitivity.disable_one ? "; \"all but it\" is the model with every "
+                                                            "other layer quantized.</p>"
+                                                          : " (disable-one not run: --sensitivity-runs enable-one).</p>");
   if (r.plan.ran) {
     const auto& p = r.plan;
     out += "<div id=\"plan\"><h3>Plan</h3><p>" + std::string(p.reached ? "Target reached: " : "<b>Target not reached</b>: ") +

@@ -35,6 +35,7 @@ struct Sensitivity {
   std::string scheme;
   size_t batches = 0;
   std::optional<double> all_quantized_db;  // every candidate layer quantized
+  bool disable_one = true;                 // the disable-one runs ran (--sensitivity-runs both)
   std::vector<SensitivityLayer> layers;    // the candidates, in graph order
   std::vector<std::string> not_quantized;  // layers the scheme leaves in float (torchao defines none)
   size_t forwards = 0;                     // model forwards the pass ran, per batch (its cost)

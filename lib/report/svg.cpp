@@ -458,8 +458,9 @@ std::string overview_chart(const OverviewChart& ch) {
       s += "<rect x=\"" + num(x - bw / 2) + "\" y=\"" + num(band_y(e)) + "\" width=\"" + num(bw) + "\" height=\"" +
            num(band_bottom - band_y(e)) + "\" fill=\"" + (low ? kAlarm : kOk) + "\"/>";
       const double k = l.skip_db ? *l.skip_db : ch.sensitivity_top;
-      s += "<line x1=\"" + num(x - slot * 0.45) + "\" y1=\"" + num(band_y(k)) + "\" x2=\"" + num(x + slot * 0.45) +
-           "\" y2=\"" + num(band_y(k)) + "\" stroke=\"#222\" stroke-width=\"1.5\"/>";
+      if (ch.disable_one)
+        s += "<line x1=\"" + num(x - slot * 0.45) + "\" y1=\"" + num(band_y(k)) + "\" x2=\"" + num(x + slot * 0.45) +
+             "\" y2=\"" + num(band_y(k)) + "\" stroke=\"#222\" stroke-width=\"1.5\"/>";
     }
     if (l.kept)
       s += "<rect x=\"" + num(x - std::max(1.0, slot * 0.35)) + "\" y=\"" + num(kept_top + 1) + "\" width=\"" +
@@ -508,7 +509,7 @@ std::string overview_chart(const OverviewChart& ch) {
   if (sens) {
     y2 += 15;
     s += "<text x=\"" + num(left) + "\" y=\"" + num(y2) + "\" class=\"tk\">sensitivity (model output SQNR): bar = only "
-         "this layer quantized, tick = all but it</text>";
+         "this layer quantized" + std::string(ch.disable_one ? ", tick = all but it" : "") + "</text>";
   }
   return s + "</svg>";
 }

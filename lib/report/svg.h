@@ -55,6 +55,7 @@ struct OverviewChart {
   std::vector<std::string> scheme_names;  // the rows of local output SQNR (none without --schemes)
   std::string sensitivity_label;          // the bars' row label ("" without --sensitivity)
   double sensitivity_top = 50;            // the bars' dB scale, 0 to this
+  bool disable_one = true;                // the disable-one runs ran: draw their ticks
   std::optional<double> target_db;        // --target-sqnr, a dashed line across the bars
   double width_budget = 1040;             // the chart's width before it grows past kMinSlot per layer
   std::vector<OverviewLayer> layers;

@@ -173,6 +173,24 @@ TEST_CASE("a Linear applied with F.linear(x, self.proj.weight) is a functional c
   CHECK(at::allclose(at::relu(rec.seen[1][0]), m.module().forward({x}).toTensor()));
 }
 
+TEST_CASE("a functional call site applies its layer alone with the call's own arguments") {
+  auto m = model::Model::load(fixture("graph/functional_linear.pt"));
+  Instrumenter in(m);
+  auto apply = in.functional_apply("proj");
+  REQUIRE(apply.has_value());
+  const at::Tensor x = at::randn({2, 3}), w = at::randn({4, 3});
+  const at::Tensor bias = m.submodule("proj").attr("bias").toTensor();
+  CHECK(at::equal((*apply)(x, w), at::linear(x, w, bias)));
+  CHECK_FALSE(in.functional_apply("act").has_value());  // a module call: its forward applies it
+  // MultiheadAttention's out_proj: its bias reaches aten::linear through the inlined function's arguments.
+  auto a = model::Model::load(fixture("graph/attention.pt"));
+  Instrumenter ia(a);
+  auto out_proj = ia.functional_apply("attn.out_proj");
+  REQUIRE(out_proj.has_value());
+  const at::Tensor y = at::randn({2, 3, 4}), wo = at::randn({4, 4});
+  CHECK(at::equal((*out_proj)(y, wo), at::linear(y, wo, a.submodule("attn.out_proj").attr("bias").toTensor())));
+}
+
 TEST_CASE("nn.LSTM and nn.GRU, called through their forward overloads, are call sites") {
   auto m = model::Model::load(fixture("graph/recurrent.pt"));
   Instrumenter in(m);

@@ -181,6 +181,36 @@ def main():
         check(plan["scheme"] == "int8-static" and plan["target_sqnr_db"] == target and plan["keep_as"] == "float",
               f"plan header {plan}")
 
+        # --sensitivity-runs enable-one: the same enable-one and all-quantized figures, to the bit (the same
+        # runs), no disable-one figures, 2 + L forwards; the plan's order is the enable-one figure's, lowest
+        # first, and each of its curve points is still a real run.
+        fast = json.loads(run(d, "--target-sqnr", str(target), "--sensitivity-runs", "enable-one").stdout)
+        fs, fm = fast["sensitivity"], fast["detectors"]["quantization_error_detector"]["modules"]
+        check(fs["runs"] == "enable-one" and sens["runs"] == "both", f"runs keys {fs['runs']}, {sens['runs']}")
+        check(fs["forwards"] == 2 + len(layers) + len(fast["plan"]["curve"]) - 1,
+              f"enable-one forwards {fs['forwards']} != 2 + {len(layers)} + the plan's runs")
+        check(fs["all_quantized_output_sqnr_db"] == sens["all_quantized_output_sqnr_db"], "enable-one: all quantized differs")
+        for f in layers:
+            check(fm[f]["sensitivity_output_sqnr_db"] == mods[f]["sensitivity_output_sqnr_db"]
+                  and fs["layers"][f]["sensitivity_output_sqnr_db"] == mods[f]["sensitivity_output_sqnr_db"],
+                  f"{f}: enable-one figure differs under --sensitivity-runs enable-one")
+            check(fm[f]["sensitivity_skip_output_sqnr_db"] is None and fs["layers"][f]["sensitivity_skip_output_sqnr_db"] is None,
+                  f"{f}: a disable-one figure without its runs")
+        fp = fast["plan"]
+        by_enable = sorted(layers, key=lambda f: mods[f]["sensitivity_output_sqnr_db"])
+        added = [c["added"] for c in fp["curve"][1:]]
+        check(added == by_enable[:len(added)] and fp["keep_float"] == added and fp["reached"],
+              f"enable-one plan {added}, enable-one order {by_enable}")
+        check("enable-one" in fp["note"], f"enable-one plan note {fp['note']!r}")
+        for c in fp["curve"]:
+            kept = added[:c["layers_kept"]]
+            close(c["output_sqnr_db"], simulate([f for f in layers if f not in kept]), f"enable-one curve point {kept}")
+        text = run(d, "--sensitivity", "--sensitivity-runs", "enable-one", "--format", "text").stdout
+        check("(disable-one not run: --sensitivity-runs enable-one)" in text and "all but it" not in text,
+              "enable-one text report")
+        html = run(d, "--sensitivity", "--sensitivity-runs", "enable-one", "--format", "html").stdout
+        check("all but it" not in html and "disable-one not run" in html, "enable-one HTML report")
+
         # Out of reach: even the best single layer alone stays below 200 dB.
         r = run(d, "--target-sqnr", "200", "--fail-on", "plan", rc=1)
         plan = json.loads(r.stdout)["plan"]
@@ -220,8 +250,11 @@ def main():
         # Refusals: one line, exit 2, before calibration.
         for extra, msg in [
             (["--fail-on", "plan"], "--fail-on plan needs --target-sqnr DB (the model output SQNR the plan must reach)"),
-            (["--scheme", "int8-dynamic"], "--scheme and --sensitivity-batches set the sensitivity pass: add --sensitivity "
-                                           "or --target-sqnr DB"),
+            (["--scheme", "int8-dynamic"], "--scheme, --sensitivity-batches and --sensitivity-runs set the sensitivity "
+                                           "pass: add --sensitivity or --target-sqnr DB"),
+            (["--sensitivity-runs", "enable-one"], "--scheme, --sensitivity-batches and --sensitivity-runs set the "
+                                                   "sensitivity pass: add --sensitivity or --target-sqnr DB"),
+            (["--sensitivity", "--sensitivity-runs", "disable-one"], None),
             (["--sensitivity", "--sensitivity-batches", "0"], "--sensitivity-batches must be at least 1"),
             (["--sensitivity", "--scheme", "smoothquant"], None),
             (["--sensitivity", "--scheme", "int8-dynamic,fp8-dynamic"], None),
