@@ -4,6 +4,7 @@
 #include <torch/version.h>
 
 #include <cmath>
+#include <fstream>
 #include <limits>
 
 #include "common/errors.h"
@@ -21,6 +22,24 @@ constexpr size_t kMaxDepth = 64;
 
 struct TooDeep {};
 
+// For a zip that does not open (truncated: its central directory, at the end, is gone): whether it was meant
+// as a PT2 archive, from the file name or the first record's local header at offset 0, which
+// torch.export.save writes as "<archive>/data/weights/...", "<archive>/models/..." or
+// "<archive>/archive_format". Decides only which reader's error the user sees.
+bool meant_as_pt2(const std::string& path) {
+  if (path.size() > 4 && path.compare(path.size() - 4, 4, ".pt2") == 0) return true;
+  std::ifstream f(path, std::ios::binary);
+  unsigned char head[30];
+  if (!f.read(reinterpret_cast<char*>(head), sizeof head) || head[0] != 'P' || head[1] != 'K' || head[2] != 3 || head[3] != 4)
+    return false;
+  const size_t len = head[26] | (static_cast<size_t>(head[27]) << 8);
+  std::string name(len, '\0');
+  if (!f.read(name.data(), static_cast<std::streamsize>(len))) return false;
+  const size_t slash = name.find('/');
+  const std::string rest = slash == std::string::npos ? name : name.substr(slash + 1);
+  return rest == "archive_format" || rest.rfind("data/weights/", 0) == 0 || rest.rfind("models/", 0) == 0;
+}
+
 }  // namespace
 
 bool is_pt2_archive(const std::string& path) {
@@ -36,8 +55,8 @@ bool is_pt2_archive(const std::string& path) {
     auto [data, size] = reader.getRecord("archive_format");
     return size <= 16 && std::string(static_cast<const char*>(data.get()), size) == "pt2";
   } catch (const std::exception&) {
+    return meant_as_pt2(path);
   }
-  return false;
 }
 
 Archive::Archive(const std::string& path) : path_(path) {
@@ -47,7 +66,10 @@ Archive::Archive(const std::string& path) : path_(path) {
   try {
     reader_ = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
   } catch (const std::exception& e) {
-    fail("it is not a readable zip archive: " + first_line(e.what()));
+    // miniz's text goes on about checkpoints after its first sentence.
+    std::string why = first_line(e.what());
+    if (const size_t end = why.find(". "); end != std::string::npos) why.resize(end);
+    fail("it is not a readable zip archive (truncated or corrupt): " + why);
   }
 }
 
@@ -80,7 +102,8 @@ at::DataPtr Archive::data(const std::string& name, size_t* size) const {
     const size_t declared = reader_->getRecordSize(name);
     if (declared > file_size_)
       fail("record '" + name + "' declares " + std::to_string(declared) + " bytes, more than the file's " +
-           std::to_string(file_size_));
+           std::to_string(file_size_) + ": a compressed record (qreport reads the stored records torch.export.save "
+           "writes; save the archive again instead of re-zipping it) or a corrupt one");
 #endif
     auto [ptr, n] = reader_->getRecord(name);
     *size = n;

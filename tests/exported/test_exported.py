@@ -93,6 +93,17 @@ def rewrite(name, change):
     return out
 
 
+def compressed():
+    """The fixture re-zipped with deflate, its model JSON padded with 4 MB of blanks (valid JSON): that record
+    declares more bytes than the whole file holds."""
+    out = f"{TMP}/deflated.pt2"
+    with zipfile.ZipFile(M) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            dst.writestr(info.filename, data + b" " * (4 << 20) if info.filename.endswith("models/model.json") else data)
+    return out
+
+
 def edit_json(record_suffix, edit):
     def change(name, data):
         if not name.endswith(record_suffix):
@@ -119,6 +130,8 @@ with open(f"{TMP}/random.pt2", "wb") as f:
     f.write(bytes(range(256)) * 8)
 with open(f"{TMP}/truncated.pt2", "wb") as f:
     f.write(good[: len(good) // 2])
+with open(f"{TMP}/truncated.bin", "wb") as f:
+    f.write(good[: len(good) // 2])
 with open(f"{TMP}/deep.json", "w") as f:
     f.write("[" * 100000)
 import torch  # noqa: E402  (the old layout's zip, written by PyTorch's own writer)
@@ -141,8 +154,15 @@ CASES = [
      "call model.eval() before torch.export.export"),
     ("custom op", f"{FIX}/custom_op.pt2", "(torch.ops.qreport_test.twice.default): a custom operator with no kernel"),
     ("dynamic sequence", f"{FIX}/dynamic_seq.pt2", "input 'x' has a symbolic size"),
-    ("random bytes", f"{TMP}/random.pt2", "cannot load model"),
-    ("truncated zip", f"{TMP}/truncated.pt2", "cannot load model"),
+    # Review: these got TorchScript's message ("cannot load model ... as TorchScript (save it with torch.jit.save)").
+    ("random bytes", f"{TMP}/random.pt2", "is not a PT2 archive qreport can read: it is not a readable zip archive "
+     "(truncated or corrupt): PytorchStreamReader failed reading zip archive: failed finding central directory"),
+    ("truncated zip", f"{TMP}/truncated.pt2", "is not a PT2 archive qreport can read: it is not a readable zip "
+     "archive (truncated or corrupt)"),
+    ("truncated zip, by its first record", f"{TMP}/truncated.bin", "is not a PT2 archive qreport can read: it is "
+     "not a readable zip archive (truncated or corrupt)"),
+    # Review: a re-zipped (deflated) archive was refused with a bare "declares N bytes" message.
+    ("compressed records", compressed(), "bytes, more than the file's"),
     ("pre-2.8 layout", f"{TMP}/old_layout.pt2", "layout of PyTorch before 2.8"),
     ("invalid JSON", rewrite("badjson", lambda n, d: b"{\"graph_module\": " if n.endswith("models/model.json") else d),
      "models/model.json is not valid JSON"),
