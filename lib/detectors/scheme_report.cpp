@@ -109,8 +109,15 @@ std::vector<std::string> add_scheme_fields(DetectorResult& r, const LayerErrorMe
         return it == layer->second.end() ? nullptr : &it->second;
       }();
       if (!e || !e->not_applicable.empty()) {
-        log.add("schemes." + name, e ? e->not_applicable : "its output was not measured (its input was not observed, "
-                                                           "or it has no weight)", m.fqn);
+        // Not measured: the layer's own reason where the error pass gave one (applied with arguments computed
+        // at run time, say), else the general one.
+        const auto reason = r.null_reasons.find(m.fqn);
+        log.add("schemes." + name,
+                e ? e->not_applicable
+                  : reason != r.null_reasons.end() ? reason->second
+                                                   : "its output was not measured (its input was not observed, or it "
+                                                     "has no weight)",
+                m.fqn);
         schemes.emplace_back(name, Value::null());
         continue;
       }

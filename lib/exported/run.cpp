@@ -350,18 +350,38 @@ bool fixed_operand(const Program::Impl& m, const Operand& o) {
   return o.kind == Operand::Value && m.state_name.count(o.slot) > 0;
 }
 
+// Whether two fixed operands are the same argument (the same constant, the same stored tensor).
+bool same_operand(const Program::Impl& m, const Operand& a, const Operand& b) {
+  if (a.kind != b.kind) return false;
+  if (a.kind == Operand::IntList) return a.ints == b.ints;
+  if (a.kind == Operand::Value) return m.state_name.at(a.slot) == m.state_name.at(b.slot);
+  if (a.constant.isTensor() || b.constant.isTensor()) return a.constant.isSameIdentity(b.constant);
+  return a.constant == b.constant;
+}
+
 }  // namespace
 
 std::string Program::cannot_apply_weight_op(const std::string& weight_fqn) const {
   const Impl& m = *impl_;
+  const Step* first = nullptr;
   for (const Step& step : m.steps) {
     if (!applies_weight(m, step, weight_fqn)) continue;
     for (size_t i = 2; i < step.args.size(); ++i)
       if (!fixed_operand(m, step.args[i]))
-        return "it is applied by " + step.target + " with arguments computed at run time, so it cannot be applied alone";
-    return "";
+        return "it is applied by " + step.target + " with arguments computed at run time (or different ones per "
+               "call), so it cannot be applied alone";
+    // apply_weight_op applies the first node's arguments to every call: they must be every node's.
+    if (!first) {
+      first = &step;
+      continue;
+    }
+    bool same = step.target == first->target && step.args.size() == first->args.size();
+    for (size_t i = 2; same && i < step.args.size(); ++i) same = same_operand(m, step.args[i], first->args[i]);
+    if (!same)
+      return "it is applied by " + first->target + " with arguments computed at run time (or different ones per "
+             "call), so it cannot be applied alone";
   }
-  return "no Linear/Conv node of the exported program applies it";
+  return first ? "" : "no Linear/Conv node of the exported program applies it";
 }
 
 at::Tensor Program::apply_weight_op(const std::string& weight_fqn, const at::Tensor& x, const at::Tensor& weight) const {

@@ -80,6 +80,43 @@ std::vector<LeafCall> collect_functional_calls(torch::jit::Graph& graph, const s
   return out;
 }
 
+namespace {
+
+// Whether `v` (or a view of it) is written in place by a node: an argument its schema marks as written.
+bool written_in_place(torch::jit::Value* v, int depth = 0) {
+  for (const torch::jit::Use& use : v->uses()) {
+    const c10::FunctionSchema* schema = use.user->maybeSchema();
+    if (!schema) continue;
+    if (use.offset < schema->arguments().size()) {
+      const auto* alias = schema->arguments()[use.offset].alias_info();
+      if (alias && alias->isWrite()) return true;
+    }
+    // A view (select, slice, view: a result in the argument's alias set) written in place writes v.
+    if (depth < 8 && !schema->returns().empty() && schema->returns()[0].alias_info() && use.user->outputs().size() == 1 &&
+        written_in_place(use.user->output(), depth + 1))
+      return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool attribute_written(torch::jit::Graph& graph, const std::string& path, torch::jit::Value* self) {
+  bool written = false;
+  for_each_node(graph.block(), [&](torch::jit::Node* n) {
+    if (written) return;
+    if (n->kind() == c10::prim::SetAttr) {
+      auto owner = receiver_fqn(n->input(0), self);
+      const std::string name = n->s(c10::attr::name);
+      written = owner && (owner->empty() ? name : *owner + "." + name) == path;
+    } else if (n->kind() == c10::prim::GetAttr) {
+      auto read = receiver_fqn(n->output(), self);
+      written = read && *read == path && written_in_place(n->output());
+    }
+  });
+  return written;
+}
+
 std::optional<c10::IValue> constant_or_attribute(torch::jit::Value* v, torch::jit::Value* self, const c10::IValue& root) {
   torch::jit::Node* n = v->node();
   if (n->kind() == c10::prim::Constant) return torch::jit::toIValue(v);
@@ -95,9 +132,10 @@ std::optional<c10::IValue> constant_or_attribute(torch::jit::Value* v, torch::ji
     return c10::IValue(ints);
   }
   if (n->kind() != c10::prim::GetAttr) return std::nullopt;
+  const auto path = receiver_fqn(v, self);
+  if (!path || attribute_written(*v->owningGraph(), *path, self)) return std::nullopt;
   std::vector<std::string> names;
   while (v != self) {
-    if (v->node()->kind() != c10::prim::GetAttr) return std::nullopt;
     names.push_back(v->node()->s(c10::attr::name));
     v = v->node()->input(0);
   }

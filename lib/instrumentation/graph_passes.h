@@ -74,6 +74,9 @@ std::vector<LeafCall> collect_functional_calls(torch::jit::Graph& graph, const s
 // from `self` through prim::GetAttr, read from `root` (the module object `self` stands for); nullopt where
 // it is computed at run time.
 std::optional<c10::IValue> constant_or_attribute(torch::jit::Value* v, torch::jit::Value* self, const c10::IValue& root);
+// Whether forward changes the attribute at `path` (reached from `self`: "fc.bias"): a prim::SetAttr of it,
+// or an op that writes in place to a read of it or to a view of one.
+bool attribute_written(torch::jit::Graph& graph, const std::string& path, torch::jit::Value* self);
 // Whether two such argument lists are the same: tensors by identity, the rest by value.
 bool same_arguments(const std::vector<c10::IValue>& a, const std::vector<c10::IValue>& b);
 

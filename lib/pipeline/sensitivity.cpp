@@ -136,7 +136,10 @@ void measure_sensitivity(const SensitivityInput& in, report::Report& rep) {
                 " but the best one ('" + runs.fqn(best) + "', " + (shown(last) ? format_db(*last) + " dB" : "null") +
                 "), the model output SQNR stays below " + format_db(target) + " dB";
   }
-  if (!plan.reached && !all)
+  if (n == 0)
+    plan.note = "The scheme quantizes none of the model's Linear/Conv layers (sensitivity.not_quantized, and the "
+                "warnings, say why): there is nothing to plan";
+  else if (!plan.reached && !all)
     plan.note = "The model output SQNR is undefined (the float output is zero or not finite, or the quantized "
                 "output is NaN): no configuration can be judged to reach the target";
   int64_t quantized = 0;

@@ -55,8 +55,9 @@ std::optional<double> db_value(const detectors::Value& v) {  // the reader made 
 // configuration's layer outputs) present in both reports with different values, sorted by (source,
 // module, key). Each new module is looked up once in an index of the old report's modules of the same
 // detector, and its handful of fields compared in place: linear in the reports' size, and only the
-// figures that differ are copied.
-std::vector<DecibelChange> changed_figures(const Report& a, const Report& b) {
+// figures that differ are copied. Without disable-one runs in either report (--sensitivity-runs
+// enable-one), their figures are not compared: null there means "not run", not "not measurable".
+std::vector<DecibelChange> changed_figures(const Report& a, const Report& b, bool without_disable_one) {
   std::vector<DecibelChange> out;
   for (const auto& rb : b.results) {
     const detectors::DetectorResult* ra = nullptr;
@@ -70,7 +71,7 @@ std::vector<DecibelChange> changed_figures(const Report& a, const Report& b) {
       auto it = old_modules.find(m.fqn);
       if (it == old_modules.end()) continue;
       for (const auto& [k, v] : m.fields) {
-        if (!is_sqnr_key(k)) continue;
+        if (!is_sqnr_key(k) || (without_disable_one && k == "sensitivity_skip_output_sqnr_db")) continue;
         const detectors::Value* old = detectors::find_field(*it->second, k);
         if (!old) continue;
         const auto va = db_value(*old), vb = db_value(v);
@@ -229,7 +230,11 @@ ReportDiff diff_reports(const std::string& old_text, const std::string& new_text
     m.old_db = c.output_sqnr_db;
   }
 
-  d.decibels = changed_figures(a.report, b.report);
+  auto enable_one_only = [](const SavedReport& r) {
+    return std::find(r.settings.begin(), r.settings.end(),
+                     std::pair<std::string, std::string>("sensitivity.runs", "\"enable-one\"")) != r.settings.end();
+  };
+  d.decibels = changed_figures(a.report, b.report, enable_one_only(a) || enable_one_only(b));
   return d;
 }
 

@@ -26,12 +26,15 @@ std::string short_name(const std::string& s, size_t max_chars = 36) {
 
 // The dB scale of both charts: 0 up to the largest finite value (and the target), rounded up to 10 dB.
 double scale_top(const Report& r) {
-  double hi = r.plan.ran ? r.plan.target_sqnr_db : 0.0;
+  double hi = 0.0;
   for (const auto& l : r.sensitivity.layers)
     for (const auto& v : {l.enable_db, l.skip_db})
       if (v && std::isfinite(*v)) hi = std::max(hi, *v);
   for (const auto& c : r.plan.curve)
     if (c.output_sqnr_db && std::isfinite(*c.output_sqnr_db)) hi = std::max(hi, *c.output_sqnr_db);
+  // The target is on the scale unless it is far above every figure (--target-sqnr 1e9): then its line sits
+  // at the top, its label says the number, and the figures keep a readable scale.
+  if (r.plan.ran) hi = std::max(hi, std::min(r.plan.target_sqnr_db, 2.0 * hi + 20.0));
   return std::max(10.0, std::ceil(hi / 10.0) * 10.0);
 }
 

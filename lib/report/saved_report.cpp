@@ -222,6 +222,22 @@ SavedReport read_saved_report(const std::string& text, const std::string& name) 
       out.settings.emplace_back("calibration.device", json_text(d->second));
     }
   }
+  // The sensitivity pass's settings: its figures depend on them (--sensitivity-runs enable-one has no
+  // disable-one figures at all), so diff lists a change and does not gate figures a run did not make.
+  if (Member* sens = find(root, "sensitivity")) {
+    const JsonPath at = top.member(sens->first);
+    walk.expect(at, sens->second, Type::Object, "an object");
+    for (const char* key : {"scheme", "runs"})
+      if (Member* v = find(sens->second, key)) {
+        walk.expect(at.member(v->first), v->second, Type::String, "a string");
+        out.settings.emplace_back(std::string("sensitivity.") + key, json_text(v->second));
+      }
+    if (Member* b = find(sens->second, "batches")) {
+      if (b->second.type != Type::Int || b->second.i < 0)
+        walk.fail(at.member(b->first), "expected a non-negative integer, got " + excerpt(b->second));
+      out.settings.emplace_back("sensitivity.batches", json_text(b->second));
+    }
+  }
   const JsonPath dp = top.member(dets->first);
   walk.expect(dp, dets->second, Type::Object, "an object (detector name -> results)");
   for (auto& [det, body] : dets->second.members)

@@ -53,6 +53,41 @@ class Functional(nn.Module):
         return h.mean(dim=(2, 3)), z
 
 
+class Twice(nn.Module):
+    """One conv weight applied with two different strides: no single way to apply it alone."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, img):
+        a = F.conv2d(img, self.c.weight, self.c.bias, padding=1)
+        b = F.conv2d(img, self.c.weight, self.c.bias, stride=2, padding=1)
+        return a.mean(dim=(2, 3)) + b.mean(dim=(2, 3))
+
+
+class Mutating(nn.Module):
+    """A bias that forward changes in place on every call: its value is not the model's attribute."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(16, 12)
+        self.register_buffer("shift", torch.zeros(12))
+
+    def forward(self, x):
+        self.shift.add_(1.0)
+        return F.linear(x, self.fc.weight, self.shift)
+
+
+def null_with_reason(path, calib, fqn, what):
+    """`fqn`'s sqnr_db is null, with the reason in one warning line (review: these got figures)."""
+    r = subprocess.run([QREPORT, "analyze", path, "--calib", calib, "--detectors", "error", "--format", "json",
+                        "--threads", "1"], capture_output=True, text=True)
+    ok = r.returncode == 0 and json.loads(r.stdout)["detectors"]["quantization_error_detector"]["modules"][fqn]["sqnr_db"] is None
+    check(ok and f"sqnr_db of '{fqn}' is null: it is applied by " in r.stderr and "cannot be applied alone" in r.stderr,
+          f"{what}: exit {r.returncode}, {r.stdout[-300:]} {r.stderr[-600:]}")
+
+
 def calls(model, img, x):
     """Each measured layer's input and its functional application, as forward makes them."""
     return {
@@ -131,6 +166,17 @@ def main():
                     theirs = p.get("sqnr_db") if key == "sqnr_db" else p.get("schemes", {}).get(key, {}).get("output_sqnr_db")
                     check(mine is not None and theirs is not None and abs(mine - theirs) <= 1e-4 * abs(theirs),
                           f"{fqn}: {key} {mine} dB from .pt, {theirs} dB from .pt2")
+    with tempfile.TemporaryDirectory() as d:
+        imgs = [torch.randn(2, 3, 8, 8) for _ in range(2)]
+        torch.save(imgs, f"{d}/img.pt")
+        torch.jit.save(torch.jit.script(Twice().eval()), f"{d}/twice.pt")
+        null_with_reason(f"{d}/twice.pt", f"{d}/img.pt", "c", "a weight applied with two strides (.pt)")
+        if hasattr(torch, "export"):
+            torch.export.save(torch.export.export(Twice().eval(), (imgs[0],)), f"{d}/twice.pt2")
+            null_with_reason(f"{d}/twice.pt2", f"{d}/img.pt", "c", "a weight applied with two strides (.pt2)")
+        torch.save([torch.randn(5, 16) for _ in range(2)], f"{d}/x.pt")
+        torch.jit.save(torch.jit.script(Mutating().eval()), f"{d}/mutating.pt")
+        null_with_reason(f"{d}/mutating.pt", f"{d}/x.pt", "fc", "a bias changed in place by forward")
     b = mods["biased"]
     check(b["sqnr_db"] is None, f"biased: sqnr_db {b['sqnr_db']} (its bias is computed at run time)")
     if pt2 is not None:  # it exited 70 there before

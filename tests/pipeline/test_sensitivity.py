@@ -247,6 +247,15 @@ def main():
                   and zp["note"].startswith("The model output SQNR is undefined"),
                   f"zero-output model's plan {zp}")
 
+        # Review: a model the scheme quantizes nothing of (convolutions only, under int8-dynamic) said its
+        # output SQNR was undefined; the plan now says the scheme quantizes none of its layers.
+        with tempfile.TemporaryDirectory() as c:
+            torch.jit.save(torch.jit.script(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()).eval()), f"{c}/model.pt")
+            torch.save([torch.randn(2, 3, 8, 8) for _ in range(2)], f"{c}/calib.pt")
+            cp = json.loads(run(c, "--target-sqnr", "30", "--scheme", "int8-dynamic").stdout)["plan"]
+            check(not cp["reached"] and cp["note"].startswith("The scheme quantizes none of the model's Linear/Conv "
+                                                              "layers"), f"conv-only int8-dynamic plan {cp}")
+
         # Refusals: one line, exit 2, before calibration.
         for extra, msg in [
             (["--fail-on", "plan"], "--fail-on plan needs --target-sqnr DB (the model output SQNR the plan must reach)"),
@@ -276,6 +285,15 @@ def main():
         check("== plan (--target-sqnr" in text and "keep conv2" in text, "text report without the plan")
         html = run(d, "--target-sqnr", str(target), "--format", "html").stdout
         check('<section id="sensitivity">' in html and ">conv2</text>" in html, "HTML without the named bars")
+        # Review: a target far above every figure (1e9 dB) set the charts' scale, so the axis labels ran off
+        # the chart and every bar was flat. Now the scale follows the figures and the target's line sits on top.
+        far = run(d, "--target-sqnr", "1e9", "--format", "text", rc=0).stdout
+        top = max(v for m in mods.values() for v in (m["sensitivity_output_sqnr_db"], m["sensitivity_skip_output_sqnr_db"])
+                  if v is not None)
+        scale = float(far.split("quantized (bar, 0-")[1].split(" dB)")[0])
+        check(scale <= 10 * math.ceil((2 * top + 20) / 10), f"--target-sqnr 1e9: bar scale 0-{scale} dB")
+        curve = run(d, "--target-sqnr", "1e9", "--format", "html").stdout.split('id="plan-curve"')[1].split("</svg>")[0]
+        check("1000000000<" not in curve and "target 1000000000.0 dB" in curve, "--target-sqnr 1e9: curve labels")
     if failures:
         print("\n".join(failures))
         sys.exit(1)

@@ -122,6 +122,9 @@ def settings(report):
     for k in ("batches", "device"):
         if k in report.get("calibration", {}):
             out["calibration." + k] = compact(report["calibration"][k])
+    for k in ("scheme", "runs", "batches"):
+        if k in report.get("sensitivity", {}):
+            out["sensitivity." + k] = compact(report["sensitivity"][k])
     return out
 
 
@@ -141,7 +144,11 @@ def diff(old, new, old_name, new_name, min_change=0.05):
         outputs.append({"config": config, "in_old": o is not None, "in_new": n is not None,
                         "old": value(o), "new": value(n)})
     xa, xb = sqnr_figures(old), sqnr_figures(new)
-    figures = [(key, xa[key], xb[key]) for key in sorted(xb) if key in xa and xa[key] != xb[key]]
+    # Without disable-one runs (--sensitivity-runs enable-one) in either report, their null figures mean
+    # "not run": not compared.
+    no_skip = "enable-one" in (old.get("sensitivity", {}).get("runs"), new.get("sensitivity", {}).get("runs"))
+    figures = [(key, xa[key], xb[key]) for key in sorted(xb) if key in xa and xa[key] != xb[key]
+               and not (no_skip and key[2] == "sensitivity_skip_output_sqnr_db")]
     listed = [f for f in figures if f[1] is None or f[2] is None or abs(f[2] - f[1]) > min_change]
     return {
         "old_name": old_name, "new_name": new_name,

@@ -180,6 +180,23 @@ check("integer bound", old, new, ["--fail-on", "new-findings"], 1, "diff_int_bou
       must=["qreport: new finding: sqnr fc1: SQNR 31.0 dB under the recommended configuration, below --min-sqnr "
             "40.0 dB (limited by its input)\n"])
 
+# 6. Review: a report made with --sensitivity-runs enable-one has null disable-one figures because those runs
+# did not run. They used to fail --max-sqnr-drop as figures that "became null"; now they are not compared, and
+# the changed setting is listed.
+old = copy.deepcopy(base)
+old["detectors"]["quantization_error_detector"] = {
+    "options": {"min_sqnr_db": None}, "report": "",
+    "modules": {"fc1": {"sqnr_db": 31.0, "sensitivity_output_sqnr_db": 40.0, "sensitivity_skip_output_sqnr_db": 35.0}}}
+old["sensitivity"] = {"scheme": "int8-static", "batches": 4, "runs": "both", "all_quantized_output_sqnr_db": 30.0}
+new = copy.deepcopy(old)
+new["detectors"]["quantization_error_detector"]["modules"]["fc1"]["sensitivity_skip_output_sqnr_db"] = None
+new["sensitivity"]["runs"] = "enable-one"
+check("disable-one not run", old, new, ["--max-sqnr-drop", "0.5"], 0, "diff_sensitivity_runs.txt",
+      must=['sensitivity.runs: "both" -> "enable-one"'], must_not=["became null"])
+new["detectors"]["quantization_error_detector"]["modules"]["fc1"]["sensitivity_output_sqnr_db"] = 30.0
+check("enable-one figures still gated", old, new, ["--max-sqnr-drop", "0.5"], 1, "diff_sensitivity_enable.txt",
+      must=["fc1 sensitivity_output_sqnr_db (quantization_error_detector) dropped by 10.00 dB"])
+
 # Same inputs, same bytes; HTML is one self-contained page with the model output SQNR.
 write("old.json", old)
 write("new.json", new)
