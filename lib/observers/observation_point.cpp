@@ -261,7 +261,7 @@ void ObservationPoint::observe(const at::Tensor& x) {
   // ModelReportObserver works on x.detach().to(float32); the observed value itself is never modified.
   at::Tensor xf = x.detach().to(at::kFloat);
   if (xf.is_cpu()) xf = xf.contiguous();
-  impl_->count_non_finite(xf);
+  if (!xf.is_cpu()) impl_->count_non_finite(xf);
   if (xf.is_cpu()) {
     if (impl_->histogram && !impl_->axes.empty() && xf.numel() < 2 * kParallelGrainValues &&
         at::get_num_threads() > 1 && !at::in_parallel_region()) {
@@ -276,9 +276,13 @@ void ObservationPoint::observe(const at::Tensor& x) {
             impl_->histogram->observe(xf);
         }
       });
+      impl_->count_non_finite(xf);
       return;
     }
     const auto seen = impl_->observe_cpu(xf);
+    // The tensor-wide range propagates NaN and holds any +-inf: a finite one leaves nothing to count, and
+    // saves a read of every value (most activations); otherwise the values are read and counted.
+    if (!seen || !std::isfinite(seen->first) || !std::isfinite(seen->second)) impl_->count_non_finite(xf);
     if (impl_->histogram) impl_->histogram->observe(xf, seen);
     return;
   }
