@@ -185,6 +185,10 @@ def main():
                  "aten::linear with arguments computed at run time (or different ones per call), so it cannot be "
                  "applied alone")
     check(want_line in r.stderr.splitlines(), f"biased: no warning line {want_line!r} in {r.stderr!r}")
+    # Its --schemes figure is null for the same reason, not "its input was not observed" (review).
+    scheme_lines = [line for line in r.stderr.splitlines() if "schemes.int8-weight-only" in line and "biased" in line]
+    check(len(scheme_lines) == 1 and "with arguments computed at run time" in scheme_lines[0]
+          and "was not observed" not in scheme_lines[0], f"biased: scheme warning {scheme_lines}")
     if failures:
         print("\n".join(failures))
         sys.exit(1)
