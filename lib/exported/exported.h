@@ -127,9 +127,10 @@ class Program {
   // on `x` in place of its input and `weight` in place of that tensor, its other arguments as in the graph
   // (the error detector's per-layer measurement). Throws InternalError when no such op exists.
   at::Tensor apply_weight_op(const std::string& weight_fqn, const at::Tensor& x, const at::Tensor& weight) const;
-  // Why apply_weight_op(weight_fqn, ...) cannot run (an argument of that op computed at run time, such as a
-  // bias scaled in forward), or "" when it can.
-  std::string cannot_apply_weight_op(const std::string& weight_fqn) const;
+  // The op that keeps apply_weight_op(weight_fqn, ...) from applying the layer as the program does: a node
+  // applying it with an argument computed at run time (a bias scaled in forward), or with other arguments
+  // than the first such node; "" when there is none.
+  std::string weight_op_not_fixed(const std::string& weight_fqn) const;
   // Where no node applies `weight_fqn` as a Linear/Conv weight but some node reads it (a program after
   // run_decompositions(): aten.permute, then aten.addmm), that node's target; else "".
   std::string unapplied_weight_reader(const std::string& weight_fqn) const;

@@ -361,27 +361,21 @@ bool same_operand(const Program::Impl& m, const Operand& a, const Operand& b) {
 
 }  // namespace
 
-std::string Program::cannot_apply_weight_op(const std::string& weight_fqn) const {
+std::string Program::weight_op_not_fixed(const std::string& weight_fqn) const {
   const Impl& m = *impl_;
   const Step* first = nullptr;
   for (const Step& step : m.steps) {
     if (!applies_weight(m, step, weight_fqn)) continue;
-    for (size_t i = 2; i < step.args.size(); ++i)
-      if (!fixed_operand(m, step.args[i]))
-        return "it is applied by " + step.target + " with arguments computed at run time (or different ones per "
-               "call), so it cannot be applied alone";
+    bool fixed = std::all_of(step.args.begin() + 2, step.args.end(), [&](const Operand& o) { return fixed_operand(m, o); });
     // apply_weight_op applies the first node's arguments to every call: they must be every node's.
-    if (!first) {
-      first = &step;
-      continue;
+    if (fixed && first) {
+      fixed = step.target == first->target && step.args.size() == first->args.size();
+      for (size_t i = 2; fixed && i < step.args.size(); ++i) fixed = same_operand(m, step.args[i], first->args[i]);
     }
-    bool same = step.target == first->target && step.args.size() == first->args.size();
-    for (size_t i = 2; same && i < step.args.size(); ++i) same = same_operand(m, step.args[i], first->args[i]);
-    if (!same)
-      return "it is applied by " + first->target + " with arguments computed at run time (or different ones per "
-             "call), so it cannot be applied alone";
+    if (!fixed) return step.target;
+    if (!first) first = &step;
   }
-  return first ? "" : "no Linear/Conv node of the exported program applies it";
+  return "";
 }
 
 at::Tensor Program::apply_weight_op(const std::string& weight_fqn, const at::Tensor& x, const at::Tensor& weight) const {
@@ -394,19 +388,11 @@ at::Tensor Program::apply_weight_op(const std::string& weight_fqn, const at::Ten
     stack.push_back(weight);
     for (size_t i = 2; i < step.args.size(); ++i) {
       const Operand& o = step.args[i];
-      if (o.kind == Operand::Constant) {
-        stack.push_back(o.constant);
-        continue;
-      }
-      if (o.kind == Operand::IntList &&
-          std::all_of(o.slots.begin(), o.slots.end(), [](Slot s) { return s < 0; })) {  // [1, 1] strides
-        stack.push_back(o.ints);
-        continue;
-      }
-      auto state = o.kind == Operand::Value ? m.state_name.find(o.slot) : m.state_name.end();
-      if (state == m.state_name.end())
+      if (!fixed_operand(m, o))  // weight_op_not_fixed() keeps callers from here
         throw InternalError("node '" + step.name + "' takes a value computed at run time; it cannot be applied alone");
-      stack.push_back(m.state.at(state->second));
+      if (o.kind == Operand::Constant) stack.push_back(o.constant);
+      else if (o.kind == Operand::IntList) stack.push_back(o.ints);  // [1, 1] strides
+      else stack.push_back(m.state.at(m.state_name.at(o.slot)));
     }
     step.op->callBoxed(stack);
     return stack.at(0).toTensor();

@@ -11,6 +11,20 @@
 namespace qreport::observers::detail {
 namespace {
 
+// Folds the lanes a vector pass left (stored to arrays: the four counters, the extremes) into c.
+template <int N>
+void add_lanes(Scan& c, const int32_t (&l1)[N], const int32_t (&l2)[N], const int32_t (&l3)[N], const int32_t (&l4)[N],
+               const float (&lmin)[N], const float (&lmax)[N]) {
+  for (int l = 0; l < N; ++l) {
+    c.lt_a += l1[l];
+    c.le_a += l2[l];
+    c.lt_b += l3[l];
+    c.le_b += l4[l];
+    c.mn = lmin[l] < c.mn ? lmin[l] : c.mn;
+    c.mx = lmax[l] > c.mx ? lmax[l] : c.mx;
+  }
+}
+
 // One contiguous run; the vector state lives in registers for the whole run.
 void scan_run(const float* p, int64_t len, float a, float b, Scan& c, float* inside) {
   int64_t i = 0;
@@ -43,14 +57,7 @@ void scan_run(const float* p, int64_t len, float a, float b, Scan& c, float* ins
   _mm_store_si128(reinterpret_cast<__m128i*>(l4), n4);
   _mm_store_ps(lmin, vmin);
   _mm_store_ps(lmax, vmax);
-  for (int l = 0; l < 4; ++l) {
-    c.lt_a += l1[l];
-    c.le_a += l2[l];
-    c.lt_b += l3[l];
-    c.le_b += l4[l];
-    c.mn = lmin[l] < c.mn ? lmin[l] : c.mn;
-    c.mx = lmax[l] > c.mx ? lmax[l] : c.mx;
-  }
+  add_lanes(c, l1, l2, l3, l4, lmin, lmax);
   c.nan |= _mm_movemask_ps(vnan) != 0;
 #endif
   for (; i < len; ++i) {
@@ -101,14 +108,7 @@ __attribute__((target("avx2"))) void scan_run_avx2(const float* p, int64_t len, 
   _mm256_store_si256(reinterpret_cast<__m256i*>(l4), n4);
   _mm256_store_ps(lmin, vmin);
   _mm256_store_ps(lmax, vmax);
-  for (int l = 0; l < 8; ++l) {
-    c.lt_a += l1[l];
-    c.le_a += l2[l];
-    c.lt_b += l3[l];
-    c.le_b += l4[l];
-    c.mn = lmin[l] < c.mn ? lmin[l] : c.mn;
-    c.mx = lmax[l] > c.mx ? lmax[l] : c.mx;
-  }
+  add_lanes(c, l1, l2, l3, l4, lmin, lmax);
   c.nan |= _mm256_movemask_ps(vnan) != 0;
   c.inside = out - inside;
   scan_run(p + i, len - i, a, b, c, inside);  // the tail

@@ -90,20 +90,16 @@ class ExportedLayerHost : public LayerHost {
   }
   std::optional<std::string> resolve(const std::string& fqn) const override { return front_.resolve(fqn); }
   void observe_input(const std::string& site, int64_t id) override { program_.observe(site, exported::Side::Input, id); }
-  at::Tensor weight_of(const std::string& fqn) override {
+  at::Tensor weight_of(const std::string& fqn, std::string* why) override {
     const std::string name = model_.weight_name(fqn);
     if (name.empty()) return {};
     // A node whose bias (stride, ...) is computed at run time cannot be applied alone: the layer's figure is
     // null, saying why, as on the TorchScript path.
-    if (std::string why = program_.cannot_apply_weight_op(name); !why.empty()) {
-      cannot_[fqn] = why;
+    if (const std::string op = program_.weight_op_not_fixed(name); !op.empty()) {
+      *why = cannot_apply_alone(op);
       return {};
     }
     return program_.state(name);
-  }
-  std::string cannot_apply(const std::string& fqn) const override {
-    const auto it = cannot_.find(fqn);
-    return it == cannot_.end() ? "" : it->second;
   }
   at::Tensor apply(const std::string& fqn, const at::Tensor& x, const at::Tensor& weight) override {
     return program_.apply_weight_op(model_.weight_name(fqn), x, weight);
@@ -115,7 +111,6 @@ class ExportedLayerHost : public LayerHost {
   const exported::ExportedModel& model_;
   const ExportedFront& front_;
   std::function<std::vector<at::Tensor>(size_t)> batch_;
-  std::map<std::string, std::string> cannot_;  // fqn -> why it cannot be applied alone
 };
 
 }  // namespace

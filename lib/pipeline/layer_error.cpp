@@ -53,17 +53,15 @@ class ScriptLayerHost : public LayerHost {
       : model_(model), batch_(std::move(batch)) {}
   std::optional<std::string> resolve(const std::string& fqn) const override { return instr().resolve(fqn); }
   void observe_input(const std::string& site, int64_t id) override { instr().observe(site, Side::Input, id); }
-  at::Tensor weight_of(const std::string& fqn) override {
+  at::Tensor weight_of(const std::string& fqn, std::string* why) override {
     torch::jit::Module m = model_.submodule(fqn);
     Applied& a = modules_[fqn];
     a.module = m;
-    a.op = instr().functional_op(fqn);
-    if (!a.op.empty()) {
+    if (const std::string op = instr().functional_op(fqn); !op.empty()) {
       // Applied the way its call applies it, with the call's own bias, stride, padding (not the module's).
       auto applied = instr().functional_apply(fqn);
       if (!applied) {
-        cannot_[fqn] = "it is applied by " + a.op + " with arguments computed at run time (or different ones per "
-                       "call), so it cannot be applied alone";
+        *why = cannot_apply_alone(op);
         return {};
       }
       a.functional = std::move(*applied);
@@ -71,16 +69,12 @@ class ScriptLayerHost : public LayerHost {
     a.original = m.attr("weight").toTensor();
     return a.original;
   }
-  std::string cannot_apply(const std::string& fqn) const override {
-    const auto it = cannot_.find(fqn);
-    return it == cannot_.end() ? "" : it->second;
-  }
   at::Tensor apply(const std::string& fqn, const at::Tensor& x, const at::Tensor& weight) override {
     Applied& l = modules_.at(fqn);
     l.module.setattr("weight", weight);
     at::Tensor y;
     try {
-      y = l.op.empty() ? l.module.forward({x}).toTensor() : l.functional(x, weight);
+      y = l.functional ? l.functional(x, weight) : l.module.forward({x}).toTensor();
     } catch (...) {
       l.module.setattr("weight", l.original);
       throw;
@@ -93,8 +87,8 @@ class ScriptLayerHost : public LayerHost {
  private:
   struct Applied {
     torch::jit::Module module;
-    std::string op;                 // "" for a module call, else the functional op that applies its weight
-    instrumentation::Instrumenter::LayerApply functional;  // that op with its call's other arguments
+    // Empty for a module call; else the functional op that applies its weight, with the call's arguments.
+    instrumentation::Instrumenter::LayerApply functional;
     at::Tensor original;
   };
   // Made on first use: a run without the error detector never instruments a second copy.
@@ -106,10 +100,14 @@ class ScriptLayerHost : public LayerHost {
   mutable std::unique_ptr<instrumentation::Instrumenter> instr_;
   std::function<std::vector<c10::IValue>(size_t)> batch_;
   std::map<std::string, Applied> modules_;
-  std::map<std::string, std::string> cannot_;  // fqn -> why it cannot be applied alone
 };
 
 }  // namespace
+
+std::string cannot_apply_alone(const std::string& op) {
+  return "it is applied by " + op + " with arguments computed at run time (or different ones per call), so it "
+         "cannot be applied alone";
+}
 
 std::shared_ptr<LayerHost> script_layer_host(const model::Model& model,
                                              std::function<std::vector<c10::IValue>(size_t)> batch) {
@@ -155,9 +153,10 @@ void measure_layer_error(const LayerErrorInput& in, report::Report& rep) {
     if (!w.defined() || w.dim() < 1 || w.numel() == 0) continue;
     Layer l;
     l.fqn = m.fqn;
-    l.original = host.weight_of(m.fqn);
+    std::string why;
+    l.original = host.weight_of(m.fqn, &why);
     if (!l.original.defined()) {
-      if (std::string why = host.cannot_apply(m.fqn); !why.empty()) r->null_reasons[m.fqn] = why;
+      if (!why.empty()) r->null_reasons[m.fqn] = why;
       continue;
     }
     const bool per_channel = entry && entry->weight == "default_per_channel_weight_observer";

@@ -27,15 +27,18 @@ class LayerHost {
   virtual ~LayerHost() = default;
   virtual std::optional<std::string> resolve(const std::string& fqn) const = 0;
   virtual void observe_input(const std::string& site, int64_t id) = 0;
-  // The layer's weight as the model holds it (device, dtype); undefined: it cannot be applied alone.
-  virtual at::Tensor weight_of(const std::string& fqn) = 0;
-  // Why weight_of(fqn) was undefined, when the report should say so ("" otherwise).
-  virtual std::string cannot_apply(const std::string& /*fqn*/) const { return ""; }
+  // The layer's weight as the model holds it (device, dtype); undefined: it cannot be applied alone, and
+  // *why says why where the report should (its call's arguments are computed at run time, say).
+  virtual at::Tensor weight_of(const std::string& fqn, std::string* why) = 0;
   // Layer `fqn` applied to x with `weight` in place of its own.
   virtual at::Tensor apply(const std::string& fqn, const at::Tensor& x, const at::Tensor& weight) = 0;
   // Runs the pass's k-th batch, sending observed values to sink. The model's exceptions propagate.
   virtual void run(size_t k, const instrumentation::ObserveSink& sink) = 0;
 };
+
+// Why a layer's figure is null when `op`, which applies its weight, takes arguments computed at run time or
+// different ones per call: both hosts' reason, word for word.
+std::string cannot_apply_alone(const std::string& op);
 
 // TorchScript's host: a fresh instrumented forward of `model`; batch(k) gives forward's arguments for the
 // pass's k-th batch, on the run's device (the same preparation as calibration).
