@@ -128,6 +128,10 @@ struct WeightNoise {
   double signal = 0, noise_per_tensor = 0, noise_per_channel = 0;
 };
 std::optional<WeightNoise> weight_quantization_noise(const at::Tensor& w);
+// at::fake_quantize_per_tensor_affine(x, scale, zero_point, quant_min, quant_max), bit for bit; a
+// contiguous CPU float32 x takes qreport's vectorised kernel (fake_quantize.cpp), anything else ATen's.
+at::Tensor fake_quantize_per_tensor(const at::Tensor& x, float scale, int64_t zero_point, int64_t quant_min,
+                                    int64_t quant_max);
 // x (float32) fake-quantized per tensor with q.
 at::Tensor fake_quantize(const at::Tensor& x, const QParams& q);
 

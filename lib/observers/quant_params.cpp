@@ -50,7 +50,7 @@ at::Tensor fake_quantize_weight(const at::Tensor& w, bool per_channel) {
   if (!per_channel) {
     auto [mn, mx] = at::aminmax(w);
     const QParams q = symmetric_qparams(mn.item<float>(), mx.item<float>(), qmin, qmax);
-    return at::fake_quantize_per_tensor_affine(w, q.scale, q.zero_point, qmin, qmax);
+    return fake_quantize_per_tensor(w, q.scale, q.zero_point, qmin, qmax);
   }
   // PerChannelMinMaxObserver(ch_axis=0): min/max over every other axis.
   auto [cmin, cmax] = at::aminmax(w.reshape({w.size(0), -1}), 1);
@@ -62,10 +62,6 @@ at::Tensor fake_quantize_weight(const at::Tensor& w, bool per_channel) {
     scale.data_ptr<float>()[c] = symmetric_qparams(cmin.data_ptr<float>()[c], cmax.data_ptr<float>()[c], qmin, qmax).scale;
   at::Tensor zero_point = at::zeros({channels}, at::kInt);
   return at::fake_quantize_per_channel_affine(w, scale.to(w.device()), zero_point.to(w.device()), 0, qmin, qmax);
-}
-
-at::Tensor fake_quantize(const at::Tensor& x, const QParams& q) {
-  return at::fake_quantize_per_tensor_affine(x, q.scale, q.zero_point, q.quant_min, q.quant_max);
 }
 
 double histogram_quantization_error(const HistogramSummary& h, const QParams& q) {

@@ -27,6 +27,8 @@ at::Tensor fake_quantize_dynamic(const at::Tensor& x, int64_t qmax) {
   at::Tensor scale = at::clamp_min((max_pos - min_neg) / static_cast<double>(qmax),
                                    static_cast<double>(std::numeric_limits<float>::epsilon()));
   at::Tensor zp = at::clamp(at::neg(at::round(min_neg / scale)), 0, qmax).to(at::kInt);
+  // On the CPU the qparams are host values already (no sync): qreport's kernel, which equals ATen's.
+  if (x.is_cpu()) return observers::fake_quantize_per_tensor(x, scale.item<float>(), zp.item<int32_t>(), 0, qmax);
   return at::fake_quantize_per_tensor_affine(x, scale.reshape({1}), zp.reshape({1}), 0, qmax);
 }
 
