@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <utility>
 #include <vector>
 
 namespace qreport::observers {
@@ -95,6 +96,14 @@ void channel_stats_rows_cpu(const float* data, int64_t rows, int64_t channels, c
 
 // [outer, C, inner] -> [outer * inner, C] (channels innermost, for the rows kernel) and -> [C, outer * inner]
 // (channel-first); dst holds outer * C * inner values.
+// Tensor-wide min and max of n contiguous values in one read on the pool's threads, NaN for both where
+// any value is NaN (as at::aminmax). parts: the caller's scratch, one slot per thread, reused.
+struct RangePart {
+  float mn, mx;
+  bool nan, used;
+};
+std::pair<float, float> tensor_range_cpu(const float* data, int64_t n, std::vector<RangePart>& parts);
+
 void to_channels_last(const float* src, int64_t outer, int64_t channels, int64_t inner, float* dst);
 void to_channels_first(const float* src, int64_t outer, int64_t channels, int64_t inner, float* dst);
 // to_channels_first of a [rows, C] tensor (inner == 1) that also fills moments (resized) while it reads.

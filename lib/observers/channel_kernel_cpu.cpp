@@ -349,4 +349,31 @@ void channel_stats_cpu(const float* data, int64_t outer, int64_t channels, int64
   });
 }
 
+std::pair<float, float> tensor_range_cpu(const float* data, int64_t n, std::vector<RangePart>& parts) {
+  const size_t threads = static_cast<size_t>(at::get_num_threads());
+  if (parts.size() < threads) parts.resize(threads);
+  for (size_t t = 0; t < threads; ++t) parts[t].used = false;
+  at::parallel_for(0, n, kParallelGrainValues, [&](int64_t begin, int64_t end) {
+    RangePart& p = parts[static_cast<size_t>(at::get_thread_num())];
+    float mn, mx;
+    bool nan;
+    min_max(Channel{data + begin, 1, end - begin, end - begin}, mn, mx, nan);
+    if (!p.used) {
+      p = RangePart{mn, mx, nan, true};
+    } else {
+      p.mn = std::min(p.mn, mn);
+      p.mx = std::max(p.mx, mx);
+      p.nan |= nan;
+    }
+  });
+  float mn = kInf, mx = -kInf;
+  for (size_t t = 0; t < threads; ++t) {
+    if (!parts[t].used) continue;
+    if (parts[t].nan) return {kNaN, kNaN};
+    mn = std::min(mn, parts[t].mn);
+    mx = std::max(mx, parts[t].mx);
+  }
+  return {mn, mx};
+}
+
 }  // namespace qreport::observers

@@ -38,6 +38,7 @@ struct ObservationPoint::Impl {
   std::map<int, RankWindows> windows;  // per channel axis
   ChannelMoments batch_moments;
   GrowingBuffer reordered;  // a reordered copy of the batch
+  std::vector<RangePart> range_parts;  // tensor_range_cpu's per-thread results
   // Host copies, filled by finalize().
   std::optional<RangeSummary> range_summary;
   std::map<int, MinMaxSummary> minmax_summary;
@@ -164,8 +165,9 @@ std::optional<std::pair<float, float>> ObservationPoint::Impl::observe_cpu(const
     } else if (x.numel() == 0) {
       range->invalidate("an empty tensor was observed");
     } else {
-      auto [mn, mx] = at::aminmax(x);
-      range->update(mn.item<float>(), mx.item<float>());  // CPU tensors: no device sync involved
+      // One read for min, max and NaN; a finite result then also spares the caller's NaN/inf count.
+      seen = tensor_range_cpu(x.data_ptr<float>(), x.numel(), range_parts);
+      range->update(seen->first, seen->second);
     }
   }
   return seen;

@@ -362,3 +362,45 @@ TEST_CASE("a small activation's statistics and histogram, side by side on two th
   CHECK(two.histogram()->max_val == one.histogram()->max_val);
   CHECK(!one.histogram()->histogram.empty());
 }
+
+// A point that wants only the tensor-wide range (dynamic_static on a Conv output) reads min, max and NaN
+// in one pass of its own: the range equals at::aminmax's, and the NaN/inf counts are still taken where
+// the range is not finite.
+TEST_CASE("range alone: at::aminmax's range, and the non-finite counts, from one read") {
+  at::set_num_threads(2);
+  at::manual_seed(5);
+  const float nan = std::nanf(""), inf = INFINITY;
+  std::vector<at::Tensor> batches = {at::randn({2, 8, 50, 50}), at::randn({3, 70001}) * 4 - 1, at::randn({5})};
+  at::Tensor with_inf = at::randn({2, 8, 50, 50});
+  with_inf.view({-1})[12345] = inf;
+  with_inf.view({-1})[99] = -inf;
+  at::Tensor with_nan = at::randn({40001});
+  with_nan[40000] = nan;
+  ObservationPoint finite, bad;
+  finite.want_range();
+  bad.want_range();
+  float sum = 0.0f, lo = INFINITY, hi = -INFINITY;
+  for (const auto& x : batches) {
+    finite.observe(x);
+    auto [mn, mx] = at::aminmax(x);
+    sum += mx.item<float>() - mn.item<float>();
+    lo = std::min(lo, mn.item<float>());
+    hi = std::max(hi, mx.item<float>());
+  }
+  finite.finalize(3);
+  CHECK(finite.range()->epoch_min == lo);
+  CHECK(finite.range()->epoch_max == hi);
+  CHECK(finite.range()->avg_range == sum / 3);
+  CHECK(finite.non_finite().nan + finite.non_finite().pos_inf + finite.non_finite().neg_inf == 0);
+
+  bad.observe(batches[0]);
+  bad.observe(with_inf);
+  bad.observe(with_nan);
+  bad.finalize(3);
+  CHECK(bad.non_finite().pos_inf == 1);
+  CHECK(bad.non_finite().neg_inf == 1);
+  CHECK(bad.non_finite().nan == 1);
+  CHECK(bad.non_finite().first_batch == 1);
+  CHECK(std::isnan(bad.range()->avg_range));
+  at::set_num_threads(1);
+}
