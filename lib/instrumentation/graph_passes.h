@@ -4,12 +4,18 @@
 #include <torch/csrc/jit/ir/ir.h>
 
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "instrumentation/instrumentation.h"
 
 namespace qreport::instrumentation {
+
+// The ids of the observe ops whose observed value no later op writes (nor anything that may alias it),
+// and that cannot alias the graph's inputs: values a reader may take after the forward has moved on,
+// without a copy (stable_values.cpp). An id observed at several calls is listed only if all of them are.
+std::set<int64_t> observed_values_never_written_after(torch::jit::Graph& instrumented);
 
 // Calls fn on every node of the block and of the blocks nested in it (an if's branches, a loop's body),
 // inner blocks before the node that holds them.

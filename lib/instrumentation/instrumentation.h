@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -86,6 +87,9 @@ class Instrumenter {
 
   // IR of the instrumented copy, for tests and --verbose.
   std::string graph_text() const;
+  // The observe ids whose value no later op of the forward writes (nor any alias of it): a reader may
+  // take those values after the forward has moved on, without a copy (stable_values.cpp).
+  std::set<int64_t> stable_observed_ids() const;
   // Problems found while inlining or instrumenting (interface calls, non-tensor values, ...).
   const std::vector<std::string>& warnings() const;
 

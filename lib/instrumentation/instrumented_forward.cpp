@@ -192,6 +192,8 @@ LayoutGuess Instrumenter::input_layout(const std::string& site_fqn) const {
   return {};
 }
 
+std::set<int64_t> Instrumenter::stable_observed_ids() const { return observed_values_never_written_after(*impl_->graph); }
+
 std::string Instrumenter::graph_text() const {
   std::ostringstream os;
   os << *impl_->graph;

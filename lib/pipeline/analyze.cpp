@@ -246,6 +246,14 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job, s
   LayerCapture capture(keep ? capture_points(model.tree(), plan.keys(), sites) : std::map<int64_t, LayerCapture::Key>(),
                        error_batches, o.error_memory_mib << 20);
   const int64_t planned = static_cast<int64_t>(points.size());  // ids above: the capture's alone
+  // The graph is final here: the values no later op writes go to the observe worker without a copy.
+  // Asked only where the schedule starts a worker (after the first batch).
+  size_t borrowable = 0;
+  schedule.set_borrowable([&] {
+    std::set<int64_t> ids = instr.stable_observed_ids();
+    borrowable = ids.size();
+    return ids;
+  });
   instrumentation::ObserveSink sink = [&schedule, &capture, planned](int64_t id, const at::Tensor& x) {
     if (capture.active()) capture.offer(id, x);
     if (id < planned) schedule.observe(id, x);
@@ -275,8 +283,9 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job, s
   }
   schedule.finish();
   if (schedule.split())
-    spdlog::debug("small activations: the model ran on {} thread(s) after the first batch, their observers on one",
-                  at::get_num_threads() - 1);
+    spdlog::debug("small activations: the model ran on {} thread(s) after the first batch, their observers on one "
+                  "({} of {} points read without a copy: no later op writes their values)",
+                  at::get_num_threads() - 1, borrowable, points.size());
   finite.finish();
   clock.lap("calibrate");
   for (auto& p : points) p.finalize(static_cast<int64_t>(mine.size()));

@@ -27,6 +27,12 @@ ObserveWorker::ObserveWorker(Observe observe, size_t points, int64_t max_values,
   thread_ = std::thread([this] { run(); });
 }
 
+void ObserveWorker::set_borrowable(const std::set<int64_t>& ids) {
+  borrowable_.assign(spare_.size(), 0);
+  for (int64_t id : ids)
+    if (id >= 0 && static_cast<size_t>(id) < borrowable_.size()) borrowable_[static_cast<size_t>(id)] = 1;
+}
+
 ObserveWorker::~ObserveWorker() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -61,12 +67,17 @@ void ObserveWorker::observe(int64_t id, const at::Tensor& x) {
     --waiting_;
   }
   if (error_) return;
-  at::Tensor copy = buffer_for(id, x);
-  lock.unlock();
-  std::memcpy(copy.data_ptr(), x.data_ptr(), static_cast<size_t>(x.numel()) * sizeof(float));
-  lock.lock();
+  const bool borrow = !borrowable_.empty() && borrowable_[static_cast<size_t>(id)];
+  if (borrow) {
+    queue_.push_back({id, x, true});
+  } else {
+    at::Tensor copy = buffer_for(id, x);
+    lock.unlock();
+    std::memcpy(copy.data_ptr(), x.data_ptr(), static_cast<size_t>(x.numel()) * sizeof(float));
+    lock.lock();
+    queue_.push_back({id, std::move(copy), false});
+  }
   queued_values_ += x.numel();
-  queue_.push_back({id, std::move(copy)});
   const bool was_idle = !busy_ && queue_.size() == 1;
   lock.unlock();
   if (was_idle) wake_.notify_one();
@@ -113,7 +124,7 @@ void ObserveWorker::run() {
     lock.lock();
     busy_ = false;
     queued_values_ -= item.copy.numel();
-    spare_[static_cast<size_t>(item.id)].push_back(std::move(item.copy));
+    if (!item.borrowed) spare_[static_cast<size_t>(item.id)].push_back(std::move(item.copy));
     if (waiting_ > 0) done_.notify_all();
   }
 }
@@ -142,6 +153,7 @@ void ObserveSchedule::batch_done() {
   at::set_num_threads(threads_ - 1);
   split_ = true;
   worker_ = std::make_unique<ObserveWorker>(observe_, points_, kWorkerMaxValues, kQueuedValues);
+  if (borrowable_) worker_->set_borrowable(borrowable_());
 }
 
 void ObserveSchedule::finish() {

@@ -23,6 +23,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -44,6 +45,9 @@ class ObserveWorker {
   // Called by the instrumented graph's observe op, on the thread running the model. Never throws the
   // worker's error (it would pass for the model's own): once there is one, activations are dropped.
   void observe(int64_t id, const at::Tensor& x);
+  // Points whose activations no later op writes (Instrumenter::stable_observed_ids): queued as they are,
+  // without a copy. The caller's reference keeps them alive until observed.
+  void set_borrowable(const std::set<int64_t>& ids);
   // Waits until every queued activation has been observed, or the worker failed; false if it failed.
   bool drain();
   // Rethrows the worker's first error, if any (between batches, outside the model's forward).
@@ -52,7 +56,8 @@ class ObserveWorker {
  private:
   struct Item {
     int64_t id;
-    at::Tensor copy;
+    at::Tensor copy;  // or the activation itself, where borrowed
+    bool borrowed;
   };
   void run();
   at::Tensor buffer_for(int64_t id, const at::Tensor& x);  // under mutex_
@@ -71,6 +76,7 @@ class ObserveWorker {
   std::exception_ptr error_;
   // Each point's copies the worker has finished with, reused so the per-batch path allocates nothing.
   std::vector<std::vector<at::Tensor>> spare_;
+  std::vector<char> borrowable_;  // per point: queue the activation itself
   std::thread thread_;
 };
 
@@ -83,6 +89,9 @@ class ObserveSchedule {
   void batch_done();  // after each batch: the first one decides; rethrows the worker's error
   void finish();      // every observation made (or the worker's error rethrown); thread count restored
   bool split() const { return split_; }  // the model ran on one thread fewer, a worker observing
+  // The points whose activations the worker may take without a copy (ObserveWorker::set_borrowable),
+  // asked once, when a worker starts.
+  void set_borrowable(std::function<std::set<int64_t>()> ids) { borrowable_ = std::move(ids); }
 
  private:
   ObserveWorker::Observe observe_;
@@ -92,6 +101,7 @@ class ObserveSchedule {
   int64_t largest_ = 0;
   bool split_ = false;
   std::unique_ptr<ObserveWorker> worker_;
+  std::function<std::set<int64_t>()> borrowable_;
 };
 
 }  // namespace qreport::pipeline

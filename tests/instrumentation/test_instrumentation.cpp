@@ -335,3 +335,24 @@ TEST_CASE("a rewritten input reaches that call only, and passes unchanged withou
   CHECK(at::allclose(z, at::relu(bias).view({1, -1, 1, 1}).expand_as(z)));
   CHECK(at::equal(rec2.seen[0][0], rec.seen[0][0]));
 }
+
+// stable_values.cpp: which observed values the observe worker may read later without a copy.
+TEST_CASE("observed values that no later op writes: not those an in-place op or a residual add_ writes") {
+  auto r = model::Model::load(fixture("graph/resnet18.pt"));
+  Instrumenter ir(r);
+  ir.observe("conv1", Side::Output, 0);           // into bn1, which returns a new tensor
+  ir.observe("bn1", Side::Output, 1);             // into relu(inplace=True)
+  ir.observe("layer1.0.conv1", Side::Input, 2);   // the block's input: the identity, only read
+  ir.observe("layer1.0.bn2", Side::Output, 3);    // out += identity writes it
+  ir.observe("fc", Side::Output, 4);              // the model's output
+  ir.observe("layer1.0.relu", Side::Output, 5);   // both calls: relu_'s results, only read afterwards
+  ir.observe("layer1.0.conv2", Side::Output, 6);  // into bn2, a new tensor
+  CHECK(ir.stable_observed_ids() == std::set<int64_t>{0, 2, 4, 5, 6});
+
+  auto mb = model::Model::load(fixture("graph/mobilenet_v2.pt"));
+  Instrumenter im(mb);
+  im.observe("features.3.conv.0.0", Side::Output, 0);  // a Conv's output into BatchNorm
+  im.observe("features.3.conv.0.1", Side::Output, 1);  // BatchNorm's output into ReLU6(inplace=True)
+  im.observe("features.3.conv.1.0", Side::Input, 2);   // ReLU6's result (written before, never after)
+  CHECK(im.stable_observed_ids() == std::set<int64_t>{0, 2});
+}

@@ -167,3 +167,16 @@ TEST_CASE("the schedule splits the threads after a first batch of small activati
   none.finish();
   at::set_num_threads(threads);
 }
+
+TEST_CASE("a borrowable point's activation reaches the observer itself, not a copy; the others are copies") {
+  std::vector<const void*> seen(2);
+  ObserveWorker w([&](int64_t id, const at::Tensor& x) { seen[static_cast<size_t>(id)] = x.data_ptr(); }, 2, 1 << 17,
+                  1 << 20);
+  w.set_borrowable({1});
+  const at::Tensor a = at::randn({1, 8, 4, 4}), b = at::randn({1, 8, 4, 4});
+  w.observe(0, a);
+  w.observe(1, b);
+  REQUIRE(w.drain());
+  CHECK(seen[0] != a.data_ptr());
+  CHECK(seen[1] == b.data_ptr());
+}
