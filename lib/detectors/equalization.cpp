@@ -59,7 +59,7 @@ class EqualizationDetector : public Detector {
         warn("input statistics unavailable: " + (in->invalid.empty() ? std::string("no data") : in->invalid));
         continue;
       }
-      auto w = model.weight_channel_min_max(node.fqn, axis.weight_axis);
+      auto w = observers::channel_min_max(model.weight(node.fqn), axis.weight_axis);
       if (!w || w->first.empty()) {
         warn("no weight with channel axis " + std::to_string(axis.weight_axis));
         continue;

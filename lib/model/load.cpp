@@ -216,19 +216,6 @@ Model Model::load(const std::string& path) {
   return m;
 }
 
-std::optional<std::pair<std::vector<float>, std::vector<float>>> ModelView::weight_channel_min_max(
-    const std::string& fqn, int ch_axis) const {
-  at::Tensor t = weight(fqn);
-  if (!t.defined()) return std::nullopt;
-  if (ch_axis < 0 || ch_axis >= t.dim()) return std::nullopt;
-  t = t.transpose(0, ch_axis).flatten(1);
-  auto [mn, mx] = t.aminmax(1);
-  mn = mn.contiguous();
-  mx = mx.contiguous();
-  return std::make_pair(std::vector<float>(mn.data_ptr<float>(), mn.data_ptr<float>() + mn.numel()),
-                        std::vector<float>(mx.data_ptr<float>(), mx.data_ptr<float>() + mx.numel()));
-}
-
 torch::jit::Module Model::submodule(const std::string& fqn) const {
   auto mod = find_module(*module_, fqn);
   if (!mod) throw InternalError("no module named '" + fqn + "' in the model");

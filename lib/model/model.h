@@ -75,10 +75,6 @@ class ModelView {
   virtual at::Tensor weight(const std::string& fqn) const = 0;
   // For a QAT module: whether its own weight fake-quantizer is per-channel; nullopt for float modules.
   virtual std::optional<bool> qat_weight_per_channel(const std::string& fqn) const = 0;
-  // Per-row min and max of weight(fqn) with dims 0 and ch_axis swapped and the rest flattened (PyTorch's
-  // IWE weight statistics). nullopt when the module has no tensor `weight` or ch_axis is out of range.
-  std::optional<std::pair<std::vector<float>, std::vector<float>>> weight_channel_min_max(const std::string& fqn,
-                                                                                          int ch_axis) const;
 };
 
 class Model : public ModelView {

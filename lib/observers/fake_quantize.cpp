@@ -16,6 +16,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -80,6 +81,26 @@ bool aten_sends_out_of_range_to_min() {
   return to_min;
 }
 
+// The same question of ATen's per-channel kernel, which casts q to int64 before clamping in every
+// version so far (x86: INT64_MIN, so quant_min), whatever its per-tensor kernel does.
+bool aten_per_channel_sends_out_of_range_to_min() {
+  static const bool to_min = [] {
+    at::Tensor probe = at::full({1, 1}, std::numeric_limits<float>::infinity(), at::kFloat);
+    return at::fake_quantize_per_channel_affine(probe, at::ones({1}, at::kFloat), at::zeros({1}, at::kInt), 0, 0,
+                                                255)
+               .item<float>() == 0.0f;
+  }();
+  return to_min;
+}
+
+void fake_quantize_run(const float* in, float* out, int64_t n, const Affine& a) {
+#if defined(QREPORT_HAVE_AVX2_FAKE_QUANT)
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx2) return fake_quantize_avx2(in, out, n, a);
+#endif
+  fake_quantize_scalar(in, out, n, a);
+}
+
 }  // namespace
 
 at::Tensor fake_quantize_per_tensor(const at::Tensor& x, float scale, int64_t zero_point, int64_t quant_min,
@@ -94,12 +115,33 @@ at::Tensor fake_quantize_per_tensor(const at::Tensor& x, float scale, int64_t ze
   at::Tensor out = at::empty_like(x);
   const float* in = x.data_ptr<float>();
   float* o = out.data_ptr<float>();
-  at::parallel_for(0, x.numel(), at::internal::GRAIN_SIZE, [&](int64_t begin, int64_t end) {
-#if defined(QREPORT_HAVE_AVX2_FAKE_QUANT)
-    static const bool avx2 = __builtin_cpu_supports("avx2");
-    if (avx2) return fake_quantize_avx2(in + begin, o + begin, end - begin, a);
-#endif
-    fake_quantize_scalar(in + begin, o + begin, end - begin, a);
+  at::parallel_for(0, x.numel(), at::internal::GRAIN_SIZE,
+                   [&](int64_t begin, int64_t end) { fake_quantize_run(in + begin, o + begin, end - begin, a); });
+  return out;
+}
+
+at::Tensor fake_quantize_per_row(const at::Tensor& x, const std::vector<float>& scale, int64_t quant_min,
+                                 int64_t quant_max) {
+  const int64_t rows = static_cast<int64_t>(scale.size());
+  if (!x.is_cpu() || x.scalar_type() != at::kFloat || !x.is_contiguous() || x.requires_grad() || x.dim() < 1 ||
+      x.size(0) != rows || quant_min > quant_max || quant_min > 0 || quant_max < 0) {
+    at::Tensor s = at::tensor(at::ArrayRef<float>(scale), at::kFloat).to(x.device());
+    return at::fake_quantize_per_channel_affine(x, s, at::zeros({rows}, x.options().dtype(at::kInt)), 0, quant_min,
+                                                quant_max);
+  }
+  const int64_t cols = rows ? x.numel() / rows : 0;
+  const bool to_min = aten_per_channel_sends_out_of_range_to_min();
+  at::Tensor out = at::empty_like(x);
+  const float* in = x.data_ptr<float>();
+  float* o = out.data_ptr<float>();
+  const int64_t grain = std::max<int64_t>(1, at::internal::GRAIN_SIZE / std::max<int64_t>(cols, 1));
+  at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      // ATen's per-channel lambda: inv = 1.0f / scale[r], zero point 0, the per-tensor arithmetic.
+      const Affine a{scale[r], 1.0f / scale[r], 0.0f, static_cast<float>(quant_min), static_cast<float>(quant_max),
+                     to_min};
+      fake_quantize_run(in + r * cols, o + r * cols, cols, a);
+    }
   });
   return out;
 }

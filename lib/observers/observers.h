@@ -117,6 +117,12 @@ QParams affine_qparams(float min_val, float max_val, int64_t quant_min, int64_t 
 // Symmetric (qint8 weights): zero point 0, scale = max(|min|, |max|) / ((quant_max - quant_min) / 2).
 QParams symmetric_qparams(float min_val, float max_val, int64_t quant_min, int64_t quant_max);
 
+// Min and max of each slice of t along ch_axis, as torch.aminmax(t.transpose(0, ch_axis).flatten(1), 1)
+// gives them (NaN for a slice that holds one), read in place by the channel kernel where t is a
+// contiguous CPU float32 tensor (ATen's strided reduction took longer than the error pass's matmuls for
+// a transformer's weights). PyTorch's IWE weight statistics. nullopt: t undefined or ch_axis out of range.
+std::optional<std::pair<std::vector<float>, std::vector<float>>> channel_min_max(const at::Tensor& t, int ch_axis);
+
 // w fake-quantized as qint8 with default_weight_observer's qparams (per tensor, symmetric) or
 // default_per_channel_weight_observer's (axis 0), by torch's fake_quantize functions. Float32 w.
 at::Tensor fake_quantize_weight(const at::Tensor& w, bool per_channel);
@@ -132,6 +138,11 @@ std::optional<WeightNoise> weight_quantization_noise(const at::Tensor& w);
 // contiguous CPU float32 x takes qreport's vectorised kernel (fake_quantize.cpp), anything else ATen's.
 at::Tensor fake_quantize_per_tensor(const at::Tensor& x, float scale, int64_t zero_point, int64_t quant_min,
                                     int64_t quant_max);
+// at::fake_quantize_per_channel_affine(x, scale, zeros, 0, quant_min, quant_max), bit for bit, for a
+// contiguous CPU float32 x of finite values ([C, ...], one scale per row, zero points 0): each row is the
+// per-tensor kernel's. Anything else goes to ATen.
+at::Tensor fake_quantize_per_row(const at::Tensor& x, const std::vector<float>& scale, int64_t quant_min,
+                                 int64_t quant_max);
 // x (float32) fake-quantized per tensor with q.
 at::Tensor fake_quantize(const at::Tensor& x, const QParams& q);
 

@@ -4,6 +4,7 @@
 #include <cfloat>
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 
 #include <ATen/ATen.h>
 
@@ -52,16 +53,13 @@ at::Tensor fake_quantize_weight(const at::Tensor& w, bool per_channel) {
     const QParams q = symmetric_qparams(mn.item<float>(), mx.item<float>(), qmin, qmax);
     return fake_quantize_per_tensor(w, q.scale, q.zero_point, qmin, qmax);
   }
-  // PerChannelMinMaxObserver(ch_axis=0): min/max over every other axis.
-  auto [cmin, cmax] = at::aminmax(w.reshape({w.size(0), -1}), 1);
-  cmin = cmin.to(at::kCPU).contiguous();
-  cmax = cmax.to(at::kCPU).contiguous();
-  const int64_t channels = w.size(0);
-  at::Tensor scale = at::empty({channels}, at::kFloat);
-  for (int64_t c = 0; c < channels; ++c)
-    scale.data_ptr<float>()[c] = symmetric_qparams(cmin.data_ptr<float>()[c], cmax.data_ptr<float>()[c], qmin, qmax).scale;
-  at::Tensor zero_point = at::zeros({channels}, at::kInt);
-  return at::fake_quantize_per_channel_affine(w, scale.to(w.device()), zero_point.to(w.device()), 0, qmin, qmax);
+  // PerChannelMinMaxObserver(ch_axis=0): min/max over every other axis (one read in place on the CPU).
+  const auto range = channel_min_max(w, 0);
+  if (!range) throw std::invalid_argument("fake_quantize_weight: a per-channel weight needs a dimension");
+  const auto& [cmin, cmax] = *range;
+  std::vector<float> scale(cmin.size());
+  for (size_t c = 0; c < scale.size(); ++c) scale[c] = symmetric_qparams(cmin[c], cmax[c], qmin, qmax).scale;
+  return fake_quantize_per_row(w, scale, qmin, qmax);
 }
 
 double histogram_quantization_error(const HistogramSummary& h, const QParams& q) {

@@ -35,16 +35,6 @@ TEST_CASE("forward arguments with defaults are optional") {
   CHECK(m.forward_required_args() == 2);
 }
 
-TEST_CASE("weight_channel_min_max swaps dims 0 and ch_axis") {
-  auto m = model::Model::load(fixture("graph/bare_linear.pt"));
-  auto w = m.weight_channel_min_max("", 1);
-  REQUIRE(w.has_value());
-  CHECK(w->first.size() == 3);  // in_features
-  auto w0 = m.weight_channel_min_max("", 0);
-  CHECK(w0->first.size() == 2);  // out_features
-  CHECK_FALSE(m.weight_channel_min_max("", 5).has_value());
-}
-
 TEST_CASE("loading something that is not a TorchScript model is an InputError") {
   CHECK_THROWS_WITH_AS(model::Model::load("/nonexistent.pt"), "model '/nonexistent.pt' does not exist",
                        InputError);

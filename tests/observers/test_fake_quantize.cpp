@@ -108,3 +108,73 @@ TEST_CASE("fake_quantize_dynamic equals ATen's tensor-qparams fake quantization 
     CHECK(first_difference(qreport::pipeline::fake_quantize_dynamic(x, 127), aten) == -1);
   }
 }
+
+TEST_CASE("fake_quantize_per_row equals ATen's per-channel fake quantization bit for bit, NaN and infinities included") {
+  // Rows of hostile values, each with its own scale (a weight's per-channel qparams), qint8 and the
+  // 7-bit range; [C, K] and a conv weight's [C, I, kh, kw].
+  for (const std::vector<int64_t>& shape : {std::vector<int64_t>{5, 1001}, std::vector<int64_t>{3, 4, 3, 3},
+                                           std::vector<int64_t>{200, 300}, std::vector<int64_t>{7, 1}}) {
+    int64_t rows = shape[0], numel = 1;
+    for (int64_t d : shape) numel *= d;
+    const at::Tensor x = hostile_values(numel, 0.03f, static_cast<uint32_t>(numel)).reshape(shape);
+    std::vector<float> scale(static_cast<size_t>(rows));
+    for (int64_t r = 0; r < rows; ++r) scale[static_cast<size_t>(r)] = 0.003f * static_cast<float>(r + 1) + 1e-7f * r;
+    scale[0] = FLT_EPSILON;  // an all-zero channel's scale
+    for (auto [qmin, qmax] : {std::pair<int64_t, int64_t>{-128, 127}, std::pair<int64_t, int64_t>{-64, 63}}) {
+      CAPTURE(numel);
+      CAPTURE(qmin);
+      const at::Tensor aten = at::fake_quantize_per_channel_affine(
+          x, at::tensor(at::ArrayRef<float>(scale), at::kFloat), at::zeros({rows}, at::kInt), 0, qmin, qmax);
+      CHECK(first_difference(fake_quantize_per_row(x, scale, qmin, qmax), aten) == -1);
+    }
+  }
+}
+
+TEST_CASE("fake_quantize_weight per channel equals PerChannelMinMaxObserver's qparams through ATen") {
+  // The composition it replaces: aminmax over dim 1 of the [C, -1] view, symmetric qint8 qparams per
+  // row, ATen's per-channel fake quantization.
+  at::manual_seed(3);
+  at::Tensor w = at::randn({16, 8, 3, 3}) * at::linspace(0.01, 3.0, 16).reshape({16, 1, 1, 1});
+  w[5].zero_();    // scale eps
+  w[6].fill_(-2);  // one-sided
+  auto [mn, mx] = at::aminmax(w.reshape({16, -1}), 1);
+  std::vector<float> scale(16);
+  for (int64_t c = 0; c < 16; ++c) scale[c] = symmetric_qparams(mn[c].item<float>(), mx[c].item<float>(), -128, 127).scale;
+  const at::Tensor aten = at::fake_quantize_per_channel_affine(w, at::tensor(at::ArrayRef<float>(scale), at::kFloat),
+                                                               at::zeros({16}, at::kInt), 0, -128, 127);
+  CHECK(first_difference(fake_quantize_weight(w, true), aten) == -1);
+  // A weight that ATen's path must take (not contiguous) gives the same.
+  const at::Tensor wt = w.reshape({16, 72}).t().contiguous().t();
+  CHECK(first_difference(fake_quantize_weight(wt, true), fake_quantize_weight(w.reshape({16, 72}), true)) == -1);
+}
+
+TEST_CASE("channel_min_max equals aminmax of the transposed, flattened weight, NaN included") {
+  at::manual_seed(4);
+  at::Tensor w = at::randn({6, 5, 3, 2});
+  w.index_put_({2, 1, 0, 1}, std::numeric_limits<float>::quiet_NaN());  // channel 2 of axis 0, 1 of axis 1, ...
+  for (int axis = 0; axis < 4; ++axis) {
+    CAPTURE(axis);
+    const auto ours = channel_min_max(w, axis);
+    REQUIRE(ours.has_value());
+    auto [mn, mx] = w.transpose(0, axis).flatten(1).aminmax(1);
+    REQUIRE(static_cast<int64_t>(ours->first.size()) == mn.numel());
+    for (int64_t c = 0; c < mn.numel(); ++c) {
+      CAPTURE(c);
+      const float a = mn[c].item<float>(), b = mx[c].item<float>();
+      CHECK((std::isnan(a) ? std::isnan(ours->first[c]) : ours->first[c] == a));
+      CHECK((std::isnan(b) ? std::isnan(ours->second[c]) : ours->second[c] == b));
+    }
+  }
+  CHECK_FALSE(channel_min_max(w, 4).has_value());
+  CHECK_FALSE(channel_min_max(w, -1).has_value());
+  CHECK_FALSE(channel_min_max(at::Tensor(), 0).has_value());
+  // Not contiguous: ATen's reduction, the same numbers.
+  const at::Tensor t = w.transpose(1, 2);
+  const auto strided = channel_min_max(t, 1);
+  auto [smn, smx] = t.transpose(0, 1).flatten(1).aminmax(1);
+  REQUIRE(strided.has_value());
+  CHECK(strided->first.size() == 3);
+  CHECK(std::isnan(strided->first[0]));  // the NaN's slice
+  CHECK(strided->first[1] == smn[1].item<float>());
+  CHECK(strided->second[2] == smx[2].item<float>());
+}
