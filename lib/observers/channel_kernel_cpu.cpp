@@ -51,7 +51,7 @@ int64_t sample_size(int64_t m) {
 struct Scratch {
   std::vector<float> sample, radix;
   GrowingBuffer inside;
-  float* inside_for(int64_t m) { return inside.get(m); }
+  float* inside_for(int64_t m) { return inside.get(m + detail::kScanSlack); }
 };
 
 // Bounds [a, b] that very likely hold the k-th value: order statistics of an evenly spaced sample around
@@ -231,7 +231,8 @@ void channel_stats_interleaved(const float* data, int64_t outer, int64_t channel
   const int64_t nr = static_cast<int64_t>(ranks.size());
   // Room for a window's inside values with a wide margin, plus one run: a run is scanned whole before
   // its channel's count is checked.
-  const int64_t region = std::max<int64_t>(kDirectSelect, m / 8) + inner;
+  const int64_t room = std::max<int64_t>(kDirectSelect, m / 8) + inner;
+  const int64_t region = room + detail::kScanSlack;
   float* inside = iv.inside.get(n * region);
   std::vector<char>& redo = iv.redo;  // 1: channel_stats does it again; 2: done (NaN)
   redo.assign(static_cast<size_t>(n), 0);
@@ -262,7 +263,7 @@ void channel_stats_interleaved(const float* data, int64_t outer, int64_t channel
         Scan& sc = iv.scans[i];
         float* mine = inside + i * region;
         scan_runs(row + i * inner, inner, iv.bounds[i].a, iv.bounds[i].b, sc, mine);
-        if (sc.inside > region - inner) {  // keep counting; the inside values are lost
+        if (sc.inside > room - inner) {  // keep counting; the inside values are lost
           iv.overflow[i] = 1;
           sc.inside = 0;
         }

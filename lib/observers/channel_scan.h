@@ -12,7 +12,10 @@ namespace qreport::observers::detail {
 void min_max(const Channel& ch, float& mn, float& mx, bool& nan);
 
 // One streaming pass: min, max and NaN presence, the counts of values < a, <= a, < b and <= b, and the
-// values strictly between a and b written to inside (which has room for the whole channel).
+// values strictly between a and b written to inside, which has room for every value the pass may gather
+// plus kScanSlack floats: the AVX2 pass stores eight lanes at a time and advances by those it keeps.
+constexpr int64_t kScanSlack = 8;
+
 struct Scan {
   int64_t lt_a = 0, le_a = 0, lt_b = 0, le_b = 0;
   int64_t inside = 0;
