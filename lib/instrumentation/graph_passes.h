@@ -17,6 +17,11 @@ namespace qreport::instrumentation {
 // without a copy (stable_values.cpp). An id observed at several calls is listed only if all of them are.
 std::set<int64_t> observed_values_never_written_after(torch::jit::Graph& instrumented);
 
+// Pairs (earlier id, later id) of observe ops that read the same value back to back, in one run of
+// consecutive observe ops, each id having no other observe op in the graph: the two always see the same
+// tensor, unchanged (shared_values.cpp).
+std::vector<std::pair<int64_t, int64_t>> observations_of_one_value(torch::jit::Graph& instrumented);
+
 // Calls fn on every node of the block and of the blocks nested in it (an if's branches, a loop's body),
 // inner blocks before the node that holds them.
 template <class F>

@@ -8,6 +8,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace at { class Tensor; }
@@ -90,6 +91,9 @@ class Instrumenter {
   // The observe ids whose value no later op of the forward writes (nor any alias of it): a reader may
   // take those values after the forward has moved on, without a copy (stable_values.cpp).
   std::set<int64_t> stable_observed_ids() const;
+  // Pairs (earlier id, later id) of observe ids that always see the same tensor, one right after the
+  // other, with nothing between them (shared_values.cpp): a point may take what the other computed.
+  std::vector<std::pair<int64_t, int64_t>> observations_of_one_value() const;
   // Problems found while inlining or instrumenting (interface calls, non-tensor values, ...).
   const std::vector<std::string>& warnings() const;
 

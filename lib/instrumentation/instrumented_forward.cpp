@@ -194,6 +194,10 @@ LayoutGuess Instrumenter::input_layout(const std::string& site_fqn) const {
 
 std::set<int64_t> Instrumenter::stable_observed_ids() const { return observed_values_never_written_after(*impl_->graph); }
 
+std::vector<std::pair<int64_t, int64_t>> Instrumenter::observations_of_one_value() const {
+  return instrumentation::observations_of_one_value(*impl_->graph);
+}
+
 std::string Instrumenter::graph_text() const {
   std::ostringstream os;
   os << *impl_->graph;

@@ -258,7 +258,26 @@ std::string NonFiniteCount::describe() const {
   return out;
 }
 
-void ObservationPoint::observe(const at::Tensor& x) {
+void ObservationPoint::observe(const at::Tensor& x) { observe_and_range(x); }
+
+bool ObservationPoint::wants_only_range() const {
+  const Impl& i = *impl_;
+  return i.range && i.axes.empty() && !i.histogram && i.moments.empty();
+}
+
+bool ObservationPoint::reads_range() const { return !impl_->axes.empty(); }
+
+void ObservationPoint::observe_with_range(const at::Tensor& x, std::pair<float, float> range) {
+  if (!wants_only_range() || !x.is_cpu() || x.numel() == 0) return observe(x);
+  ++impl_->calls;
+  // What observe() does for a point that wants only the range, minus the read: tensor_range_cpu's
+  // result is the same min and max (NaN for both where x holds one).
+  impl_->range->update(range.first, range.second);
+  if (!std::isfinite(range.first) || !std::isfinite(range.second))
+    impl_->count_non_finite(x.detach().to(at::kFloat).contiguous());
+}
+
+std::optional<std::pair<float, float>> ObservationPoint::observe_and_range(const at::Tensor& x) {
   ++impl_->calls;
   // ModelReportObserver works on x.detach().to(float32); the observed value itself is never modified.
   at::Tensor xf = x.detach().to(at::kFloat);
@@ -270,26 +289,28 @@ void ObservationPoint::observe(const at::Tensor& x) {
       // A small activation, which the kernels read on one thread: its channel statistics and its
       // histogram side by side on two instead (the histogram then finds its own range, the same one).
       // The two touch disjoint state and thread-local scratch.
+      std::optional<std::pair<float, float>> seen;
       at::parallel_for(0, 2, 1, [&](int64_t begin, int64_t end) {
         for (int64_t task = begin; task < end; ++task) {
           if (task == 0)
-            impl_->observe_cpu(xf);
+            seen = impl_->observe_cpu(xf);
           else
             impl_->histogram->observe(xf);
         }
       });
       impl_->count_non_finite(xf);
-      return;
+      return seen;
     }
     const auto seen = impl_->observe_cpu(xf);
     // The tensor-wide range propagates NaN and holds any +-inf: a finite one leaves nothing to count, and
     // saves a read of every value (most activations); otherwise the values are read and counted.
     if (!seen || !std::isfinite(seen->first) || !std::isfinite(seen->second)) impl_->count_non_finite(xf);
     if (impl_->histogram) impl_->histogram->observe(xf, seen);
-    return;
+    return seen;
   }
   impl_->observe_device(xf);
   if (impl_->histogram) impl_->histogram->observe(xf);
+  return std::nullopt;
 }
 
 void ObservationPoint::finalize(int64_t batches) {

@@ -185,6 +185,16 @@ class ObservationPoint {
 
   // Updates every wanted statistic with one observed tensor (any dtype, any device).
   void observe(const at::Tensor& x);
+  // observe(x), returning x's min and max (NaN for both if x holds a NaN) where the statistics read them
+  // anyway: a channel statistic of a CPU tensor. nullopt otherwise.
+  std::optional<std::pair<float, float>> observe_and_range(const at::Tensor& x);
+  // Whether this point wants nothing but the tensor-wide range, and whether its observe_and_range gives
+  // one for CPU tensors (it wants a channel statistic).
+  bool wants_only_range() const;
+  bool reads_range() const;
+  // For a point that wants only the range: observe(x), given x's min and max from another point's
+  // observe_and_range of the same tensor instead of reading x again.
+  void observe_with_range(const at::Tensor& x, std::pair<float, float> range);
   // Copies the statistics to the host. Call once, after the last observe(); `batches` (when known) turns
   // the first call with NaN or infinity into its batch.
   void finalize(int64_t batches = 0);

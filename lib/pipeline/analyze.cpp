@@ -235,8 +235,14 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job, s
   };
   auto& points = plan.points();
   // Small activations are observed on a thread of their own while the model runs on (observe_worker.h).
-  ObserveSchedule schedule([&points](int64_t id, const at::Tensor& x) { points[id].observe(x); }, points.size(),
-                           device.is_cpu());
+  // followers[id]: the points that take their range from point id's read of the same tensor (below).
+  std::vector<std::vector<int64_t>> followers(points.size());
+  ObserveSchedule schedule(
+      [&points, &followers](int64_t id, const at::Tensor& x) {
+        const auto range = points[id].observe_and_range(x);
+        for (int64_t f : followers[id]) range ? points[f].observe_with_range(x, *range) : points[f].observe(x);
+      },
+      points.size(), device.is_cpu());
   // The error pass's first batches are kept as they go by (layer_capture.h), on the rank that measures.
   const size_t error_batches = std::min(static_cast<size_t>(o.error.error_batches), mine.size());
   CaptureSites sites{[&](const std::string& fqn) { return instr.resolve(fqn); },
@@ -254,9 +260,25 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job, s
     borrowable = ids.size();
     return ids;
   });
-  instrumentation::ObserveSink sink = [&schedule, &capture, planned](int64_t id, const at::Tensor& x) {
+  // A point that wants only a tensor's range, observed back to back with one whose channel statistics
+  // read that tensor whole (a Conv's output, then the ReLU6's input: shared_values.cpp), takes the range
+  // from that read: one read and, on the observe worker, one copy fewer.
+  std::vector<char> follows(points.size(), 0);
+  size_t shared = 0;
+  if (device.is_cpu())
+    for (auto [a, b] : instr.observations_of_one_value()) {
+      if (a >= planned || b >= planned) continue;
+      if (!points[a].wants_only_range()) std::swap(a, b);  // a: the one that would follow
+      if (follows[a] || follows[b] || !followers[a].empty() || !points[a].wants_only_range() || !points[b].reads_range())
+        continue;
+      followers[b].push_back(a);
+      follows[a] = 1;
+      ++shared;
+    }
+  if (shared > 0) spdlog::debug("{} point(s) take their range from another point's read of the same tensor", shared);
+  instrumentation::ObserveSink sink = [&schedule, &capture, &follows, planned](int64_t id, const at::Tensor& x) {
     if (capture.active()) capture.offer(id, x);
-    if (id < planned) schedule.observe(id, x);
+    if (id < planned && !follows[id]) schedule.observe(id, x);
   };
   FiniteCheck finite(model, archive.size());
   {

@@ -3,7 +3,12 @@
 #include <c10/core/InferenceMode.h>
 
 #include <map>
+#include <set>
+#include <unordered_map>
 
+#include <torch/csrc/jit/ir/irparser.h>
+
+#include "instrumentation/graph_passes.h"
 #include "instrumentation/instrumentation.h"
 #include "calibration/calibration.h"
 #include "model/model.h"
@@ -355,4 +360,52 @@ TEST_CASE("observed values that no later op writes: not those an in-place op or 
   im.observe("features.3.conv.0.1", Side::Output, 1);  // BatchNorm's output into ReLU6(inplace=True)
   im.observe("features.3.conv.1.0", Side::Input, 2);   // ReLU6's result (written before, never after)
   CHECK(im.stable_observed_ids() == std::set<int64_t>{0, 2});
+}
+
+// shared_values.cpp: observe ops that always see one tensor, back to back.
+TEST_CASE("observations of one value back to back: a Conv's output and the next module's input, never a call site seen twice") {
+  auto mb = model::Model::load(fixture("graph/mobilenet_v2.pt"));
+  Instrumenter im(mb);
+  im.observe("features.3.conv.0.0", Side::Output, 0);  // the Conv's output ...
+  im.observe("features.3.conv.0.1", Side::Output, 1);  // BatchNorm's output ...
+  im.observe("features.3.conv.0.2", Side::Input, 2);   // ... is ReLU6's input
+  im.observe("features.3.conv.0.1", Side::Input, 3);   // ... is BatchNorm's input
+  im.observe("features.3.conv.1.0", Side::Input, 4);   // ReLU6's result, after an op that writes it
+  const auto pairs = im.observations_of_one_value();
+  CHECK(std::set<std::pair<int64_t, int64_t>>(pairs.begin(), pairs.end()) ==
+        std::set<std::pair<int64_t, int64_t>>{{0, 3}, {1, 2}});
+
+  // resnet18's layer1.0.relu is called twice (two observe ops for id 1): never paired.
+  auto r = model::Model::load(fixture("graph/resnet18.pt"));
+  Instrumenter ir(r);
+  ir.observe("layer1.0.bn1", Side::Output, 0);
+  ir.observe("layer1.0.relu", Side::Input, 1);
+  ir.observe("layer1.0.conv2", Side::Output, 2);
+  ir.observe("layer1.0.bn2", Side::Input, 3);
+  CHECK(ir.observations_of_one_value() == std::vector<std::pair<int64_t, int64_t>>{{2, 3}});
+}
+
+TEST_CASE("observations of one value: another value's observe between, and an in-place op between") {
+  auto g = std::make_shared<torch::jit::Graph>();
+  std::unordered_map<std::string, torch::jit::Value*> v;
+  torch::jit::parseIR(R"IR(
+graph(%x : Tensor):
+  %y : Tensor = aten::relu(%x)
+  %z : Tensor = aten::relu_(%y)
+  return (%z)
+)IR", g.get(), v);
+  // observe ops cannot be written in IR text (no outputs): inserted after a node, each after its id's
+  // constant, as the instrumenter does.
+  auto observe_after = [&](torch::jit::Node* after, torch::jit::Value* value, int64_t id) {
+    torch::jit::WithInsertPoint point(after->next());
+    torch::jit::Value* c = g->insertConstant(id);
+    g->insertNode(g->create(instrumentation::observe_symbol(), {value, c}, 0));
+  };
+  torch::jit::Node* relu = v.at("y")->node();
+  torch::jit::Node* relu_ = v.at("z")->node();
+  observe_after(relu_, v.at("y"), 3);  // after relu_, which writes y
+  observe_after(relu, v.at("y"), 2);
+  observe_after(relu, v.at("x"), 4);   // another value between: still one run
+  observe_after(relu, v.at("y"), 1);
+  CHECK(instrumentation::observations_of_one_value(*g) == std::vector<std::pair<int64_t, int64_t>>{{1, 2}});
 }

@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <limits>
 
@@ -402,5 +403,60 @@ TEST_CASE("range alone: at::aminmax's range, and the non-finite counts, from one
   CHECK(bad.non_finite().nan == 1);
   CHECK(bad.non_finite().first_batch == 1);
   CHECK(std::isnan(bad.range()->avg_range));
+  at::set_num_threads(1);
+}
+
+TEST_CASE("a range taken from another point's read of the same tensor equals the point's own read") {
+  at::set_num_threads(2);
+  at::manual_seed(6);
+  const float nan = std::nanf(""), inf = INFINITY;
+  at::Tensor with_inf = at::randn({2, 8, 50, 50});
+  with_inf.view({-1})[777] = inf;
+  at::Tensor with_nan = at::randn({2, 8, 50, 50});
+  with_nan.view({-1})[4242] = nan;
+  // Conv-like activations of 8 channels: large (kernel on two threads), small, and non-finite ones.
+  const std::vector<at::Tensor> batches = {at::randn({2, 8, 50, 50}) * 3 + 1, at::randn({1, 8, 7, 7}), with_inf,
+                                           with_nan, at::randn({4, 8, 30, 30}).relu()};
+  ObservationPoint own, taken, reader;
+  own.want_range();
+  taken.want_range();
+  reader.want_percentile(1, 0.975f);  // the outlier detector's statistic: reads every value anyway
+  reader.want_minmax(1);
+  CHECK(taken.wants_only_range());
+  CHECK_FALSE(reader.wants_only_range());
+  CHECK(reader.reads_range());
+  CHECK_FALSE(own.reads_range());
+  for (const auto& x : batches) {
+    own.observe(x);
+    const auto range = reader.observe_and_range(x);
+    REQUIRE(range.has_value());
+    auto [mn, mx] = at::aminmax(x);
+    CHECK((std::isnan(mn.item<float>()) ? std::isnan(range->first) : range->first == mn.item<float>()));
+    CHECK((std::isnan(mx.item<float>()) ? std::isnan(range->second) : range->second == mx.item<float>()));
+    taken.observe_with_range(x, *range);
+  }
+  own.finalize(5);
+  taken.finalize(5);
+  CHECK(taken.calls() == own.calls());
+  const auto& a = *own.range();
+  const auto& b = *taken.range();
+  CHECK(std::memcmp(&a.epoch_min, &b.epoch_min, sizeof a.epoch_min) == 0);
+  CHECK(std::memcmp(&a.epoch_max, &b.epoch_max, sizeof a.epoch_max) == 0);
+  CHECK(std::memcmp(&a.avg_range, &b.avg_range, sizeof a.avg_range) == 0);
+  CHECK(taken.non_finite().nan == 1);
+  CHECK(taken.non_finite().pos_inf == 1);
+  CHECK(taken.non_finite().first_batch == own.non_finite().first_batch);
+  // A point that wants more than the range ignores the lent one and reads the tensor itself.
+  ObservationPoint more, plain;
+  more.want_range();
+  more.want_minmax(1);
+  plain.want_range();
+  plain.want_minmax(1);
+  more.observe_with_range(batches[0], {-1.0f, 1.0f});
+  plain.observe(batches[0]);
+  more.finalize(1);
+  plain.finalize(1);
+  CHECK(more.range()->epoch_min == plain.range()->epoch_min);
+  CHECK(more.minmax(1)->max == plain.minmax(1)->max);
   at::set_num_threads(1);
 }
