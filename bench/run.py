@@ -15,9 +15,10 @@ Interleaving (baseline, qreport, baseline with qreport's heap policy, ModelRepor
 drift of the machine evenly over all of them. The load+instrument figure comes from qreport's own stage
 log (-v).
 
-Two baselines on the CPU: the goal's, plain LibTorch inference with the C library's heap defaults (what a user's
+Two baselines on the CPU: plain LibTorch inference with the C library's heap defaults (what a user's
 program does), and the same with qreport's heap policy (--keep-freed-memory, lib/common/heap.h), whose
-ratio is the cost of the analysis alone: qreport's policy also speeds up the inference it runs.
+ratio is the cost of the analysis alone (qreport's policy also speeds up the inference it runs). The goals
+are judged by that heap-matched ratio (issue 23); the default-heap one is shown beside it.
 """
 import argparse
 import os
@@ -31,7 +32,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-# Issue 15's goals: whole process, --detectors all, against plain inference of the same batches (CPU).
+# Issue 23's goals: whole process, --detectors all, against plain inference of the same batches under
+# qreport's heap policy (CPU).
 GOALS = {"resnet18": 1.10, "mobilenet_v2": 1.35, "vit_b_16": 1.15, "mobilenet_v2_small": 1.30}
 
 
@@ -147,19 +149,20 @@ def main():
           " baseline, qreport's heap s | qreport / that | load+instrument s |"
           " peak RSS baseline MiB | peak RSS qreport MiB (half the batches) |" +
           (" ModelReport s | ModelReport / baseline |" if mr else "") +
-          (" goal |" if a.device == "cpu" and any(r["model"] in GOALS for r in rows) else ""))
+          (" goal (heap-matched) |" if a.device == "cpu" and any(r["model"] in GOALS for r in rows) else ""))
     goals = a.device == "cpu" and any(r["model"] in GOALS for r in rows)
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if mr else "") + ("---|" if goals else ""))
     for r in rows:
-        heap = "- | -" if r["heap_s"] != r["heap_s"] else "%.3f | %.2fx" % (r["heap_s"], r["heap_ratio"])  # NaN: GPU
-        line = "| %s | %.3f | %.3f | **%.2fx** | %.2f-%.2f | %s | %.3f | %.0f | %.0f (%.0f) |" % (
+        heap = "- | -" if r["heap_s"] != r["heap_s"] else "%.3f | **%.2fx**" % (r["heap_s"], r["heap_ratio"])  # NaN: GPU
+        line = "| %s | %.3f | %.3f | %.2fx | %.2f-%.2f | %s | %.3f | %.0f | %.0f (%.0f) |" % (
             r["model"], r["baseline_s"], r["qreport_s"], r["ratio"], r["spread"][0], r["spread"][1], heap, r["setup_s"],
             r["rss_baseline"], r["rss_qreport"], r["rss_half"])
         if mr:
             line += " %.2f | %.1fx |" % (r["modelreport_s"], r["mr_ratio"]) if "mr_ratio" in r else " - | - |"
         if goals:
             g = GOALS.get(r["model"])
-            line += (" <= %.2fx: %s |" % (g, "met" if r["ratio"] <= g else "NOT met")) if g else " - |"
+            judged = r["heap_ratio"]
+            line += (" <= %.2fx: %s |" % (g, "met" if judged <= g else "NOT met")) if g and judged == judged else " - |"
         print(line)
     print("\n%d interleaved runs each, medians; %d threads; device %s; BLAS %s (baseline and qreport)."
           % (a.reps, a.threads, a.device, blas[a.baseline]))

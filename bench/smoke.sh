@@ -10,5 +10,5 @@ table="$(/usr/bin/python3 "$here/run.py" --inputs "$out" --qreport "$qreport" --
          --threads 2 --modelreport)"
 echo "$table"
 for model in resnet18 mobilenet_v2; do
-  grep -Eq "^\| $model \| [0-9.]+ \| [0-9.]+ \| \*\*[0-9.]+x\*\* \| [0-9.]+-[0-9.]+ \|" <<<"$table" || { echo "no row for $model"; exit 1; }
+  grep -Eq "^\| $model \| [0-9.]+ \| [0-9.]+ \| [0-9.]+x \| [0-9.]+-[0-9.]+ \| [0-9.]+ \| \*\*[0-9.]+x\*\* \|" <<<"$table" || { echo "no row for $model"; exit 1; }
 done
