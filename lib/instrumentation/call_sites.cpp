@@ -101,31 +101,30 @@ bool written_in_place(torch::jit::Value* v, int depth = 0) {
 
 }  // namespace
 
-bool attribute_written(torch::jit::Graph& graph, const std::string& path, torch::jit::Value* self) {
-  bool written = false;
+std::set<std::string> written_attributes(torch::jit::Graph& graph, torch::jit::Value* self) {
+  std::set<std::string> written;
   for_each_node(graph.block(), [&](torch::jit::Node* n) {
-    if (written) return;
     if (n->kind() == c10::prim::SetAttr) {
       auto owner = receiver_fqn(n->input(0), self);
       const std::string name = n->s(c10::attr::name);
-      written = owner && (owner->empty() ? name : *owner + "." + name) == path;
-    } else if (n->kind() == c10::prim::GetAttr) {
-      auto read = receiver_fqn(n->output(), self);
-      written = read && *read == path && written_in_place(n->output());
+      if (owner) written.insert(owner->empty() ? name : *owner + "." + name);
+    } else if (n->kind() == c10::prim::GetAttr && written_in_place(n->output())) {
+      if (auto read = receiver_fqn(n->output(), self)) written.insert(*read);
     }
   });
   return written;
 }
 
-std::optional<c10::IValue> constant_or_attribute(torch::jit::Value* v, torch::jit::Value* self, const c10::IValue& root) {
+std::optional<c10::IValue> constant_or_attribute(torch::jit::Value* v, torch::jit::Value* self, const c10::IValue& root,
+                                                 const std::set<std::string>& written) {
   torch::jit::Node* n = v->node();
   if (n->kind() == c10::prim::Constant) return torch::jit::toIValue(v);
   // An Optional[Tensor] refined by `if bias is not None` reaches the op through a cast of the same value.
-  if (n->kind() == c10::prim::unchecked_cast) return constant_or_attribute(n->input(0), self, root);
+  if (n->kind() == c10::prim::unchecked_cast) return constant_or_attribute(n->input(0), self, root, written);
   if (n->kind() == c10::prim::ListConstruct) {
     c10::List<int64_t> ints;
     for (torch::jit::Value* e : n->inputs()) {
-      auto x = constant_or_attribute(e, self, root);
+      auto x = constant_or_attribute(e, self, root, written);
       if (!x || !x->isInt()) return std::nullopt;
       ints.push_back(x->toInt());
     }
@@ -133,7 +132,7 @@ std::optional<c10::IValue> constant_or_attribute(torch::jit::Value* v, torch::ji
   }
   if (n->kind() != c10::prim::GetAttr) return std::nullopt;
   const auto path = receiver_fqn(v, self);
-  if (!path || attribute_written(*v->owningGraph(), *path, self)) return std::nullopt;
+  if (!path || written.count(*path)) return std::nullopt;
   std::vector<std::string> names;
   while (v != self) {
     names.push_back(v->node()->s(c10::attr::name));

@@ -81,13 +81,14 @@ std::vector<LeafCall> collect_leaf_calls(torch::jit::Graph& graph, std::vector<s
 // nn.MultiheadAttention's out_proj, or a user's F.linear(x, self.proj.weight).
 std::vector<LeafCall> collect_functional_calls(torch::jit::Graph& graph, const std::vector<LeafCall>& calls);
 
+// The paths of the attributes forward changes (reached from `self`: "fc.bias"): a prim::SetAttr of one, or
+// an op that writes in place to a read of one or to a view of it. One walk of the graph, for all queries.
+std::set<std::string> written_attributes(torch::jit::Graph& graph, torch::jit::Value* self);
 // The value of `v` where the graph fixes it: a constant, a list of int constants, or an attribute reached
-// from `self` through prim::GetAttr, read from `root` (the module object `self` stands for); nullopt where
-// it is computed at run time.
-std::optional<c10::IValue> constant_or_attribute(torch::jit::Value* v, torch::jit::Value* self, const c10::IValue& root);
-// Whether forward changes the attribute at `path` (reached from `self`: "fc.bias"): a prim::SetAttr of it,
-// or an op that writes in place to a read of it or to a view of one.
-bool attribute_written(torch::jit::Graph& graph, const std::string& path, torch::jit::Value* self);
+// from `self` through prim::GetAttr that is not in `written` (written_attributes), read from `root` (the
+// module object `self` stands for); nullopt where it is computed at run time.
+std::optional<c10::IValue> constant_or_attribute(torch::jit::Value* v, torch::jit::Value* self, const c10::IValue& root,
+                                                 const std::set<std::string>& written);
 // Whether two such argument lists are the same: tensors by identity, the rest by value.
 bool same_arguments(const std::vector<c10::IValue>& a, const std::vector<c10::IValue>& b);
 

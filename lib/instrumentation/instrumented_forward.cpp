@@ -23,6 +23,9 @@ struct Instrumenter::Impl {
   std::vector<std::string> warnings;
   std::vector<std::string> fast_paths;
   std::unique_ptr<torch::jit::GraphFunction> function;
+  // written_attributes of the graph, on the first functional_apply (observe and rewrite ops, added
+  // later, write no attribute). One walk instead of one per argument of every functional layer.
+  std::optional<std::set<std::string>> written;
 };
 
 Instrumenter::Instrumenter(const model::Model& model) : impl_(std::make_unique<Impl>()) {
@@ -160,11 +163,12 @@ std::optional<Instrumenter::LayerApply> Instrumenter::functional_apply(const std
   const c10::IValue root = impl_->model->module()._ivalue();
   std::optional<std::vector<c10::IValue>> found;
   std::optional<torch::jit::Operation> operation;
+  if (!impl_->written) impl_->written = written_attributes(*impl_->graph, self);
   for (const auto& c : impl_->calls) {
     if (c.fqn != fqn || c.functional.empty()) continue;
     std::vector<c10::IValue> mine;
     for (size_t i = 2; i < c.node->inputs().size(); ++i) {
-      auto v = constant_or_attribute(c.node->input(i), self, root);
+      auto v = constant_or_attribute(c.node->input(i), self, root, *impl_->written);
       if (!v) return std::nullopt;
       mine.push_back(std::move(*v));
     }

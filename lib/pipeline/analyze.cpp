@@ -317,11 +317,14 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job, s
     in.model = &model;
     in.total_batches = total;
     in.batches = std::min(static_cast<size_t>(o.error.error_batches), mine.size());
-    in.host = script_layer_host(model, [&](size_t k) {
-      std::vector<c10::IValue> args = normalized_args(model, archive.batch(mine[k]), mine[k]);  // checked before
-      to_device(args);
-      return args;
-    });
+    in.host = script_layer_host(
+        model,
+        [&](size_t k) {
+          std::vector<c10::IValue> args = normalized_args(model, archive.batch(mine[k]), mine[k]);  // checked before
+          to_device(args);
+          return args;
+        },
+        &instr);
     in.on_batch = [&](size_t done, size_t) { archive.release(mine[done - 1]); };
     in.schemes = o.schemes;
     in.captured = &capture;

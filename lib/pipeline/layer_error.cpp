@@ -49,17 +49,18 @@ struct Layer {
 // TorchScript: the layer's module with its `weight` attribute swapped (an O(1) slot write), and restored.
 class ScriptLayerHost : public LayerHost {
  public:
-  ScriptLayerHost(const model::Model& model, std::function<std::vector<c10::IValue>(size_t)> batch)
-      : model_(model), batch_(std::move(batch)) {}
-  std::optional<std::string> resolve(const std::string& fqn) const override { return instr().resolve(fqn); }
+  ScriptLayerHost(const model::Model& model, std::function<std::vector<c10::IValue>(size_t)> batch,
+                  const instrumentation::Instrumenter* calibrated)
+      : model_(model), calibrated_(calibrated), batch_(std::move(batch)) {}
+  std::optional<std::string> resolve(const std::string& fqn) const override { return queries().resolve(fqn); }
   void observe_input(const std::string& site, int64_t id) override { instr().observe(site, Side::Input, id); }
   at::Tensor weight_of(const std::string& fqn, std::string* why) override {
     torch::jit::Module m = model_.submodule(fqn);
     Applied& a = modules_[fqn];
     a.module = m;
-    if (const std::string op = instr().functional_op(fqn); !op.empty()) {
+    if (const std::string op = queries().functional_op(fqn); !op.empty()) {
       // Applied the way its call applies it, with the call's own bias, stride, padding (not the module's).
-      auto applied = instr().functional_apply(fqn);
+      auto applied = queries().functional_apply(fqn);
       if (!applied) {
         *why = cannot_apply_alone(op);
         return {};
@@ -91,12 +92,14 @@ class ScriptLayerHost : public LayerHost {
     instrumentation::Instrumenter::LayerApply functional;
     at::Tensor original;
   };
-  // Made on first use: a run without the error detector never instruments a second copy.
+  // Made on first use: a pass whose layers' inputs calibration kept never instruments a second copy.
   instrumentation::Instrumenter& instr() const {
     if (!instr_) instr_ = std::make_unique<instrumentation::Instrumenter>(model_);
     return *instr_;
   }
+  const instrumentation::Instrumenter& queries() const { return calibrated_ ? *calibrated_ : instr(); }
   const model::Model& model_;
+  const instrumentation::Instrumenter* calibrated_;
   mutable std::unique_ptr<instrumentation::Instrumenter> instr_;
   std::function<std::vector<c10::IValue>(size_t)> batch_;
   std::map<std::string, Applied> modules_;
@@ -110,8 +113,9 @@ std::string cannot_apply_alone(const std::string& op) {
 }
 
 std::shared_ptr<LayerHost> script_layer_host(const model::Model& model,
-                                             std::function<std::vector<c10::IValue>(size_t)> batch) {
-  return std::make_shared<ScriptLayerHost>(model, std::move(batch));
+                                             std::function<std::vector<c10::IValue>(size_t)> batch,
+                                             const instrumentation::Instrumenter* calibrated) {
+  return std::make_shared<ScriptLayerHost>(model, std::move(batch), calibrated);
 }
 
 void finish_without_layer_error(const model::ModelView& model, const std::string& why, report::Report& rep) {

@@ -40,10 +40,13 @@ class LayerHost {
 // different ones per call: both hosts' reason, word for word.
 std::string cannot_apply_alone(const std::string& op);
 
-// TorchScript's host: a fresh instrumented forward of `model`; batch(k) gives forward's arguments for the
-// pass's k-th batch, on the run's device (the same preparation as calibration).
+// TorchScript's host: a fresh instrumented forward of `model`, made only if the pass runs the model;
+// batch(k) gives forward's arguments for the pass's k-th batch, on the run's device (the same preparation
+// as calibration). `calibrated` (optional): calibration's instrumented forward of the same model, which
+// answers the read-only questions (call sites, functional layers) without a second instrumentation.
 std::shared_ptr<LayerHost> script_layer_host(const model::Model& model,
-                                             std::function<std::vector<c10::IValue>(size_t)> batch);
+                                             std::function<std::vector<c10::IValue>(size_t)> batch,
+                                             const instrumentation::Instrumenter* calibrated = nullptr);
 
 struct LayerErrorInput {
   const model::ModelView* model = nullptr;
