@@ -301,7 +301,11 @@ std::optional<std::pair<float, float>> ObservationPoint::observe_and_range(const
       impl_->count_non_finite(xf);
       return seen;
     }
-    const auto seen = impl_->observe_cpu(xf);
+    auto seen = impl_->observe_cpu(xf);
+    // A histogram alone (the error detector on a layer's input): one parallel read for the range, which
+    // the histogram needs first anyway and which, finite, spares the NaN/inf count below.
+    if (!seen && impl_->histogram && xf.numel() > 0)
+      seen = tensor_range_cpu(xf.data_ptr<float>(), xf.numel(), impl_->range_parts);
     // The tensor-wide range propagates NaN and holds any +-inf: a finite one leaves nothing to count, and
     // saves a read of every value (most activations); otherwise the values are read and counted.
     if (!seen || !std::isfinite(seen->first) || !std::isfinite(seen->second)) impl_->count_non_finite(xf);

@@ -199,8 +199,15 @@ TEST_CASE("histogram: NaN or infinity makes the statistic invalid, not NaN") {
   qreport::observers::ObservationPoint p;
   p.want_histogram();
   p.observe(at::tensor({1.0f, std::numeric_limits<float>::infinity()}));
-  p.finalize();
+  p.observe(at::tensor({std::nanf(""), 2.0f, -std::numeric_limits<float>::infinity()}));
+  p.observe(at::tensor({1.0f, 2.0f}));
+  p.finalize(3);
   CHECK(p.histogram()->invalid == "the observed values include NaN or infinity");
+  // Counted whether the range came from the histogram's own read or not.
+  CHECK(p.non_finite().pos_inf == 1);
+  CHECK(p.non_finite().neg_inf == 1);
+  CHECK(p.non_finite().nan == 1);
+  CHECK(p.non_finite().first_batch == 0);
 }
 
 // A constant batch's bins come from ATen's histc (an empty range), and its sum of squares must still
@@ -260,18 +267,24 @@ TEST_CASE("histogram: the range lent by the channel statistics changes nothing i
     for (int variant = 0; variant < 4; ++variant) {
       CAPTURE(threads);
       CAPTURE(variant);
+      // The reference reads its own range and sum of squares (HistogramObserver without a lent range);
+      // a histogram-only point takes its range from one parallel read, a point with channel statistics
+      // from theirs.
+      HistogramObserver direct;
       ObservationPoint alone, lent;
       alone.want_histogram();
       lent.want_histogram();
       lent.want_minmax(1);
       for (const at::Tensor& x : batches(variant)) {
+        direct.observe(x);
         alone.observe(x);
         lent.observe(x);
       }
       alone.finalize();
       lent.finalize();
-      const HistogramSummary& a = *alone.histogram();
-      const HistogramSummary& l = *lent.histogram();
+      const HistogramSummary a = direct.finalize();
+      for (const HistogramSummary* point : {alone.histogram(), lent.histogram()}) {
+      const HistogramSummary& l = *point;
       CHECK(l.invalid == a.invalid);
       CHECK(l.histogram == a.histogram);
       CHECK(l.min_val == a.min_val);
@@ -281,6 +294,7 @@ TEST_CASE("histogram: the range lent by the channel statistics changes nothing i
       CHECK(l.sum_squares == a.sum_squares);  // bit for bit: same blocks, same float operations
       CHECK(l.count == a.count);
       CHECK(l.batches == a.batches);
+      }
       CHECK(a.invalid.empty() == (variant == 0));
     }
   }
