@@ -11,6 +11,7 @@
 // fire together, always, on the same unchanged tensor.
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "instrumentation/graph_passes.h"
 
@@ -30,7 +31,7 @@ std::vector<std::pair<int64_t, int64_t>> observations_of_one_value(torch::jit::G
   // Runs of observe ops, with the constants and attribute reads between them.
   std::vector<std::vector<torch::jit::Node*>> runs;
   std::map<int64_t, int> ops;  // observe ops per id, in the whole graph
-  std::vector<int64_t> unusable;  // ids without a constant id, or twice in one run
+  std::set<int64_t> unusable;  // ids twice in one run
   for_each_node(instrumented.block(), [&](torch::jit::Node* n) {
     if (n->kind() != observe) return;
     const auto id = id_of(n);
@@ -41,29 +42,28 @@ std::vector<std::pair<int64_t, int64_t>> observations_of_one_value(torch::jit::G
     if (p->kind() != observe || runs.empty() || runs.back().back() != p) runs.emplace_back();
     runs.back().push_back(n);
   });
-  std::map<std::pair<int64_t, int64_t>, int> together;  // (lower id, higher id) -> runs with both on one value
-  std::map<std::pair<int64_t, int64_t>, std::pair<int64_t, int64_t>> order;  // as first met: (earlier, later)
+  struct Pair {
+    int runs = 0;                     // runs holding both on one value
+    std::pair<int64_t, int64_t> ids;  // as first met: (earlier, later)
+  };
+  std::map<std::pair<int64_t, int64_t>, Pair> pairs;  // by (lower id, higher id)
   for (const auto& run : runs) {
     std::map<int64_t, int> in_run;
-    for (torch::jit::Node* n : run) ++in_run[*id_of(n)];
-    for (const auto& [id, k] : in_run)
-      if (k > 1) unusable.push_back(id);
+    for (torch::jit::Node* n : run)
+      if (++in_run[*id_of(n)] > 1) unusable.insert(*id_of(n));
     for (size_t i = 0; i < run.size(); ++i)
       for (size_t j = i + 1; j < run.size(); ++j) {
-        if (run[i]->input(0) != run[j]->input(0)) continue;
         const int64_t a = *id_of(run[i]), b = *id_of(run[j]);
-        if (a == b) continue;
-        const auto key = std::minmax(a, b);
-        ++together[key];
-        order.try_emplace(key, a, b);
+        if (a == b || run[i]->input(0) != run[j]->input(0)) continue;
+        Pair& p = pairs[std::minmax(a, b)];
+        if (p.runs++ == 0) p.ids = {a, b};
       }
   }
   std::vector<std::pair<int64_t, int64_t>> out;
-  for (const auto& [key, k] : together) {
-    const bool excluded = std::find(unusable.begin(), unusable.end(), key.first) != unusable.end() ||
-                          std::find(unusable.begin(), unusable.end(), key.second) != unusable.end();
-    if (!excluded && k == ops[key.first] && k == ops[key.second]) out.push_back(order.at(key));
-  }
+  for (const auto& [key, p] : pairs)
+    if (!unusable.count(key.first) && !unusable.count(key.second) && p.runs == ops[key.first] &&
+        p.runs == ops[key.second])
+      out.push_back(p.ids);
   return out;
 }
 

@@ -87,15 +87,16 @@ std::optional<WeightNoise> weight_quantization_noise(const at::Tensor& w) {
   const at::Tensor wc = w.contiguous();
   const float* p = wc.data_ptr<float>();
   const int64_t channels = w.size(0), m = w.numel() / channels;
-  // Pass 1: per-channel min and max (PerChannelMinMaxObserver(ch_axis=0)) by the channel kernel; the
+  // Pass 1: per-channel min and max (PerChannelMinMaxObserver(ch_axis=0)), channel_min_max's; the
   // tensor's are theirs. An infinite min or max, or a NaN one (a NaN anywhere in the channel), leaves
   // the weight to torch's path.
-  ChannelBatchStats mm;
-  channel_stats_cpu(p, 1, channels, m, {}, mm);
+  const auto range = channel_min_max(wc, 0);
+  const std::vector<float>& cmin = range->first;
+  const std::vector<float>& cmax = range->second;
   for (int64_t c = 0; c < channels; ++c)
-    if (!std::isfinite(mm.min[c]) || !std::isfinite(mm.max[c])) return std::nullopt;
-  const float tmin = *std::min_element(mm.min.begin(), mm.min.end());
-  const float tmax = *std::max_element(mm.max.begin(), mm.max.end());
+    if (!std::isfinite(cmin[c]) || !std::isfinite(cmax[c])) return std::nullopt;
+  const float tmin = *std::min_element(cmin.begin(), cmin.end());
+  const float tmax = *std::max_element(cmax.begin(), cmax.end());
   const int64_t grain = std::max<int64_t>(1, kParallelGrainValues / std::max<int64_t>(m, 1));
   const float st = symmetric_qparams(tmin, tmax, kQMin, kQMax).scale;
   // Pass 2: per channel, summed in channel order afterwards (the same sums whatever the thread count).
@@ -105,7 +106,7 @@ std::optional<WeightNoise> weight_quantization_noise(const at::Tensor& w) {
     static const bool avx2 = __builtin_cpu_supports("avx2");
 #endif
     for (int64_t c = b; c < e; ++c) {
-      const float sc = symmetric_qparams(mm.min[c], mm.max[c], kQMin, kQMax).scale;
+      const float sc = symmetric_qparams(cmin[c], cmax[c], kQMin, kQMax).scale;
 #if defined(QREPORT_HAVE_AVX2_NOISE)
       if (avx2) {
         noise_avx2(p + c * m, m, st, sc, sums[c]);

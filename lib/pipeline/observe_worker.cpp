@@ -67,15 +67,14 @@ void ObserveWorker::observe(int64_t id, const at::Tensor& x) {
     --waiting_;
   }
   if (error_) return;
-  const bool borrow = !borrowable_.empty() && borrowable_[static_cast<size_t>(id)];
-  if (borrow) {
-    queue_.push_back({id, x, true});
+  if (borrowable(id)) {
+    queue_.push_back({id, x});
   } else {
     at::Tensor copy = buffer_for(id, x);
     lock.unlock();
     std::memcpy(copy.data_ptr(), x.data_ptr(), static_cast<size_t>(x.numel()) * sizeof(float));
     lock.lock();
-    queue_.push_back({id, std::move(copy), false});
+    queue_.push_back({id, std::move(copy)});
   }
   queued_values_ += x.numel();
   const bool was_idle = !busy_ && queue_.size() == 1;
@@ -124,7 +123,7 @@ void ObserveWorker::run() {
     lock.lock();
     busy_ = false;
     queued_values_ -= item.copy.numel();
-    if (!item.borrowed) spare_[static_cast<size_t>(item.id)].push_back(std::move(item.copy));
+    if (!borrowable(item.id)) spare_[static_cast<size_t>(item.id)].push_back(std::move(item.copy));
     if (waiting_ > 0) done_.notify_all();
   }
 }

@@ -56,11 +56,11 @@ class ObserveWorker {
  private:
   struct Item {
     int64_t id;
-    at::Tensor copy;  // or the activation itself, where borrowed
-    bool borrowed;
+    at::Tensor copy;  // or the activation itself, where the point is borrowable
   };
   void run();
   at::Tensor buffer_for(int64_t id, const at::Tensor& x);  // under mutex_
+  bool borrowable(int64_t id) const { return !borrowable_.empty() && borrowable_[static_cast<size_t>(id)]; }
 
   Observe observe_;
   int64_t max_values_;
@@ -76,7 +76,7 @@ class ObserveWorker {
   std::exception_ptr error_;
   // Each point's copies the worker has finished with, reused so the per-batch path allocates nothing.
   std::vector<std::vector<at::Tensor>> spare_;
-  std::vector<char> borrowable_;  // per point: queue the activation itself
+  std::vector<char> borrowable_;  // per point: queue the activation itself (empty: none); set before any item
   std::thread thread_;
 };
 
