@@ -255,7 +255,8 @@ TEST_CASE("every layout the CPU path reorders into gives the device path's stati
 
 TEST_CASE("the layout copies equal ATen's movedim") {
   at::manual_seed(8);
-  for (auto shape : {std::vector<int64_t>{3, 17, 70}, std::vector<int64_t>{1, 33, 1024}, std::vector<int64_t>{2, 5, 1}}) {
+  for (auto shape : {std::vector<int64_t>{3, 17, 70}, std::vector<int64_t>{1, 33, 1024}, std::vector<int64_t>{2, 5, 1},
+                     std::vector<int64_t>{2, 24, 13}, std::vector<int64_t>{1, 8, 8}, std::vector<int64_t>{2, 7, 200}}) {
     at::Tensor x = at::randn(shape);
     const int64_t outer = shape[0], c = shape[1], inner = shape[2];
     std::vector<float> last(x.numel()), first(x.numel());
