@@ -249,7 +249,7 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job, s
                      [&](const std::string& site) { return instr.functional_op(site).empty(); },
                      [&](const std::string& site, int64_t id) { return instr.observe(site, Side::Output, id) > 0; }};
   const bool keep = o.error_memory_mib > 0 && !(job && job->rank() != 0) && has_detector(dets, "quantization_error_detector");
-  LayerCapture capture(keep ? capture_points(model.tree(), plan.keys(), sites) : std::map<int64_t, LayerCapture::Key>(),
+  LayerCapture capture(keep ? capture_points(model, plan.keys(), sites) : std::map<int64_t, LayerCapture::Key>(),
                        error_batches, o.error_memory_mib << 20);
   const int64_t planned = static_cast<int64_t>(points.size());  // ids above: the capture's alone
   // The graph is final here: the values no later op writes go to the observe worker without a copy.

@@ -174,7 +174,7 @@ report::Report analyze_exported(const AnalyzeOptions& o, std::string* stats_byte
                        return program.observe(site, exported::Side::Output, id) > 0;
                      }};
   const bool keep = o.error_memory_mib > 0 && has_detector(dets, "quantization_error_detector");
-  LayerCapture capture(keep ? capture_points(view.tree(), plan.keys(), sites) : std::map<int64_t, LayerCapture::Key>(),
+  LayerCapture capture(keep ? capture_points(view, plan.keys(), sites) : std::map<int64_t, LayerCapture::Key>(),
                        std::min(static_cast<size_t>(o.error.error_batches), archive.size()), o.error_memory_mib << 20);
   clock.lap("instrument");
 

@@ -2,6 +2,7 @@
 
 #include <ATen/Functions.h>
 
+
 namespace qreport::pipeline {
 
 LayerCapture::LayerCapture(const std::map<int64_t, Key>& ids, size_t batches, int64_t budget_bytes)
@@ -48,10 +49,19 @@ const std::vector<std::vector<at::Tensor>>* LayerCapture::calls(const std::strin
   return p.dropped ? nullptr : &p.batches;
 }
 
-std::map<int64_t, LayerCapture::Key> capture_points(const model::ModuleTree& tree,
+bool output_worth_keeping(const at::Tensor& weight) {
+  if (!weight.defined() || weight.dim() < 1 || weight.size(0) == 0) return false;
+  // Break-even at about 2.5 / 0.02 = 125 multiply-adds per value (the comment in layer_capture.h); the
+  // threshold sits above it, where the measured runs agreed.
+  constexpr int64_t kMinWork = 128;
+  return weight.numel() / weight.size(0) >= kMinWork;
+}
+
+std::map<int64_t, LayerCapture::Key> capture_points(const model::ModelView& model,
                                                     const std::vector<LayerCapture::Key>& planned_keys,
                                                     const CaptureSites& front) {
   using detectors::Side;
+  const model::ModuleTree& tree = model.tree();
   std::map<int64_t, LayerCapture::Key> out;
   std::map<LayerCapture::Key, int64_t> planned;
   for (size_t id = 0; id < planned_keys.size(); ++id) planned[planned_keys[id]] = static_cast<int64_t>(id);
@@ -67,6 +77,7 @@ std::map<int64_t, LayerCapture::Key> capture_points(const model::ModuleTree& tre
     // The output is the layer's own only where one layer owns the call (not a fused parent's children).
     const model::ModuleNode* node = tree.find(site);
     if (n != 1 || !node || !node->kind.is_linear_or_conv() || !front.own_call(site)) continue;
+    if (!output_worth_keeping(model.weight(site))) continue;
     auto o = planned.find({site, Side::Output});
     int64_t id = 0;
     if (o != planned.end()) id = o->second;

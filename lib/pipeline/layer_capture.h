@@ -20,6 +20,14 @@
 
 namespace qreport::pipeline {
 
+// Whether keeping a layer's output beats applying the float layer again in the error pass. A kept value
+// costs a copy and, in memory the process has not touched yet, a page fault per 4 KiB (about 2.5 ns a
+// value in all on the 2-core benchmark machine); applying the layer again costs its multiply-adds per
+// output value (a Conv's in_channels / groups x kernel size, a Linear's in_features: the weight's size
+// over its first dimension), about 0.02 ns each there. A depthwise 3x3 Conv (9 per value) is cheaper to
+// apply again; a Linear of 768 features is not. Either way the error pass's numbers are the same.
+bool output_worth_keeping(const at::Tensor& weight);
+
 class LayerCapture {
  public:
   using Key = std::pair<std::string, detectors::Side>;  // (call site, side)
@@ -65,8 +73,9 @@ struct CaptureSites {
 
 // The observation points the error pass keeps: the input of every Linear/Conv call site (the error detector
 // observes each, so it is in `planned`, the plan's keys by id), and the output where the call is the
-// layer's own, observed under new ids after the plan's where the plan does not observe it already.
-std::map<int64_t, LayerCapture::Key> capture_points(const model::ModuleTree& tree,
+// layer's own and applying the layer costs more than keeping its output (output_worth_keeping), observed
+// under new ids after the plan's where the plan does not observe it already.
+std::map<int64_t, LayerCapture::Key> capture_points(const model::ModelView& model,
                                                     const std::vector<LayerCapture::Key>& planned,
                                                     const CaptureSites& front);
 

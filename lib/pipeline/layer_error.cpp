@@ -13,6 +13,7 @@
 #include "instrumentation/instrumentation.h"
 #include "model/model.h"
 #include "observers/observers.h"
+#include "observers/output_energy.h"
 #include "pipeline/fake_quant.h"
 #include "pipeline/layer_capture.h"
 #include "pipeline/scheme_error.h"
@@ -192,11 +193,8 @@ void measure_layer_error(const LayerErrorInput& in, report::Report& rep) {
       const at::Tensor xq =
           (l.input.dynamic ? fake_quantize_dynamic(xf, qmax) : observers::fake_quantize(xf, l.input.q)).to(x.scalar_type());
       const at::Tensor y = (y_float.defined() ? y_float : host.apply(l.fqn, x, l.original)).to(at::kFloat);
-      at::Tensor yq = host.apply(l.fqn, xq, l.quantized).to(at::kFloat);
-      l.signal.add_(y.square().sum());
-      // In place: yq is this call's own (sub_ then square_ give (yq - y)^2 bit for bit, without two temporaries).
-      if (yq.data_ptr() == xq.data_ptr() || yq.data_ptr() == x.data_ptr()) yq = yq.clone();
-      l.noise.add_(yq.sub_(y).square_().sum());
+      const at::Tensor yq = host.apply(l.fqn, xq, l.quantized).to(at::kFloat);
+      observers::add_output_energy(y, yq, l.signal, l.noise);
       ++l.calls;
       if (l.schemes) l.schemes->measure(x, y, [&](const at::Tensor& xs, const at::Tensor& ws) { return host.apply(l.fqn, xs, ws); });
     }

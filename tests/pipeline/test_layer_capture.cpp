@@ -74,3 +74,15 @@ TEST_CASE("layer capture: no points or no batches, nothing active") {
   CHECK_FALSE(zero.active());
   CHECK(zero.calls("a", Side::Input) != nullptr);  // zero batches captured: complete, and empty
 }
+
+TEST_CASE("layer capture: an output is kept only where applying the layer again costs more") {
+  using qreport::pipeline::output_worth_keeping;
+  CHECK_FALSE(output_worth_keeping(at::Tensor()));
+  CHECK_FALSE(output_worth_keeping(at::zeros({0, 4})));
+  CHECK_FALSE(output_worth_keeping(at::zeros({32, 1, 3, 3})));   // depthwise 3x3: 9 per output value
+  CHECK_FALSE(output_worth_keeping(at::zeros({96, 16, 1, 1})));  // a pointwise Conv of 16 channels
+  CHECK_FALSE(output_worth_keeping(at::zeros({10, 127})));        // just under the threshold
+  CHECK(output_worth_keeping(at::zeros({10, 128})));
+  CHECK(output_worth_keeping(at::zeros({64, 64, 3, 3})));  // resnet's 3x3 Conv: 576
+  CHECK(output_worth_keeping(at::zeros({3072, 768})));     // a transformer's MLP Linear
+}
