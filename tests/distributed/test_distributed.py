@@ -27,15 +27,11 @@ import torch  # noqa: E402
 
 import fixtures  # noqa: E402
 from merged_reports import compare  # noqa: E402
+from ports import free_port  # noqa: E402  (this folder)
 
 T = tempfile.mkdtemp(prefix="qreport-dist-")
 failures = []
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def launch(world, args, ranks=None, env_style="torchrun", per_rank_args=None, timeout=20):

@@ -20,14 +20,10 @@ import torch  # noqa: E402
 
 import fixtures  # noqa: E402
 from merged_reports import compare  # noqa: E402
+from ports import free_port  # noqa: E402  (this folder)
 
 T = tempfile.mkdtemp(prefix="qreport-torchrun-")
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main():

@@ -7,7 +7,6 @@
 Usage: test_exported.py QREPORT TEST_EXPORTED MAKE_FIXTURES"""
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -248,9 +247,10 @@ r = subprocess.run([QREPORT, "analyze", DEC, "--calib", DEC_CALIB, "--detectors"
 check("decomposed program without the error detector: exit 0", r.returncode == 0, r.stderr[-600:])
 
 # A distributed launch (torchrun's variables, two ranks on one machine): each rank exits 2 with one line.
-with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "distributed"))
+from ports import free_port  # noqa: E402
+
+port = free_port()
 ranks = [subprocess.Popen([QREPORT, "analyze", M, "--calib", M, "--dist-timeout", "20"], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True,
                           env=dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(r),
