@@ -280,6 +280,12 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job, s
     if (capture.active()) capture.offer(id, x);
     if (id < planned && !follows[id]) schedule.observe(id, x);
   };
+  // The model's buffers as calibration finds them (error pass: LayerErrorInput::rewind). Copied only
+  // where the error pass may run the model again; buffers are a model's running statistics and masks.
+  std::vector<std::pair<at::Tensor, at::Tensor>> buffers_at_start, buffers_at_end;
+  if (has_detector(dets, "quantization_error_detector"))
+    for (const auto& b : model.module().named_buffers(/*recurse=*/true))
+      if (b.value.defined()) buffers_at_start.emplace_back(b.value, b.value.clone());
   FiniteCheck finite(model, archive.size());
   {
     c10::InferenceMode inference;
@@ -328,6 +334,15 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job, s
     in.on_batch = [&](size_t done, size_t) { archive.release(mine[done - 1]); };
     in.schemes = o.schemes;
     in.captured = &capture;
+    // LayerErrorInput::rewind and restore: the buffers as calibration found them, and as it left them.
+    buffers_at_end.clear();
+    for (const auto& [live, value] : buffers_at_start) buffers_at_end.emplace_back(live, live.clone());
+    auto put = [](const std::vector<std::pair<at::Tensor, at::Tensor>>& saved) {
+      at::NoGradGuard no_grad;
+      for (const auto& [live, value] : saved) live.copy_(value);
+    };
+    in.rewind = [&, put] { put(buffers_at_start); };
+    in.restore = [&, put] { put(buffers_at_end); };
     return in;
   };
   if (!o.save_stats.empty() || job) {

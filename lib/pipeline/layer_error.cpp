@@ -233,7 +233,8 @@ void measure_layer_error(const LayerErrorInput& in, report::Report& rep) {
         }
     }
     const bool rerun = std::find(captured.begin(), captured.end(), nullptr) != captured.end();
-    for (int pass = maxima ? 0 : 1; rerun && pass < 2; ++pass)
+    for (int pass = maxima ? 0 : 1; rerun && pass < 2; ++pass) {
+      if (in.rewind) in.rewind();
       for (size_t k = 0; k < in.batches; ++k) {
         if (interrupt_requested())
           throw Interrupted("interrupted while measuring the layers' output SQNR; no report written");
@@ -245,7 +246,9 @@ void measure_layer_error(const LayerErrorInput& in, report::Report& rep) {
         }
         if (pass == 1 && in.on_batch) in.on_batch(k + 1, in.batches);
       }
+    }
   }
+  if (in.restore) in.restore();  // the applications of a layer run its module, which may write buffers too
   measured.batches = static_cast<int64_t>(in.batches);
   if (measured.batches == 0) measured.unavailable = "there were no calibration batches to measure it on";
   for (const auto& l : layers) {

@@ -61,6 +61,13 @@ struct LayerErrorInput {
   // The inputs calibration kept of the first `batches` batches (layer_capture.h), when it did: the sites
   // it holds are measured from those copies, and the model runs again only for the others (if any).
   const LayerCapture* captured = nullptr;
+  // A model whose forward writes its own buffers (a QAT model's fake-quantizers update their ranges on
+  // every call, in eval mode too) computes other values when run again. `rewind`, called before each pass
+  // that runs the model again, puts the buffers back as calibration found them, so that pass sees the
+  // first batches as calibration did; `restore`, called at the end, puts them back as calibration left
+  // them (applying a layer runs its module, which may write them too), so that what runs after the pass
+  // (--simulate, --sensitivity) sees the same model whatever calibration kept. Empty: nothing to do.
+  std::function<void()> rewind, restore;
 };
 
 // Measures the layers of the quantization-error detector's result in `rep` (nothing when that detector

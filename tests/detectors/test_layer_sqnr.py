@@ -291,6 +291,32 @@ def check_invalid_values(tmp):
             check(not any(wrong in w and "'b'" in w for w in j["warnings"]), f"{name}: warning says {wrong!r}: {text}")
 
 
+def check_stateful_rerun(tmp):
+    """A QAT model's fake-quantizers update their ranges on every forward, in eval mode too. The error pass's
+    second run of the first batch (--error-memory 0, or a layer whose values were not kept) starts from the
+    buffers calibration started with, so it sees that batch as calibration did: the report is the same byte for
+    byte either way (the Conv's sqnr_db differed by 6 dB before), and so is what --simulate sees after it."""
+    from torch.ao.quantization import get_default_qat_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import prepare_qat_fx
+    torch.manual_seed(11)
+    x = torch.randn(2, 2, 4, 4)
+    qat = prepare_qat_fx(torch.nn.Sequential(torch.nn.Conv2d(2, 3, 1), torch.nn.ReLU()).train(),
+                         get_default_qat_qconfig_mapping("x86"), (x,))
+    qat(x)
+    torch.jit.save(torch.jit.script(qat.eval()), f"{tmp}/qat.pt")
+    torch.save([x * s for s in (1.0, 4.0, 0.25, 8.0)], f"{tmp}/qat_calib.pt")  # ranges that move
+    args = [QREPORT, "analyze", f"{tmp}/qat.pt", "--calib", f"{tmp}/qat_calib.pt", "--format", "json",
+            "--detectors", "all", "--simulate"]
+    kept = subprocess.run(args, capture_output=True, text=True)
+    rerun = subprocess.run(args + ["--error-memory", "0"], capture_output=True, text=True)
+    check(kept.returncode == 0 and rerun.returncode == 0 and kept.stdout == rerun.stdout,
+          f"QAT model, values kept or run again: exit {kept.returncode}/{rerun.returncode}, reports "
+          f"{'equal' if kept.stdout == rerun.stdout else 'differ'}: {kept.stderr[-300:]} {rerun.stderr[-300:]}")
+    if kept.returncode == 0 and rerun.returncode == 0:
+        got = json.loads(rerun.stdout)["detectors"]["quantization_error_detector"]["modules"]
+        check(all(m.get("sqnr_db") is not None for m in got.values()) and got, f"QAT model: sqnr_db {got}")
+
+
 def check_kept_values(d):
     """The error pass measures from the layer values calibration kept (--error-memory): with none kept (it runs
     the model again), with part of them (a budget of half of what the run keeps) and with all, the report is the
@@ -322,6 +348,7 @@ def main():
     check_compensated(tmp, CompensatedLinear, (64, 16), "fc")
     check_report_from_stats(tmp)
     check_kept_values(f"{FIX}/parity/resnet18")
+    check_stateful_rerun(tmp)
     model, batches = fixtures.fused("resnet18")
     rep, want = compare("resnet18", model.eval(), batches, f"{FIX}/parity/resnet18", "--error-batches", "2")
     if rep:

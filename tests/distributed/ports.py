@@ -22,14 +22,14 @@ def ephemeral_floor():
 def free_port():
     top = ephemeral_floor()
     low = max(1024, top - 12000)
-    for _ in range(200):
+    for _ in range(200 if low < top else 0):  # no room below the range (it starts at 1024): the fallback
         port = _pick.randrange(low, top)
         with socket.socket() as s:
             try:
-                s.bind(("127.0.0.1", port))
+                s.bind(("0.0.0.0", port))  # every address, as rank 0's store binds it
             except OSError:
                 continue
             return port
-    with socket.socket() as s:  # every try taken: the kernel's choice, as before
+    with socket.socket() as s:  # the kernel's choice, as before
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
