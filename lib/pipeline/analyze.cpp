@@ -280,8 +280,9 @@ report::Report analyze_rank(const AnalyzeOptions& o_in, distributed::Job* job, s
     if (capture.active()) capture.offer(id, x);
     if (id < planned && !follows[id]) schedule.observe(id, x);
   };
-  // The model's buffers as calibration finds them (error pass: LayerErrorInput::rewind). Copied only
-  // where the error pass may run the model again; buffers are a model's running statistics and masks.
+  // The model's buffers as calibration finds them (error pass: LayerErrorInput::rewind), copied wherever
+  // the error detector runs (whether its pass runs the model again is known only after calibration);
+  // buffers are a model's running statistics and masks, small beside its weights.
   std::vector<std::pair<at::Tensor, at::Tensor>> buffers_at_start, buffers_at_end;
   if (has_detector(dets, "quantization_error_detector"))
     for (const auto& b : model.module().named_buffers(/*recurse=*/true))

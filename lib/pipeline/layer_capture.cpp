@@ -2,7 +2,6 @@
 
 #include <ATen/Functions.h>
 
-
 namespace qreport::pipeline {
 
 LayerCapture::LayerCapture(const std::map<int64_t, Key>& ids, size_t batches, int64_t budget_bytes)
