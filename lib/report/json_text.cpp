@@ -77,11 +77,8 @@ std::string indent_json(const std::string& in) {
 }  // namespace qreport::report
 
 namespace qreport::report {
-namespace {
 
-// Length of the valid UTF-8 sequence at s[i], or 0 (overlong forms, surrogates and code points past
-// U+10FFFF are invalid, as for nlohmann's decoder).
-size_t utf8_length(const std::string& s, size_t i) {
+size_t utf8_length(std::string_view s, size_t i) {
   auto byte = [&](size_t k) { return k < s.size() ? static_cast<unsigned char>(s[k]) : 0u; };
   auto cont = [&](size_t k) { return (byte(k) & 0xC0) == 0x80; };
   const unsigned c = byte(i);
@@ -99,8 +96,6 @@ size_t utf8_length(const std::string& s, size_t i) {
   }
   return 0;
 }
-
-}  // namespace
 
 std::string json_bytes(const std::string& raw) {
   static const char* hex = "0123456789abcdef";

@@ -1,6 +1,7 @@
 // Internal: JSON text as qreport writes it.
 #pragma once
 #include <string>
+#include <string_view>
 
 namespace qreport::report {
 
@@ -15,5 +16,9 @@ std::string indent_json(const std::string& compact);
 // "surrogateescape" string that os.fsencode turns back into the same bytes. Lossless; valid UTF-8 is
 // unchanged. (Internally the byte becomes \x01 and two hex digits, and a real \x01 becomes \x01 "01".)
 std::string json_bytes(const std::string& raw);
+
+// Length of the valid UTF-8 sequence at s[i], or 0 (overlong forms, surrogates and code points past
+// U+10FFFF are invalid, as for nlohmann's decoder).
+size_t utf8_length(std::string_view s, size_t i);
 
 }  // namespace qreport::report

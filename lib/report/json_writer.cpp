@@ -1,0 +1,158 @@
+#include "report/json_writer.h"
+
+#include <charconv>
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "report/json_text.h"
+
+namespace qreport::report {
+namespace {
+
+bool is_lower_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
+
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view s) {
+  static const char* hex = "0123456789abcdef";
+  out += '"';
+  size_t plain = 0;  // start of the run of bytes copied as they are
+  auto flush = [&](size_t i) { out.append(s.data() + plain, i - plain); };
+  for (size_t i = 0; i < s.size();) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    if (b >= 0x20 && b != '"' && b != '\\' && b < 0x80) {
+      ++i;
+      continue;
+    }
+    if (b >= 0x80) {
+      if (const size_t n = utf8_length(s, i)) {
+        i += n;
+        continue;
+      }
+    }
+    flush(i);
+    if (b == 0x01 && i + 2 < s.size() && is_lower_hex(s[i + 1]) && is_lower_hex(s[i + 2])) {
+      // json_bytes()' mark: the byte it stands for, or a real \x01 ("01").
+      if (s[i + 1] == '0' && s[i + 2] == '1') {
+        out += "\\u0001";
+      } else {
+        out += "\\udc";
+        out += s[i + 1];
+        out += s[i + 2];
+      }
+      i += 3;
+    } else {
+      switch (b) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\b': out += "\\b"; break;
+        case '\f': out += "\\f"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        default:  // another control character (nlohmann's \u00xx), or a byte that is not UTF-8 (\udcXX)
+          out += b < 0x20 ? "\\u00" : "\\udc";
+          out += hex[b >> 4];
+          out += hex[b & 15];
+      }
+      ++i;
+    }
+    plain = i;
+  }
+  flush(s.size());
+  out += '"';
+}
+
+void JsonWriter::newline() {
+  out_ += '\n';
+  out_.append(2 * stack_.size(), ' ');
+}
+
+// The separator before a value: none after a key; in an array, the layout its first member decides (one
+// line for numbers, booleans and nulls; a line each for strings, objects and arrays), then ", " or a new
+// line between members.
+void JsonWriter::before_value(bool scalar) {
+  if (after_key_) {
+    after_key_ = false;
+    return;
+  }
+  if (stack_.empty()) return;
+  Level& l = stack_.back();
+  if (l.layout == Layout::Undecided) {
+    l.layout = scalar ? Layout::Inline : Layout::Block;
+    if (l.layout == Layout::Block) newline();
+    return;
+  }
+  out_ += ',';
+  if (l.layout == Layout::Inline)
+    out_ += ' ';
+  else
+    newline();
+}
+
+void JsonWriter::open(char c, bool object) {
+  before_value(false);
+  out_ += c;
+  stack_.push_back({object, Layout::Undecided});
+}
+
+void JsonWriter::close(char c) {
+  const Layout layout = stack_.back().layout;
+  stack_.pop_back();
+  if (layout == Layout::Block) newline();  // empty ("{}", "[]") and inline containers close on their line
+  out_ += c;
+}
+
+void JsonWriter::begin_object() { open('{', true); }
+void JsonWriter::end_object() { close('}'); }
+void JsonWriter::begin_array() { open('[', false); }
+void JsonWriter::end_array() { close(']'); }
+
+void JsonWriter::key(std::string_view k) {
+  Level& l = stack_.back();
+  if (l.layout == Layout::Undecided) {
+    l.layout = Layout::Block;
+    newline();
+  } else {
+    out_ += ',';
+    newline();
+  }
+  append_json_string(out_, k);
+  out_ += ": ";
+  after_key_ = true;
+}
+
+void JsonWriter::null() {
+  before_value(true);
+  out_ += "null";
+}
+
+void JsonWriter::boolean(bool v) {
+  before_value(true);
+  out_ += v ? "true" : "false";
+}
+
+void JsonWriter::integer(int64_t v) {
+  before_value(true);
+  char buf[24];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out_.append(buf, static_cast<size_t>(r.ptr - buf));
+}
+
+void JsonWriter::number(double v) {
+  before_value(true);
+  if (!std::isfinite(v)) {
+    out_ += "null";
+    return;
+  }
+  char buf[64];  // nlohmann's serializer buffer; to_chars writes at most 25 characters of a double
+  const char* end = nlohmann::detail::to_chars(buf, buf + sizeof buf, v);
+  out_.append(buf, static_cast<size_t>(end - buf));
+}
+
+void JsonWriter::string(std::string_view s) {
+  before_value(false);
+  append_json_string(out_, s);
+}
+
+}  // namespace qreport::report
