@@ -37,6 +37,12 @@ std::optional<std::string> canonical_detector_name(const std::string& name) {
   return std::nullopt;
 }
 
+Fields fields(std::initializer_list<FieldInit> items) {
+  Fields out;
+  out.reserve(items.size());
+  for (const FieldInit& f : items) out.emplace_back(f.key, std::move(f.value));
+  return out;
+}
 Value float_list(const std::vector<float>& v) {
   return Value::list_of(v, [](float x) { return Value::number(x); });
 }
@@ -46,6 +52,7 @@ Value int_list(const std::vector<int32_t>& v) {
 Value bool_list(const std::vector<bool>& v) {
   Value x;
   x.type = Value::Type::List;
+  x.list.reserve(v.size());
   for (bool b : v) x.list.push_back(Value::boolean(b));
   return x;
 }

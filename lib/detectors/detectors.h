@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -46,6 +47,7 @@ struct Value {
   static Value list_of(const std::vector<T>& items, F make) {
     Value x;
     x.type = Type::List;
+    x.list.reserve(items.size());  // a transformer's report builds about a million values: no regrowth
     for (const auto& it : items) x.list.push_back(make(it));
     return x;
   }
@@ -204,6 +206,14 @@ std::optional<std::string> canonical_detector_name(const std::string& name);
 const std::vector<std::string>& all_detector_names();
 
 // Float helpers shared by detectors: float32 vectors to Values, non-finite values as null in JSON.
+// Fields from a braced list, its values moved rather than copied: an initializer_list's elements are
+// const, so `Fields{{key, value}, ...}` copies every value, a per-channel list of thousands included.
+struct FieldInit {
+  FieldInit(std::string k, Value v) : key(std::move(k)), value(std::move(v)) {}
+  std::string key;
+  mutable Value value;  // moved out by fields()
+};
+Fields fields(std::initializer_list<FieldInit> items);
 Value float_list(const std::vector<float>& v);
 Value int_list(const std::vector<int32_t>& v);
 Value bool_list(const std::vector<bool>& v);

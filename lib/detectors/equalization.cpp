@@ -94,8 +94,8 @@ class EqualizationDetector : public Detector {
                                "' are null: those input channels have a range of 0 (constant), so s_c is infinite");
       }
       r.modules.push_back({node.fqn,
-                           {{"input_weight_equalization_recommended", bool_list(rec)},
-                            {"input_weight_channel_comparison_metrics", metrics},
+                           fields({{"input_weight_equalization_recommended", bool_list(rec)},
+                                   {"input_weight_channel_comparison_metrics", std::move(metrics)},
                             {"input_weight_threshold", Value::number(o_.ratio_threshold)},
                             {"input_weight_channel_axis", Value::integer(in->axis)},
                             {"input_activation_per_channel_max", float_list(in->max)},
@@ -105,7 +105,7 @@ class EqualizationDetector : public Detector {
                             {"weight_per_channel_max", float_list(w->second)},
                             {"weight_per_channel_min", float_list(w->first)},
                             {"weight_global_max", Value::number(w_gmax)},
-                            {"weight_global_min", Value::number(w_gmin)}}});
+                            {"weight_global_min", Value::number(w_gmin)}})});
       size_t k = std::count(rec.begin(), rec.end(), true);
       const bool module_recommended = !rec.empty() && double(k) / double(rec.size()) >= kEqualizationChannelShare;
       r.qconfig_info.push_back({node.fqn, false, false, module_recommended});

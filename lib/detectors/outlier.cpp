@@ -81,15 +81,15 @@ class OutlierDetector : public Detector {
       }
       if (!sparse_here.list.empty()) sparse.members.emplace_back(node.fqn, std::move(sparse_here));
       r.modules.push_back({node.fqn,
-                           {{"outlier_detection_channel_axis", Value::integer(pct->axis)},
+                           fields({{"outlier_detection_channel_axis", Value::integer(pct->axis)},
                             {"outlier_detection_reference_percentile", Value::number(o_.reference_percentile)},
                             {"outlier_detection_ratio_threshold", Value::number(o_.ratio_threshold)},
-                            {"outlier_detection_percentile_ratios", ratios},
+                            {"outlier_detection_percentile_ratios", std::move(ratios)},
                             {"outlier_detection_batches_used", int_list(pct->batches_used)},
                             {"outliers_detected", bool_list(outliers)},
                             {"outlier_detection_is_sufficient_batches", bool_list(sufficient)},
                             {"constant_batch_counts", int_list(pct->constant_batches)},
-                            {"input_activation_per_channel_max", float_list(mm->max)}}});
+                            {"input_activation_per_channel_max", float_list(mm->max)}})});
       bool header = false;
       auto add = [&](const std::string& line) {
         if (!header) lines += "For Module " + node.fqn + " looked at with axis " + std::to_string(pct->axis) + ": \n";
