@@ -1,9 +1,10 @@
 // The benchmark's baseline: plain LibTorch inference of the same scripted model over the same batches,
 // with the same thread count and the same inference mode as qreport's calibration loop. It does what a
 // user's own inference program would do: torch::jit::load, torch::pickle_load, forward per batch.
-//   qreport_bench_baseline MODEL.pt CALIB.pt THREADS [cpu|cuda[:N]] [--keep-freed-memory]
+//   qreport_bench_baseline MODEL.pt CALIB.pt THREADS [cpu|cuda[:N]] [--keep-freed-memory] [--fast-exit]
 // --keep-freed-memory: qreport's heap policy (lib/common/heap.h), for the ratio of the analysis alone;
-// without it, the C library's defaults, as a user's program has them.
+// without it, the C library's defaults, as a user's program has them. --fast-exit: qreport's exit, which
+// skips the teardown of what the run built and of LibTorch's static state (apps/qreport/main.cpp).
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
@@ -11,6 +12,7 @@
 #include <torch/serialize.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -18,12 +20,18 @@
 #include "common/heap.h"
 
 int main(int argc, char** argv) {
-  if (argc > 1 && std::string(argv[argc - 1]) == "--keep-freed-memory") {
-    std::cerr << "baseline: " << qreport::keep_freed_memory() << "\n";
-    --argc;
+  bool fast_exit = false;
+  for (; argc > 1; --argc) {
+    const std::string flag = argv[argc - 1];
+    if (flag == "--keep-freed-memory")
+      std::cerr << "baseline: " << qreport::keep_freed_memory() << "\n";
+    else if (flag == "--fast-exit")
+      fast_exit = true;
+    else
+      break;
   }
   if (argc < 4) {
-    std::cerr << "usage: qreport_bench_baseline MODEL.pt CALIB.pt THREADS [DEVICE] [--keep-freed-memory]\n";
+    std::cerr << "usage: qreport_bench_baseline MODEL.pt CALIB.pt THREADS [DEVICE] [--keep-freed-memory] [--fast-exit]\n";
     return 2;
   }
   try {
@@ -51,6 +59,10 @@ int main(int argc, char** argv) {
     const double forward_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     // forward_s: the forward passes alone (compare with qreport -v's "stage calibrate").
     std::cout << "batches " << outputs.size() << " checksum " << checksum << " forward_s " << forward_s << "\n";
+    if (fast_exit) {
+      std::cout.flush();
+      std::_Exit(0);
+    }
   } catch (const std::exception& e) {
     std::cerr << "baseline: " << e.what() << "\n";
     return 1;
