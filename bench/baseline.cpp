@@ -4,7 +4,7 @@
 //   qreport_bench_baseline MODEL.pt CALIB.pt THREADS [cpu|cuda[:N]] [--keep-freed-memory] [--fast-exit]
 // --keep-freed-memory: qreport's heap policy (lib/common/heap.h), for the ratio of the analysis alone;
 // without it, the C library's defaults, as a user's program has them. --fast-exit: qreport's exit, which
-// skips the teardown of what the run built and of LibTorch's static state (apps/qreport/main.cpp).
+// skips LibTorch's static teardown once the run's own state is freed (apps/qreport/main.cpp).
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
     else
       break;
   }
-  if (argc < 4) {
+  if (argc < 4 || argc > 5 || (argc == 5 && std::string(argv[4]).rfind("--", 0) == 0)) {
     std::cerr << "usage: qreport_bench_baseline MODEL.pt CALIB.pt THREADS [DEVICE] [--keep-freed-memory] [--fast-exit]\n";
     return 2;
   }
@@ -59,13 +59,14 @@ int main(int argc, char** argv) {
     const double forward_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     // forward_s: the forward passes alone (compare with qreport -v's "stage calibrate").
     std::cout << "batches " << outputs.size() << " checksum " << checksum << " forward_s " << forward_s << "\n";
-    if (fast_exit) {
-      std::cout.flush();
-      std::_Exit(0);
-    }
+
   } catch (const std::exception& e) {
     std::cerr << "baseline: " << e.what() << "\n";
     return 1;
+  }
+  if (fast_exit) {  // after the model, batches and outputs are freed, as qreport frees its run's state
+    std::cout.flush();
+    std::_Exit(0);
   }
   return 0;
 }

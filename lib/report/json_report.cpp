@@ -3,7 +3,6 @@
 #include <optional>
 
 #include "common/version.h"
-#include "report/json_text.h"
 #include "report/json_writer.h"
 #include "report/report.h"
 
@@ -244,7 +243,7 @@ std::string to_json(const Report& r) {
   w.key("model");
   w.begin_object();
   w.key("path");
-  w.string(json_bytes(r.model_path));
+  w.string(r.model_path);
   w.key("sha256");
   w.string(r.model_sha256);
   w.key("modules");
@@ -253,7 +252,7 @@ std::string to_json(const Report& r) {
   w.key("calibration");
   w.begin_object();
   w.key("path");
-  w.string(json_bytes(r.calib_path));
+  w.string(r.calib_path);
   w.key("batches");
   w.integer(static_cast<int64_t>(r.batches));
   w.key("device");
@@ -267,7 +266,7 @@ std::string to_json(const Report& r) {
   if (r.plan.ran) write_plan(w, r.plan);
   w.key("warnings");
   w.begin_array();
-  for (const auto& warning : r.warnings) w.string(json_bytes(warning));
+  for (const auto& warning : r.warnings) w.string(warning);
   w.end_array();
   w.end_object();
   out += '\n';

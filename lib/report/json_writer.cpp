@@ -7,11 +7,6 @@
 #include "report/json_text.h"
 
 namespace qreport::report {
-namespace {
-
-bool is_lower_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
-
-}  // namespace
 
 void append_json_string(std::string& out, std::string_view s) {
   static const char* hex = "0123456789abcdef";
@@ -31,32 +26,20 @@ void append_json_string(std::string& out, std::string_view s) {
       }
     }
     flush(i);
-    if (b == 0x01 && i + 2 < s.size() && is_lower_hex(s[i + 1]) && is_lower_hex(s[i + 2])) {
-      // json_bytes()' mark: the byte it stands for, or a real \x01 ("01").
-      if (s[i + 1] == '0' && s[i + 2] == '1') {
-        out += "\\u0001";
-      } else {
-        out += "\\udc";
-        out += s[i + 1];
-        out += s[i + 2];
-      }
-      i += 3;
-    } else {
-      switch (b) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\b': out += "\\b"; break;
-        case '\f': out += "\\f"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        default:  // another control character (nlohmann's \u00xx), or a byte that is not UTF-8 (\udcXX)
-          out += b < 0x20 ? "\\u00" : "\\udc";
-          out += hex[b >> 4];
-          out += hex[b & 15];
-      }
-      ++i;
+    switch (b) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:  // another control character (nlohmann's \u00xx), or a byte that is not UTF-8 (\udcXX)
+        out += b < 0x20 ? "\\u00" : "\\udc";
+        out += hex[b >> 4];
+        out += hex[b & 15];
     }
+    ++i;
     plain = i;
   }
   flush(s.size());

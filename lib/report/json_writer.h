@@ -41,8 +41,10 @@ class JsonWriter {
   bool after_key_ = false;
 };
 
-// A string as JSON text, quoted: nlohmann's escapes, json_bytes()' marks as \udcXX (json_text.h), and
-// any byte that is not part of valid UTF-8 as \udcXX too (lossless; nlohmann's dump threw on those).
+// A string as JSON text, quoted, from its raw bytes: nlohmann's escapes, and each byte b that is not part
+// of valid UTF-8 as \udcXX (XX = b), what json_bytes() and indent_json give a path (json_text.h): lossless
+// for every string (nlohmann's dump threw on such bytes). No json_bytes() marks: a string's own 0x01 is
+// \u0001, whatever follows it.
 void append_json_string(std::string& out, std::string_view s);
 
 }  // namespace qreport::report

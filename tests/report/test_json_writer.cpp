@@ -162,16 +162,30 @@ TEST_CASE("JsonWriter writes what nlohmann's dump, re-indented, writes: 2000 ran
   }
 }
 
-TEST_CASE("JsonWriter strings: json_bytes' marks as \\udcXX, and bytes that are not UTF-8 too") {
-  // json_bytes keeps a path's non-UTF-8 bytes (indent_json turns its marks into \udcXX); the writer does
-  // the same for a string that did not go through json_bytes, where nlohmann's dump threw.
+TEST_CASE("JsonWriter strings: bytes that are not UTF-8 as \\udcXX, as json_bytes gave a path; 0x01 as \\u0001") {
+  // A path's bytes come out as json_bytes() and indent_json wrote them; every other string the same way
+  // (nlohmann's dump threw on those bytes). A string's own 0x01 before two hex digits is not a mark: it
+  // stays \u0001, where indent_json turned "name\x01ff" into "name\udcff", another name.
   const std::string path = std::string("dir/\xff\xfe") + "\x01" + "/m\xc3\xa9.pt";
-  const std::string marked = report::json_bytes(path);
-  CHECK(written(Value::string(marked)) == report::indent_json(ojson(marked).dump()));
-  CHECK(written(Value::string(marked)) == "\"dir/\\udcff\\udcfe\\u0001/m\xc3\xa9.pt\"");
+  CHECK(written(Value::string(path)) == report::indent_json(ojson(report::json_bytes(path)).dump()));
   CHECK(written(Value::string(path)) == "\"dir/\\udcff\\udcfe\\u0001/m\xc3\xa9.pt\"");
   CHECK(written(Value::string("\xc3")) == "\"\\udcc3\"");  // a sequence cut short
   CHECK(written(Value::string("\xed\xa0\x80")) == "\"\\udced\\udca0\\udc80\"");  // a surrogate's encoding
+  CHECK(written(Value::string("ctl\x01" "ff")) == "\"ctl\\u0001ff\"");
+  CHECK(written(Value::string("a\x01" "01")) == "\"a\\u000101\"");
+  CHECK(written(Value::string("end\x01")) == "\"end\\u0001\"");
+}
+
+TEST_CASE("a module name holding 0x01 and two hex digits keeps its name in the JSON report") {
+  report::Report r;
+  r.model_path = "m\x01" "ab.pt";
+  detectors::DetectorResult d;
+  d.name = "outlier_detector";
+  d.modules.push_back({"ctl\x01" "ff", {{"x", Value::integer(1)}}});
+  r.results.push_back(d);
+  const ojson parsed = ojson::parse(report::to_json(r));
+  CHECK(parsed["detectors"]["outlier_detector"]["modules"].contains("ctl\x01" "ff"));
+  CHECK(parsed["model"]["path"] == "m\x01" "ab.pt");
 }
 
 TEST_CASE("the JSON report reads back as the document it came from, byte for byte") {
