@@ -162,7 +162,10 @@ void check_distinct_outputs(const std::string& report, const std::string& stats)
   if (stats.empty()) return;
   const bool to_stdout = report.empty() || report == "-";
   const std::string where = to_stdout ? "the report (stdout)" : "-o '" + report + "'";
-  if (stats == "-" || stats == report) throw UsageError("--save-stats '" + stats + "' and " + where + " are the same file");
+  if (stats == report || (stats == "-" && to_stdout))
+    throw UsageError("--save-stats '" + stats + "' and " + where + " are the same file");
+  // Even with the report in a file: the statistics are a binary archive, never written to stdout.
+  if (stats == "-") throw UsageError("--save-stats needs a file name: the statistics are binary, not for stdout ('-')");
   struct stat a {}, b {};
   const bool have_report = to_stdout ? ::fstat(STDOUT_FILENO, &a) == 0 : ::stat(report.c_str(), &a) == 0;
   if (have_report && ::stat(stats.c_str(), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)

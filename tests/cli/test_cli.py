@@ -102,6 +102,11 @@ CASES = [
     ("simulate", ["analyze", LIN, "--calib", LINC, "--simulate", "-o", "/dev/null"], 0, ""),
     ("save-stats onto -o", ["analyze", LIN, "--calib", LINC, "--save-stats", f"{TMP}/same", "-o", f"{TMP}/same"], 2,
      f"--save-stats '{TMP}/same' and -o '{TMP}/same' are the same file"),
+    # Review: '-' with the report in a file was called "the same file" as it.
+    ("save-stats to stdout", ["analyze", LIN, "--calib", LINC, "--save-stats", "-", "-o", f"{TMP}/r.json"], 2,
+     "--save-stats needs a file name: the statistics are binary, not for stdout ('-')"),
+    ("save-stats onto -o -", ["analyze", LIN, "--calib", LINC, "--save-stats", "-", "-o", "-"], 2,
+     "--save-stats '-' and the report (stdout) are the same file"),
     ("save-stats onto the model", ["analyze", LIN, "--calib", LINC, "--save-stats", LIN], 2,
      f"--save-stats '{LIN}' is the input file"),
     # Review: the text report went to stdout and the statistics to /dev/stdout, one over the other (exit 0).
