@@ -20,11 +20,80 @@ bool is_identifier(const std::string& k) {
   return std::all_of(k.begin(), k.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
 }
 
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// qreport writes a byte b that is not part of valid UTF-8 as \udcXX (XX = b, report/json_writer.h), the
+// escape Python's json and os.fsencode read back as that byte; nlohmann's parser refuses it as a lone
+// surrogate. Such escapes become \u0001 and the two hex digits (json_bytes()' marks), and a real \u0001
+// becomes \u0001 "01", so that unmark_bytes() turns the parsed strings back into their bytes. A \udcXX
+// that ends a surrogate pair stays as it is. False (and `out` untouched) where the text has none.
+bool mark_byte_escapes(const std::string& text, std::string& out) {
+  if (text.find("\\u") == std::string::npos) return false;  // qreport escapes few characters this way
+  out.clear();
+  out.reserve(text.size());
+  bool after_high = false;  // the escape just before was a high surrogate (\ud800-\udbff)
+  size_t i = 0;
+  while (i < text.size()) {
+    if (text[i] != '\\' || i + 1 >= text.size()) {
+      after_high = false;
+      out += text[i++];
+      continue;
+    }
+    if (text[i + 1] != 'u' || i + 6 > text.size()) {
+      after_high = false;
+      out.append(text, i, 2);  // \" \\ \n ...: the escaped character is not a backslash that starts one
+      i += 2;
+      continue;
+    }
+    int v = 0;
+    bool hex = true;
+    for (size_t k = i + 2; k < i + 6; ++k) {
+      const int d = hex_digit(text[k]);
+      hex = hex && d >= 0;
+      v = v * 16 + (d < 0 ? 0 : d);
+    }
+    static const char* digits = "0123456789abcdef";
+    if (hex && v >= 0xdc80 && v <= 0xdcff && !after_high) {
+      out += "\\u0001";
+      out += digits[(v >> 4) & 15];
+      out += digits[v & 15];
+    } else if (hex && v == 0x0001) {
+      out += "\\u000101";
+    } else {
+      out.append(text, i, 6);
+    }
+    after_high = hex && v >= 0xd800 && v <= 0xdbff;
+    i += 6;
+  }
+  return true;
+}
+
+// The marks of mark_byte_escapes() back into bytes: 0x01 and two hex digits is the byte they spell.
+void unmark_bytes(std::string& s) {
+  if (s.find('\x01') == std::string::npos) return;
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\x01' && i + 2 < s.size() && hex_digit(s[i + 1]) >= 0 && hex_digit(s[i + 2]) >= 0) {
+      out += static_cast<char>(hex_digit(s[i + 1]) * 16 + hex_digit(s[i + 2]));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  s = std::move(out);
+}
+
 // SAX handler that builds the Value tree. The stack holds the open containers; a container is only
 // appended to while it is the innermost one, so the pointers into its parents stay valid.
 class ValueBuilder {
  public:
-  explicit ValueBuilder(const std::string& name) : name_(name) {}
+  ValueBuilder(const std::string& name, bool decode_bytes) : name_(name), decode_bytes_(decode_bytes) {}
 
   bool null() { return add(Value::null()); }
   bool boolean(bool b) { return add(Value::boolean(b)); }
@@ -34,7 +103,10 @@ class ValueBuilder {
                                                                               : Value::number(static_cast<double>(u)));
   }
   bool number_float(double f, const std::string&) { return add(Value::number(f)); }
-  bool string(std::string& s) { return add(Value::string(std::move(s))); }
+  bool string(std::string& s) {
+    if (decode_bytes_) unmark_bytes(s);
+    return add(Value::string(std::move(s)));
+  }
   template <class Binary>
   bool binary(Binary&) {
     return fail_here("binary values are not JSON", true);
@@ -42,6 +114,7 @@ class ValueBuilder {
   bool start_object(size_t) { return open(Value::Type::Object); }
   bool start_array(size_t) { return open(Value::Type::List); }
   bool key(std::string& k) {
+    if (decode_bytes_) unmark_bytes(k);
     stack_.back()->members.emplace_back(std::move(k), Value());
     return true;
   }
@@ -119,6 +192,7 @@ class ValueBuilder {
   }
 
   const std::string& name_;
+  bool decode_bytes_;  // the text's byte escapes were marked (mark_byte_escapes)
   Value root_;
   std::vector<Value*> stack_;
   std::string error_;
@@ -158,8 +232,10 @@ std::string JsonPath::str() const {
 }
 
 Value parse_json_value(const std::string& text, const std::string& name) {
-  ValueBuilder builder(name);
-  if (!ojson::sax_parse(text, &builder)) {
+  std::string marked;
+  const bool bytes = mark_byte_escapes(text, marked);
+  ValueBuilder builder(name, bytes);
+  if (!ojson::sax_parse(bytes ? marked : text, &builder)) {
     if (builder.error().empty()) throw InputError(name + " is not valid JSON");
     throw InputError(builder.error());
   }

@@ -6,7 +6,10 @@
 #include <random>
 
 #include "report/json_text.h"
+#include "report/json_value.h"
 #include "report/json_writer.h"
+#include "report/saved_report.h"
+#include "common/errors.h"
 #include "report/report.h"
 #include "test_support.h"
 
@@ -232,4 +235,28 @@ TEST_CASE("the JSON report reads back as the document it came from, byte for byt
   CHECK(parsed["plan"]["curve"][0]["added"].is_null());
   CHECK(parsed["simulation"]["default_qconfig"]["layers_output_sqnr_db"]["conv"].is_null());
   CHECK(parsed["detectors"]["quantization_error_detector"]["worst_layers"][0] == "fc");
+}
+
+TEST_CASE("saved reports read back strings whose bytes are not UTF-8 (\\udcXX), and 0x01") {
+  // nlohmann's parser refused qreport's own \udcXX escapes (a lone surrogate): qreport table and diff
+  // exited 2 on the report of a model whose path is not UTF-8.
+  report::Report r;
+  r.model_path = std::string("dir/m\xff\xfe") + "\x01" + "ab.pt";
+  detectors::DetectorResult d;
+  d.name = "outlier_detector";
+  d.modules.push_back({"ctl\x01" "ff", {{"s", Value::string("\xf0\x9f\x82\x80 \xc3")}}});
+  r.results.push_back(d);
+  const std::string j = report::to_json(r);
+  const report::SavedReport s = report::read_saved_report(j, "r.json");
+  CHECK(s.report.model_path == r.model_path);
+  REQUIRE(s.report.results.size() == 1);
+  REQUIRE(s.report.results[0].modules.size() == 1);
+  CHECK(s.report.results[0].modules[0].fqn == "ctl\x01" "ff");
+  REQUIRE(s.report.results[0].modules[0].fields.size() == 1);
+  CHECK(s.report.results[0].modules[0].fields[0].second.s == "\xf0\x9f\x82\x80 \xc3");
+  // A surrogate pair whose low half lies in \udc80-\udcff is a character, not a byte; a lone \udc00
+  // (no byte qreport writes) is still invalid JSON.
+  CHECK(report::parse_json_value("\"\\ud83c\\udc80\"", "p").s == "\xf0\x9f\x82\x80");
+  CHECK(report::parse_json_value("\"\\udcff\\\\udc80\"", "p").s == "\xff\\udc80");
+  CHECK_THROWS_AS(report::parse_json_value("\"\\udc00\"", "p"), InputError);
 }
