@@ -21,7 +21,7 @@
 #include <unordered_set>
 
 #include "common/errors.h"
-#include "report/json_text.h"
+#include "report/json_writer.h"
 #include "report/report.h"
 #include "report/saved_report.h"
 
@@ -298,8 +298,8 @@ std::string to_json(const ReportDiff& d) {
   ojson j;
   j["schema_version"] = 1;
   j["kind"] = "diff";
-  j["old"] = {{"report", json_bytes(d.old_name)}, {"sha256", d.old_sha256}};
-  j["new"] = {{"report", json_bytes(d.new_name)}, {"sha256", d.new_sha256}};
+  j["old"] = {{"report", d.old_name}, {"sha256", d.old_sha256}};
+  j["new"] = {{"report", d.new_name}, {"sha256", d.new_sha256}};
   j["model_changed"] = d.old_sha256 != d.new_sha256;
   ojson mo = ojson::array();
   for (const auto& m : d.model_output)
@@ -337,8 +337,8 @@ std::string to_json(const ReportDiff& d) {
   j["db_changes"] = dbs;
   j["db_changes_not_listed"] = hidden;
   j["warnings"] = ojson::array();
-  for (const auto& w : d.warnings) j["warnings"].push_back(json_bytes(w));
-  return indent_json(j.dump()) + "\n";
+  for (const auto& w : d.warnings) j["warnings"].push_back(w);
+  return write_json(j);
 }
 
 }  // namespace qreport::report

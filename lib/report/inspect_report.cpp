@@ -1,6 +1,6 @@
 #include <nlohmann/json.hpp>
 
-#include "report/json_text.h"
+#include "report/json_writer.h"
 #include "report/report.h"
 
 namespace qreport::report {
@@ -11,7 +11,7 @@ std::string to_json(const Inspection& in) {
   ojson j;
   j["schema_version"] = 1;
   j["kind"] = "inspection";
-  j["model"] = {{"path", json_bytes(in.model_path)}, {"modules", in.modules.size()}};
+  j["model"] = {{"path", in.model_path}, {"modules", in.modules.size()}};
   ojson mods = ojson::array();
   for (const auto& m : in.modules)
     mods.push_back({{"fqn", m.fqn}, {"type", m.type_name}, {"kind", m.kind}, {"call_leaf", m.leaf},
@@ -30,8 +30,8 @@ std::string to_json(const Inspection& in) {
   j["ch_axis"] = in.ch_axis;
   j["fast_paths"] = in.fast_paths;
   j["warnings"] = ojson::array();
-  for (const auto& w : in.warnings) j["warnings"].push_back(json_bytes(w));
-  return indent_json(j.dump()) + "\n";
+  for (const auto& w : in.warnings) j["warnings"].push_back(w);
+  return write_json(j);
 }
 
 std::string to_text(const Inspection& in) {

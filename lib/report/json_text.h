@@ -1,4 +1,6 @@
-// Internal: JSON text as qreport writes it.
+// Internal: JSON text as qreport wrote it before report/json_writer.h, which writes the same layout as it
+// goes: indent_json and json_bytes are that writer's oracle (tests/report/test_json_writer.cpp), and
+// utf8_length its UTF-8 check.
 #pragma once
 #include <string>
 #include <string_view>

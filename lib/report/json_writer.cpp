@@ -122,6 +122,47 @@ void JsonWriter::integer(int64_t v) {
   out_.append(buf, static_cast<size_t>(r.ptr - buf));
 }
 
+void JsonWriter::unsigned_integer(uint64_t v) {
+  before_value(true);
+  char buf[24];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out_.append(buf, static_cast<size_t>(r.ptr - buf));
+}
+
+std::string write_json(const nlohmann::ordered_json& doc) {
+  std::string out;
+  JsonWriter w(out);
+  // Iterative over the document's own nesting would not be shorter; these documents are a few levels deep.
+  auto walk = [&w](const auto& self, const nlohmann::ordered_json& j) -> void {
+    using T = nlohmann::ordered_json::value_t;
+    switch (j.type()) {
+      case T::null: w.null(); return;
+      case T::boolean: w.boolean(j.get<bool>()); return;
+      case T::number_integer: w.integer(j.get<int64_t>()); return;
+      case T::number_unsigned: w.unsigned_integer(j.get<uint64_t>()); return;
+      case T::number_float: w.number(j.get<double>()); return;
+      case T::string: w.string(j.get_ref<const std::string&>()); return;
+      case T::array:
+        w.begin_array();
+        for (const auto& x : j) self(self, x);
+        w.end_array();
+        return;
+      case T::object:
+        w.begin_object();
+        for (const auto& [k, x] : j.items()) {
+          w.key(k);
+          self(self, x);
+        }
+        w.end_object();
+        return;
+      default: w.null(); return;  // binary and discarded values: none in qreport's documents
+    }
+  };
+  walk(walk, doc);
+  out += '\n';
+  return out;
+}
+
 void JsonWriter::number(double v) {
   before_value(true);
   if (!std::isfinite(v)) {

@@ -260,3 +260,14 @@ TEST_CASE("saved reports read back strings whose bytes are not UTF-8 (\\udcXX), 
   CHECK(report::parse_json_value("\"\\udcff\\\\udc80\"", "p").s == "\xff\\udc80");
   CHECK_THROWS_AS(report::parse_json_value("\"\\udc00\"", "p"), InputError);
 }
+
+TEST_CASE("write_json (qreport diff's and inspect's documents): the old layout, raw strings kept") {
+  ojson doc = {{"schema_version", 1}, {"sizes", {uint64_t{18446744073709551615u}, -3, 2.5}},
+               {"modules", {"a", "ctl\x01" "ff"}}, {"path", std::string("m\xff.pt")}, {"empty", ojson::object()}};
+  const std::string w = report::write_json(doc);
+  CHECK(w.find("\"ctl\\u0001ff\"") != std::string::npos);  // indent_json made it "ctl\udcff"
+  CHECK(w.find("\"m\\udcff.pt\"") != std::string::npos);
+  doc["modules"][1] = "ctl";
+  doc["path"] = "m.pt";
+  CHECK(report::write_json(doc) == report::indent_json(doc.dump()) + "\n");
+}
