@@ -6,6 +6,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <string_view>
+#include <vector>
 
 #include "common/errors.h"
 
@@ -32,7 +33,7 @@ int hex_digit(char c) {
 // surrogate. Such escapes become \u0001 and the two hex digits (json_bytes()' marks), and a real \u0001
 // becomes \u0001 "01", so that unmark_bytes() turns the parsed strings back into their bytes. A \udcXX
 // that ends a surrogate pair stays as it is. False (and `out` untouched) where the text has none.
-bool mark_byte_escapes(const std::string& text, std::string& out) {
+bool mark_byte_escapes(const std::string& text, std::string& out, std::vector<size_t>& marks) {
   if (text.find("\\u") == std::string::npos) return false;  // qreport escapes few characters this way
   out.clear();
   out.reserve(text.size());
@@ -59,10 +60,12 @@ bool mark_byte_escapes(const std::string& text, std::string& out) {
     }
     static const char* digits = "0123456789abcdef";
     if (hex && v >= 0xdc80 && v <= 0xdcff && !after_high) {
+      marks.push_back(out.size());
       out += "\\u0001";
       out += digits[(v >> 4) & 15];
       out += digits[v & 15];
     } else if (hex && v == 0x0001) {
+      marks.push_back(out.size());
       out += "\\u000101";
     } else {
       out.append(text, i, 6);
@@ -89,11 +92,45 @@ void unmark_bytes(std::string& s) {
   s = std::move(out);
 }
 
+// nlohmann's parse error on the marked text, as it reads for the file: each mark (8 characters for the
+// file's 6) back to its escape, and the column less the 2 characters each mark before the error on its
+// line added. `position`: where the parser stopped in the marked text.
+std::string unmark_error(std::string message, size_t position, const std::vector<size_t>& marks) {
+  static const std::string kColumn = ", column ";
+  const size_t at = message.find(kColumn);
+  if (at != std::string::npos) {
+    const size_t digits = at + kColumn.size();
+    size_t end = digits;
+    while (end < message.size() && std::isdigit(static_cast<unsigned char>(message[end]))) ++end;
+    if (end > digits && end - digits < 19) {
+      const size_t column = std::stoull(message.substr(digits, end - digits));
+      const size_t line_start = position >= column ? position - column : 0;
+      size_t extra = 0;
+      for (size_t m : marks)
+        if (m >= line_start && m < position) extra += std::min<size_t>(position - m, 8) - std::min<size_t>(position - m, 6);
+      message.replace(digits, end - digits, std::to_string(column - std::min(extra, column)));
+    }
+  }
+  std::string out;
+  for (size_t i = 0; i < message.size(); ++i) {
+    if (message.compare(i, 6, "\\u0001") == 0 && i + 8 <= message.size() && hex_digit(message[i + 6]) >= 0 &&
+        hex_digit(message[i + 7]) >= 0) {
+      const bool real = message[i + 6] == '0' && message[i + 7] == '1';
+      out += real ? "\\u0001" : "\\udc" + message.substr(i + 6, 2);
+      i += 7;
+    } else {
+      out += message[i];
+    }
+  }
+  return out;
+}
+
 // SAX handler that builds the Value tree. The stack holds the open containers; a container is only
 // appended to while it is the innermost one, so the pointers into its parents stay valid.
 class ValueBuilder {
  public:
-  ValueBuilder(const std::string& name, bool decode_bytes) : name_(name), decode_bytes_(decode_bytes) {}
+  ValueBuilder(const std::string& name, bool decode_bytes, const std::vector<size_t>* marks = nullptr)
+      : name_(name), decode_bytes_(decode_bytes), marks_(marks) {}
 
   bool null() { return add(Value::null()); }
   bool boolean(bool b) { return add(Value::boolean(b)); }
@@ -138,8 +175,9 @@ class ValueBuilder {
     return true;
   }
   template <class Exception>
-  bool parse_error(size_t, const std::string&, const Exception& e) {
-    error_ = name_ + " is not valid JSON: " + first_line(e.what());
+  bool parse_error(size_t position, const std::string&, const Exception& e) {
+    const std::string what = first_line(e.what());
+    error_ = name_ + " is not valid JSON: " + (marks_ && !marks_->empty() ? unmark_error(what, position, *marks_) : what);
     return false;
   }
 
@@ -193,6 +231,7 @@ class ValueBuilder {
 
   const std::string& name_;
   bool decode_bytes_;  // the text's byte escapes were marked (mark_byte_escapes)
+  const std::vector<size_t>* marks_;  // where mark_byte_escapes marked them (error messages)
   Value root_;
   std::vector<Value*> stack_;
   std::string error_;
@@ -233,8 +272,9 @@ std::string JsonPath::str() const {
 
 Value parse_json_value(const std::string& text, const std::string& name) {
   std::string marked;
-  const bool bytes = mark_byte_escapes(text, marked);
-  ValueBuilder builder(name, bytes);
+  std::vector<size_t> marks;
+  const bool bytes = mark_byte_escapes(text, marked, marks);
+  ValueBuilder builder(name, bytes, &marks);
   if (!ojson::sax_parse(bytes ? marked : text, &builder)) {
     if (builder.error().empty()) throw InputError(name + " is not valid JSON");
     throw InputError(builder.error());

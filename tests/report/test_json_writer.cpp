@@ -271,3 +271,23 @@ TEST_CASE("write_json (qreport diff's and inspect's documents): the old layout, 
   doc["path"] = "m.pt";
   CHECK(report::write_json(doc) == report::indent_json(doc.dump()) + "\n");
 }
+
+TEST_CASE("a parse error in a report holding \\udcXX escapes reads as the file has it") {
+  // The reader marks those escapes (2 characters longer) before parsing: the message shows the escapes
+  // and the column of the file, as for the same file with escapes of the same length that need no mark.
+  auto error_of = [](const std::string& text) {
+    try {
+      report::parse_json_value(text, "r.json");
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("parsed");
+  };
+  const std::string marked = "{\"a\": 1,\n \"k\\udcff\\u0001ff\\udc80\": x}";
+  std::string plain = "{\"a\": 1,\n \"k\\u00ff\\u0061ff\\u0080\": x}";
+  std::string expected = error_of(plain);
+  REQUIRE(expected.find("line 2, column 27") != std::string::npos);
+  for (auto [from, to] : {std::pair{"\\u00ff", "\\udcff"}, {"\\u0061", "\\u0001"}, {"\\u0080", "\\udc80"}})
+    if (const size_t at = expected.find(from); at != std::string::npos) expected.replace(at, 6, to);
+  CHECK(error_of(marked) == expected);
+}
