@@ -12,12 +12,12 @@
 #include <torch/serialize.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <string>
 
 #include "common/heap.h"
+#include "common/process_exit.h"
 
 int main(int argc, char** argv) {
   bool fast_exit = false;
@@ -64,9 +64,6 @@ int main(int argc, char** argv) {
     std::cerr << "baseline: " << e.what() << "\n";
     return 1;
   }
-  if (fast_exit) {  // after the model, batches and outputs are freed, as qreport frees its run's state
-    std::cout.flush();
-    std::_Exit(0);
-  }
+  if (fast_exit) qreport::exit_without_teardown(0);  // after the model, batches and outputs are freed, as qreport frees its run's state
   return 0;
 }

@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -16,6 +15,7 @@
 #include "plan_options.h"
 #include "common/errors.h"
 #include "common/heap.h"
+#include "common/process_exit.h"
 #include "common/libtorch_warnings.h"
 #include "common/output_file.h"
 #include "common/version.h"
@@ -553,9 +553,4 @@ static int run_command(int argc, char** argv) {
 // graphs, observers) is freed when the analysis returns; what this skips took about 0.2 s of every run
 // (mobilenet_v2: 0.19 s from the report's rename to exit, now 6 ms), as clang's -disable-free spares it.
 // bench/baseline.cpp --fast-exit ends the same way (docs/performance.md, "Round 10").
-int main(int argc, char** argv) {
-  const int code = run_command(argc, argv);
-  std::cout.flush();
-  std::fflush(nullptr);
-  std::_Exit(code);
-}
+int main(int argc, char** argv) { qreport::exit_without_teardown(run_command(argc, argv)); }

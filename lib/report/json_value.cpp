@@ -32,9 +32,10 @@ int hex_digit(char c) {
 // escape Python's json and os.fsencode read back as that byte; nlohmann's parser refuses it as a lone
 // surrogate. Such escapes become \u0001 and the two hex digits (json_bytes()' marks), and a real \u0001
 // becomes \u0001 "01", so that unmark_bytes() turns the parsed strings back into their bytes. A \udcXX
-// that ends a surrogate pair stays as it is. False (and `out` untouched) where the text has none.
-bool mark_byte_escapes(const std::string& text, std::string& out, std::vector<size_t>& marks) {
-  if (text.find("\\u") == std::string::npos) return false;  // qreport escapes few characters this way
+// that ends a surrogate pair stays as it is. `marks`: where each mark starts in `out`; none where the
+// text has no such escape (`out` is then not to be used).
+void mark_byte_escapes(const std::string& text, std::string& out, std::vector<size_t>& marks) {
+  if (text.find("\\u") == std::string::npos) return;  // qreport escapes few characters this way
   out.clear();
   out.reserve(text.size());
   bool after_high = false;  // the escape just before was a high surrogate (\ud800-\udbff)
@@ -73,7 +74,6 @@ bool mark_byte_escapes(const std::string& text, std::string& out, std::vector<si
     after_high = hex && v >= 0xd800 && v <= 0xdbff;
     i += 6;
   }
-  return true;
 }
 
 // The marks of mark_byte_escapes() back into bytes: 0x01 and two hex digits is the byte they spell.
@@ -129,8 +129,8 @@ std::string unmark_error(std::string message, size_t position, const std::vector
 // appended to while it is the innermost one, so the pointers into its parents stay valid.
 class ValueBuilder {
  public:
-  ValueBuilder(const std::string& name, bool decode_bytes, const std::vector<size_t>* marks = nullptr)
-      : name_(name), decode_bytes_(decode_bytes), marks_(marks) {}
+  // marks: mark_byte_escapes()' (empty: the text had none, and its strings need no decoding).
+  ValueBuilder(const std::string& name, const std::vector<size_t>& marks) : name_(name), marks_(marks) {}
 
   bool null() { return add(Value::null()); }
   bool boolean(bool b) { return add(Value::boolean(b)); }
@@ -141,7 +141,7 @@ class ValueBuilder {
   }
   bool number_float(double f, const std::string&) { return add(Value::number(f)); }
   bool string(std::string& s) {
-    if (decode_bytes_) unmark_bytes(s);
+    if (!marks_.empty()) unmark_bytes(s);
     return add(Value::string(std::move(s)));
   }
   template <class Binary>
@@ -151,7 +151,7 @@ class ValueBuilder {
   bool start_object(size_t) { return open(Value::Type::Object); }
   bool start_array(size_t) { return open(Value::Type::List); }
   bool key(std::string& k) {
-    if (decode_bytes_) unmark_bytes(k);
+    if (!marks_.empty()) unmark_bytes(k);
     stack_.back()->members.emplace_back(std::move(k), Value());
     return true;
   }
@@ -177,7 +177,7 @@ class ValueBuilder {
   template <class Exception>
   bool parse_error(size_t position, const std::string&, const Exception& e) {
     const std::string what = first_line(e.what());
-    error_ = name_ + " is not valid JSON: " + (marks_ && !marks_->empty() ? unmark_error(what, position, *marks_) : what);
+    error_ = name_ + " is not valid JSON: " + (marks_.empty() ? what : unmark_error(what, position, marks_));
     return false;
   }
 
@@ -230,8 +230,7 @@ class ValueBuilder {
   }
 
   const std::string& name_;
-  bool decode_bytes_;  // the text's byte escapes were marked (mark_byte_escapes)
-  const std::vector<size_t>* marks_;  // where mark_byte_escapes marked them (error messages)
+  const std::vector<size_t>& marks_;
   Value root_;
   std::vector<Value*> stack_;
   std::string error_;
@@ -273,9 +272,9 @@ std::string JsonPath::str() const {
 Value parse_json_value(const std::string& text, const std::string& name) {
   std::string marked;
   std::vector<size_t> marks;
-  const bool bytes = mark_byte_escapes(text, marked, marks);
-  ValueBuilder builder(name, bytes, &marks);
-  if (!ojson::sax_parse(bytes ? marked : text, &builder)) {
+  mark_byte_escapes(text, marked, marks);
+  ValueBuilder builder(name, marks);
+  if (!ojson::sax_parse(marks.empty() ? text : marked, &builder)) {
     if (builder.error().empty()) throw InputError(name + " is not valid JSON");
     throw InputError(builder.error());
   }

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "detectors/detectors.h"
 #include "report/json_text.h"
 
 namespace qreport::report {
@@ -60,41 +61,41 @@ void JsonWriter::before_value(bool scalar) {
     return;
   }
   if (stack_.empty()) return;
-  Level& l = stack_.back();
-  if (l.layout == Layout::Undecided) {
-    l.layout = scalar ? Layout::Inline : Layout::Block;
-    if (l.layout == Layout::Block) newline();
+  Layout& l = stack_.back();
+  if (l == Layout::Undecided) {
+    l = scalar ? Layout::Inline : Layout::Block;
+    if (l == Layout::Block) newline();
     return;
   }
   out_ += ',';
-  if (l.layout == Layout::Inline)
+  if (l == Layout::Inline)
     out_ += ' ';
   else
     newline();
 }
 
-void JsonWriter::open(char c, bool object) {
+void JsonWriter::open(char c) {
   before_value(false);
   out_ += c;
-  stack_.push_back({object, Layout::Undecided});
+  stack_.push_back(Layout::Undecided);
 }
 
 void JsonWriter::close(char c) {
-  const Layout layout = stack_.back().layout;
+  const Layout layout = stack_.back();
   stack_.pop_back();
   if (layout == Layout::Block) newline();  // empty ("{}", "[]") and inline containers close on their line
   out_ += c;
 }
 
-void JsonWriter::begin_object() { open('{', true); }
+void JsonWriter::begin_object() { open('{'); }
 void JsonWriter::end_object() { close('}'); }
-void JsonWriter::begin_array() { open('[', false); }
+void JsonWriter::begin_array() { open('['); }
 void JsonWriter::end_array() { close(']'); }
 
 void JsonWriter::key(std::string_view k) {
-  Level& l = stack_.back();
-  if (l.layout == Layout::Undecided) {
-    l.layout = Layout::Block;
+  Layout& l = stack_.back();
+  if (l == Layout::Undecided) {
+    l = Layout::Block;
     newline();
   } else {
     out_ += ',';
@@ -129,36 +130,61 @@ void JsonWriter::unsigned_integer(uint64_t v) {
   out_.append(buf, static_cast<size_t>(r.ptr - buf));
 }
 
+void write_ojson(JsonWriter& w, const nlohmann::ordered_json& j) {
+  using T = nlohmann::ordered_json::value_t;
+  switch (j.type()) {
+    case T::null: w.null(); return;
+    case T::boolean: w.boolean(j.get<bool>()); return;
+    case T::number_integer: w.integer(j.get<int64_t>()); return;
+    case T::number_unsigned: w.unsigned_integer(j.get<uint64_t>()); return;
+    case T::number_float: w.number(j.get<double>()); return;
+    case T::string: w.string(j.get_ref<const std::string&>()); return;
+    case T::array:
+      w.begin_array();
+      for (const auto& x : j) write_ojson(w, x);
+      w.end_array();
+      return;
+    case T::object:
+      w.begin_object();
+      for (const auto& [k, x] : j.items()) {
+        w.key(k);
+        write_ojson(w, x);
+      }
+      w.end_object();
+      return;
+    default: w.null(); return;  // binary and discarded values: none in qreport's documents
+  }
+}
+
+void write_value(JsonWriter& w, const detectors::Value& v) {
+  using T = detectors::Value::Type;
+  switch (v.type) {
+    case T::Null: w.null(); return;
+    case T::Bool: w.boolean(v.b); return;
+    case T::Int: w.integer(v.i); return;
+    case T::Float: w.number(v.f); return;  // JSON has no inf/nan: null
+    case T::String: w.string(v.s); return;
+    case T::List:
+      w.begin_array();
+      for (const auto& x : v.list) write_value(w, x);
+      w.end_array();
+      return;
+    case T::Object:
+      w.begin_object();
+      for (const auto& [k, x] : v.members) {
+        w.key(k);
+        write_value(w, x);
+      }
+      w.end_object();
+      return;
+  }
+  w.null();
+}
+
 std::string write_json(const nlohmann::ordered_json& doc) {
   std::string out;
   JsonWriter w(out);
-  // Iterative over the document's own nesting would not be shorter; these documents are a few levels deep.
-  auto walk = [&w](const auto& self, const nlohmann::ordered_json& j) -> void {
-    using T = nlohmann::ordered_json::value_t;
-    switch (j.type()) {
-      case T::null: w.null(); return;
-      case T::boolean: w.boolean(j.get<bool>()); return;
-      case T::number_integer: w.integer(j.get<int64_t>()); return;
-      case T::number_unsigned: w.unsigned_integer(j.get<uint64_t>()); return;
-      case T::number_float: w.number(j.get<double>()); return;
-      case T::string: w.string(j.get_ref<const std::string&>()); return;
-      case T::array:
-        w.begin_array();
-        for (const auto& x : j) self(self, x);
-        w.end_array();
-        return;
-      case T::object:
-        w.begin_object();
-        for (const auto& [k, x] : j.items()) {
-          w.key(k);
-          self(self, x);
-        }
-        w.end_object();
-        return;
-      default: w.null(); return;  // binary and discarded values: none in qreport's documents
-    }
-  };
-  walk(walk, doc);
+  write_ojson(w, doc);
   out += '\n';
   return out;
 }

@@ -8,6 +8,10 @@
 #include <string_view>
 #include <vector>
 
+namespace qreport::detectors {
+struct Value;
+}
+
 namespace qreport::report {
 
 // Calls must form one JSON value: key() before each member of an object, values elsewhere.
@@ -29,17 +33,13 @@ class JsonWriter {
  private:
   // How a container's members are laid out: decided by its first member, as indent_json does.
   enum class Layout { Undecided, Block, Inline };
-  struct Level {
-    bool object;
-    Layout layout;
-  };
   void before_value(bool scalar);
-  void open(char c, bool object);
+  void open(char c);
   void close(char c);
   void newline();
 
   std::string& out_;
-  std::vector<Level> stack_;
+  std::vector<Layout> stack_;  // the open containers' layouts
   bool after_key_ = false;
 };
 
@@ -49,7 +49,11 @@ class JsonWriter {
 // \u0001, whatever follows it.
 void append_json_string(std::string& out, std::string_view s);
 
-// A small document (qreport diff's and inspect's JSON) as JsonWriter writes it, with a final newline.
+// A report value, and a small nlohmann document (a section of the report, qreport diff's and inspect's
+// JSON), through w.
+void write_value(JsonWriter& w, const detectors::Value& v);
+void write_ojson(JsonWriter& w, const nlohmann::ordered_json& doc);
+// A whole document as JsonWriter writes it, with a final newline.
 std::string write_json(const nlohmann::ordered_json& doc);
 
 }  // namespace qreport::report

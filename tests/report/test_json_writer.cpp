@@ -41,34 +41,10 @@ ojson oracle_value(const Value& v) {
   return nullptr;
 }
 
-void write_value(report::JsonWriter& w, const Value& v) {
-  using T = Value::Type;
-  switch (v.type) {
-    case T::Null: w.null(); break;
-    case T::Bool: w.boolean(v.b); break;
-    case T::Int: w.integer(v.i); break;
-    case T::Float: w.number(v.f); break;
-    case T::String: w.string(v.s); break;
-    case T::List:
-      w.begin_array();
-      for (const auto& x : v.list) write_value(w, x);
-      w.end_array();
-      break;
-    case T::Object:
-      w.begin_object();
-      for (const auto& [k, x] : v.members) {
-        w.key(k);
-        write_value(w, x);
-      }
-      w.end_object();
-      break;
-  }
-}
-
 std::string written(const Value& v) {
   std::string out;
   report::JsonWriter w(out);
-  write_value(w, v);
+  report::write_value(w, v);
   return out;
 }
 
