@@ -5,6 +5,7 @@ one Markdown table on stdout.
 
     /usr/bin/python3 bench/run.py --inputs DIR --qreport build/qreport --baseline build/qreport_bench_baseline
                                   [--threads N] [--reps R] [--modelreport] [--device cpu|cuda] [--all] [--keep-logs DIR]
+                                  [--subset DETECTORS]
 
 --all: the four CPU cases of the performance goals (resnet18, mobilenet_v2, ViT-B/16 and mobilenet_v2 with
 300 small batches; bench/make_inputs.py --models resnet18,mobilenet_v2,vit_b_16,mobilenet_v2_small), each
@@ -20,6 +21,11 @@ program does), and the same with qreport's heap policy (--keep-freed-memory, lib
 exit without teardown (--fast-exit, apps/qreport/main.cpp), whose ratio is the cost of the analysis alone
 (qreport's policies also speed up the inference it runs and its exit). The goals are judged by that
 heap-matched ratio (issue 23); the default-heap one is shown beside it.
+
+--subset DETECTORS (a comma list, as qreport's --detectors): qreport is also timed with only those
+detectors, interleaved with the other runs, and a second table splits each case's cost in two: that
+subset, and what `--detectors all` adds to it (for example --subset per_channel,dynamic_static,equalization,outlier:
+PyTorch's four ModelReport detectors against qreport's quantization-error detector on top).
 """
 import argparse
 import os
@@ -82,6 +88,8 @@ def main():
     p.add_argument("--modelreport-reps", type=int, default=None,
                    help="ModelReport runs per model (default: --reps; 1 with --all)")
     p.add_argument("--all", action="store_true", help="the four CPU goal cases, with ModelReport for the CNNs")
+    p.add_argument("--subset", metavar="DETECTORS",
+                   help="also time qreport with only these detectors (qreport's --detectors list) and split the cost")
     a = p.parse_args()
     if a.all:
         a.models = ",".join(GOALS)
@@ -108,6 +116,8 @@ def main():
         if a.device == "cpu":  # a GPU's activations are not on the host heap: no second baseline there
             cmds["baseline_heap"] = [a.baseline, model, calib, str(a.threads), a.device, "--keep-freed-memory",
                                      "--fast-exit"]
+        if a.subset:
+            cmds["qreport_subset"] = [a.subset if c == "all" else c for c in cmds["qreport"]]
         if a.modelreport and os.path.exists(os.path.join(d, "fx_model.pth")):  # no FX model for ViT
             cmds["modelreport"] = ["/usr/bin/python3", os.path.join(HERE, "modelreport.py"), d, str(a.threads)]
         times = {k: [] for k in cmds}
@@ -141,6 +151,8 @@ def main():
                "heap_ratio": med["qreport"] / med.get("baseline_heap", float("nan")), "spread": (min(pair), max(pair)), "setup_s": statistics.median(setup),
                "calibrate_s": statistics.median(calibrate), "forward_s": statistics.median(forward),
                "rss_baseline": max(rss["baseline"]), "rss_qreport": max(rss["qreport"]), "rss_half": rss_half}
+        if "qreport_subset" in med:
+            row["subset_s"] = med["qreport_subset"]
         if "modelreport" in med:
             row["modelreport_s"] = med["modelreport"]
             row["mr_ratio"] = med["modelreport"] / med["baseline"]
@@ -174,6 +186,16 @@ def main():
         % (r["model"], r["calibrate_s"], r["forward_s"], r["calibrate_s"] / max(r["forward_s"], 1e-9)) for r in rows) + ".")
     if mr and a.modelreport_reps < a.reps:
         print("ModelReport: %d run(s) per model." % a.modelreport_reps)
+    if a.subset:
+        # Against the heap-matched baseline on the CPU (the cost of the analysis), the default one elsewhere.
+        ref, ref_name = ("heap_s", "baseline with qreport's heap") if a.device == "cpu" else ("baseline_s", "baseline")
+        print("\nThe cost split: qreport with --detectors %s, and what the rest of `all` adds (medians, same runs)\n" % a.subset)
+        print("| model | %s s | subset s | subset / baseline | all s | all / baseline | all - subset s |" % ref_name)
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for r in rows:
+            print("| %s | %.3f | %.3f | %.2fx | %.3f | %.2fx | %+.3f |" % (
+                r["model"], r[ref], r["subset_s"], r["subset_s"] / r[ref], r["qreport_s"], r["qreport_s"] / r[ref],
+                r["qreport_s"] - r["subset_s"]))
 
 
 if __name__ == "__main__":
