@@ -93,6 +93,36 @@ TEST_CASE("small activations go to the worker in order; large ones, and other dt
   CHECK(seen == expected);
 }
 
+// The idle worker spins a while before it sleeps, where it has a core of its own (the model's thread count
+// plus one fits the CPUs), and the caller then wakes it only when it sleeps. Either way every item is
+// observed once, in order, whether it arrives while the worker spins, works or sleeps, and the worker
+// stops when destroyed mid-spin.
+TEST_CASE("items arriving while the worker spins, works or sleeps are all observed, in order") {
+  const int threads = at::get_num_threads();
+  for (int model_threads : {1, 256}) {  // 1: it spins on a machine of 2 CPUs or more; 256: it never spins
+    CAPTURE(model_threads);
+    at::set_num_threads(model_threads);
+    std::vector<float> seen;
+    {
+      ObserveWorker w([&](int64_t, const at::Tensor& x) { seen.push_back(x.flatten()[0].item<float>()); }, 1, 100,
+                      1000);
+      for (int k = 0; k < 60; ++k) {
+        w.observe(0, at::full({4}, static_cast<float>(k)));
+        // back to back, inside the spin (50 us), and past it (1 ms: the worker sleeps)
+        if (k % 3 == 1) std::this_thread::sleep_for(std::chrono::microseconds(50));
+        if (k % 3 == 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      CHECK(w.drain());
+      w.observe(0, at::full({4}, 60.0f));
+      CHECK(w.drain());
+    }  // destroyed right after an item: the worker is spinning, or about to
+    std::vector<float> expected;
+    for (int k = 0; k <= 60; ++k) expected.push_back(static_cast<float>(k));
+    CHECK(seen == expected);
+  }
+  at::set_num_threads(threads);
+}
+
 TEST_CASE("the worker's error reaches the caller between batches, not inside the model's forward") {
   std::vector<float> seen;
   ObserveWorker w([&](int64_t, const at::Tensor& x) {
