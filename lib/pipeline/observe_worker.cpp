@@ -106,8 +106,14 @@ void ObserveWorker::observe(int64_t id, const at::Tensor& x) {
   queued_values_ += x.numel();
   queued_.store(queue_.size(), std::memory_order_release);
   const bool asleep = sleeping_;
-  lock.unlock();
+  release_borrowed(lock);
   if (asleep) wake_.notify_one();
+}
+
+void ObserveWorker::release_borrowed(std::unique_lock<std::mutex>& lock) {
+  releasing_.swap(release_);  // both keep their capacity: no allocation once grown
+  lock.unlock();
+  releasing_.clear();
 }
 
 bool ObserveWorker::drain() {
@@ -115,7 +121,9 @@ bool ObserveWorker::drain() {
   ++waiting_;
   done_.wait(lock, [this] { return (queue_.empty() && !busy_) || error_; });
   --waiting_;
-  return !error_;
+  const bool ok = !error_;
+  release_borrowed(lock);
+  return ok;
 }
 
 void ObserveWorker::check() {
@@ -136,8 +144,8 @@ void ObserveWorker::run() {
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
     if (spin_ && queue_.empty() && !stop_) {
-      // Spin a while before sleeping; stop_ needs no check here: the destructor's notify finds the worker
-      // asleep after at most kSpin.
+      // Spin a while before sleeping. stop_ is not watched here: a destructor's notify while the worker
+      // spins is lost, and the wait's predicate below sees stop_ once the spin ends (at most kSpin).
       lock.unlock();
       const auto until = std::chrono::steady_clock::now() + kSpin;
       for (int i = 1; queued_.load(std::memory_order_acquire) == 0; ++i) {
@@ -165,7 +173,7 @@ void ObserveWorker::run() {
     lock.lock();
     busy_ = false;
     queued_values_ -= item.copy.numel();
-    if (!borrowable(item.id)) spare_[static_cast<size_t>(item.id)].push_back(std::move(item.copy));
+    (borrowable(item.id) ? release_ : spare_[static_cast<size_t>(item.id)]).push_back(std::move(item.copy));
     if (waiting_ > 0) done_.notify_all();
   }
 }

@@ -87,6 +87,11 @@ class ObserveWorker {
   // Each point's copies the worker has finished with, reused so the per-batch path allocates nothing.
   std::vector<std::vector<at::Tensor>> spare_;
   std::vector<char> borrowable_;  // per point: queue the activation itself (empty: none); set before any item
+  // Borrowed activations the worker is done with, released on the model's thread (observe, drain): the
+  // model's thread allocated them, and a free from the worker would take the C library's lock of that
+  // heap, which the model's thread holds for its own allocations many times per batch.
+  std::vector<at::Tensor> release_, releasing_;
+  void release_borrowed(std::unique_lock<std::mutex>& lock);  // the caller's thread; lock held on entry, not on return
   std::thread thread_;
 };
 
