@@ -91,6 +91,8 @@ def main():
     p.add_argument("--subset", metavar="DETECTORS",
                    help="also time qreport with only these detectors (qreport's --detectors list) and split the cost")
     a = p.parse_args()
+    if a.subset is not None and not a.subset.strip():
+        p.error("--subset needs a comma list of detectors (qreport's --detectors), not an empty one")
     if a.all:
         a.models = ",".join(GOALS)
         a.modelreport = True
