@@ -181,7 +181,7 @@ class QuantizationErrorDetector : public Detector {
       if (node.kind.is_linear_or_conv()) points.push_back(stats.find(node.fqn, Side::Input));
     std::vector<InputSqnr> inputs(points.size());
     at::parallel_for(0, static_cast<int64_t>(points.size()), 1, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) inputs[static_cast<size_t>(i)] = input_sqnr(points[static_cast<size_t>(i)], qmin, qmax);
+      for (auto i = static_cast<size_t>(b); i < static_cast<size_t>(e); ++i) inputs[i] = input_sqnr(points[i], qmin, qmax);
     });
     size_t layer = 0;
     for (const auto& node : model.tree().nodes()) {

@@ -6,10 +6,13 @@
 // later in-place op, ReLU6(inplace=True) say, would overwrite the original), queues it and returns; one
 // worker thread, at a lower scheduling priority than inference, observes the queue in order. Each point
 // therefore sees its batches in the same order as on the calling thread, and its statistics are the same
-// bit for bit. Idle, the worker spins for up to 200 us before it sleeps, where it has a core of its own:
-// the caller then wakes it with no system call (mobilenet_v2, 300 batches of one 64x64 image: 2.29 ->
-// 2.15 s, 7 interleaved runs; the model's thread spent 0.1 s waking it). Large activations, whose observer kernels use every core, are observed on the calling
+// bit for bit. Large activations, whose observer kernels use every core, are observed on the calling
 // thread once the queue has drained.
+//
+// Idle, the worker spins for up to 200 us before it sleeps, where it has a core of its own, so that the
+// caller hands it work without a system call; and the activations it read in place are released on the
+// caller's thread, whose heap they came from (mobilenet_v2, 300 batches of one 64x64 image: futex calls
+// 37.7k -> 5.8k, 2.12 -> 1.99 s over 11 interleaved runs; docs/performance.md, round 11).
 //
 // ObserveSchedule decides whether to use one: only where every activation is small (the model's own ops
 // and the observers' kernels then run below their parallel grains, and a second thread of the model's
