@@ -1,5 +1,7 @@
 #include "report/svg.h"
 
+#include "report/json_text.h"  // utf8_length
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -115,13 +117,38 @@ std::string frame(const std::string& title, const YAxis& y, const std::string& y
 
 std::string escape(const std::string& text) {
   std::string out;
-  for (char c : text) {
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x80) {  // a valid UTF-8 sequence as it is; a byte of none as U+FFFD, as a browser would show it
+      const size_t n = utf8_length(text, i);
+      if (n == 0) {
+        out += "&#xFFFD;";
+        ++i;
+      } else {
+        out.append(text, i, n);
+        i += n;
+      }
+      continue;
+    }
+    ++i;
     switch (c) {
       case '&': out += "&amp;"; break;
       case '<': out += "&lt;"; break;
       case '>': out += "&gt;"; break;
       case '"': out += "&quot;"; break;
-      default: out += c;
+      case '\t': case '\n': case '\r': out += static_cast<char>(c); break;
+      default: {
+        // Other C0 controls and DEL are not allowed in an HTML page, raw or as a reference: their
+        // Control Pictures symbol (U+2400 + c, U+2421 for DEL) shows which one the name holds.
+        if (c < 0x20 || c == 0x7f) {
+          char ref[16];
+          std::snprintf(ref, sizeof ref, "&#x%X;", c == 0x7f ? 0x2421u : 0x2400u + c);
+          out += ref;
+        } else {
+          out += static_cast<char>(c);
+        }
+      }
     }
   }
   return out;

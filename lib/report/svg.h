@@ -62,6 +62,9 @@ struct OverviewChart {
 };
 std::string overview_chart(const OverviewChart& chart);
 
-std::string escape(const std::string& text);  // &, <, >, " for HTML/SVG text and attributes
+// &, <, >, " for HTML/SVG text and attributes; a byte that is not UTF-8 as U+FFFD and a control character
+// (other than tab, newline, carriage return) as its Control Pictures symbol, so the page is valid UTF-8 HTML
+// whatever bytes a module name or path holds.
+std::string escape(const std::string& text);
 
 }  // namespace qreport::report::svg

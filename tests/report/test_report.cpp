@@ -284,6 +284,35 @@ TEST_CASE("HTML report: self-contained, escaped, a section per detector") {
   CHECK(h.find("outliers in channel(s) 2") != std::string::npos);
 }
 
+// A page declared UTF-8 must be UTF-8, and HTML allows no C0 control character but tab, newline and
+// carriage return, raw or as a reference: a Linux path or module name may hold any byte.
+TEST_CASE("HTML escaping keeps the page valid UTF-8 whatever bytes a name holds") {
+  CHECK(report::svg::escape("a<b>&\"c\"") == "a&lt;b&gt;&amp;&quot;c&quot;");
+  CHECK(report::svg::escape("caf\xc3\xa9 \xe2\x82\xac") == "caf\xc3\xa9 \xe2\x82\xac");  // UTF-8 as it is
+  CHECK(report::svg::escape("ctl\x01" "ff") == "ctl&#x2401;ff");                            // SOH's symbol
+  CHECK(report::svg::escape("del\x7f") == "del&#x2421;");
+  CHECK(report::svg::escape("t\tn\nr\r") == "t\tn\nr\r");
+  CHECK(report::svg::escape("x\xffy\xc3") == "x&#xFFFD;y&#xFFFD;");                    // not UTF-8, cut sequence
+  CHECK(report::svg::escape("\xed\xa0\x80") == "&#xFFFD;&#xFFFD;&#xFFFD;");            // a surrogate's bytes
+  report::Report r = findings_report();
+  r.model_path = std::string("/data/m\xff\x01.pt");
+  const std::string h = report::to_html(r);
+  for (size_t i = 0; i < h.size();) {
+    const auto c = static_cast<unsigned char>(h[i]);
+    INFO("byte ", i);
+    if (c >= 0x80) {
+      const size_t n = report::utf8_length(h, i);
+      REQUIRE(n > 0);
+      i += n;
+    } else {
+      REQUIRE((c >= 0x20 || c == '\t' || c == '\n' || c == '\r'));
+      REQUIRE(c != 0x7f);
+      ++i;
+    }
+  }
+  CHECK(h.find("/data/m&#xFFFD;&#x2401;.pt") != std::string::npos);
+}
+
 TEST_CASE("sparse channels: a ratio saturated by max / 0 in some batch, and nothing else") {
   const double flt_max = std::numeric_limits<float>::max();
   CHECK(detectors::is_sparse_channel(flt_max, 1));
