@@ -59,7 +59,6 @@ int main(int argc, char** argv) {
     const double forward_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     // forward_s: the forward passes alone (compare with qreport -v's "stage calibrate").
     std::cout << "batches " << outputs.size() << " checksum " << checksum << " forward_s " << forward_s << "\n";
-
   } catch (const std::exception& e) {
     std::cerr << "baseline: " << e.what() << "\n";
     return 1;

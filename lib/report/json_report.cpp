@@ -48,6 +48,14 @@ void write_detectors(JsonWriter& w, const Report& r) {
   w.end_object();
 }
 
+// An object's members into the object w has open.
+void write_members(JsonWriter& w, const ojson& object) {
+  for (const auto& [k, v] : object.items()) {
+    w.key(k);
+    write_ojson(w, v);
+  }
+}
+
 // The sections after "detectors", in order, as one document.
 ojson later_sections(const Report& r) {
   ojson j = ojson::object();
@@ -124,17 +132,10 @@ std::string to_json(const Report& r) {
   std::string out;
   JsonWriter w(out);
   w.begin_object();
-  for (const auto& [k, v] : head.items()) {
-    w.key(k);
-    write_ojson(w, v);
-  }
+  write_members(w, head);
   w.key("detectors");
   write_detectors(w, r);
-  const ojson later = later_sections(r);
-  for (const auto& [k, v] : later.items()) {
-    w.key(k);
-    write_ojson(w, v);
-  }
+  write_members(w, later_sections(r));
   w.end_object();
   out += '\n';
   return out;
